@@ -1,0 +1,100 @@
+"""Cloudflare's response envelope, and errors mapped to it (the one place that decides)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from mayfly.errors import MayflyError, RateLimited
+
+log = logging.getLogger("mayfly.api")
+
+
+def ok(
+    result: Any,
+    *,
+    status: int = 200,
+    result_info: dict[str, Any] | None = None,
+    messages: list[str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "success": True,
+        "errors": [],
+        "messages": [{"code": 10000 + i, "message": m} for i, m in enumerate(messages or [])],
+        "result": result,
+    }
+    if result_info is not None:
+        body["result_info"] = result_info
+    return JSONResponse(body, status_code=status)
+
+
+def failure(
+    code: int, message: str, status: int, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {
+            "success": False,
+            "errors": [{"code": code, "message": message}],
+            "messages": [],
+            "result": None,
+        },
+        status_code=status,
+        headers=headers,
+    )
+
+
+async def mayfly_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, MayflyError)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    return failure(exc.code, exc.message, exc.status, headers)
+
+
+async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return failure(
+        10500, "Sorry, Mayfly hit an internal error; it was logged. Retry, or report it.", 500
+    )
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    """Parse a JSON object whatever the declared content type (wrangler sends text/plain)."""
+    from mayfly.errors import ValidationError
+
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise ValidationError(f"The request body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValidationError("The request body must be a JSON object.")
+    return data
+
+
+def paginate(
+    items: list[Any], request: Request, default_per_page: int = 20
+) -> tuple[list[Any], dict[str, Any]]:
+    """page/per_page pagination with result_info.total_count (wrangler pages while page*per_page < total)."""
+    from mayfly.errors import ValidationError
+
+    try:
+        page = max(1, int(request.query_params.get("page", "1")))
+        per_page = min(
+            1000, max(1, int(request.query_params.get("per_page", str(default_per_page))))
+        )
+    except ValueError as exc:
+        raise ValidationError("page and per_page must be whole numbers.") from exc
+    start = (page - 1) * per_page
+    chunk = items[start : start + per_page]
+    return chunk, {
+        "page": page,
+        "per_page": per_page,
+        "count": len(chunk),
+        "total_count": len(items),
+        "total_pages": (len(items) + per_page - 1) // per_page,
+    }

@@ -1,0 +1,98 @@
+"""U1–U4: who holds this token, and which accounts it reaches."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from mayfly.api.auth import principal, services
+from mayfly.api.envelope import failure, ok, paginate
+from mayfly.model import Account, iso
+
+
+def render_account(account: Account) -> dict[str, Any]:
+    return {
+        "id": account.id,
+        "name": account.name,
+        "type": "standard",
+        "created_on": iso(account.created_at),
+        "settings": {"enforce_twofactor": False},
+        "mayfly": {
+            "kind": account.kind,
+            "expires_at": iso(account.expires_at),
+            "subdomain": account.subdomain,
+        },
+    }
+
+
+async def verify_user_token(request: Request) -> Response:
+    who = await principal(request)
+    if who.user_id is None:
+        # Account-scoped tokens are verified under /accounts/{id}/tokens/verify; wrangler reads
+        # code 1000 here as "this is an Account API Token".
+        return failure(
+            1000,
+            f"This is an account API token; verify it at /accounts/{who.account_id}/tokens/verify.",
+            401,
+        )
+    return ok({"id": who.token_id, "status": "active"})
+
+
+async def verify_account_token(request: Request) -> Response:
+    who = await principal(request)
+    if who.account_id != request.path_params["account_id"]:
+        return failure(9109, "This API token is not valid for that account.", 403)
+    return ok({"id": who.token_id, "status": "active"})
+
+
+async def user(request: Request) -> Response:
+    who = await principal(request)
+    if who.user_id is None:
+        return failure(9109, "This account API token has no user details.", 403)
+    return ok({"id": who.user_id, "email": who.email})
+
+
+async def list_accounts(request: Request) -> Response:
+    who = await principal(request)
+    found = await asyncio.to_thread(services(request).accounts.for_principal, who)
+    page, info = paginate([render_account(a) for a in found], request)
+    return ok(page, result_info=info)
+
+
+async def get_account(request: Request) -> Response:
+    who = await principal(request)
+    account = await asyncio.to_thread(
+        services(request).accounts.require_access, who, request.path_params["account_id"]
+    )
+    return ok(render_account(account))
+
+
+async def memberships(request: Request) -> Response:
+    who = await principal(request)
+    found = await asyncio.to_thread(services(request).accounts.for_principal, who)
+    items = [
+        {
+            "id": f"{a.id}-{who.token_id}",
+            "status": "accepted",
+            "account": {"id": a.id, "name": a.name},
+            "roles": ["Administrator"],
+            "permissions": {},
+        }
+        for a in found
+    ]
+    page, info = paginate(items, request)
+    return ok(page, result_info=info)
+
+
+routes = [
+    Route("/user/tokens/verify", verify_user_token, methods=["GET"]),
+    Route("/user", user, methods=["GET"]),
+    Route("/accounts", list_accounts, methods=["GET"]),
+    Route("/accounts/{account_id}", get_account, methods=["GET"]),
+    Route("/accounts/{account_id}/tokens/verify", verify_account_token, methods=["GET"]),
+    Route("/memberships", memberships, methods=["GET"]),
+]

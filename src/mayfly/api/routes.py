@@ -1,0 +1,71 @@
+"""The public ASGI app: /client/v4 (Cloudflare's envelope) plus the pages."""
+
+from __future__ import annotations
+
+import re
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from mayfly import __version__
+from mayfly.api import identity, provisioning, workers
+from mayfly.api.envelope import failure, mayfly_error_handler, unexpected_error_handler
+from mayfly.errors import MayflyError
+from mayfly.services.container import Services
+
+_SLASHES = re.compile(r"/{2,}")
+
+
+class CollapseSlashes:
+    """wrangler with a trailing slash in its base URL sends `/client/v4//accounts/…`."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and "//" in scope["path"]:
+            scope = dict(scope)
+            scope["path"] = _SLASHES.sub("/", scope["path"])
+            raw = scope.get("raw_path")
+            if raw:
+                scope["raw_path"] = re.sub(rb"/{2,}", b"/", raw)
+        await self.app(scope, receive, send)
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    if request.url.path.startswith("/client/v4"):
+        return failure(7003, f"No route for {request.method} {request.url.path}.", 404)
+    return JSONResponse({"error": "not found"}, status_code=404)
+
+
+async def method_not_allowed(request: Request, exc: Exception) -> Response:
+    return failure(10405, f"{request.method} is not allowed on {request.url.path}.", 405)
+
+
+async def index(request: Request) -> Response:
+    return JSONResponse({"name": "mayfly", "version": __version__, "api": "/client/v4"})
+
+
+def api_routes() -> list[BaseRoute]:
+    return [*provisioning.routes, *identity.routes, *workers.routes]
+
+
+def build_public_app(services: Services, extra_routes: list[BaseRoute] | None = None) -> ASGIApp:
+    app = Starlette(
+        routes=[
+            Route("/", index),
+            Mount("/client/v4", routes=api_routes()),
+            *(extra_routes or []),
+        ],
+        exception_handlers={
+            MayflyError: mayfly_error_handler,
+            404: not_found,
+            405: method_not_allowed,
+            Exception: unexpected_error_handler,
+        },
+    )
+    app.state.services = services
+    return CollapseSlashes(app)

@@ -1,0 +1,1 @@
+"""The `mayfly` command: one module per noun."""

@@ -1,0 +1,60 @@
+"""`mayfly serve`: the control plane and the data plane on one machine."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from mayfly.settings import SETTINGS, Setting, load_settings
+
+
+def _click_type(setting: Setting) -> Any:
+    if setting.parse is int:
+        return int
+    if setting.parse is float:
+        return float
+    if isinstance(setting.default, bool):
+        return click.BOOL
+    return str
+
+
+def settings_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """One click option per declared setting (flag > MAYFLY_* env > default)."""
+    for setting in reversed(SETTINGS):
+        func = click.option(
+            setting.flag,
+            setting.name,
+            type=_click_type(setting),
+            default=None,
+            help=f"{setting.help} [env {setting.env_var}; default {setting.default!r}]",
+        )(func)
+    return func
+
+
+@click.command()
+@settings_options
+def serve(**flags: Any) -> None:
+    """Start the platform: API and pages, the reaper, and the workerd data plane."""
+    try:
+        settings = load_settings(flags)
+    except (ValueError, KeyError) as exc:
+        raise click.UsageError(str(exc)) from exc
+    logging.basicConfig(
+        level=getattr(logging, settings.log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from mayfly.app import Platform  # the composition root, imported only here
+
+    platform = Platform.create(settings)
+    click.echo(f"Mayfly API      {settings.public_url}  (data in {settings.data_dir.absolute()})")
+    if settings.runtime:
+        click.echo(f"Workers         http://<script>.<account>.{settings.workers_url_suffix}")
+    click.echo(f"Deploy with     mayfly deploy --temporary --api-url {settings.public_url}")
+    try:
+        asyncio.run(platform.serve())
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,70 @@
+"""Domain errors with stable codes. They become HTTP only at the edge (api/, pages/)."""
+
+from __future__ import annotations
+
+
+class MayflyError(Exception):
+    """An error the user can act on. `code` is stable; `status` is its HTTP status at the edge."""
+
+    code: int = 10021
+    status: int = 400
+
+    def __init__(self, message: str, *, code: int | None = None, status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+
+
+class InvalidToken(MayflyError):
+    code, status = 10000, 401
+
+
+class TemporaryAccountExpired(MayflyError):
+    code, status = 10001, 401
+
+
+class TemporaryAccountClaimed(MayflyError):
+    code, status = 10002, 401
+
+
+class Forbidden(MayflyError):
+    code, status = 9109, 403
+
+
+class ScriptNotFound(MayflyError):
+    code, status = 10007, 404
+
+
+class NotFound(MayflyError):
+    code, status = 10404, 404
+
+
+class NamespaceTitleExists(MayflyError):
+    code, status = 10014, 400
+
+
+class ValidationError(MayflyError):
+    code, status = 10021, 400
+
+
+class ProofOfWorkInvalid(MayflyError):
+    code, status = 1019, 403
+
+
+class RateLimited(MayflyError):
+    code, status = 10429, 429
+
+    def __init__(self, message: str, *, retry_after: int):
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
+
+
+class Suspended(MayflyError):
+    code, status = 10060, 503
+
+
+class Conflict(MayflyError):
+    code, status = 10409, 409

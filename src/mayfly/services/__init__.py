@@ -1,0 +1,1 @@
+"""Domain services. Each owns its transactions and raises mayfly.errors on bad input."""

@@ -1,0 +1,39 @@
+"""What every service needs, built once by the composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from mayfly.services.clock import Clock
+from mayfly.services.crypto import Crypto
+from mayfly.settings import Settings
+from mayfly.storage.blobs import BlobStore
+from mayfly.storage.database import Database
+
+
+class Invalidator(Protocol):
+    """Tells the data plane that routes changed. Returns when every live shard acknowledged."""
+
+    async def invalidate(self, hosts: list[str]) -> None: ...
+
+
+class NoInvalidator:
+    async def invalidate(self, hosts: list[str]) -> None:
+        return None
+
+
+@dataclass
+class ServiceContext:
+    settings: Settings
+    db: Database
+    blobs: BlobStore
+    crypto: Crypto
+    clock: Clock
+    invalidator: Invalidator = field(default_factory=NoInvalidator)
+
+    def worker_host(self, script: str, account_name: str) -> str:
+        return f"{script}.{account_name}.{self.settings.domain}"
+
+    def worker_url(self, script: str, account_name: str) -> str:
+        return f"http://{script}.{account_name}.{self.settings.workers_url_suffix}"

@@ -1,0 +1,133 @@
+"""Temporary accounts for agents: proof-of-work challenge, then an account, a token, a claim URL."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from mayfly.errors import ProofOfWorkInvalid, RateLimited, ValidationError
+from mayfly.model import ProvisionedAccount
+from mayfly.services import audit, pow
+from mayfly.services.accounts import get_account, name_taken
+from mayfly.services.context import ServiceContext
+from mayfly.services.crypto import hash_token
+from mayfly.services.names import random_name
+from mayfly.services.ratelimit import SlidingWindowLimiter
+from mayfly.services.tokens import create_token
+from mayfly.storage.tables import accounts, used_challenges
+
+
+class ProvisioningService:
+    def __init__(self, ctx: ServiceContext):
+        self.ctx = ctx
+        s = ctx.settings
+        self.challenge_limiter = SlidingWindowLimiter(
+            s.challenges_per_minute, 60, "proof-of-work challenges"
+        )
+        self.account_limiter = SlidingWindowLimiter(s.accounts_per_hour, 3600, "temporary accounts")
+
+    def challenge(self, client: str) -> dict[str, Any]:
+        now = self.ctx.clock.now()
+        self.challenge_limiter.hit(client, now.timestamp())
+        s = self.ctx.settings
+        token, challenge = pow.issue(self.ctx.crypto, s.pow_k, s.pow_g, now, s.challenge_ttl)
+        return {
+            "challengeToken": token,
+            "seed": pow.b64url(challenge.seed),
+            "k": challenge.k,
+            "g": challenge.g,
+        }
+
+    async def create(self, body: dict[str, Any], client: str) -> ProvisionedAccount:
+        """Verify the solution (off the event loop), then create the account in one transaction."""
+        if body.get("acceptTermsOfService") != "yes":
+            raise ValidationError('Accept the terms of service with "acceptTermsOfService": "yes".')
+        token = body.get("challengeToken")
+        solution = body.get("solution")
+        checkpoints = solution.get("checkpoints") if isinstance(solution, dict) else None
+        if not isinstance(token, str) or not isinstance(checkpoints, str):
+            raise ProofOfWorkInvalid(
+                "Send challengeToken and solution.checkpoints from a solved challenge."
+            )
+        now = self.ctx.clock.now()
+        challenge = pow.open_token(self.ctx.crypto, token, now)
+        await asyncio.to_thread(pow.verify, challenge, checkpoints, self.ctx.settings.pow_samples)
+        self.account_limiter.hit(client, now.timestamp())
+        return await asyncio.to_thread(self._create_account, challenge, client)
+
+    def _create_account(self, challenge: pow.Challenge, client: str) -> ProvisionedAccount:
+        s = self.ctx.settings
+        now = self.ctx.clock.now()
+        expires_at = now + timedelta(seconds=s.temporary_ttl)
+        account_id = secrets.token_hex(16)
+        claim_token = secrets.token_urlsafe(32)
+        for attempt in range(40):
+            name = random_name() if attempt < 30 else f"{random_name()}-{secrets.randbelow(10000)}"
+            try:
+                with self.ctx.db.begin() as conn:
+                    try:
+                        conn.execute(
+                            insert(used_challenges).values(
+                                id=challenge.id,
+                                expires_at=now + timedelta(seconds=s.challenge_ttl + 60),
+                            )
+                        )
+                    except IntegrityError as exc:
+                        raise ProofOfWorkInvalid(
+                            "This proof-of-work challenge was already used; request a new one."
+                        ) from exc
+                    live = conn.execute(
+                        select(func.count())
+                        .select_from(accounts)
+                        .where(accounts.c.kind == "temporary", accounts.c.expires_at > now)
+                    ).scalar_one()
+                    if live >= s.max_live_temporary:
+                        raise RateLimited(
+                            "The platform has as many temporary accounts as it allows; "
+                            "try again in a few minutes.",
+                            retry_after=60,
+                        )
+                    if name_taken(conn, name):
+                        continue
+                    conn.execute(
+                        insert(accounts).values(
+                            id=account_id,
+                            name=name,
+                            kind="temporary",
+                            created_at=now,
+                            expires_at=expires_at,
+                            claim_token_hash=hash_token(claim_token),
+                            created_by_ip=client,
+                        )
+                    )
+                    _, api_token = create_token(
+                        conn,
+                        account_id=account_id,
+                        kind="temporary",
+                        name="temporary account token",
+                        now=now,
+                        expires_at=expires_at,
+                    )
+                    audit.record(
+                        conn,
+                        account_id,
+                        "account.provisioned",
+                        "agent",
+                        now,
+                        expires_at=expires_at.isoformat(),
+                    )
+                    account = get_account(conn, account_id)
+            except IntegrityError:
+                continue  # a concurrent request took the name; draw another
+            assert account is not None
+            return ProvisionedAccount(
+                account=account,
+                api_token=api_token,
+                claim_url=f"{s.public_url}/claim/{claim_token}",
+            )
+        raise RateLimited("Could not find a free account name; try again.", retry_after=1)

@@ -1,0 +1,104 @@
+"""What the data plane asks: which version serves a host, and that version's code and bindings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from mayfly.errors import NotFound
+from mayfly.model import Route, as_utc
+from mayfly.services.context import ServiceContext
+from mayfly.services.versions import load_modules, module_payload
+from mayfly.storage.tables import accounts, scripts, tombstones, versions
+
+EXPIRED_MESSAGE = "This temporary deployment expired and was deleted."
+
+
+class RoutingService:
+    def __init__(self, ctx: ServiceContext):
+        self.ctx = ctx
+
+    def split_host(self, host: str) -> tuple[str, str] | None:
+        host = host.strip().lower().rstrip(".")
+        if host.startswith("["):
+            return None
+        host = host.rsplit(":", 1)[0] if ":" in host else host
+        suffix = "." + self.ctx.settings.domain.lower()
+        if not host.endswith(suffix):
+            return None
+        labels = host[: -len(suffix)].split(".")
+        if len(labels) != 2 or not all(labels):
+            return None
+        return labels[0], labels[1]
+
+    def route(self, host: str) -> Route:
+        parts = self.split_host(host)
+        if parts is None:
+            return Route(status="unknown", message=f"No Worker is served at {host}.")
+        script_name, account_name = parts
+        now = self.ctx.clock.now()
+        with self.ctx.db.read() as conn:
+            account = conn.execute(
+                select(accounts.c.id, accounts.c.expires_at).where(accounts.c.name == account_name)
+            ).first()
+            if account is None:
+                tomb = conn.execute(
+                    select(tombstones.c.account_id).where(tombstones.c.name == account_name)
+                ).first()
+                if tomb is not None:
+                    return Route(status="expired", message=EXPIRED_MESSAGE)
+                return Route(status="unknown", message=f"No Worker is served at {host}.")
+            if account.expires_at is not None and as_utc(account.expires_at) <= now:
+                return Route(status="expired", account_id=account.id, message=EXPIRED_MESSAGE)
+            script = conn.execute(
+                select(scripts.c.current_version_id, scripts.c.subdomain_enabled).where(
+                    scripts.c.account_id == account.id, scripts.c.name == script_name
+                )
+            ).first()
+        if script is None or script.current_version_id is None:
+            return Route(status="unknown", message=f"No Worker is served at {host}.")
+        if not script.subdomain_enabled:
+            return Route(status="disabled", message=f"The Worker at {host} is not enabled.")
+        return Route(
+            status="ok",
+            account_id=account.id,
+            script=script_name,
+            version_id=script.current_version_id,
+            expires_at=account.expires_at,
+        )
+
+    def version_code(self, version_id: str) -> dict[str, Any]:
+        """Everything the dispatcher needs to load a version: modules, env, bindings."""
+        with self.ctx.db.read() as conn:
+            row = conn.execute(
+                select(versions, scripts.c.name.label("script_name"))
+                .join(scripts, scripts.c.id == versions.c.script_id)
+                .where(versions.c.id == version_id)
+            ).first()
+            if row is None:
+                raise NotFound(f"version {version_id} not found")
+            mods = load_modules(conn, self.ctx.blobs, row.account_id, version_id)
+        env: dict[str, Any] = {}
+        kv: list[dict[str, str]] = []
+        for binding in row.bindings or []:
+            kind = binding["type"]
+            if kind == "plain_text":
+                env[binding["name"]] = binding["text"]
+            elif kind == "json":
+                env[binding["name"]] = binding["json"]
+            elif kind == "secret_text":
+                env[binding["name"]] = self.ctx.crypto.decrypt(binding["ciphertext"])
+            elif kind == "kv_namespace":
+                kv.append({"name": binding["name"], "namespace_id": binding["namespace_id"]})
+        return {
+            "version_id": version_id,
+            "account_id": row.account_id,
+            "script": row.script_name,
+            "main_module": row.main_module,
+            "compatibility_date": row.compatibility_date,
+            "compatibility_flags": list(row.compatibility_flags or []),
+            "modules": [module_payload(m) for m in mods if m.kind != "sourcemap"],
+            "env": env,
+            "kv_namespaces": kv,
+        }

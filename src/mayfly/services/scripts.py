@@ -1,0 +1,460 @@
+"""Workers (scripts): upload versions, deploy them, list, delete, settings and secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from mayfly.errors import ScriptNotFound, ValidationError
+from mayfly.model import Account, Principal, iso
+from mayfly.services import audit
+from mayfly.services.accounts import get_account
+from mayfly.services.context import ServiceContext
+from mayfly.services.uploads import DEFAULT_COMPATIBILITY_DATE, UploadPlan
+from mayfly.services.versions import (
+    detect_handlers,
+    public_binding,
+    render_version,
+    resolve_bindings,
+    store_version,
+)
+from mayfly.storage.tables import blobs, deployments, modules, scripts, versions
+
+SCRIPT_NAME_MAX = 63
+
+
+def check_script_name(name: str) -> None:
+    import re
+
+    if not re.match(r"^[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?$", name):
+        raise ValidationError(
+            f"Worker name {name!r} must be 1-63 lowercase letters, digits, '-' or '_', "
+            "starting and ending with a letter or digit."
+        )
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    version: dict[str, Any]
+    deployment: dict[str, Any] | None
+    messages: list[str]
+    created_script: bool
+
+
+def render_deployment(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "created_on": iso(row.created_at),
+        "source": row.source,
+        "strategy": "percentage",
+        "author_email": row.author,
+        "annotations": dict(row.annotations or {}),
+        "versions": [{"version_id": row.version_id, "percentage": 100}],
+    }
+
+
+class ScriptService:
+    def __init__(self, ctx: ServiceContext):
+        self.ctx = ctx
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _author(principal: Principal | None, account: Account) -> str:
+        if principal is not None and principal.email:
+            return principal.email
+        return f"{account.name}@{'temporary' if account.kind == 'temporary' else 'account'}"
+
+    @staticmethod
+    def _script_row(conn: Connection, account_id: str, name: str) -> Any:
+        return conn.execute(
+            select(scripts).where(scripts.c.account_id == account_id, scripts.c.name == name)
+        ).first()
+
+    def _require_script(self, conn: Connection, account_id: str, name: str) -> Any:
+        row = self._script_row(conn, account_id, name)
+        if row is None:
+            raise ScriptNotFound(f"This Worker does not exist on your account: {name!r}.")
+        return row
+
+    def _hosts(self, account: Account, script_names: list[str]) -> list[str]:
+        return [self.ctx.worker_host(s, account.name) for s in script_names]
+
+    async def _invalidate(self, account: Account, script_names: list[str]) -> None:
+        await self.ctx.invalidator.invalidate(self._hosts(account, script_names))
+
+    def _version_row(self, conn: Connection, script_id: str, version_id: str) -> Any:
+        return conn.execute(
+            select(versions).where(versions.c.id == version_id, versions.c.script_id == script_id)
+        ).first()
+
+    def _render(self, conn: Connection, row: Any, account: Account) -> dict[str, Any]:
+        main = conn.execute(
+            select(modules.c.blob_sha256).where(
+                modules.c.version_id == row.id, modules.c.name == row.main_module
+            )
+        ).scalar_one()
+        source = self.ctx.blobs.get(conn, account.id, main)
+        return render_version(row, detect_handlers(source), self._author(None, account))
+
+    def _deploy(
+        self,
+        conn: Connection,
+        script_row: Any,
+        version_id: str,
+        *,
+        annotations: dict[str, str],
+        author: str,
+        source: str,
+        now: datetime,
+    ) -> dict[str, Any]:
+        deployment_id = str(uuid.uuid4())
+        conn.execute(
+            insert(deployments).values(
+                id=deployment_id,
+                script_id=script_row.id,
+                account_id=script_row.account_id,
+                version_id=version_id,
+                created_at=now,
+                annotations=annotations,
+                source=source,
+                author=author,
+            )
+        )
+        conn.execute(
+            update(scripts)
+            .where(scripts.c.id == script_row.id)
+            .values(
+                current_deployment_id=deployment_id, current_version_id=version_id, updated_at=now
+            )
+        )
+        row = conn.execute(select(deployments).where(deployments.c.id == deployment_id)).one()
+        return render_deployment(row)
+
+    # -- uploads and deployments -------------------------------------------------------------
+
+    async def upload(
+        self,
+        principal: Principal,
+        account: Account,
+        name: str,
+        plan: UploadPlan,
+        *,
+        deploy: bool,
+        strict_inherit: bool = False,
+        triggered_by: str = "upload",
+    ) -> Uploaded:
+        check_script_name(name)
+        result = await asyncio.to_thread(
+            self._upload_sync, principal, account, name, plan, deploy, strict_inherit, triggered_by
+        )
+        if deploy:
+            await self._invalidate(account, [name])
+        return result
+
+    def _upload_sync(
+        self,
+        principal: Principal,
+        account: Account,
+        name: str,
+        plan: UploadPlan,
+        deploy: bool,
+        strict_inherit: bool,
+        triggered_by: str,
+    ) -> Uploaded:
+        now = self.ctx.clock.now()
+        author = self._author(principal, account)
+        try:
+            with self.ctx.db.begin() as conn:
+                row = self._script_row(conn, account.id, name)
+                created = row is None
+                if created:
+                    self._check_quota(conn, account)
+                    conn.execute(
+                        insert(scripts).values(
+                            id=secrets.token_hex(16),
+                            account_id=account.id,
+                            name=name,
+                            created_at=now,
+                            updated_at=now,
+                            subdomain_enabled=True,
+                            settings={},
+                        )
+                    )
+                    row = self._script_row(conn, account.id, name)
+                previous = None
+                if row.current_version_id:
+                    previous = conn.execute(
+                        select(versions.c.bindings).where(versions.c.id == row.current_version_id)
+                    ).scalar_one()
+                bindings = resolve_bindings(
+                    conn, self.ctx.crypto, account.id, plan, previous, strict_inherit
+                )
+                plan.annotations.setdefault("workers/triggered_by", triggered_by)
+                version_id = store_version(
+                    conn,
+                    self.ctx.blobs,
+                    account_id=account.id,
+                    script_id=row.id,
+                    plan=plan,
+                    bindings=bindings,
+                    source="wrangler",
+                    now=now,
+                )
+                deployment = None
+                if deploy:
+                    deploy_annotations = {
+                        k: v for k, v in plan.annotations.items() if k == "workers/message"
+                    }
+                    deploy_annotations["workers/triggered_by"] = (
+                        "secret" if triggered_by == "secret" else "deployment"
+                    )
+                    deployment = self._deploy(
+                        conn,
+                        row,
+                        version_id,
+                        annotations=deploy_annotations,
+                        author=author,
+                        source="api",
+                        now=now,
+                    )
+                audit.record(
+                    conn,
+                    account.id,
+                    "version.uploaded",
+                    author,
+                    now,
+                    script=name,
+                    version_id=version_id,
+                )
+                if deploy:
+                    audit.record(
+                        conn,
+                        account.id,
+                        "script.deployed",
+                        author,
+                        now,
+                        script=name,
+                        version_id=version_id,
+                    )
+                version_row = self._version_row(conn, row.id, version_id)
+                version = self._render(conn, version_row, account)
+        except IntegrityError as exc:
+            raise ValidationError(f"Concurrent upload to Worker {name!r}; retry.") from exc
+        return Uploaded(version, deployment, plan.messages, created)
+
+    def _check_quota(self, conn: Connection, account: Account) -> None:
+        if account.kind != "temporary":
+            return
+        count = len(
+            conn.execute(select(scripts.c.id).where(scripts.c.account_id == account.id)).all()
+        )
+        if count >= self.ctx.settings.max_scripts:
+            raise ValidationError(
+                f"A temporary account holds at most {self.ctx.settings.max_scripts} Workers; "
+                "delete one or claim the account."
+            )
+
+    async def create_deployment(
+        self, principal: Principal, account: Account, name: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        result = await asyncio.to_thread(
+            self._create_deployment_sync, principal, account, name, body
+        )
+        await self._invalidate(account, [name])
+        return result
+
+    def _create_deployment_sync(
+        self, principal: Principal, account: Account, name: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        entries = body.get("versions")
+        if not isinstance(entries, list) or not entries:
+            raise ValidationError("A deployment needs versions: [{version_id, percentage: 100}].")
+        if (
+            len(entries) != 1
+            or not isinstance(entries[0], dict)
+            or entries[0].get("percentage", 100) != 100
+        ):
+            raise ValidationError(
+                "Gradual deployments are not supported: deploy one version at percentage 100."
+            )
+        version_id = entries[0].get("version_id")
+        annotations = body.get("annotations") or {}
+        if not isinstance(annotations, dict):
+            raise ValidationError("annotations must be an object.")
+        now = self.ctx.clock.now()
+        author = self._author(principal, account)
+        with self.ctx.db.begin() as conn:
+            row = self._require_script(conn, account.id, name)
+            if (
+                not isinstance(version_id, str)
+                or self._version_row(conn, row.id, version_id) is None
+            ):
+                raise ValidationError(f"Version {version_id!r} does not belong to Worker {name!r}.")
+            clean = {str(k): str(v) for k, v in annotations.items() if v is not None}
+            clean.setdefault("workers/triggered_by", "deployment")
+            deployment = self._deploy(
+                conn, row, version_id, annotations=clean, author=author, source="api", now=now
+            )
+            audit.record(
+                conn, account.id, "script.deployed", author, now, script=name, version_id=version_id
+            )
+        return deployment
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def list_deployments(self, account: Account, name: str) -> list[dict[str, Any]]:
+        with self.ctx.db.read() as conn:
+            row = self._require_script(conn, account.id, name)
+            rows = conn.execute(
+                select(deployments)
+                .where(deployments.c.script_id == row.id)
+                .order_by(deployments.c.created_at.desc(), deployments.c.id)
+            ).all()
+        return [render_deployment(r) for r in rows]
+
+    def list_versions(self, account: Account, name: str) -> list[dict[str, Any]]:
+        with self.ctx.db.read() as conn:
+            row = self._require_script(conn, account.id, name)
+            rows = conn.execute(
+                select(versions)
+                .where(versions.c.script_id == row.id)
+                .order_by(versions.c.number.desc())
+            ).all()
+            return [self._render(conn, r, account) for r in rows]
+
+    def get_version(self, account: Account, name: str, version_id: str) -> dict[str, Any]:
+        with self.ctx.db.read() as conn:
+            row = self._require_script(conn, account.id, name)
+            version = self._version_row(conn, row.id, version_id)
+            if version is None:
+                raise ScriptNotFound(f"Version {version_id!r} of Worker {name!r} does not exist.")
+            return self._render(conn, version, account)
+
+    def current(self, account: Account, name: str) -> tuple[Any, dict[str, Any] | None]:
+        """The script row and its deployed version (rendered), or 10007."""
+        with self.ctx.db.read() as conn:
+            row = self._require_script(conn, account.id, name)
+            if row.current_version_id is None:
+                return row, None
+            version = self._version_row(conn, row.id, row.current_version_id)
+            return row, self._render(conn, version, account)
+
+    def list_scripts(self, account: Account) -> list[Any]:
+        with self.ctx.db.read() as conn:
+            return list(
+                conn.execute(
+                    select(scripts)
+                    .where(scripts.c.account_id == account.id)
+                    .order_by(scripts.c.name)
+                ).all()
+            )
+
+    def current_bindings(self, account: Account, name: str) -> list[dict[str, Any]]:
+        with self.ctx.db.read() as conn:
+            row = self._require_script(conn, account.id, name)
+            if row.current_version_id is None:
+                return []
+            stored = conn.execute(
+                select(versions.c.bindings).where(versions.c.id == row.current_version_id)
+            ).scalar_one()
+        return [public_binding(b) for b in stored]
+
+    def settings(self, account: Account, name: str) -> dict[str, Any]:
+        row, version = self.current(account, name)
+        runtime = version["resources"]["script_runtime"] if version else {}
+        return {
+            "bindings": self.current_bindings(account, name),
+            "compatibility_date": runtime.get("compatibility_date", DEFAULT_COMPATIBILITY_DATE),
+            "compatibility_flags": runtime.get("compatibility_flags", []),
+            "usage_model": "standard",
+            "logpush": bool((row.settings or {}).get("logpush", False)),
+            "observability": (row.settings or {}).get("observability", {"enabled": False}),
+            "tags": (row.settings or {}).get("tags", []),
+            "tail_consumers": (row.settings or {}).get("tail_consumers", []),
+        }
+
+    def patch_settings(self, account: Account, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        allowed = {"observability", "tags", "logpush", "tail_consumers"}
+        unknown = set(body) - allowed
+        if unknown:
+            raise ValidationError(f"Unsupported script settings: {', '.join(sorted(unknown))}.")
+        with self.ctx.db.begin() as conn:
+            row = self._require_script(conn, account.id, name)
+            merged = {**(row.settings or {}), **body}
+            conn.execute(update(scripts).where(scripts.c.id == row.id).values(settings=merged))
+        return self.settings(account, name)
+
+    async def set_subdomain_enabled(
+        self, account: Account, name: str, enabled: bool
+    ) -> dict[str, bool]:
+        def change() -> None:
+            with self.ctx.db.begin() as conn:
+                row = self._require_script(conn, account.id, name)
+                conn.execute(
+                    update(scripts).where(scripts.c.id == row.id).values(subdomain_enabled=enabled)
+                )
+
+        await asyncio.to_thread(change)
+        await self._invalidate(account, [name])
+        return {"enabled": enabled, "previews_enabled": False}
+
+    # -- delete ----------------------------------------------------------------------------------
+
+    async def delete(self, principal: Principal | None, account: Account, name: str) -> None:
+        await asyncio.to_thread(self._delete_sync, principal, account, name)
+        await self._invalidate(account, [name])
+
+    def _delete_sync(self, principal: Principal | None, account: Account, name: str) -> None:
+        now = self.ctx.clock.now()
+        with self.ctx.db.begin() as conn:
+            row = self._require_script(conn, account.id, name)
+            delete_script_rows(conn, row.id)
+            collect_garbage_blobs(conn, self.ctx, account.id)
+            audit.record(
+                conn,
+                account.id,
+                "script.deleted",
+                self._author(principal, account),
+                now,
+                script=name,
+            )
+
+    def account_of(self, account_id: str) -> Account | None:
+        with self.ctx.db.read() as conn:
+            return get_account(conn, account_id)
+
+
+def delete_script_rows(conn: Connection, script_id: str) -> None:
+    version_ids = select(versions.c.id).where(versions.c.script_id == script_id)
+    conn.execute(delete(deployments).where(deployments.c.script_id == script_id))
+    conn.execute(delete(modules).where(modules.c.version_id.in_(version_ids)))
+    conn.execute(delete(versions).where(versions.c.script_id == script_id))
+    conn.execute(delete(scripts).where(scripts.c.id == script_id))
+
+
+def collect_garbage_blobs(conn: Connection, ctx: ServiceContext, account_id: str) -> None:
+    """Delete the account's blobs that no module references any more."""
+    referenced = (
+        select(modules.c.blob_sha256)
+        .join(versions, versions.c.id == modules.c.version_id)
+        .where(versions.c.account_id == account_id)
+    )
+    orphans = (
+        conn.execute(
+            select(blobs.c.sha256).where(
+                blobs.c.account_id == account_id, blobs.c.sha256.not_in(referenced)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    for digest in orphans:
+        ctx.blobs.delete_one(conn, account_id, digest)

@@ -1,0 +1,119 @@
+"""API tokens: random, shown once, stored hashed, scoped to one account."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from sqlalchemy import Connection, insert, select, update
+
+from mayfly.errors import InvalidToken, TemporaryAccountClaimed, TemporaryAccountExpired
+from mayfly.model import AccountKind, Principal, as_utc
+from mayfly.services.context import ServiceContext
+from mayfly.services.crypto import hash_token
+from mayfly.storage.tables import accounts, api_tokens, users
+
+PREFIXES: dict[AccountKind, str] = {"temporary": "mft_", "permanent": "mfp_"}
+
+EXPIRED_MESSAGE = (
+    "This temporary account has expired and was deleted. "
+    "Run `mayfly deploy --temporary` (or `wrangler logout`, then `wrangler deploy --temporary`) "
+    "to get a new one."
+)
+CLAIMED_MESSAGE = (
+    "This temporary account was claimed by a human, who now owns it; this token no longer works. "
+    "Ask them for a token of their own, or run `mayfly deploy --temporary` for a new account."
+)
+
+
+def new_token(kind: AccountKind) -> str:
+    return PREFIXES[kind] + secrets.token_urlsafe(32)
+
+
+def create_token(
+    conn: Connection,
+    *,
+    account_id: str,
+    kind: AccountKind,
+    name: str,
+    now: datetime,
+    expires_at: datetime | None = None,
+    user_id: str | None = None,
+) -> tuple[str, str]:
+    """Insert a token; returns (token id, the token itself, which is never stored)."""
+    token = new_token(kind)
+    token_id = secrets.token_hex(16)
+    conn.execute(
+        insert(api_tokens).values(
+            id=token_id,
+            token_hash=hash_token(token),
+            account_id=account_id,
+            user_id=user_id,
+            name=name,
+            kind=kind,
+            created_at=now,
+            expires_at=expires_at,
+        )
+    )
+    return token_id, token
+
+
+def revoke_account_tokens(conn: Connection, account_id: str, reason: str, now: datetime) -> None:
+    conn.execute(
+        update(api_tokens)
+        .where(api_tokens.c.account_id == account_id, api_tokens.c.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason=reason)
+    )
+
+
+class TokenService:
+    def __init__(self, ctx: ServiceContext):
+        self.ctx = ctx
+
+    def authenticate(self, token: str) -> Principal:
+        """The principal for a bearer token, or the error that tells the caller what to do."""
+        if not token:
+            raise InvalidToken("Missing API token: send `Authorization: Bearer <token>`.")
+        now = self.ctx.clock.now()
+        with self.ctx.db.read() as conn:
+            row = conn.execute(
+                select(
+                    api_tokens.c.id,
+                    api_tokens.c.account_id,
+                    api_tokens.c.kind,
+                    api_tokens.c.user_id,
+                    api_tokens.c.expires_at,
+                    api_tokens.c.revoked_at,
+                    api_tokens.c.revoked_reason,
+                    accounts.c.expires_at.label("account_expires_at"),
+                    users.c.email,
+                )
+                .select_from(
+                    api_tokens.join(accounts, accounts.c.id == api_tokens.c.account_id).outerjoin(
+                        users, users.c.id == api_tokens.c.user_id
+                    )
+                )
+                .where(api_tokens.c.token_hash == hash_token(token))
+            ).first()
+        if row is None:
+            if token.startswith(PREFIXES["temporary"]):
+                raise TemporaryAccountExpired(EXPIRED_MESSAGE)
+            raise InvalidToken("Invalid API token.")
+        if row.revoked_at is not None:
+            if row.revoked_reason == "claimed":
+                raise TemporaryAccountClaimed(CLAIMED_MESSAGE)
+            if row.kind == "temporary":
+                raise TemporaryAccountExpired(EXPIRED_MESSAGE)
+            raise InvalidToken("This API token was revoked.")
+        expiry = row.account_expires_at if row.kind == "temporary" else row.expires_at
+        if expiry is not None and as_utc(expiry) <= now:
+            if row.kind == "temporary":
+                raise TemporaryAccountExpired(EXPIRED_MESSAGE)
+            raise InvalidToken("This API token has expired.")
+        return Principal(
+            token_id=row.id,
+            account_id=row.account_id,
+            token_kind=row.kind,
+            user_id=row.user_id,
+            email=row.email,
+        )

@@ -1,0 +1,267 @@
+"""Validating a Worker upload (DESIGN §3): metadata, module names and types, dates, flags, size.
+
+Pure functions: the API layer hands over the parsed multipart parts; nothing here touches storage.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from mayfly.errors import ValidationError
+from mayfly.model import ModuleUpload
+
+# The newest date the pinned workerd (1.20261117.1) supports; newer dates are clamped to it.
+MAX_COMPATIBILITY_DATE = "2026-11-24"
+# A Worker uploaded without a date (wrangler's draft Worker for `secret put`) gets this one.
+DEFAULT_COMPATIBILITY_DATE = "2025-01-01"
+
+ALLOWED_FLAGS = frozenset(
+    {
+        "nodejs_compat",
+        "nodejs_compat_v2",
+        "no_nodejs_compat_v2",
+        "nodejs_als",
+        "streams_enable_constructors",
+        "transformstream_enable_standard_constructor",
+        "url_standard",
+        "url_original",
+        "global_navigator",
+        "no_global_navigator",
+        "formdata_parser_supports_files",
+        "fetch_refuses_unknown_protocols",
+        "global_fetch_strictly_public",
+        "web_socket_compression",
+        "no_minimal_subrequests",
+        "rpc",
+        "allow_custom_ports",
+        "expose_global_message_channel",
+        "enable_request_signal",
+    }
+)
+
+MODULE_TYPES = {
+    "application/javascript+module": "esm",
+    "text/javascript+module": "esm",
+    "application/javascript": "cjs",
+    "text/javascript": "cjs",
+    "application/wasm": "wasm",
+    "application/octet-stream": "data",
+    "text/plain": "text",
+    "application/json": "json",
+    "application/source-map": "sourcemap",
+}
+EXECUTABLE = {"esm", "cjs"}
+
+BINDING_TYPES = {
+    "plain_text",
+    "json",
+    "secret_text",
+    "kv_namespace",
+    "inherit",
+    "assets",
+}
+BINDING_NAME_RE = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}$")
+DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+@dataclass(frozen=True)
+class Module:
+    """A module of a version: its name, its kind (esm, cjs, text, data, wasm, json, sourcemap)."""
+
+    name: str
+    kind: str
+    data: bytes
+
+
+@dataclass
+class UploadPlan:
+    """A validated upload, ready to be stored as a version."""
+
+    main_module: str
+    modules: list[Module]
+    compatibility_date: str
+    compatibility_flags: list[str]
+    bindings: list[dict[str, Any]]
+    keep_bindings: list[str]
+    annotations: dict[str, str]
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return sum(len(m.data) for m in self.modules)
+
+
+def parse_metadata(raw: str | bytes | None) -> dict[str, Any]:
+    if raw is None:
+        raise ValidationError(
+            "The upload has no `metadata` part (a JSON object naming main_module)."
+        )
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"The `metadata` part is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValidationError("The `metadata` part must be a JSON object.")
+    return data
+
+
+def check_module_name(name: str) -> None:
+    if not name or len(name) > 512:
+        raise ValidationError(f"Module name {name!r} must be 1-512 characters.")
+    if name.startswith("/") or "\\" in name or "\x00" in name:
+        raise ValidationError(f"Module name {name!r} must be a relative path inside the upload.")
+    parts = name.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        raise ValidationError(
+            f"Module name {name!r} must not contain empty, '.' or '..' segments "
+            "(modules cannot escape the upload)."
+        )
+
+
+def module_kind(module: ModuleUpload, main_module: str) -> str:
+    content_type = module.content_type.split(";")[0].strip().lower()
+    if content_type in MODULE_TYPES:
+        return MODULE_TYPES[content_type]
+    if content_type in ("", "application/x-www-form-urlencoded"):
+        # A part without a declared type: the main module is an ES module, others by extension.
+        if module.name == main_module or module.name.endswith((".js", ".mjs")):
+            return "esm"
+        if module.name.endswith(".cjs"):
+            return "cjs"
+        if module.name.endswith(".wasm"):
+            return "wasm"
+        if module.name.endswith(".json"):
+            return "json"
+        if module.name.endswith(".map"):
+            return "sourcemap"
+        return "data"
+    if content_type == "text/x-python":
+        raise ValidationError(f"Module {module.name!r}: Python Workers are not supported.")
+    raise ValidationError(
+        f"Module {module.name!r} has an unsupported content type {module.content_type!r}; "
+        f"use one of {', '.join(sorted(MODULE_TYPES))}."
+    )
+
+
+def check_compatibility_date(value: Any, messages: list[str]) -> str:
+    if value in (None, ""):
+        return DEFAULT_COMPATIBILITY_DATE
+    if not isinstance(value, str) or not DATE_RE.match(value):
+        raise ValidationError(f"compatibility_date {value!r} is not a date like 2025-01-01.")
+    try:
+        date.fromisoformat(value)
+    except ValueError as exc:
+        raise ValidationError(f"compatibility_date {value!r} is not a valid date.") from exc
+    if value > MAX_COMPATIBILITY_DATE:
+        messages.append(
+            f"compatibility_date {value} is newer than this runtime supports; "
+            f"using {MAX_COMPATIBILITY_DATE}."
+        )
+        return MAX_COMPATIBILITY_DATE
+    return value
+
+
+def check_flags(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(f, str) for f in value):
+        raise ValidationError("compatibility_flags must be a list of strings.")
+    refused = [f for f in value if f not in ALLOWED_FLAGS]
+    if refused:
+        raise ValidationError(
+            f"Compatibility flag(s) not allowed on this platform: {', '.join(refused)}. "
+            f"Allowed: {', '.join(sorted(ALLOWED_FLAGS))}."
+        )
+    return list(dict.fromkeys(value))
+
+
+def check_bindings(value: Any) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValidationError("metadata.bindings must be a list.")
+    seen: set[str] = set()
+    out = []
+    for binding in value:
+        if not isinstance(binding, dict):
+            raise ValidationError("Each binding must be an object with a name and a type.")
+        name, kind = binding.get("name"), binding.get("type")
+        if not isinstance(name, str) or not BINDING_NAME_RE.match(name):
+            raise ValidationError(f"Binding name {name!r} is not a valid identifier.")
+        if name in seen:
+            raise ValidationError(f"Binding {name!r} is declared twice.")
+        seen.add(name)
+        if kind not in BINDING_TYPES:
+            raise ValidationError(
+                f"Binding {name!r} has type {kind!r}, which this platform does not support "
+                f"(supported: {', '.join(sorted(BINDING_TYPES))})."
+            )
+        if kind in ("plain_text", "secret_text") and not isinstance(binding.get("text"), str):
+            raise ValidationError(f"Binding {name!r} ({kind}) needs a string `text`.")
+        if kind == "json" and "json" not in binding:
+            raise ValidationError(f"Binding {name!r} (json) needs a `json` value.")
+        if kind == "kv_namespace" and not isinstance(binding.get("namespace_id"), str):
+            raise ValidationError(f"Binding {name!r} (kv_namespace) needs a `namespace_id`.")
+        out.append(binding)
+    return out
+
+
+def plan_upload(metadata: dict[str, Any], parts: list[ModuleUpload], max_bytes: int) -> UploadPlan:
+    """Validate everything about an upload that does not need the database."""
+    messages: list[str] = []
+    if "body_part" in metadata and "main_module" not in metadata:
+        raise ValidationError(
+            "Service-worker syntax (metadata.body_part) is not supported; upload ES modules "
+            "with metadata.main_module."
+        )
+    main_module = metadata.get("main_module")
+    if not isinstance(main_module, str) or not main_module:
+        raise ValidationError("metadata.main_module must name the entry module.")
+    seen: set[str] = set()
+    for part in parts:
+        check_module_name(part.name)
+        if part.name in seen:
+            raise ValidationError(f"Module {part.name!r} appears twice in the upload.")
+        seen.add(part.name)
+    if main_module not in seen:
+        raise ValidationError(
+            f"metadata.main_module is {main_module!r}, but no part of the upload has that name."
+        )
+    total = sum(len(p.data) for p in parts)
+    if total > max_bytes:
+        raise ValidationError(f"The upload is {total} bytes; the limit is {max_bytes} bytes.")
+    main = next(p for p in parts if p.name == main_module)
+    if module_kind(main, main_module) not in EXECUTABLE:
+        raise ValidationError(f"The main module {main_module!r} must be JavaScript.")
+    typed = [Module(p.name, module_kind(p, main_module), p.data) for p in parts]
+    for module in typed:
+        if module.kind == "json":
+            try:
+                json.loads(module.data)
+            except ValueError as exc:
+                raise ValidationError(f"Module {module.name!r} is not valid JSON.") from exc
+        if module.kind in ("esm", "cjs", "text"):
+            try:
+                module.data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValidationError(f"Module {module.name!r} is not UTF-8 text.") from exc
+    annotations = metadata.get("annotations") or {}
+    if not isinstance(annotations, dict):
+        raise ValidationError("metadata.annotations must be an object.")
+    keep = metadata.get("keep_bindings") or []
+    if not isinstance(keep, list):
+        raise ValidationError("metadata.keep_bindings must be a list of binding types.")
+    return UploadPlan(
+        main_module=main_module,
+        modules=typed,
+        compatibility_date=check_compatibility_date(metadata.get("compatibility_date"), messages),
+        compatibility_flags=check_flags(metadata.get("compatibility_flags")),
+        bindings=check_bindings(metadata.get("bindings")),
+        keep_bindings=[str(k) for k in keep],
+        annotations={str(k): str(v) for k, v in annotations.items()},
+        messages=messages,
+    )

@@ -1,0 +1,190 @@
+"""Versions: immutable, stored completely in one transaction; and how they are rendered."""
+
+from __future__ import annotations
+
+import base64
+import re
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select
+
+from mayfly.errors import ValidationError
+from mayfly.model import iso
+from mayfly.services.crypto import Crypto
+from mayfly.services.uploads import Module, UploadPlan
+from mayfly.storage.blobs import BlobStore
+from mayfly.storage.tables import kv_namespaces, modules, versions
+
+HANDLER_NAMES = ("fetch", "scheduled", "queue", "email", "tail", "alarm")
+
+
+def detect_handlers(main_source: bytes) -> list[str]:
+    """A static guess at the exported handlers (Cloudflare learns them by running the script)."""
+    text = main_source.decode("utf-8", "replace")
+    return [h for h in HANDLER_NAMES if re.search(rf"\b{h}\s*(\(|:)", text)]
+
+
+def resolve_bindings(
+    conn: Connection,
+    crypto: Crypto,
+    account_id: str,
+    plan: UploadPlan,
+    previous: list[dict[str, Any]] | None,
+    strict_inherit: bool,
+) -> list[dict[str, Any]]:
+    """The bindings to store: inherit resolved, kept secrets copied, secrets encrypted."""
+    previous_by_name = {b["name"]: b for b in previous or []}
+    out: list[dict[str, Any]] = []
+    for binding in plan.bindings:
+        if binding["type"] == "inherit":
+            old = previous_by_name.get(binding["name"])
+            if old is None:
+                if strict_inherit:
+                    raise ValidationError(
+                        f"Binding {binding['name']!r} is marked inherit, but the previous version "
+                        "has no binding of that name."
+                    )
+                continue
+            out.append(old)
+            continue
+        if binding["type"] == "secret_text":
+            out.append(
+                {
+                    "name": binding["name"],
+                    "type": "secret_text",
+                    "ciphertext": crypto.encrypt(binding["text"]),
+                }
+            )
+            continue
+        if binding["type"] == "kv_namespace":
+            owned = conn.execute(
+                select(kv_namespaces.c.id).where(
+                    kv_namespaces.c.id == binding["namespace_id"],
+                    kv_namespaces.c.account_id == account_id,
+                )
+            ).first()
+            if owned is None:
+                raise ValidationError(
+                    f"Binding {binding['name']!r}: KV namespace {binding['namespace_id']!r} "
+                    "does not exist in this account."
+                )
+            out.append(
+                {
+                    "name": binding["name"],
+                    "type": "kv_namespace",
+                    "namespace_id": binding["namespace_id"],
+                }
+            )
+            continue
+        out.append({k: v for k, v in binding.items()})
+    names = {b["name"] for b in out}
+    for old in previous or []:
+        if old["type"] in plan.keep_bindings and old["name"] not in names:
+            out.append(old)
+    return out
+
+
+def public_binding(binding: dict[str, Any]) -> dict[str, Any]:
+    """How a stored binding is shown through the API: never a secret's value."""
+    if binding["type"] == "secret_text":
+        return {"name": binding["name"], "type": "secret_text"}
+    return dict(binding)
+
+
+def store_version(
+    conn: Connection,
+    blobs: BlobStore,
+    *,
+    account_id: str,
+    script_id: str,
+    plan: UploadPlan,
+    bindings: list[dict[str, Any]],
+    source: str,
+    now: datetime,
+) -> str:
+    version_id = str(uuid.uuid4())
+    number = (
+        conn.execute(
+            select(func.max(versions.c.number)).where(versions.c.script_id == script_id)
+        ).scalar_one_or_none()
+        or 0
+    ) + 1
+    conn.execute(
+        insert(versions).values(
+            id=version_id,
+            script_id=script_id,
+            account_id=account_id,
+            number=number,
+            created_at=now,
+            main_module=plan.main_module,
+            compatibility_date=plan.compatibility_date,
+            compatibility_flags=plan.compatibility_flags,
+            bindings=bindings,
+            annotations=plan.annotations,
+            source=source,
+            size=plan.size,
+        )
+    )
+    for module in plan.modules:
+        digest = blobs.put(conn, account_id, module.data)
+        conn.execute(
+            insert(modules).values(
+                version_id=version_id,
+                name=module.name,
+                kind=module.kind,
+                blob_sha256=digest,
+                size=len(module.data),
+            )
+        )
+    return version_id
+
+
+def load_modules(
+    conn: Connection, blobs: BlobStore, account_id: str, version_id: str
+) -> list[Module]:
+    rows = conn.execute(
+        select(modules).where(modules.c.version_id == version_id).order_by(modules.c.name)
+    ).all()
+    return [Module(r.name, r.kind, blobs.get(conn, account_id, r.blob_sha256)) for r in rows]
+
+
+def render_version(row: Any, handlers: list[str], author: str) -> dict[str, Any]:
+    annotations = dict(row.annotations or {})
+    return {
+        "id": row.id,
+        "number": row.number,
+        "metadata": {
+            "created_on": iso(row.created_at),
+            "modified_on": iso(row.created_at),
+            "source": row.source,
+            "author_email": author,
+            "hasPreview": False,
+        },
+        "annotations": annotations,
+        "resources": {
+            "script": {
+                "etag": row.id.replace("-", ""),
+                "handlers": handlers,
+                "last_deployed_from": "wrangler",
+            },
+            "script_runtime": {
+                "compatibility_date": row.compatibility_date,
+                "compatibility_flags": list(row.compatibility_flags or []),
+                "usage_model": "standard",
+            },
+            "bindings": [public_binding(b) for b in row.bindings or []],
+        },
+    }
+
+
+def module_payload(module: Module) -> dict[str, Any]:
+    """A module as the data plane receives it (text modules as text, others base64)."""
+    if module.kind in ("esm", "cjs", "text", "json", "sourcemap"):
+        return {"name": module.name, "kind": module.kind, "text": module.data.decode("utf-8")}
+    return {
+        "name": module.name,
+        "kind": module.kind,
+        "base64": base64.b64encode(module.data).decode(),
+    }

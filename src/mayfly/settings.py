@@ -1,0 +1,166 @@
+"""Every server setting, declared once: flag > MAYFLY_* environment variable > default.
+
+The CLI builds its `serve` options from SETTINGS, the README's settings table is generated from it,
+and a test fails when a setting has no help text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    parse: Callable[[str], Any] = str
+
+    @property
+    def env_var(self) -> str:
+        return "MAYFLY_" + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("host", "127.0.0.1", "Address the public API and the Workers listen on."),
+    Setting("api_port", 8787, "Port of the public API and pages.", int),
+    Setting("workers_port", 8788, "Port on which tenants' Workers are served.", int),
+    Setting(
+        "public_url",
+        "",
+        "Public URL of the API and pages (claim URLs are built from it); "
+        "default http://localhost:<api-port>.",
+    ),
+    Setting("domain", "localhost", "Workers are served at <script>.<account>.<domain>."),
+    Setting("data_dir", ".mayfly", "Directory for the database, blobs and keys."),
+    Setting(
+        "database_url",
+        "",
+        "SQLAlchemy URL of the database; default SQLite in the data dir. "
+        "postgresql+psycopg://… for PostgreSQL.",
+    ),
+    Setting(
+        "secret_key", "", "Key for signing and encrypting; default a key file in the data dir."
+    ),
+    Setting("temporary_ttl", 3600, "Lifetime of a temporary account, in seconds.", int),
+    Setting("tombstone_cooldown", 7 * 24 * 3600, "Seconds a deleted account's name is kept.", int),
+    Setting("audit_retention", 90 * 24 * 3600, "Seconds audit entries are kept.", int),
+    Setting("reaper_interval", 30.0, "Seconds between reaper passes.", float),
+    Setting("pow_k", 1000, "Proof of work: number of checkpoints.", int),
+    Setting("pow_g", 2000, "Proof of work: SHA-256 iterations per checkpoint.", int),
+    Setting("pow_samples", 16, "Proof of work: segments the server verifies.", int),
+    Setting("challenge_ttl", 120, "Seconds a proof-of-work challenge stays valid.", int),
+    Setting(
+        "challenges_per_minute", 30, "Challenges one client address may request a minute.", int
+    ),
+    Setting(
+        "accounts_per_hour", 20, "Temporary accounts one client address may create an hour.", int
+    ),
+    Setting("max_live_temporary", 10000, "Global cap on live temporary accounts.", int),
+    Setting("max_scripts", 100, "Workers per temporary account.", int),
+    Setting("max_upload_bytes", 10 * 1024 * 1024, "Largest accepted Worker upload, in bytes.", int),
+    Setting(
+        "terms_url",
+        "https://mayfly.invalid/terms",
+        "Terms of service the agent accepts when provisioning.",
+    ),
+    Setting("privacy_url", "https://mayfly.invalid/privacy", "Privacy policy URL."),
+    Setting("shards", 2, "Number of workerd shard processes.", int),
+    Setting(
+        "shard_memory",
+        1024,
+        "Memory budget of a shard in MiB; above it the shard is replaced.",
+        int,
+    ),
+    Setting("probe_timeout", 1.0, "Seconds a shard may take to answer its health probe.", float),
+    Setting("request_timeout", 30.0, "Wall-clock limit of one Worker request, in seconds.", float),
+    Setting("runtime", True, "Start the workerd data plane (disable for API-only nodes).", _bool),
+    Setting("log_level", "info", "Log level: debug, info, warning, error."),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    api_port: int = 8787
+    workers_port: int = 8788
+    public_url: str = ""
+    domain: str = "localhost"
+    data_dir: Path = field(default_factory=lambda: Path(".mayfly"))
+    database_url: str = ""
+    secret_key: str = ""
+    temporary_ttl: int = 3600
+    tombstone_cooldown: int = 7 * 24 * 3600
+    audit_retention: int = 90 * 24 * 3600
+    reaper_interval: float = 30.0
+    pow_k: int = 1000
+    pow_g: int = 2000
+    pow_samples: int = 16
+    challenge_ttl: int = 120
+    challenges_per_minute: int = 30
+    accounts_per_hour: int = 20
+    max_live_temporary: int = 10000
+    max_scripts: int = 100
+    max_upload_bytes: int = 10 * 1024 * 1024
+    terms_url: str = "https://mayfly.invalid/terms"
+    privacy_url: str = "https://mayfly.invalid/privacy"
+    shards: int = 2
+    shard_memory: int = 1024
+    probe_timeout: float = 1.0
+    request_timeout: float = 30.0
+    runtime: bool = True
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data_dir", Path(self.data_dir))
+        if not self.public_url:
+            object.__setattr__(self, "public_url", f"http://localhost:{self.api_port}")
+        object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
+        if not self.database_url:
+            db = (self.data_dir / "mayfly.db").absolute()
+            object.__setattr__(self, "database_url", f"sqlite:///{db}")
+
+    @property
+    def workers_url_suffix(self) -> str:
+        """The part of a Worker URL after the script and account names."""
+        port = "" if self.workers_port == 80 else f":{self.workers_port}"
+        return f"{self.domain}{port}"
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Settings from explicit overrides (flags), then MAYFLY_* variables, then defaults."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = environ.get(setting.env_var)
+        if raw is not None and raw != "":
+            try:
+                values[setting.name] = setting.parse(raw)
+            except ValueError as exc:
+                raise ValueError(f"{setting.env_var}={raw!r}: {exc}") from exc
+    for name, value in (overrides or {}).items():
+        if name not in _BY_NAME:
+            raise KeyError(f"unknown setting {name!r}")
+        if value is not None:
+            values[name] = value
+    return Settings(**values)

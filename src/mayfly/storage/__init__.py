@@ -1,0 +1,1 @@
+"""Storage: tables, migrations, blobs. Imports only settings, model and errors."""

@@ -1,0 +1,192 @@
+"""The schema. Alembic migrations in `migrations/` create exactly this (a test compares them)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Timestamp = DateTime(timezone=True)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # temporary | permanent
+    Column("created_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=True),
+    Column("claim_token_hash", String(64), nullable=True, unique=True),
+    Column("claimed_at", Timestamp, nullable=True),
+    Column("owner_user_id", String(32), nullable=True),
+    Column("created_by_ip", String(64), nullable=True),
+    Index("ix_accounts_kind_expires_at", "kind", "expires_at"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+)
+
+memberships = Table(
+    "memberships",
+    metadata,
+    Column("user_id", String(32), ForeignKey("users.id"), primary_key=True),
+    Column("account_id", String(32), ForeignKey("accounts.id"), primary_key=True),
+    Column("role", String(32), nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("account_id", String(32), ForeignKey("accounts.id"), nullable=False),
+    Column("user_id", String(32), nullable=True),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),  # temporary | permanent
+    Column("created_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=True),
+    Column("revoked_at", Timestamp, nullable=True),
+    Column("revoked_reason", String(32), nullable=True),
+)
+
+scripts = Table(
+    "scripts",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("account_id", String(32), ForeignKey("accounts.id"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    Column("current_deployment_id", String(36), nullable=True),
+    Column("current_version_id", String(36), nullable=True),
+    Column("subdomain_enabled", Boolean, nullable=False, default=True),
+    Column("settings", JSON, nullable=False),
+    UniqueConstraint("account_id", "name", name="uq_scripts_account_name"),
+)
+
+versions = Table(
+    "versions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("script_id", String(32), ForeignKey("scripts.id"), nullable=False, index=True),
+    Column("account_id", String(32), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("number", Integer, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("main_module", String(512), nullable=False),
+    Column("compatibility_date", String(10), nullable=False),
+    Column("compatibility_flags", JSON, nullable=False),
+    Column("bindings", JSON, nullable=False),  # secret values encrypted
+    Column("annotations", JSON, nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("size", BigInteger, nullable=False),
+)
+
+modules = Table(
+    "modules",
+    metadata,
+    Column("version_id", String(36), ForeignKey("versions.id"), primary_key=True),
+    Column("name", String(512), primary_key=True),
+    Column("kind", String(16), nullable=False),  # esm cjs text data wasm json sourcemap
+    Column("blob_sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+)
+
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("script_id", String(32), ForeignKey("scripts.id"), nullable=False, index=True),
+    Column("account_id", String(32), ForeignKey("accounts.id"), nullable=False),
+    Column("version_id", String(36), ForeignKey("versions.id"), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("annotations", JSON, nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("author", String(320), nullable=False),
+)
+
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("account_id", String(32), ForeignKey("accounts.id"), primary_key=True),
+    Column("sha256", String(64), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    # Set only with the database blob backend (PostgreSQL at scale); else the bytes live in files.
+    Column("data", LargeBinary, nullable=True),
+)
+
+kv_namespaces = Table(
+    "kv_namespaces",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("account_id", String(32), ForeignKey("accounts.id"), nullable=False),
+    Column("title", String(512), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    UniqueConstraint("account_id", "title", name="uq_kv_namespaces_account_title"),
+)
+
+kv_entries = Table(
+    "kv_entries",
+    metadata,
+    Column("namespace_id", String(32), ForeignKey("kv_namespaces.id"), primary_key=True),
+    Column("key", String(512), primary_key=True),
+    Column("account_id", String(32), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("value", LargeBinary, nullable=False),
+    Column("metadata", JSON, nullable=True),
+    Column("expiration", BigInteger, nullable=True),
+)
+
+tombstones = Table(
+    "tombstones",
+    metadata,
+    Column("account_id", String(32), primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("created_at", Timestamp, nullable=False),
+    Column("expired_at", Timestamp, nullable=True),
+    Column("deleted_at", Timestamp, nullable=False),
+    Column("keep_until", Timestamp, nullable=False),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", String(32), nullable=False, index=True),
+    Column("event", String(64), nullable=False),
+    Column("actor", String(320), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("details", JSON, nullable=False),
+)
+
+used_challenges = Table(
+    "used_challenges",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("expires_at", Timestamp, nullable=False),
+)

@@ -1,0 +1,152 @@
+"""Shared fixtures: an in-process platform on SQLite or PostgreSQL, with a clock tests can move."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+from starlette.testclient import TestClient
+
+from mayfly.app import Platform
+from mayfly.services import pow
+from mayfly.services.clock import ManualClock
+from mayfly.settings import Settings
+
+POSTGRES_URL = os.environ.get(
+    "MAYFLY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def postgres_available() -> bool:
+    try:
+        engine = create_engine(POSTGRES_URL)
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+_PG = None
+
+
+def _pg() -> bool:
+    global _PG
+    if _PG is None:
+        _PG = postgres_available()
+    return _PG
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+    if not _pg():
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not reachable at " + POSTGRES_URL)
+        pytest.skip("PostgreSQL is not reachable")
+    schema = "t_" + secrets.token_hex(6)
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'mayfly.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "data",
+        "pow_k": 8,
+        "pow_g": 50,
+        "runtime": False,
+        "api_port": 8787,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+def platform(settings: Settings, clock: ManualClock) -> Iterator[Platform]:
+    p = Platform.create(settings, clock=clock)
+    yield p
+    p.db.dispose()
+
+
+@pytest.fixture
+def client(platform: Platform) -> Iterator[TestClient]:
+    with TestClient(platform.public_app(), base_url="http://testserver/client/v4/") as c:
+        yield c
+
+
+def solve_challenge(challenge: dict[str, Any]) -> str:
+    import base64
+
+    seed = pow.b64url_decode(challenge["seed"])
+    return base64.b64encode(pow.solve(seed, challenge["k"], challenge["g"])).decode()
+
+
+def provision(client: TestClient) -> dict[str, Any]:
+    """Run wrangler's provisioning flow; returns the create-account result."""
+    challenge = client.post("provisioning/previews/challenge", content="{}").json()["result"]
+    response = client.post(
+        "provisioning/previews",
+        content=json.dumps(
+            {
+                "acceptTermsOfService": "yes",
+                "challengeToken": challenge["challengeToken"],
+                "solution": {"checkpoints": solve_challenge(challenge)},
+            }
+        ),
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()["result"]
+    return result
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+HELLO = b'export default { async fetch(request, env) { return new Response("hello " + env.GREETING); } };\n'
+
+
+def upload_body(
+    main: str = "index.js",
+    modules: dict[str, tuple[bytes, str]] | None = None,
+    **metadata: Any,
+) -> dict[str, Any]:
+    """httpx `files=` for a Worker upload: a metadata part and one part per module."""
+    modules = modules or {main: (HELLO, "application/javascript+module")}
+    meta = {"main_module": main, "compatibility_date": "2025-01-01", **metadata}
+    files: list[tuple[str, Any]] = [("metadata", (None, json.dumps(meta), "application/json"))]
+    for name, (data, ctype) in modules.items():
+        files.append((name, (name, data, ctype)))
+    return {"files": files}

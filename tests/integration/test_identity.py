@@ -1,0 +1,60 @@
+"""U1–U4 and account scoping (9109)."""
+
+from starlette.testclient import TestClient
+
+from mayfly.app import Platform
+from tests.conftest import auth, provision
+
+
+def test_temporary_token_is_an_account_token(client: TestClient) -> None:
+    token = provision(client)["account"]["apiToken"]
+    verify = client.get("user/tokens/verify", headers=auth(token))
+    assert verify.json()["errors"][0]["code"] == 1000
+    user = client.get("user", headers=auth(token))
+    assert user.json()["errors"][0]["code"] == 9109
+
+
+def test_accounts_and_memberships_paginate(client: TestClient) -> None:
+    created = provision(client)["account"]
+    token = created["apiToken"]
+    accounts = client.get("accounts?page=1", headers=auth(token)).json()
+    assert [a["id"] for a in accounts["result"]] == [created["id"]]
+    assert accounts["result_info"]["total_count"] == 1
+    members = client.get("memberships?page=1", headers=auth(token)).json()
+    assert members["result"][0]["account"]["id"] == created["id"]
+    assert client.get("accounts?page=2", headers=auth(token)).json()["result"] == []
+
+
+def test_a_token_of_account_a_gets_9109_on_account_b(client: TestClient) -> None:
+    a = provision(client)["account"]
+    b = provision(client)["account"]
+    for path in (
+        f"accounts/{b['id']}/workers/services/x",
+        f"accounts/{b['id']}/workers/subdomain",
+        f"accounts/{b['id']}/workers/scripts/x/deployments",
+        f"accounts/{b['id']}",
+    ):
+        response = client.get(path, headers=auth(a["apiToken"]))
+        assert response.status_code == 403, path
+        assert response.json()["errors"][0]["code"] == 9109
+
+
+def test_unknown_tokens(client: TestClient) -> None:
+    assert client.get("accounts", headers=auth("nope")).json()["errors"][0]["code"] == 10000
+    assert client.get("accounts").json()["errors"][0]["code"] == 10000
+    unknown_temp = client.get("accounts", headers=auth("mft_" + "x" * 43))
+    assert unknown_temp.status_code == 401
+    assert unknown_temp.json()["errors"][0]["code"] == 10001
+
+
+def test_admin_created_permanent_account(client: TestClient, platform: Platform) -> None:
+    account, token = platform.services.accounts.create_permanent("acme")
+    assert token.startswith("mfp_")
+    response = client.get("accounts", headers=auth(token)).json()
+    assert response["result"][0]["name"] == "acme"
+
+
+def test_trailing_slash_base_url_double_slashes(client: TestClient) -> None:
+    token = provision(client)["account"]["apiToken"]
+    response = client.get("http://testserver/client/v4//accounts", headers=auth(token))
+    assert response.status_code == 200

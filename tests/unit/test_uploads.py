@@ -1,0 +1,128 @@
+import pytest
+
+from mayfly.errors import ValidationError
+from mayfly.model import ModuleUpload
+from mayfly.services.uploads import (
+    DEFAULT_COMPATIBILITY_DATE,
+    MAX_COMPATIBILITY_DATE,
+    plan_upload,
+)
+
+JS = b"export default { fetch() { return new Response('x') } }"
+
+
+def esm(name: str, data: bytes = JS) -> ModuleUpload:
+    return ModuleUpload(name, "application/javascript+module", data)
+
+
+def test_a_plain_upload_plans() -> None:
+    plan = plan_upload(
+        {"main_module": "index.js", "compatibility_date": "2025-01-01"},
+        [
+            esm("index.js"),
+            esm("lib/util.js"),
+            ModuleUpload("index.js.map", "application/source-map", b"{}"),
+        ],
+        1000,
+    )
+    assert [m.kind for m in plan.modules] == ["esm", "esm", "sourcemap"]
+    assert plan.messages == []
+
+
+@pytest.mark.parametrize(
+    ("metadata", "parts", "needle"),
+    [
+        ({}, [esm("index.js")], "main_module"),
+        ({"main_module": "other.js"}, [esm("index.js")], "no part"),
+        ({"main_module": "index.js"}, [esm("index.js"), esm("index.js")], "twice"),
+        ({"main_module": "../x.js"}, [esm("../x.js")], "'..'"),
+        ({"main_module": "/abs.js"}, [esm("/abs.js")], "relative"),
+        ({"main_module": "a//b.js"}, [esm("a//b.js")], "empty"),
+        ({"main_module": "index.js", "compatibility_date": "yesterday"}, [esm("index.js")], "date"),
+        (
+            {"main_module": "index.js", "compatibility_date": "2025-02-30"},
+            [esm("index.js")],
+            "valid date",
+        ),
+        (
+            {"main_module": "index.js", "compatibility_flags": ["experimental"]},
+            [esm("index.js")],
+            "not allowed",
+        ),
+        (
+            {"main_module": "index.js", "bindings": [{"name": "X", "type": "d1"}]},
+            [esm("index.js")],
+            "does not support",
+        ),
+        (
+            {
+                "main_module": "index.js",
+                "bindings": [{"name": "1X", "type": "plain_text", "text": "a"}],
+            },
+            [esm("index.js")],
+            "identifier",
+        ),
+        (
+            {
+                "main_module": "index.js",
+                "bindings": [
+                    {"name": "A", "type": "plain_text", "text": "a"},
+                    {"name": "A", "type": "plain_text", "text": "b"},
+                ],
+            },
+            [esm("index.js")],
+            "twice",
+        ),
+        (
+            {"main_module": "data.bin"},
+            [ModuleUpload("data.bin", "application/octet-stream", b"x")],
+            "JavaScript",
+        ),
+        (
+            {"main_module": "index.js"},
+            [esm("index.js"), ModuleUpload("x.py", "text/x-python", b"")],
+            "Python",
+        ),
+        (
+            {"main_module": "index.js"},
+            [esm("index.js"), ModuleUpload("c.json", "application/json", b"{")],
+            "JSON",
+        ),
+        ({"main_module": "index.js"}, [esm("index.js", b"\xff\xfe")], "UTF-8"),
+        (
+            {"main_module": "index.js"},
+            [esm("index.js"), ModuleUpload("x", "image/png", b"")],
+            "content type",
+        ),
+        ({"body_part": "script"}, [esm("script")], "Service-worker"),
+    ],
+)
+def test_bad_uploads_say_what_is_wrong(metadata: dict, parts: list, needle: str) -> None:
+    with pytest.raises(ValidationError, match=needle):
+        plan_upload(metadata, parts, 10_000)
+
+
+def test_size_limit() -> None:
+    with pytest.raises(ValidationError, match="limit"):
+        plan_upload({"main_module": "index.js"}, [esm("index.js", b"x" * 101)], 100)
+
+
+def test_dates_default_and_clamp_with_a_message() -> None:
+    assert (
+        plan_upload({"main_module": "i.js"}, [esm("i.js")], 1000).compatibility_date
+        == DEFAULT_COMPATIBILITY_DATE
+    )
+    plan = plan_upload(
+        {"main_module": "i.js", "compatibility_date": "2099-01-01"}, [esm("i.js")], 1000
+    )
+    assert plan.compatibility_date == MAX_COMPATIBILITY_DATE
+    assert "newer" in plan.messages[0]
+
+
+def test_untyped_parts_are_typed_by_name() -> None:
+    plan = plan_upload(
+        {"main_module": "worker"},
+        [ModuleUpload("worker", "", JS), ModuleUpload("w.wasm", "", b"\0asm")],
+        1000,
+    )
+    assert [m.kind for m in plan.modules] == ["esm", "wasm"]
