@@ -48,7 +48,7 @@ def test_unknown_tokens(client: TestClient) -> None:
 
 
 def test_admin_created_permanent_account(client: TestClient, platform: Platform) -> None:
-    account, token = platform.services.accounts.create_permanent("acme")
+    _account, token = platform.services.accounts.create_permanent("acme")
     assert token.startswith("mfp_")
     response = client.get("accounts", headers=auth(token)).json()
     assert response["result"][0]["name"] == "acme"

@@ -71,6 +71,6 @@ def test_forged_and_expired_tokens_are_refused() -> None:
 
 
 def test_seed_is_32_bytes_base64url() -> None:
-    token, challenge = issue()
+    _token, challenge = issue()
     assert len(challenge.seed) == 32
     assert "=" not in pow.b64url(challenge.seed)

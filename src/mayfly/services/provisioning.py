@@ -7,7 +7,7 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from mayfly.errors import ProofOfWorkInvalid, RateLimited, ValidationError
@@ -66,8 +66,7 @@ class ProvisioningService:
         expires_at = now + timedelta(seconds=s.temporary_ttl)
         account_id = secrets.token_hex(16)
         claim_token = secrets.token_urlsafe(32)
-        for attempt in range(40):
-            name = random_name() if attempt < 30 else f"{random_name()}-{secrets.randbelow(10000)}"
+        for _ in range(5):  # retried only when a concurrent request took the same name
             try:
                 with self.ctx.db.begin() as conn:
                     try:
@@ -92,8 +91,7 @@ class ProvisioningService:
                             "try again in a few minutes.",
                             retry_after=60,
                         )
-                    if name_taken(conn, name):
-                        continue
+                    name = free_name(conn)
                     conn.execute(
                         insert(accounts).values(
                             id=account_id,
@@ -123,7 +121,7 @@ class ProvisioningService:
                     )
                     account = get_account(conn, account_id)
             except IntegrityError:
-                continue  # a concurrent request took the name; draw another
+                continue
             assert account is not None
             return ProvisionedAccount(
                 account=account,
@@ -131,3 +129,12 @@ class ProvisioningService:
                 claim_url=f"{s.public_url}/claim/{claim_token}",
             )
         raise RateLimited("Could not find a free account name; try again.", retry_after=1)
+
+
+def free_name(conn: Connection) -> str:
+    """A two-word name no account or tombstone holds (a number is added if the words run out)."""
+    for attempt in range(60):
+        name = random_name() if attempt < 40 else f"{random_name()}-{secrets.randbelow(10000)}"
+        if not name_taken(conn, name):
+            return name
+    raise RateLimited("Could not find a free account name; try again.", retry_after=1)
