@@ -68,3 +68,15 @@ class Suspended(MayflyError):
 
 class Conflict(MayflyError):
     code, status = 10409, 409
+
+
+class KeyNotFound(MayflyError):
+    code, status = 10009, 404
+
+
+class NamespaceNotFound(MayflyError):
+    code, status = 10013, 404
+
+
+class SecretNotFound(MayflyError):
+    code, status = 10056, 404

@@ -72,6 +72,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_live_temporary", 10000, "Global cap on live temporary accounts.", int),
     Setting("max_scripts", 100, "Workers per temporary account.", int),
     Setting("max_upload_bytes", 10 * 1024 * 1024, "Largest accepted Worker upload, in bytes.", int),
+    Setting("max_kv_namespaces", 100, "KV namespaces per account.", int),
+    Setting("max_kv_value_bytes", 25 * 1024 * 1024, "Largest KV value, in bytes.", int),
     Setting(
         "terms_url",
         "https://mayfly.invalid/terms",
@@ -117,6 +119,8 @@ class Settings:
     max_live_temporary: int = 10000
     max_scripts: int = 100
     max_upload_bytes: int = 10 * 1024 * 1024
+    max_kv_namespaces: int = 100
+    max_kv_value_bytes: int = 25 * 1024 * 1024
     terms_url: str = "https://mayfly.invalid/terms"
     privacy_url: str = "https://mayfly.invalid/privacy"
     shards: int = 2

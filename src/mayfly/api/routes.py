@@ -11,7 +11,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mayfly import __version__
-from mayfly.api import identity, provisioning, workers
+from mayfly.api import identity, kv, provisioning, workers
 from mayfly.api.envelope import failure, mayfly_error_handler, unexpected_error_handler
 from mayfly.errors import MayflyError
 from mayfly.services.container import Services
@@ -50,7 +50,7 @@ async def index(request: Request) -> Response:
 
 
 def api_routes() -> list[BaseRoute]:
-    return [*provisioning.routes, *identity.routes, *workers.routes]
+    return [*provisioning.routes, *identity.routes, *workers.routes, *kv.routes]
 
 
 def build_public_app(services: Services, extra_routes: list[BaseRoute] | None = None) -> ASGIApp:

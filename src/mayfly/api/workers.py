@@ -11,7 +11,7 @@ from starlette.routing import Route
 from mayfly.api.auth import account_access, services
 from mayfly.api.envelope import failure, json_body, ok
 from mayfly.api.uploads import read_upload
-from mayfly.errors import ValidationError
+from mayfly.errors import SecretNotFound, ValidationError
 from mayfly.model import Account, iso
 
 
@@ -156,6 +156,29 @@ async def list_secrets(request: Request) -> Response:
     )
 
 
+async def put_secret(request: Request) -> Response:
+    """W14: a secret change makes a new version and deploys it (10007 for a missing Worker)."""
+    who, account = await account_access(request)
+    body = await json_body(request)
+    return ok(await services(request).scripts.put_secret(who, account, _script(request), body))
+
+
+async def secret(request: Request) -> Response:
+    """W15 (DELETE, `?url_encoded=true`) and GET of one secret's name and type."""
+    who, account = await account_access(request)
+    secret_name = request.path_params["secret_name"]
+    if request.method == "DELETE":
+        await services(request).scripts.delete_secret(who, account, _script(request), secret_name)
+        return ok(None)
+    bindings = await asyncio.to_thread(
+        services(request).scripts.current_bindings, account, _script(request)
+    )
+    for binding in bindings:
+        if binding["name"] == secret_name and binding["type"] == "secret_text":
+            return ok({"name": secret_name, "type": "secret_text"})
+    raise SecretNotFound(f"Worker {_script(request)!r} has no secret named {secret_name!r}.")
+
+
 async def get_account_subdomain(request: Request) -> Response:
     _, account = await account_access(request)
     return ok({"subdomain": account.subdomain})
@@ -262,6 +285,8 @@ routes = [
     Route(S + "/script-settings", patch_script_settings, methods=["PATCH"]),
     Route(S + "/script-settings", get_settings, methods=["GET"]),
     Route(S + "/secrets", list_secrets, methods=["GET"]),
+    Route(S + "/secrets", put_secret, methods=["PUT"]),
+    Route(S + "/secrets/{secret_name}", secret, methods=["GET", "DELETE"]),
     Route(S + "/subdomain", script_subdomain, methods=["GET", "POST"]),
     Route(S + "/references", references, methods=["GET"]),
     Route(A + "/workers/subdomain", get_account_subdomain, methods=["GET"]),

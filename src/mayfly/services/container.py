@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from mayfly.services.accounts import AccountService
 from mayfly.services.context import ServiceContext
+from mayfly.services.kv import KVService
 from mayfly.services.lifecycle import Reaper
 from mayfly.services.provisioning import ProvisioningService
 from mayfly.services.routing import RoutingService
@@ -21,6 +22,7 @@ class Services:
     provisioning: ProvisioningService
     scripts: ScriptService
     routing: RoutingService
+    kv: KVService
     reaper: Reaper
 
     @classmethod
@@ -32,5 +34,6 @@ class Services:
             provisioning=ProvisioningService(ctx),
             scripts=ScriptService(ctx),
             routing=RoutingService(ctx),
+            kv=KVService(ctx),
             reaper=Reaper(ctx),
         )

@@ -103,6 +103,7 @@ class Reaper:
                 )
             )
             conn.execute(delete(used_challenges).where(used_challenges.c.expires_at <= now))
+            conn.execute(delete(kv_entries).where(kv_entries.c.expiration <= int(now.timestamp())))
 
     async def run_once(self) -> int:
         """One pass: reap every expired account. Returns how many were deleted."""

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from mayfly.errors import ScriptNotFound, ValidationError
-from mayfly.model import Account, Principal, iso
+from mayfly.errors import ScriptNotFound, SecretNotFound, ValidationError
+from mayfly.model import Account, Principal, as_utc, iso
 from mayfly.services import audit
 from mayfly.services.accounts import get_account
 from mayfly.services.context import ServiceContext
-from mayfly.services.uploads import DEFAULT_COMPATIBILITY_DATE, UploadPlan
+from mayfly.services.uploads import BINDING_NAME_RE, DEFAULT_COMPATIBILITY_DATE, UploadPlan
 from mayfly.services.versions import (
     detect_handlers,
     public_binding,
@@ -31,8 +32,6 @@ SCRIPT_NAME_MAX = 63
 
 
 def check_script_name(name: str) -> None:
-    import re
-
     if not re.match(r"^[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?$", name):
         raise ValidationError(
             f"Worker name {name!r} must be 1-63 lowercase letters, digits, '-' or '_', "
@@ -116,6 +115,14 @@ class ScriptService:
         now: datetime,
     ) -> dict[str, Any]:
         deployment_id = str(uuid.uuid4())
+        last = conn.execute(
+            select(func.max(deployments.c.created_at)).where(
+                deployments.c.script_id == script_row.id
+            )
+        ).scalar_one_or_none()
+        if last is not None and as_utc(last) >= now:
+            # Deployments are ordered by created_on (wrangler sorts the strings): keep it strict.
+            now = as_utc(last) + timedelta(microseconds=1)
         conn.execute(
             insert(deployments).values(
                 id=deployment_id,
@@ -406,6 +413,76 @@ class ScriptService:
         await self._invalidate(account, [name])
         return {"enabled": enabled, "previews_enabled": False}
 
+    # -- secrets -------------------------------------------------------------------------------
+
+    async def put_secret(
+        self, principal: Principal, account: Account, name: str, body: dict[str, Any]
+    ) -> dict[str, str]:
+        secret_name, text = body.get("name"), body.get("text")
+        kind = body.get("type", "secret_text")
+        if kind != "secret_text":
+            raise ValidationError(f"Secret type {kind!r} is not supported; use secret_text.")
+        if not isinstance(secret_name, str) or not BINDING_NAME_RE.match(secret_name):
+            raise ValidationError(f"Secret name {secret_name!r} is not a valid identifier.")
+        if not isinstance(text, str):
+            raise ValidationError("A secret needs a string `text`.")
+        binding = {
+            "name": secret_name,
+            "type": "secret_text",
+            "ciphertext": self.ctx.crypto.encrypt(text),
+        }
+        await asyncio.to_thread(
+            self._change_bindings, principal, account, name, secret_name, binding
+        )
+        await self._invalidate(account, [name])
+        return {"name": secret_name, "type": "secret_text"}
+
+    async def delete_secret(
+        self, principal: Principal, account: Account, name: str, secret_name: str
+    ) -> None:
+        await asyncio.to_thread(self._change_bindings, principal, account, name, secret_name, None)
+        await self._invalidate(account, [name])
+
+    def _change_bindings(
+        self,
+        principal: Principal,
+        account: Account,
+        name: str,
+        binding_name: str,
+        replacement: dict[str, Any] | None,
+    ) -> str:
+        """A secret change is a new version (same code) deployed at once, as on Cloudflare."""
+        now = self.ctx.clock.now()
+        author = self._author(principal, account)
+        with self.ctx.db.begin() as conn:
+            row = self._require_script(conn, account.id, name)
+            current = self._version_row(conn, row.id, row.current_version_id or "")
+            if current is None:
+                raise ScriptNotFound(f"Worker {name!r} has no deployed version.")
+            old = list(current.bindings or [])
+            if replacement is None and not any(
+                b["name"] == binding_name and b["type"] == "secret_text" for b in old
+            ):
+                raise SecretNotFound(f"Worker {name!r} has no secret named {binding_name!r}.")
+            bindings = [b for b in old if b["name"] != binding_name]
+            if replacement is not None:
+                bindings.append(replacement)
+            version_id = copy_version(
+                conn, current, bindings, {"workers/triggered_by": "secret"}, now
+            )
+            self._deploy(
+                conn,
+                row,
+                version_id,
+                annotations={"workers/triggered_by": "secret"},
+                author=author,
+                source="api",
+                now=now,
+            )
+            event = "secret.deleted" if replacement is None else "secret.put"
+            audit.record(conn, account.id, event, author, now, script=name, secret=binding_name)
+        return version_id
+
     # -- delete ----------------------------------------------------------------------------------
 
     async def delete(self, principal: Principal | None, account: Account, name: str) -> None:
@@ -458,3 +535,47 @@ def collect_garbage_blobs(conn: Connection, ctx: ServiceContext, account_id: str
     )
     for digest in orphans:
         ctx.blobs.delete_one(conn, account_id, digest)
+
+
+def copy_version(
+    conn: Connection,
+    current: Any,
+    bindings: list[dict[str, Any]],
+    annotations: dict[str, str],
+    now: datetime,
+) -> str:
+    """A new version with the same modules (same blobs) and other bindings."""
+    version_id = str(uuid.uuid4())
+    number = (
+        conn.execute(
+            select(func.max(versions.c.number)).where(versions.c.script_id == current.script_id)
+        ).scalar_one()
+        or 0
+    ) + 1
+    conn.execute(
+        insert(versions).values(
+            id=version_id,
+            script_id=current.script_id,
+            account_id=current.account_id,
+            number=number,
+            created_at=now,
+            main_module=current.main_module,
+            compatibility_date=current.compatibility_date,
+            compatibility_flags=current.compatibility_flags,
+            bindings=bindings,
+            annotations=annotations,
+            source=current.source,
+            size=current.size,
+        )
+    )
+    for module in conn.execute(select(modules).where(modules.c.version_id == current.id)).all():
+        conn.execute(
+            insert(modules).values(
+                version_id=version_id,
+                name=module.name,
+                kind=module.kind,
+                blob_sha256=module.blob_sha256,
+                size=module.size,
+            )
+        )
+    return version_id

@@ -1,0 +1,230 @@
+"""K1–K7: Workers KV namespaces and values (spec §5.8). Keys come from the raw path."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+from urllib.parse import unquote
+
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from mayfly.api.auth import account_access, services
+from mayfly.api.envelope import json_body, ok
+from mayfly.errors import ValidationError
+from mayfly.model import Account, Principal
+
+
+def _actor(who: Principal, account: Account) -> str:
+    return who.email or f"token:{who.token_id[:8]}"
+
+
+def raw_key(request: Request) -> str:
+    """The key exactly as sent: `%2F` is part of the key, never a path separator."""
+    raw: bytes = request.scope.get("raw_path") or request.url.path.encode()
+    marker = b"/values/" if b"/values/" in raw else b"/metadata/"
+    encoded = raw.split(marker, 1)[1].decode("latin-1")
+    return unquote(encoded)
+
+
+def _int_param(request: Request, name: str) -> int | None:
+    value = request.query_params.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ValidationError(f"{name} must be a whole number of seconds.") from exc
+
+
+async def create_namespace(request: Request) -> Response:
+    who, account = await account_access(request)
+    body = await json_body(request)
+    created = await asyncio.to_thread(
+        services(request).kv.create_namespace, account, body.get("title"), _actor(who, account)
+    )
+    return ok(created)
+
+
+async def list_namespaces(request: Request) -> Response:
+    """Page-until-empty (the SDK) and page/per_page with total_count (wrangler) both work."""
+    _, account = await account_access(request)
+    order = request.query_params.get("order", "title")
+    direction = request.query_params.get("direction", "asc")
+    items = await asyncio.to_thread(services(request).kv.list_namespaces, account, order, direction)
+    try:
+        page = max(1, int(request.query_params.get("page", "1")))
+        per_page = min(1000, max(1, int(request.query_params.get("per_page", "20"))))
+    except ValueError as exc:
+        raise ValidationError("page and per_page must be whole numbers.") from exc
+    chunk = items[(page - 1) * per_page : page * per_page]
+    return ok(
+        chunk,
+        result_info={
+            "page": page,
+            "per_page": per_page,
+            "count": len(chunk),
+            "total_count": len(items),
+            "total_pages": (len(items) + per_page - 1) // per_page,
+        },
+    )
+
+
+async def namespace(request: Request) -> Response:
+    who, account = await account_access(request)
+    kv = services(request).kv
+    ns = request.path_params["namespace_id"]
+    if request.method == "GET":
+        return ok(await asyncio.to_thread(kv.get_namespace, account, ns))
+    if request.method == "PUT":
+        body = await json_body(request)
+        return ok(await asyncio.to_thread(kv.rename_namespace, account, ns, body.get("title")))
+    await asyncio.to_thread(kv.delete_namespace, account, ns, _actor(who, account))
+    return ok(None)
+
+
+async def _value_and_metadata(request: Request, max_bytes: int) -> tuple[bytes, Any]:
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form(max_part_size=max_bytes)
+        try:
+            value_part = form.get("value")
+            if value_part is None:
+                raise ValidationError("A multipart KV write needs a `value` part.")
+            value = (
+                await value_part.read()
+                if isinstance(value_part, UploadFile)
+                else value_part.encode()
+            )
+            raw_meta = form.get("metadata")
+            if isinstance(raw_meta, UploadFile):
+                raw_meta = (await raw_meta.read()).decode()
+        finally:
+            await form.close()
+        metadata = None
+        if raw_meta not in (None, ""):
+            try:
+                metadata = json.loads(str(raw_meta))
+            except ValueError as exc:
+                raise ValidationError("The `metadata` part must be JSON.") from exc
+        return value, metadata
+    return await request.body(), None
+
+
+async def value(request: Request) -> Response:
+    _, account = await account_access(request)
+    kv = services(request).kv
+    ns = request.path_params["namespace_id"]
+    key = raw_key(request)
+    if request.method == "GET":
+        entry = await asyncio.to_thread(kv.get, account, ns, key)
+        headers = {}
+        if entry.expiration is not None:
+            headers["expiration"] = str(entry.expiration)
+        return Response(entry.value, media_type="application/octet-stream", headers=headers)
+    if request.method == "PUT":
+        data, metadata = await _value_and_metadata(
+            request, services(request).ctx.settings.max_kv_value_bytes
+        )
+        await asyncio.to_thread(
+            lambda: kv.put(
+                account,
+                ns,
+                key,
+                data,
+                metadata=metadata,
+                expiration=_int_param(request, "expiration"),
+                expiration_ttl=_int_param(request, "expiration_ttl"),
+            )
+        )
+        return ok(None)
+    await asyncio.to_thread(kv.delete_key, account, ns, key)
+    return ok(None)
+
+
+async def metadata(request: Request) -> Response:
+    _, account = await account_access(request)
+    entry = await asyncio.to_thread(
+        services(request).kv.get, account, request.path_params["namespace_id"], raw_key(request)
+    )
+    return ok(entry.metadata)
+
+
+async def keys(request: Request) -> Response:
+    _, account = await account_access(request)
+    try:
+        limit = int(request.query_params.get("limit", "1000"))
+    except ValueError as exc:
+        raise ValidationError("limit must be a whole number.") from exc
+    items, cursor = await asyncio.to_thread(
+        services(request).kv.list_keys,
+        account,
+        request.path_params["namespace_id"],
+        request.query_params.get("prefix", ""),
+        request.query_params.get("cursor", ""),
+        limit,
+    )
+    return ok(items, result_info={"count": len(items), "cursor": cursor})
+
+
+async def bulk_write(request: Request) -> Response:
+    _, account = await account_access(request)
+    ns = request.path_params["namespace_id"]
+    try:
+        items = json.loads(await request.body())
+    except ValueError as exc:
+        raise ValidationError("The bulk body must be a JSON array.") from exc
+    if not isinstance(items, list):
+        raise ValidationError("The bulk body must be a JSON array.")
+    kv = services(request).kv
+    import base64
+
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("key"), str):
+            raise ValidationError("Each bulk item needs a string `key`.")
+        raw = item.get("value", "")
+        data = base64.b64decode(raw) if item.get("base64") else str(raw).encode()
+        await asyncio.to_thread(
+            lambda item=item, data=data: kv.put(
+                account,
+                ns,
+                item["key"],
+                data,
+                metadata=item.get("metadata"),
+                expiration=item.get("expiration"),
+                expiration_ttl=item.get("expiration_ttl"),
+            )
+        )
+    return ok({"successful_key_count": len(items), "unsuccessful_keys": []})
+
+
+async def bulk_delete(request: Request) -> Response:
+    _, account = await account_access(request)
+    ns = request.path_params["namespace_id"]
+    try:
+        names = json.loads(await request.body())
+    except ValueError as exc:
+        raise ValidationError("The bulk delete body must be a JSON array of keys.") from exc
+    if not isinstance(names, list) or not all(isinstance(k, str) for k in names):
+        raise ValidationError("The bulk delete body must be a JSON array of keys.")
+    for key in names:
+        await asyncio.to_thread(services(request).kv.delete_key, account, ns, key)
+    return ok({"successful_key_count": len(names), "unsuccessful_keys": []})
+
+
+N = "/accounts/{account_id}/storage/kv/namespaces"
+V = N + "/{namespace_id}"
+routes = [
+    Route(N, create_namespace, methods=["POST"]),
+    Route(N, list_namespaces, methods=["GET"]),
+    Route(V, namespace, methods=["GET", "PUT", "DELETE"]),
+    Route(V + "/values/{key:path}", value, methods=["GET", "PUT", "DELETE"]),
+    Route(V + "/metadata/{key:path}", metadata, methods=["GET"]),
+    Route(V + "/keys", keys, methods=["GET"]),
+    Route(V + "/bulk", bulk_write, methods=["PUT"]),
+    Route(V + "/bulk", bulk_delete, methods=["DELETE"]),
+    Route(V + "/bulk/delete", bulk_delete, methods=["POST"]),
+]
