@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -55,6 +56,61 @@ async def version(request: Request) -> Response:
     return JSONResponse(code)
 
 
+def _kv_int(request: Request, name: str) -> int | None:
+    value = request.query_params.get(name)
+    return int(value) if value not in (None, "") else None
+
+
+async def kv_value(request: Request) -> Response:
+    """A tenant's KV binding, through the dispatcher: the platform fixed the namespace id."""
+    kv = _services(request).kv
+    ns = request.path_params["namespace_id"]
+    key = request.query_params.get("key", "")
+    try:
+        if request.method == "GET":
+            entry = await asyncio.to_thread(kv.get_entry, ns, key)
+            headers = {"x-mayfly-kv-metadata": json.dumps(entry.metadata)}
+            if entry.expiration is not None:
+                headers["x-mayfly-kv-expiration"] = str(entry.expiration)
+            return Response(entry.value, media_type="application/octet-stream", headers=headers)
+        if request.method == "PUT":
+            raw_meta = request.headers.get("x-mayfly-kv-metadata")
+            data = await request.body()
+            await asyncio.to_thread(
+                lambda: kv.put_entry(
+                    ns,
+                    key,
+                    data,
+                    metadata=json.loads(raw_meta) if raw_meta else None,
+                    expiration=_kv_int(request, "expiration"),
+                    expiration_ttl=_kv_int(request, "expiration_ttl"),
+                )
+            )
+            return JSONResponse({"ok": True})
+        await asyncio.to_thread(kv.delete_entry, ns, key)
+        return JSONResponse({"ok": True})
+    except MayflyError as exc:
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+    except ValueError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+
+
+async def kv_keys(request: Request) -> Response:
+    try:
+        items, cursor = await asyncio.to_thread(
+            _services(request).kv.list_entries,
+            request.path_params["namespace_id"],
+            request.query_params.get("prefix", ""),
+            request.query_params.get("cursor", ""),
+            int(request.query_params.get("limit", "1000")),
+        )
+    except MayflyError as exc:
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+    except ValueError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+    return JSONResponse({"keys": items, "list_complete": cursor == "", "cursor": cursor})
+
+
 async def health(request: Request) -> Response:
     return JSONResponse({"ok": True})
 
@@ -64,6 +120,8 @@ def build_internal_app(services: Services, secret: str) -> ASGIApp:
         routes=[
             Route("/internal/v1/route", route, methods=["GET"]),
             Route("/internal/v1/versions/{version_id}", version, methods=["GET"]),
+            Route("/internal/v1/kv/{namespace_id}", kv_value, methods=["GET", "PUT", "DELETE"]),
+            Route("/internal/v1/kv/{namespace_id}/keys", kv_keys, methods=["GET"]),
             Route("/internal/v1/health", health, methods=["GET"]),
         ]
     )
