@@ -76,12 +76,13 @@ class ModuleUpload:
 class Route:
     """What the data plane needs to serve a host."""
 
-    status: Literal["ok", "unknown", "expired", "disabled"]
+    status: Literal["ok", "unknown", "expired", "disabled", "moved"]
     account_id: str | None = None
     script: str | None = None
     version_id: str | None = None
     expires_at: datetime | None = None
     message: str | None = None
+    tail: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -93,4 +94,5 @@ class Route:
             if self.expires_at
             else None,
             "message": self.message,
+            "tail": self.tail,
         }

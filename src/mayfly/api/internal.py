@@ -111,6 +111,19 @@ async def kv_keys(request: Request) -> Response:
     return JSONResponse({"keys": items, "list_complete": cursor == "", "cursor": cursor})
 
 
+async def tail_events(request: Request) -> Response:
+    """Batched tail events from the dispatcher, fanned out to open tail sessions."""
+    try:
+        body = json.loads(await request.body())
+        account_id, script, events = body["account_id"], body["script"], body["events"]
+    except (ValueError, KeyError, TypeError):
+        return JSONResponse({"error": "expected {account_id, script, events}"}, status_code=400)
+    if not isinstance(events, list):
+        return JSONResponse({"error": "events must be a list"}, status_code=400)
+    delivered = _services(request).tails.hub.publish(account_id, script, events)
+    return JSONResponse({"delivered": delivered})
+
+
 async def health(request: Request) -> Response:
     return JSONResponse({"ok": True})
 
@@ -122,6 +135,7 @@ def build_internal_app(services: Services, secret: str) -> ASGIApp:
             Route("/internal/v1/versions/{version_id}", version, methods=["GET"]),
             Route("/internal/v1/kv/{namespace_id}", kv_value, methods=["GET", "PUT", "DELETE"]),
             Route("/internal/v1/kv/{namespace_id}/keys", kv_keys, methods=["GET"]),
+            Route("/internal/v1/tail-events", tail_events, methods=["POST"]),
             Route("/internal/v1/health", health, methods=["GET"]),
         ]
     )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import functools
 import json
 from typing import Any
 from urllib.parse import unquote
@@ -180,15 +182,14 @@ async def bulk_write(request: Request) -> Response:
     if not isinstance(items, list):
         raise ValidationError("The bulk body must be a JSON array.")
     kv = services(request).kv
-    import base64
-
     for item in items:
         if not isinstance(item, dict) or not isinstance(item.get("key"), str):
             raise ValidationError("Each bulk item needs a string `key`.")
         raw = item.get("value", "")
         data = base64.b64decode(raw) if item.get("base64") else str(raw).encode()
         await asyncio.to_thread(
-            lambda item=item, data=data: kv.put(
+            functools.partial(
+                kv.put,
                 account,
                 ns,
                 item["key"],

@@ -11,6 +11,7 @@ from mayfly.services.lifecycle import Reaper
 from mayfly.services.provisioning import ProvisioningService
 from mayfly.services.routing import RoutingService
 from mayfly.services.scripts import ScriptService
+from mayfly.services.tail import TailHub, TailService
 from mayfly.services.tokens import TokenService
 
 
@@ -23,17 +24,20 @@ class Services:
     scripts: ScriptService
     routing: RoutingService
     kv: KVService
+    tails: TailService
     reaper: Reaper
 
     @classmethod
     def build(cls, ctx: ServiceContext) -> Services:
+        hub = TailHub()
         return cls(
             ctx=ctx,
             tokens=TokenService(ctx),
             accounts=AccountService(ctx),
             provisioning=ProvisioningService(ctx),
             scripts=ScriptService(ctx),
-            routing=RoutingService(ctx),
+            routing=RoutingService(ctx, hub),
+            tails=TailService(ctx, hub),
             kv=KVService(ctx),
             reaper=Reaper(ctx),
         )

@@ -120,12 +120,12 @@ class KVService:
 
     def list_namespaces(self, account: Account, order: str, direction: str) -> list[dict[str, Any]]:
         column = kv_namespaces.c.id if order == "id" else kv_namespaces.c.title
-        column = column.desc() if direction == "desc" else column.asc()
+        ordering = column.desc() if direction == "desc" else column.asc()
         with self.ctx.db.read() as conn:
             rows = conn.execute(
                 select(kv_namespaces)
                 .where(kv_namespaces.c.account_id == account.id)
-                .order_by(column)
+                .order_by(ordering)
             ).all()
         return [render_namespace(r) for r in rows]
 

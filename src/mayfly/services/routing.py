@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from mayfly.errors import NotFound
 from mayfly.model import Route, as_utc
 from mayfly.services.context import ServiceContext
+from mayfly.services.tail import TailHub
 from mayfly.services.versions import load_modules, module_payload
-from mayfly.storage.tables import accounts, scripts, tombstones, versions
+from mayfly.storage.tables import accounts, moved_hosts, scripts, tombstones, versions
 
 EXPIRED_MESSAGE = "This temporary deployment expired and was deleted."
+MOVED_MESSAGE = "This Worker was claimed and moved; it now lives at"
 
 
 class RoutingService:
-    def __init__(self, ctx: ServiceContext):
+    def __init__(self, ctx: ServiceContext, tails: TailHub):
         self.ctx = ctx
+        self.tails = tails
 
     def split_host(self, host: str) -> tuple[str, str] | None:
         host = host.strip().lower().rstrip(".")
@@ -43,6 +46,9 @@ class RoutingService:
                 select(accounts.c.id, accounts.c.expires_at).where(accounts.c.name == account_name)
             ).first()
             if account is None:
+                moved = self._moved(conn, script_name, account_name)
+                if moved is not None:
+                    return moved
                 tomb = conn.execute(
                     select(tombstones.c.account_id).where(tombstones.c.name == account_name)
                 ).first()
@@ -56,6 +62,10 @@ class RoutingService:
                     scripts.c.account_id == account.id, scripts.c.name == script_name
                 )
             ).first()
+            if script is None:
+                moved = self._moved(conn, script_name, account_name)
+                if moved is not None:
+                    return moved
         if script is None or script.current_version_id is None:
             return Route(status="unknown", message=f"No Worker is served at {host}.")
         if not script.subdomain_enabled:
@@ -66,7 +76,19 @@ class RoutingService:
             script=script_name,
             version_id=script.current_version_id,
             expires_at=account.expires_at,
+            tail=self.tails.is_tailed(account.id, script_name),
         )
+
+    def _moved(self, conn: Connection, script_name: str, account_name: str) -> Route | None:
+        """A Worker moved into another account when its temporary account was claimed."""
+        new_url = conn.execute(
+            select(moved_hosts.c.new_url).where(
+                moved_hosts.c.old_host == self.ctx.worker_host(script_name, account_name)
+            )
+        ).scalar_one_or_none()
+        if new_url is None:
+            return None
+        return Route(status="moved", message=f"{MOVED_MESSAGE} {new_url}")
 
     def version_code(self, version_id: str) -> dict[str, Any]:
         """Everything the dispatcher needs to load a version: modules, env, bindings."""

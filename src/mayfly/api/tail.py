@@ -1,0 +1,88 @@
+"""W22/W23 and the tail WebSocket (spec §5.12): the URL is the credential, subprotocol trace-v1."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from mayfly.api.auth import account_access, services
+from mayfly.api.envelope import json_body, ok
+from mayfly.errors import NotFound
+from mayfly.model import iso
+
+
+async def create_tail(request: Request) -> Response:
+    _, account = await account_access(request)
+    svc = services(request)
+    script = request.path_params["script"]
+    await asyncio.to_thread(svc.scripts.current, account, script)  # 10007 when missing
+    body = await json_body(request)
+    session = await svc.tails.open(account, script, body.get("filters"))
+    base = svc.ctx.settings.public_url
+    ws_base = (
+        "wss://" + base[len("https://") :]
+        if base.startswith("https://")
+        else ("ws://" + base[len("http://") :])
+    )
+    return ok(
+        {
+            "id": session.id,
+            "url": f"{ws_base}/tail/{session.token}",
+            "expires_at": iso(session.expires_at),
+        }
+    )
+
+
+async def delete_tail(request: Request) -> Response:
+    _, account = await account_access(request)
+    closed = await services(request).tails.close(account, request.path_params["tail_id"])
+    if not closed:
+        raise NotFound("No such tail on this account.")
+    return ok(None)
+
+
+async def tail_socket(websocket: WebSocket) -> None:
+    svc = websocket.app.state.services
+    session = svc.tails.hub.by_token(websocket.path_params["token"], svc.ctx.clock.now())
+    if session is None:
+        await websocket.close(code=1008)
+        return
+    wants = websocket.headers.get("sec-websocket-protocol", "")
+    subprotocol = "trace-v1" if "trace-v1" in [p.strip() for p in wants.split(",")] else None
+    await websocket.accept(subprotocol=subprotocol)
+
+    async def drain_client() -> None:
+        # The client sends {"debug": …} once; reading also notices the disconnect.
+        with contextlib.suppress(WebSocketDisconnect):
+            while True:
+                await websocket.receive_text()
+
+    reader = asyncio.create_task(drain_client())
+    try:
+        while not reader.done():
+            getter = asyncio.create_task(session.queue.get())
+            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:
+                getter.cancel()
+                break
+            await websocket.send_text(json.dumps(getter.result()))
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await reader
+
+
+S = "/accounts/{account_id}/workers/scripts/{script}"
+routes = [
+    Route(S + "/tails", create_tail, methods=["POST"]),
+    Route(S + "/tails/{tail_id}", delete_tail, methods=["DELETE"]),
+]
+socket_routes = [WebSocketRoute("/tail/{token}", tail_socket)]
