@@ -91,7 +91,8 @@ async def post_version(request: Request) -> Response:
     uploaded = await svc.scripts.upload(
         who, account, _script(request), plan, deploy=False, strict_inherit=_strict(request)
     )
-    return ok(uploaded.version, messages=uploaded.messages)
+    # wrangler `versions upload` prints `Worker Startup Time: <startup_time_ms> ms` unconditionally.
+    return ok({**uploaded.version, "startup_time_ms": 0}, messages=uploaded.messages)
 
 
 async def list_versions(request: Request) -> Response:

@@ -6,7 +6,9 @@ import click
 
 from mayfly import __version__
 from mayfly.cli.admin import admin
+from mayfly.cli.deploy import deploy
 from mayfly.cli.serve import serve
+from mayfly.cli.whoami import whoami
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -16,6 +18,8 @@ def cli() -> None:
 
 
 cli.add_command(serve)
+cli.add_command(deploy)
+cli.add_command(whoami)
 cli.add_command(admin)
 
 

@@ -1,0 +1,54 @@
+"""The CLI reference, generated from `--help`: `python -m mayfly.cli.docs > docs/cli.md`.
+
+A unit test fails when docs/cli.md differs from what this prints, so the reference cannot drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import click
+
+WIDTH = 100
+
+HEADER = """\
+# `mayfly` command reference
+
+Generated from `--help` by `python -m mayfly.cli.docs > docs/cli.md`; do not edit by hand
+(a test fails when this file is out of date).
+
+Exit codes: 0 success, 1 failure, 2 usage error. With `--json`, a command prints one JSON object
+on stdout; on failure that object is `{"error": {"code": …, "message": …}}`, where `code` is the
+API's numeric error code (for example 10001: the temporary account expired) or, for a failure on
+this side, a string: `no_credentials`, `temporary_conflict`, `project_invalid`, `api_unreachable`,
+`pow_unsupported`, `no_account`. Progress and notices go to stderr.
+"""
+
+
+def _contexts(command: click.Command, ctx: click.Context) -> Iterator[click.Context]:
+    """A context per command, each the child of its group's (so help shows the full path)."""
+    yield ctx
+    if isinstance(command, click.Group):
+        for name in sorted(command.commands):
+            sub = command.commands[name]
+            yield from _contexts(sub, click.Context(sub, info_name=name, parent=ctx))
+
+
+def render(root: click.Command, name: str = "mayfly") -> str:
+    """Every command's `--help` as a terminal WIDTH columns wide would show it."""
+    settings = {**root.context_settings, "terminal_width": WIDTH, "max_content_width": WIDTH}
+    top = click.Context(root, info_name=name, **settings)
+    sections = [HEADER]
+    for ctx in _contexts(root, top):
+        sections.append(f"## `{ctx.command_path}`\n\n```text\n{ctx.get_help()}\n```\n")
+    return "\n".join(sections)
+
+
+def main() -> None:
+    from mayfly.cli.main import cli
+
+    click.echo(render(cli), nl=False)
+
+
+if __name__ == "__main__":
+    main()

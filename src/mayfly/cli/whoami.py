@@ -1,0 +1,152 @@
+"""`mayfly whoami`: which credentials are in use, and the account they reach."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import click
+
+from mayfly.cli.options import api_options, client_env, token_option
+from mayfly.cli.output import CommandFailed, Output, format_duration, table
+from mayfly.sdk import (
+    Credentials,
+    Deployer,
+    LoginStore,
+    MayflyAPIError,
+    TemporaryAccountCache,
+    resolve_credentials,
+)
+from mayfly.sdk.errors import TEMPORARY_CLAIMED, TEMPORARY_EXPIRED
+from mayfly.sdk.models import AccountInfo, format_time
+
+NOT_AUTHENTICATED = (
+    "Not authenticated: no --api-token, no MAYFLY_API_TOKEN, no saved login and no cached "
+    "temporary account for {api_url}. Run `mayfly deploy --temporary` to get a temporary account."
+)
+
+
+@click.command()
+@click.option("--show-token", is_flag=True, help="Also print the API token itself.")
+@token_option
+@api_options
+def whoami(show_token: bool, api_token: str | None, api_url: str, as_json: bool) -> None:
+    """Show which credentials are in use and the account they reach.
+
+    For a temporary account: the time left and the claim URL. The token is printed only with
+    --show-token.
+    """
+    env = client_env()
+    out = Output(as_json, env.now)
+    directory = env.config_dir()
+    cache = TemporaryAccountCache(directory)
+    with out.errors():
+        resolution = resolve_credentials(
+            api_url, now=env.now(), flag_token=api_token, directory=directory
+        )
+        credentials = resolution.credentials
+        if credentials is None:
+            if resolution.expired is not None:
+                cache.drop(api_url)
+                raise CommandFailed(
+                    TEMPORARY_EXPIRED,
+                    f"The temporary account {resolution.expired.name} expired at "
+                    f"{format_time(resolution.expired.expires_at)}; it was removed from the cache. "
+                    "Run `mayfly deploy --temporary` for a new one.",
+                )
+            raise CommandFailed("no_credentials", NOT_AUTHENTICATED.format(api_url=api_url))
+        with env.client(api_url) as client:
+            authed = client.with_token(credentials.token)
+            try:
+                account = Deployer.account_for(authed, credentials)
+                if credentials.temporary is not None:
+                    account = authed.get_account(account.id)
+            except MayflyAPIError as exc:
+                if credentials.temporary is not None and exc.code in (
+                    TEMPORARY_EXPIRED,
+                    TEMPORARY_CLAIMED,
+                ):
+                    cache.drop(api_url)
+                    raise MayflyAPIError(
+                        exc.code,
+                        f"{exc.message} (The cached temporary account "
+                        f"{credentials.temporary.name} was removed from the cache.)",
+                        exc.status,
+                    ) from exc
+                raise
+        source = describe_source(credentials, cache, LoginStore(directory))
+        out.result(
+            whoami_json(api_url, credentials, account, source, show_token, out),
+            whoami_lines(api_url, credentials, account, source, show_token, out),
+        )
+
+
+def describe_source(
+    credentials: Credentials, cache: TemporaryAccountCache, logins: LoginStore
+) -> str:
+    return {
+        "--api-token": "the --api-token option",
+        "MAYFLY_API_TOKEN": "the MAYFLY_API_TOKEN environment variable",
+        "login": f"the token saved by `mayfly login` ({logins.path})",
+        "temporary": f"the cached temporary account ({cache.path})",
+    }[credentials.source]
+
+
+def _seconds_left(account: AccountInfo, out: Output) -> float | None:
+    if account.expires_at is None:
+        return None
+    return max(0.0, (account.expires_at - out.now()).total_seconds())
+
+
+def whoami_json(
+    api_url: str,
+    credentials: Credentials,
+    account: AccountInfo,
+    source: str,
+    show_token: bool,
+    out: Output,
+) -> dict[str, Any]:
+    left = _seconds_left(account, out)
+    data: dict[str, Any] = {
+        "api_url": api_url,
+        "source": credentials.source,
+        "source_description": source,
+        "account_id": account.id,
+        "account_name": account.name,
+        "kind": account.kind,
+        "expires_at": format_time(account.expires_at) if account.expires_at else None,
+        "seconds_left": round(left) if left is not None else None,
+        "claim_url": credentials.temporary.claim_url if credentials.temporary else None,
+    }
+    if show_token:
+        data["api_token"] = credentials.token
+    return data
+
+
+def whoami_lines(
+    api_url: str,
+    credentials: Credentials,
+    account: AccountInfo,
+    source: str,
+    show_token: bool,
+    out: Output,
+) -> list[str]:
+    rows = [
+        ("API", api_url),
+        ("Credentials", source),
+        ("Account", f"{account.name} ({account.id})"),
+    ]
+    left = _seconds_left(account, out)
+    if account.kind == "temporary" and left is not None and account.expires_at is not None:
+        rows.append(("Expires", f"in {format_duration(left)} ({format_time(account.expires_at)})"))
+    elif account.kind:
+        rows.append(("Kind", account.kind))
+    if credentials.temporary is not None:
+        rows.append(("Claim URL", credentials.temporary.claim_url))
+    if show_token:
+        rows.append(("API token", credentials.token))
+    else:
+        match = re.match(r"[a-z]{2,4}_", credentials.token)
+        prefix = match.group() if match else ""
+        rows.append(("API token", f"{prefix}… (hidden; --show-token prints it)"))
+    return table(rows, indent="")

@@ -1,0 +1,267 @@
+"""A typed client for Mayfly's Cloudflare-compatible v4 API: one method per endpoint.
+
+Every failure becomes an SDKError: MayflyAPIError(code, message, status) when the API answered with
+an error envelope, APIUnreachable when it did not answer at all.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from mayfly import __version__
+from mayfly.sdk.errors import APIUnreachable, MayflyAPIError
+from mayfly.sdk.models import (
+    AccountInfo,
+    Challenge,
+    TemporaryAccount,
+    UploadResult,
+    WorkerInfo,
+    WorkerUpload,
+    parse_time,
+)
+from mayfly.sdk.pow import check_challenge
+
+DEFAULT_API_URL = "http://localhost:8787"
+API_PREFIX = "/client/v4"
+USER_AGENT = f"mayfly/{__version__}"
+# Malformed or non-envelope answers get this code (Cloudflare has none for "not our API").
+MALFORMED = 0
+# 429 and 503 are retried this many times, honouring Retry-After up to MAX_RETRY_WAIT seconds.
+RETRIES = 2
+MAX_RETRY_WAIT = 10.0
+
+
+def normalise_api_url(api_url: str) -> str:
+    """`http://Host:8787/` and `http://host:8787/client/v4` both mean `http://host:8787`."""
+    url = httpx.URL(api_url.strip())
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"API URL {api_url!r} must be an http:// or https:// URL.")
+    path = url.path.rstrip("/")
+    if path.endswith(API_PREFIX):
+        path = path[: -len(API_PREFIX)]
+    port = f":{url.port}" if url.port else ""
+    return f"{url.scheme}://{url.host.lower()}{port}{path}"
+
+
+class MayflyClient:
+    """Synchronous client. `with_token()` shares the connection pool with a different token."""
+
+    def __init__(
+        self,
+        api_url: str = DEFAULT_API_URL,
+        token: str | None = None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 60.0,
+        http: httpx.Client | None = None,
+    ) -> None:
+        self.api_url = normalise_api_url(api_url)
+        self.token = token
+        self._owns_http = http is None
+        self._http = http or httpx.Client(
+            transport=transport,
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            headers={"user-agent": USER_AGENT},
+            follow_redirects=False,
+        )
+
+    def with_token(self, token: str) -> MayflyClient:
+        return MayflyClient(self.api_url, token, http=self._http)
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> MayflyClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- provisioning (no auth) -----------------------------------------------------------------
+
+    def request_challenge(self) -> Challenge:
+        """P1: a proof-of-work challenge."""
+        return check_challenge(self._call("POST", "/provisioning/previews/challenge", json={}))
+
+    def create_temporary_account(
+        self,
+        challenge: Challenge,
+        checkpoints: str,
+        *,
+        terms_url: str,
+        privacy_url: str,
+    ) -> TemporaryAccount:
+        """P2: a temporary account from a solved challenge. Its API token is shown only here."""
+        result = self._call(
+            "POST",
+            "/provisioning/previews",
+            json={
+                "termsOfService": terms_url,
+                "privacyPolicy": privacy_url,
+                "acceptTermsOfService": "yes",
+                "challengeToken": challenge.token,
+                "solution": {"checkpoints": checkpoints},
+            },
+        )
+        try:
+            account, claim = result["account"], result["claim"]
+            return TemporaryAccount(
+                id=str(account["id"]),
+                name=str(account["name"]),
+                api_token=str(account["apiToken"]),
+                expires_at=parse_time(account["expiresAt"]),
+                claim_url=str(claim["url"]),
+                claim_expires_at=parse_time(claim["expiresAt"]),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise MayflyAPIError(
+                MALFORMED,
+                "The temporary account response is missing required fields.",
+                200,
+            ) from exc
+
+    # -- identity -------------------------------------------------------------------------------
+
+    def list_accounts(self) -> list[AccountInfo]:
+        """U3: every account the token reaches (all pages)."""
+        found: list[AccountInfo] = []
+        page = 1
+        while True:
+            body = self._envelope("GET", "/accounts", params={"page": page, "per_page": 50})
+            items = body.get("result") or []
+            found.extend(_account(item) for item in items)
+            info = body.get("result_info") or {}
+            total, per_page = info.get("total_count"), info.get("per_page")
+            if not items or not isinstance(total, int) or not isinstance(per_page, int):
+                return found
+            if page * per_page >= total:
+                return found
+            page += 1
+
+    def get_account(self, account_id: str) -> AccountInfo:
+        return _account(self._call("GET", f"/accounts/{account_id}"))
+
+    # -- Workers --------------------------------------------------------------------------------
+
+    def upload_script(self, account_id: str, script: str, upload: WorkerUpload) -> UploadResult:
+        """W9: store a version and deploy it (creates the Worker when it is new)."""
+        files: list[tuple[str, tuple[str | None, bytes, str]]] = [
+            ("metadata", (None, json.dumps(upload.metadata()).encode(), "application/json"))
+        ]
+        for module in upload.modules:
+            files.append((module.name, (module.name, module.data, module.content_type)))
+        body = self._envelope(
+            "PUT", f"/accounts/{account_id}/workers/scripts/{script}", files=files
+        )
+        result = body.get("result") or {}
+        version_id = result.get("deployment_id") or result.get("id")
+        if not isinstance(version_id, str):
+            raise MayflyAPIError(MALFORMED, "The upload response has no version id.", 200)
+        messages = tuple(
+            str(m.get("message", m)) if isinstance(m, dict) else str(m)
+            for m in body.get("messages") or []
+        )
+        url = result.get("url")
+        return UploadResult(
+            version_id=version_id, messages=messages, url=url if isinstance(url, str) else None
+        )
+
+    def get_worker(self, account_id: str, script: str) -> WorkerInfo:
+        """W8: the Worker and its URL."""
+        result = self._call("GET", f"/accounts/{account_id}/workers/workers/{script}")
+        subdomain = result.get("subdomain") or {}
+        url = subdomain.get("url")
+        return WorkerInfo(
+            name=str(result.get("name") or script),
+            url=url if isinstance(url, str) else None,
+            enabled=bool(subdomain.get("enabled", True)),
+        )
+
+    # -- transport ------------------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._envelope(method, path, **kwargs).get("result")
+
+    def _envelope(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        url = self.api_url + API_PREFIX + path
+        headers = {"authorization": f"Bearer {self.token}"} if self.token else {}
+        for attempt in range(RETRIES + 1):
+            try:
+                response = self._http.request(method, url, headers=headers, **kwargs)
+            except httpx.TransportError as exc:
+                raise APIUnreachable(
+                    f"Could not reach the Mayfly API at {self.api_url} ({exc.__class__.__name__}: "
+                    f"{exc}). Is `mayfly serve` running there? Set --api-url or MAYFLY_API_URL."
+                ) from exc
+            wait = _retry_after(response)
+            if wait is None or attempt == RETRIES:
+                return _unwrap(response)
+            time.sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    if response.status_code not in (429, 503):
+        return None
+    try:
+        wait = float(response.headers.get("retry-after", "1"))
+    except ValueError:
+        wait = 1.0
+    return wait if 0 <= wait <= MAX_RETRY_WAIT else None
+
+
+def _unwrap(response: httpx.Response) -> dict[str, Any]:
+    status = response.status_code
+    if status in (204, 205) and not response.content:
+        return {"success": True, "result": None}
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise MayflyAPIError(
+            MALFORMED,
+            f"The API answered {status} with something that is not Cloudflare's JSON envelope; "
+            "is the API URL a Mayfly server?",
+            status,
+        )
+    errors = body.get("errors") or []
+    if response.is_success and body.get("success", True) is not False:
+        return body
+    first = errors[0] if errors and isinstance(errors[0], dict) else {}
+    code = first.get("code")
+    message = " ".join(
+        str(e.get("message", "")) for e in errors if isinstance(e, dict) and e.get("message")
+    )
+    raise MayflyAPIError(
+        code if isinstance(code, int) else MALFORMED,
+        message or f"The API answered {status} without a message.",
+        status,
+    )
+
+
+def _account(raw: Any) -> AccountInfo:
+    if not isinstance(raw, dict) or "id" not in raw:
+        raise MayflyAPIError(MALFORMED, "An account in the API's answer has no id.", 200)
+    extra = raw.get("mayfly")
+    if not isinstance(extra, dict):
+        extra = {}
+    kind = extra.get("kind")
+    expires = extra.get("expires_at")
+    return AccountInfo(
+        id=str(raw["id"]),
+        name=str(raw.get("name") or raw["id"]),
+        kind=kind if kind in ("temporary", "permanent") else None,
+        expires_at=parse_time(expires) if isinstance(expires, str) else None,
+    )

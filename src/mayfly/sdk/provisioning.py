@@ -1,0 +1,97 @@
+"""A temporary account for an agent: challenge, proof of work, account, cache (DESIGN §4)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from mayfly.sdk.client import MayflyClient
+from mayfly.sdk.credentials import TemporaryAccountCache
+from mayfly.sdk.models import Challenge, TemporaryAccount
+from mayfly.sdk.pow import solve_challenge
+
+
+class Listener(Protocol):
+    """Where a slow workflow reports what it is doing (the CLI renders it on stderr)."""
+
+    def notice(self, message: str) -> None: ...
+
+    def begin(self, task: str, total: int = 0) -> None: ...
+
+    def advance(self, done: int, total: int) -> None: ...
+
+    def end(self, task: str, seconds: float) -> None: ...
+
+    def temporary_account(self, account: TemporaryAccount, created: bool) -> None:
+        """The temporary account a command is about to use (just created, or reused)."""
+
+
+class QuietListener:
+    def notice(self, message: str) -> None:
+        pass
+
+    def begin(self, task: str, total: int = 0) -> None:
+        pass
+
+    def advance(self, done: int, total: int) -> None:
+        pass
+
+    def end(self, task: str, seconds: float) -> None:
+        pass
+
+    def temporary_account(self, account: TemporaryAccount, created: bool) -> None:
+        pass
+
+
+@dataclass
+class Timings:
+    """Seconds spent per phase, for progress output and the benchmark."""
+
+    phases: dict[str, float] = field(default_factory=dict)
+
+    def add(self, phase: str, seconds: float) -> None:
+        self.phases[phase] = self.phases.get(phase, 0.0) + seconds
+
+    def milliseconds(self) -> dict[str, int]:
+        return {name: round(seconds * 1000) for name, seconds in self.phases.items()}
+
+
+def terms_of(client: MayflyClient, challenge: Challenge) -> tuple[str, str]:
+    """The terms the agent accepts: the server's own if it names them, else its /terms pages."""
+    return (
+        challenge.terms_url or f"{client.api_url}/terms",
+        challenge.privacy_url or f"{client.api_url}/privacy",
+    )
+
+
+def provision_temporary_account(
+    client: MayflyClient,
+    cache: TemporaryAccountCache,
+    listener: Listener,
+    timings: Timings | None = None,
+) -> TemporaryAccount:
+    """Create a temporary account (solving the proof of work) and cache it for this API URL."""
+    timings = timings if timings is not None else Timings()
+    started = time.perf_counter()
+    challenge = client.request_challenge()
+    timings.add("provision", time.perf_counter() - started)
+    terms, privacy = terms_of(client, challenge)
+    listener.notice(
+        f"Continuing means you accept the terms of service ({terms}) "
+        f"and the privacy policy ({privacy})."
+    )
+    task = "Solving proof-of-work challenge"
+    listener.begin(task, challenge.k)
+    started = time.perf_counter()
+    checkpoints = solve_challenge(challenge, listener.advance)
+    solved = time.perf_counter() - started
+    timings.add("pow", solved)
+    listener.end(task, solved)
+    started = time.perf_counter()
+    account = client.create_temporary_account(
+        challenge, checkpoints, terms_url=terms, privacy_url=privacy
+    )
+    timings.add("provision", time.perf_counter() - started)
+    cache.save(client.api_url, account)
+    return account
