@@ -20,10 +20,13 @@ from mayfly.storage.tables import (
     accounts,
     api_tokens,
     audit_events,
+    device_authorizations,
     kv_entries,
     kv_namespaces,
     memberships,
+    moved_hosts,
     scripts,
+    sessions,
     tombstones,
     used_challenges,
 )
@@ -77,6 +80,7 @@ class Reaper:
                     expired_at=account.expires_at,
                     deleted_at=now,
                     keep_until=now + timedelta(seconds=self.ctx.settings.tombstone_cooldown),
+                    claim_token_hash=account.claim_token_hash,
                 )
             )
             audit.record(
@@ -103,6 +107,11 @@ class Reaper:
                 )
             )
             conn.execute(delete(used_challenges).where(used_challenges.c.expires_at <= now))
+            conn.execute(delete(moved_hosts).where(moved_hosts.c.keep_until <= now))
+            conn.execute(delete(sessions).where(sessions.c.expires_at <= now))
+            conn.execute(
+                delete(device_authorizations).where(device_authorizations.c.expires_at <= now)
+            )
             conn.execute(delete(kv_entries).where(kv_entries.c.expiration <= int(now.timestamp())))
 
     async def run_once(self) -> int:

@@ -171,6 +171,8 @@ tombstones = Table(
     Column("expired_at", Timestamp, nullable=True),
     Column("deleted_at", Timestamp, nullable=False),
     Column("keep_until", Timestamp, nullable=False),
+    # So that the claim page can say "expired" (410) rather than "unknown" after deletion.
+    Column("claim_token_hash", String(64), nullable=True, index=True),
 )
 
 audit_events = Table(
@@ -189,4 +191,43 @@ used_challenges = Table(
     metadata,
     Column("id", String(32), primary_key=True),
     Column("expires_at", Timestamp, nullable=False),
+)
+
+
+# -- humans: sessions, device authorizations, moved Workers (issue 6) ---------------------------
+
+sessions = Table(
+    "sessions",
+    metadata,
+    # SHA-256 of the random cookie value: a database leak does not hand out sessions.
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_id", String(32), ForeignKey("users.id"), nullable=False, index=True),
+    Column("created_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=False, index=True),
+)
+
+device_authorizations = Table(
+    "device_authorizations",
+    metadata,
+    # OAuth 2.0 device authorization grant (RFC 8628); both codes are stored hashed.
+    Column("device_code_hash", String(64), primary_key=True),
+    Column("user_code_hash", String(64), nullable=False, unique=True),
+    Column("client_id", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # pending approved denied issued
+    Column("created_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=False, index=True),
+    Column("interval", Integer, nullable=False),
+    Column("last_polled_at", Timestamp, nullable=True),
+    Column("user_id", String(32), ForeignKey("users.id"), nullable=True),
+    Column("account_id", String(32), nullable=True),
+)
+
+moved_hosts = Table(
+    "moved_hosts",
+    metadata,
+    # A Worker moved into another account at claim: its old host answers 410 naming the new URL.
+    Column("old_host", String(255), primary_key=True),
+    Column("new_url", String(512), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("keep_until", Timestamp, nullable=False, index=True),
 )
