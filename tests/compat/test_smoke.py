@@ -55,8 +55,8 @@ def test_deploy_without_credentials_suggests_temporary(
     mayfly_server: MayflyServer, new_user: Any, hello: Path
 ) -> None:
     result = run_wrangler(["deploy"], hello, mayfly_server.env(), new_user("nocreds"))
-    assert result.exit_code == 1, result
-    assert "rerun this command with `--temporary`" in result.stderr, result
+    assert result.exit_code == 1, str(result)
+    assert "rerun this command with `--temporary`" in result.stderr, str(result)
     assert result.connections in (None, []), "wrangler should fail before any HTTP call"
 
 
@@ -64,12 +64,12 @@ def test_deploy_temporary_creates_the_account_and_uploads(
     mayfly_server: MayflyServer, anon: WranglerUser, first_deploy: WranglerResult
 ) -> None:
     result = first_deploy
-    assert result.exit_code == 0, result
-    assert "Solving proof-of-work challenge" in result.stderr, result
-    assert "Temporary account ready" in result.stderr, result
-    assert "(created)" in result.stderr, result
-    assert f"Uploaded {WORKER}" in result.stdout, result
-    assert 'env.GREETING ("world")' in result.stdout, result
+    assert result.exit_code == 0, str(result)
+    assert "Solving proof-of-work challenge" in result.stderr, str(result)
+    assert "Temporary account ready" in result.stderr, str(result)
+    assert "(created)" in result.stderr, str(result)
+    assert f"Uploaded {WORKER}" in result.stdout, str(result)
+    assert 'env.GREETING ("world")' in result.stdout, str(result)
     vid = version_id(result)
 
     cached = anon.temporary_account()
@@ -97,9 +97,9 @@ def test_second_deploy_temporary_reuses_the_account(
     second_deploy: WranglerResult,
 ) -> None:
     result = second_deploy
-    assert result.exit_code == 0, result
-    assert "(reused)" in result.stderr, result
-    assert "Solving proof-of-work challenge" not in result.stderr, result
+    assert result.exit_code == 0, str(result)
+    assert "(reused)" in result.stderr, str(result)
+    assert "Solving proof-of-work challenge" not in result.stderr, str(result)
     first, second = version_id(first_deploy), version_id(result)
     assert first != second
 
@@ -127,7 +127,7 @@ def test_whoami_with_the_temporary_token(
     cached = anon.temporary_account()["account"]
     env = {**mayfly_server.env(), "CLOUDFLARE_API_TOKEN": cached["apiToken"]}
     result = run_wrangler(["whoami"], hello, env, new_user("tmptoken"))
-    assert result.exit_code == 0, result
+    assert result.exit_code == 0, str(result)
     assert f"Account API Token, associated with the account {cached['name']}" in result.stdout
     assert cached["id"] in result.stdout
 
@@ -137,8 +137,8 @@ def test_temporary_is_refused_when_a_token_is_set(
 ) -> None:
     env = {**mayfly_server.env(), "CLOUDFLARE_API_TOKEN": permanent["api_token"]}
     result = run_wrangler(["deploy", "--temporary"], hello, env, new_user("both"))
-    assert result.exit_code == 1, result
-    assert "--temporary` can't be used" in result.stderr, result
+    assert result.exit_code == 1, str(result)
+    assert "--temporary` can't be used" in result.stderr, str(result)
 
 
 def test_whoami_with_a_permanent_token(
@@ -146,8 +146,8 @@ def test_whoami_with_a_permanent_token(
 ) -> None:
     env = {**mayfly_server.env(), "CLOUDFLARE_API_TOKEN": permanent["api_token"]}
     result = run_wrangler(["whoami"], hello, env, new_user("whoami"))
-    assert result.exit_code == 0, result
-    assert "Account API Token, associated with the account acme-smoke" in result.stdout, result
+    assert result.exit_code == 0, str(result)
+    assert "Account API Token, associated with the account acme-smoke" in result.stdout, str(result)
     assert permanent["account_id"] in result.stdout
 
 
@@ -167,8 +167,8 @@ def test_deploy_with_a_permanent_token(
     worker = f"perm-{'with' if with_account_id else 'without'}-id"
     project = new_project("hello", worker_name=worker)
     result = run_wrangler(["deploy"], project, env, new_user(worker))
-    assert result.exit_code == 0, result
-    assert f"Uploaded {worker}" in result.stdout, result
+    assert result.exit_code == 0, str(result)
+    assert f"Uploaded {worker}" in result.stdout, str(result)
     vid = version_id(result)
     path = f"accounts/{account_id}/workers/scripts/{worker}/versions/{vid}"
     assert mayfly_server.api("GET", path, token).status_code == 200
