@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import stat
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -296,3 +297,31 @@ def test_whoami_after_server_side_expiry(
     assert body["error"]["code"] == 10001
     assert "removed from the cache" in body["error"]["message"]
     assert mayfly.json("whoami")[1]["error"]["code"] == "no_credentials"
+
+
+def test_whoami_when_the_cache_expired_by_the_clock(
+    mayfly: Mayfly, project: Path, transport: httpx.MockTransport
+) -> None:
+    _, deployed = mayfly.json("deploy", "--temporary")
+    later = datetime.now(UTC) + timedelta(hours=2)
+    result = CliRunner().invoke(
+        cli,
+        ["whoami", "--json"],
+        obj=ClientEnv(transport=transport, now=lambda: later),
+        env=mayfly.env,
+    )
+    assert result.exit_code == 1
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == 10001
+    assert f"{deployed['account_name']} expired at" in error["message"]
+    assert (
+        not mayfly.cache_file.exists()
+        or deployed["account_id"] not in mayfly.cache_file.read_text()
+    )
+
+
+def test_help_lists_the_commands(mayfly: Mayfly) -> None:
+    result = mayfly("--help")
+    assert result.exit_code == 0
+    for name in ("deploy", "whoami", "serve"):
+        assert name in result.stdout

@@ -58,6 +58,12 @@ def deploy(
 
     Without credentials, add --temporary: no account is needed, and the output has the Worker's
     URL and a claim URL a human can open to keep the account (it is deleted when it expires).
+
+    \b
+    --json prints: url, version_id, script, account_id, account_name,
+      claim_url, expires_at and created_or_reused ("created" | "reused")
+      for a temporary account (else null), api_token (only when the
+      account was just created), messages, notices, timings_ms.
     """
     env = client_env()
     out = Output(as_json, env.now)

@@ -35,6 +35,11 @@ def whoami(show_token: bool, api_token: str | None, api_url: str, as_json: bool)
 
     For a temporary account: the time left and the claim URL. The token is printed only with
     --show-token.
+
+    \b
+    --json prints: api_url, source ("--api-token" | "MAYFLY_API_TOKEN" |
+      "login" | "temporary"), source_description, account_id, account_name,
+      kind, expires_at, seconds_left, claim_url, api_token (--show-token).
     """
     env = client_env()
     out = Output(as_json, env.now)
