@@ -202,3 +202,18 @@ def test_dynamic_import_kinds_and_lines() -> None:
 def test_regex_after_keyword_and_division_after_parenthesis() -> None:
     source = "function f(x) { return /['\"]/.test(x) }\nconst y = (a) / 2; import './ok.js';"
     assert specifiers(source) == ["./ok.js"]
+
+
+def test_the_hello_example() -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "hello"
+    project = load_project(example)
+    assert (project.name, project.main, project.compatibility_date) == (
+        "hello",
+        "src/index.js",
+        "2025-01-01",
+    )
+    assert project.vars == {"GREETING": "Hello"}
+    assert [m.name for m in collect_modules(project).modules] == [
+        "src/index.js",
+        "src/lib/greet.js",
+    ]

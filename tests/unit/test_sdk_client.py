@@ -297,3 +297,15 @@ def test_expired_cache_is_announced_and_replaced(
     redeployed = d.deploy("hello", UPLOAD, later, temporary=True)
     assert redeployed.created_account
     assert redeployed.notices[0].startswith(f"The temporary account {later.expired.name} expired")
+
+
+def test_a_503_without_retry_after_is_not_retried() -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(503, json=envelope(errors=[{"code": 10060, "message": "suspended"}]))
+
+    with pytest.raises(MayflyAPIError) as caught:
+        mock(handler).get_account("abc")
+    assert caught.value.code == 10060 and len(calls) == 1

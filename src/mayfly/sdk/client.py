@@ -212,12 +212,14 @@ class MayflyClient:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    if response.status_code not in (429, 503):
+    """Seconds to wait before retrying, or None: only 429 and 503 that say when to come back."""
+    header = response.headers.get("retry-after")
+    if response.status_code not in (429, 503) or header is None:
         return None
     try:
-        wait = float(response.headers.get("retry-after", "1"))
+        wait = float(header)
     except ValueError:
-        wait = 1.0
+        return None
     return wait if 0 <= wait <= MAX_RETRY_WAIT else None
 
 
