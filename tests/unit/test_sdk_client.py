@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 from collections.abc import Iterator
 from datetime import timedelta
 from email.parser import BytesParser
@@ -309,3 +310,46 @@ def test_a_503_without_retry_after_is_not_retried() -> None:
     with pytest.raises(MayflyAPIError) as caught:
         mock(handler).get_account("abc")
     assert caught.value.code == 10060 and len(calls) == 1
+
+
+def test_an_account_cached_meanwhile_is_reused(
+    client: MayflyClient, tmp_path: Path, clock: ManualClock
+) -> None:
+    other = deployer(client, tmp_path)
+    before = resolution(client, tmp_path, clock)  # nothing cached yet…
+    first = other.deploy("one", UPLOAD, resolution(client, tmp_path, clock), temporary=True)
+    # …but by the time this deploy provisions, another process has cached an account.
+    second = deployer(client, tmp_path).deploy("two", UPLOAD, before, temporary=True)
+    assert not second.created_account
+    assert second.account.id == first.account.id
+
+
+def test_concurrent_temporary_deploys_share_one_account(
+    client: MayflyClient, tmp_path: Path, clock: ManualClock
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def deploy(name: str) -> Any:
+        return deployer(client, tmp_path).deploy(
+            name, UPLOAD, resolution(client, tmp_path, clock), temporary=True
+        )
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(deploy, ["one", "two"]))
+    assert len({r.account.id for r in results}) == 1
+    assert sorted(r.created_account for r in results) == [False, True]
+    lock = tmp_path / "config" / "temporary-accounts.lock"
+    assert stat.S_IMODE(lock.stat().st_mode) == 0o600
+
+
+def test_an_unwritable_cache_does_not_lose_the_account(
+    client: MayflyClient, tmp_path: Path, clock: ManualClock
+) -> None:
+    notices: list[str] = []
+    d = deployer(client, tmp_path)
+    d.listener.notice = notices.append  # type: ignore[method-assign]
+    d.cache.path.parent.mkdir(parents=True)
+    d.cache.path.mkdir()  # a directory where the file should be: writing fails
+    deployed = d.deploy("hello", UPLOAD, resolution(client, tmp_path, clock), temporary=True)
+    assert deployed.created_account and deployed.temporary is not None
+    assert any("could not cache the temporary account" in n for n in notices)

@@ -9,7 +9,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -125,6 +125,27 @@ class TemporaryAccountCache:
         entries = self._file.read()
         if entries.pop(normalise_api_url(api_url), None) is not None:
             self._file.write(entries)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold an exclusive lock while provisioning, so that two deploys started together on
+        one machine share one account instead of creating two."""
+        lock_path = self.path.with_suffix(".lock")
+        lock_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            _flock(fd)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
+
+def _flock(fd: int) -> None:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no lock, at worst two accounts
+        return
+    fcntl.flock(fd, fcntl.LOCK_EX)
 
 
 @dataclass(frozen=True)

@@ -82,8 +82,7 @@ class Deployer:
         if credentials is None:
             if not temporary:
                 raise CredentialsError(NO_CREDENTIALS)
-            credentials = self._provision()
-            created = True
+            credentials, created = self._provision()
         elif credentials.temporary is not None:
             self.listener.temporary_account(credentials.temporary, created=False)
         try:
@@ -117,8 +116,7 @@ class Deployer:
                 f"The temporary account {name} has expired or was deleted on the server; "
                 "removed it from the cache and creating a new one.",
             )
-            credentials = self._provision()
-            created = True
+            credentials, created = self._provision(rejected=credentials.token)
             deployment = self._deploy_with(credentials, script, upload, account_id)
         return Deployment(
             script=deployment.script,
@@ -135,10 +133,23 @@ class Deployer:
         notices.append(message)
         self.listener.notice(message)
 
-    def _provision(self) -> Credentials:
-        account = provision_temporary_account(self.client, self.cache, self.listener, self.timings)
-        self.listener.temporary_account(account, created=True)
-        return Credentials(account.api_token, "temporary", account.id, temporary=account)
+    def _provision(self, rejected: str | None = None) -> tuple[Credentials, bool]:
+        """A new temporary account, unless another process cached a usable one meanwhile."""
+        with self.cache.locked():
+            cached = self.cache.load(self.client.api_url)
+            if (
+                cached is not None
+                and cached.is_valid(self.clock())
+                and (cached.api_token != rejected)
+            ):
+                account, created = cached, False
+            else:
+                account = provision_temporary_account(
+                    self.client, self.cache, self.listener, self.timings
+                )
+                created = True
+        self.listener.temporary_account(account, created=created)
+        return Credentials(account.api_token, "temporary", account.id, temporary=account), created
 
     def _deploy_with(
         self,

@@ -93,5 +93,11 @@ def provision_temporary_account(
         challenge, checkpoints, terms_url=terms, privacy_url=privacy
     )
     timings.add("provision", time.perf_counter() - started)
-    cache.save(client.api_url, account)
+    try:
+        cache.save(client.api_url, account)
+    except OSError as exc:
+        listener.notice(
+            f"Warning: could not cache the temporary account in {cache.path} ({exc}); "
+            "its API token is only in this output."
+        )
     return account
