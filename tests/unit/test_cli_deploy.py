@@ -325,3 +325,24 @@ def test_help_lists_the_commands(mayfly: Mayfly) -> None:
     assert result.exit_code == 0
     for name in ("deploy", "whoami", "serve"):
         assert name in result.stdout
+
+
+def test_what_the_data_plane_gets(mayfly: Mayfly, project: Path, platform: Platform) -> None:
+    """Module names, main module and vars arrive as the runtime will load them."""
+    from starlette.testclient import TestClient
+
+    from mayfly.api.internal import SECRET_HEADER
+
+    _, deployed = mayfly.json("deploy", "--temporary")
+    with TestClient(platform.internal_app()) as internal:
+        code = internal.get(
+            f"/internal/v1/versions/{deployed['version_id']}",
+            headers={SECRET_HEADER: platform.internal_secret},
+        ).json()
+    assert code["main_module"] == "src/index.js"
+    assert sorted((m["name"], m["kind"]) for m in code["modules"]) == [
+        ("src/index.js", "esm"),
+        ("src/lib/greet.js", "esm"),
+    ]
+    assert code["env"] == {"GREETING": "Hello"}
+    assert code["compatibility_date"] == "2025-01-01"
