@@ -199,6 +199,16 @@ def test_base_url_without_client_v4(setup: Setup) -> None:
     assert result.exit_code == 0, str(result)
 
 
+def test_deploy_in_agent_mode(setup: Setup) -> None:
+    """With CLAUDECODE set wrangler registers a workers.dev subdomain unless the account has one
+    (spec §5.6); every Mayfly account has one, so the deploy just goes through."""
+    result = setup.wrangler("deploy", "--name", "agent-worker", env={"CLAUDECODE": "1"})
+    assert result.exit_code == 0, str(result)
+    assert "Uploaded agent-worker" in result.stdout
+    assert "register a workers.dev subdomain" not in result.output
+    assert "DNS records" not in result.stdout
+
+
 @pytest.fixture(scope="module")
 def deleted(setup: Setup) -> WranglerResult:
     deploy = setup.wrangler("deploy", "--name", "doomed")
