@@ -139,3 +139,13 @@ def test_an_expired_cache_does_not_hide_a_token(tmp_path: Path) -> None:
     TemporaryAccountCache(tmp_path).save(API, account(minutes=-5))
     credentials = resolve(tmp_path, {"MAYFLY_API_TOKEN": "mfp_env"}).credentials
     assert credentials is not None and credentials.source == "MAYFLY_API_TOKEN"
+
+
+def test_drop_with_a_token_spares_a_newer_account(tmp_path: Path) -> None:
+    cache = TemporaryAccountCache(tmp_path)
+    cache.save(API, account())
+    cache.drop(API, token="mft_some_older_token")
+    assert cache.load(API) == account()
+    cache.drop(API, token="mft_cached")
+    assert cache.load(API) is None
+    cache.drop(API)  # nothing to drop: no error

@@ -52,7 +52,7 @@ def whoami(show_token: bool, api_token: str | None, api_url: str, as_json: bool)
         credentials = resolution.credentials
         if credentials is None:
             if resolution.expired is not None:
-                cache.drop(api_url)
+                cache.drop(api_url, token=resolution.expired.api_token)
                 raise CommandFailed(
                     TEMPORARY_EXPIRED,
                     f"The temporary account {resolution.expired.name} expired at "
@@ -71,7 +71,7 @@ def whoami(show_token: bool, api_token: str | None, api_url: str, as_json: bool)
                     TEMPORARY_EXPIRED,
                     TEMPORARY_CLAIMED,
                 ):
-                    cache.drop(api_url)
+                    cache.drop(api_url, token=credentials.token)
                     raise MayflyAPIError(
                         exc.code,
                         f"{exc.message} (The cached temporary account "

@@ -121,10 +121,18 @@ class TemporaryAccountCache:
         }
         self._file.write(entries)
 
-    def drop(self, api_url: str) -> None:
+    def drop(self, api_url: str, token: str | None = None) -> None:
+        """Forget the account for `api_url`; with `token`, only if it is still that account's
+        (another process may have cached a new one meanwhile)."""
+        key = normalise_api_url(api_url)
         entries = self._file.read()
-        if entries.pop(normalise_api_url(api_url), None) is not None:
-            self._file.write(entries)
+        entry = entries.get(key)
+        if entry is None:
+            return
+        if token is not None and isinstance(entry, dict) and entry.get("api_token") != token:
+            return
+        del entries[key]
+        self._file.write(entries)
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:

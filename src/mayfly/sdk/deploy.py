@@ -8,6 +8,7 @@ it expired (10001) and `temporary=True`, a new account is provisioned and the up
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -72,7 +73,7 @@ class Deployer:
         notices: list[str] = []
         if credentials is None and resolution.expired is not None:
             old = resolution.expired
-            self.cache.drop(self.client.api_url)
+            self.cache.drop(self.client.api_url, token=old.api_token)
             self._notice(
                 notices,
                 f"The temporary account {old.name} expired at {_clock(old.expires_at)}"
@@ -93,41 +94,40 @@ class Deployer:
                 TEMPORARY_CLAIMED,
             ):
                 raise
-            self.cache.drop(self.client.api_url)
-            name = credentials.temporary.name
-            if exc.code == TEMPORARY_CLAIMED:
-                raise MayflyAPIError(
-                    exc.code,
-                    f"The temporary account {name} was claimed by a human, who now owns it; its "
-                    "token no longer works and was removed from the cache. Ask them for an API "
-                    "token (MAYFLY_API_TOKEN), or rerun with `--temporary` for a new temporary "
-                    "account.",
-                    exc.status,
-                ) from exc
-            if not temporary or created:
-                raise MayflyAPIError(
-                    exc.code,
-                    f"The temporary account {name} has expired or was deleted; it was removed "
-                    "from the cache. Rerun with `--temporary` to get a new one.",
-                    exc.status,
-                ) from exc
+            self._drop_rejected(credentials.temporary, exc, retry=temporary and not created)
             self._notice(
                 notices,
-                f"The temporary account {name} has expired or was deleted on the server; "
-                "removed it from the cache and creating a new one.",
+                f"The temporary account {credentials.temporary.name} has expired or was deleted "
+                "on the server; removed it from the cache and creating a new one.",
             )
             credentials, created = self._provision(rejected=credentials.token)
             deployment = self._deploy_with(credentials, script, upload, account_id)
-        return Deployment(
-            script=deployment.script,
-            version_id=deployment.version_id,
-            url=deployment.url,
-            account=deployment.account,
-            messages=deployment.messages,
+        return dataclasses.replace(
+            deployment,
             temporary=credentials.temporary,
             created_account=created,
             notices=tuple(notices),
         )
+
+    def _drop_rejected(self, account: TemporaryAccount, exc: MayflyAPIError, retry: bool) -> None:
+        """Forget a cached account the API refused; raise unless a new one should be tried."""
+        self.cache.drop(self.client.api_url, token=account.api_token)
+        if exc.code == TEMPORARY_CLAIMED:
+            raise MayflyAPIError(
+                exc.code,
+                f"The temporary account {account.name} was claimed by a human, who now owns it; "
+                "its token no longer works and was removed from the cache. Ask them for an API "
+                "token (MAYFLY_API_TOKEN), or rerun with `--temporary` for a new temporary "
+                "account.",
+                exc.status,
+            ) from exc
+        if not retry:
+            raise MayflyAPIError(
+                exc.code,
+                f"The temporary account {account.name} has expired or was deleted; it was "
+                "removed from the cache. Rerun with `--temporary` to get a new one.",
+                exc.status,
+            ) from exc
 
     def _notice(self, notices: list[str], message: str) -> None:
         notices.append(message)
