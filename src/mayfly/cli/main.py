@@ -7,6 +7,7 @@ import click
 from mayfly import __version__
 from mayfly.cli.admin import admin
 from mayfly.cli.deploy import deploy
+from mayfly.cli.login import login, logout
 from mayfly.cli.serve import serve
 from mayfly.cli.whoami import whoami
 
@@ -20,6 +21,8 @@ def cli() -> None:
 cli.add_command(serve)
 cli.add_command(deploy)
 cli.add_command(whoami)
+cli.add_command(login)
+cli.add_command(logout)
 cli.add_command(admin)
 
 
