@@ -11,7 +11,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mayfly import __version__
-from mayfly.api import identity, kv, provisioning, tail, workers
+from mayfly.api import claims, identity, kv, oauth, provisioning, tail, user_tokens, workers
 from mayfly.api.envelope import failure, mayfly_error_handler, unexpected_error_handler
 from mayfly.errors import MayflyError
 from mayfly.services.container import Services
@@ -50,7 +50,15 @@ async def index(request: Request) -> Response:
 
 
 def api_routes() -> list[BaseRoute]:
-    return [*provisioning.routes, *identity.routes, *workers.routes, *kv.routes, *tail.routes]
+    return [
+        *provisioning.routes,
+        *identity.routes,
+        *workers.routes,
+        *kv.routes,
+        *tail.routes,
+        *claims.routes,
+        *user_tokens.routes,
+    ]
 
 
 def build_public_app(services: Services, extra_routes: list[BaseRoute] | None = None) -> ASGIApp:
@@ -58,6 +66,7 @@ def build_public_app(services: Services, extra_routes: list[BaseRoute] | None = 
         routes=[
             Route("/", index),
             Mount("/client/v4", routes=api_routes()),
+            *oauth.routes,
             *tail.socket_routes,
             *(extra_routes or []),
         ],

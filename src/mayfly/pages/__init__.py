@@ -1,9 +1,20 @@
-"""Server-rendered pages for humans: claim, sign-up, log-in, dashboard."""
+"""Server-rendered pages for humans: claim, sign-up, log-in, dashboard, device approval."""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+from pathlib import Path
+
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
 
 
 def page_routes() -> list[BaseRoute]:
-    return []
+    from mayfly.pages import claim, dashboard, device, login
+
+    return [
+        *login.routes,
+        *claim.routes,
+        *dashboard.routes,
+        *device.routes,
+        Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
+    ]

@@ -5,14 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mayfly.services.accounts import AccountService
+from mayfly.services.claims import ClaimService
 from mayfly.services.context import ServiceContext
+from mayfly.services.device_auth import DeviceAuthService
 from mayfly.services.kv import KVService
 from mayfly.services.lifecycle import Reaper
+from mayfly.services.memberships import MembershipService
 from mayfly.services.provisioning import ProvisioningService
 from mayfly.services.routing import RoutingService
 from mayfly.services.scripts import ScriptService
+from mayfly.services.sessions import SessionService
 from mayfly.services.tail import TailHub, TailService
 from mayfly.services.tokens import TokenService
+from mayfly.services.user_tokens import UserTokenService
+from mayfly.services.users import UserService
 
 
 @dataclass
@@ -26,10 +32,17 @@ class Services:
     kv: KVService
     tails: TailService
     reaper: Reaper
+    users: UserService
+    sessions: SessionService
+    memberships: MembershipService
+    user_tokens: UserTokenService
+    claims: ClaimService
+    device_auth: DeviceAuthService
 
     @classmethod
     def build(cls, ctx: ServiceContext) -> Services:
         hub = TailHub()
+        user_tokens = UserTokenService(ctx)
         return cls(
             ctx=ctx,
             tokens=TokenService(ctx),
@@ -40,4 +53,10 @@ class Services:
             tails=TailService(ctx, hub),
             kv=KVService(ctx),
             reaper=Reaper(ctx),
+            users=UserService(ctx),
+            sessions=SessionService(ctx),
+            memberships=MembershipService(ctx),
+            user_tokens=user_tokens,
+            claims=ClaimService(ctx),
+            device_auth=DeviceAuthService(ctx, user_tokens),
         )

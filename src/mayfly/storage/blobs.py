@@ -11,7 +11,7 @@ import os
 import shutil
 from pathlib import Path
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, String, delete, insert, literal, select
 
 from mayfly.storage.tables import blobs
 
@@ -72,6 +72,46 @@ class BlobStore:
         conn.execute(delete(blobs).where(blobs.c.account_id == account_id))
         if self.root is not None:
             shutil.rmtree(self.root / account_id, ignore_errors=True)
+
+    def copy_account(self, conn: Connection, source: str, target: str) -> list[Path]:
+        """Give `target` every blob of `source` (rows, and files as hard links or copies).
+
+        Returns the files created, so that a caller whose transaction fails can remove them.
+        """
+        target_has = select(blobs.c.sha256).where(blobs.c.account_id == target)
+        missing = (
+            conn.execute(
+                select(blobs.c.sha256).where(
+                    blobs.c.account_id == source, blobs.c.sha256.not_in(target_has)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        if not missing:
+            return []
+        conn.execute(
+            insert(blobs).from_select(
+                ["account_id", "sha256", "size", "data"],
+                select(literal(target, String()), blobs.c.sha256, blobs.c.size, blobs.c.data).where(
+                    blobs.c.account_id == source, blobs.c.sha256.in_(missing)
+                ),
+            )
+        )
+        created: list[Path] = []
+        if self.root is None:
+            return created
+        for digest in missing:
+            src, dst = self._path(source, digest), self._path(target, digest)
+            if dst.exists():
+                continue
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(src, dst)
+            except OSError:
+                shutil.copyfile(src, dst)
+            created.append(dst)
+        return created
 
     def account_has_files(self, account_id: str) -> bool:
         return self.root is not None and (self.root / account_id).exists()

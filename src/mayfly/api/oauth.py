@@ -1,0 +1,101 @@
+"""OAuth 2.0 device authorization grant (RFC 8628) for `mayfly login`; RFC 6749 error shapes.
+
+POST /oauth/device/code  client_id=mayfly-cli
+POST /oauth/token        grant_type=urn:ietf:params:oauth:grant-type:device_code, device_code, client_id
+Bodies are form-encoded (as the RFC says) or JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from mayfly.api.auth import services
+from mayfly.services.device_auth import GRANT_TYPE, OAuthError
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+async def _params(request: Request) -> dict[str, str]:
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            data: Any = json.loads(await request.body() or b"{}")
+        except ValueError as exc:
+            raise OAuthError("invalid_request", "The body is not valid JSON.") from exc
+        if not isinstance(data, dict):
+            raise OAuthError("invalid_request", "The body must be a JSON object.")
+        return {str(k): str(v) for k, v in data.items() if v is not None}
+    form = await request.form()
+    try:
+        return {k: v for k, v in form.items() if isinstance(v, str)}
+    finally:
+        await form.close()
+
+
+def _error(exc: OAuthError) -> Response:
+    return JSONResponse(
+        {"error": exc.error, "error_description": exc.description},
+        status_code=exc.status,
+        headers=NO_STORE,
+    )
+
+
+async def device_code(request: Request) -> Response:
+    try:
+        params = await _params(request)
+        code = await asyncio.to_thread(
+            services(request).device_auth.start, params.get("client_id", "")
+        )
+    except OAuthError as exc:
+        return _error(exc)
+    return JSONResponse(
+        {
+            "device_code": code.device_code,
+            "user_code": code.user_code,
+            "verification_uri": code.verification_uri,
+            "verification_uri_complete": code.verification_uri_complete,
+            "expires_in": code.expires_in,
+            "interval": code.interval,
+        },
+        headers=NO_STORE,
+    )
+
+
+async def token(request: Request) -> Response:
+    try:
+        params = await _params(request)
+        if params.get("grant_type") != GRANT_TYPE:
+            raise OAuthError(
+                "unsupported_grant_type", f"Only grant_type={GRANT_TYPE} is supported."
+            )
+        if not params.get("device_code"):
+            raise OAuthError("invalid_request", "device_code is required.")
+        issued = await asyncio.to_thread(
+            services(request).device_auth.poll,
+            params.get("client_id", ""),
+            params["device_code"],
+        )
+    except OAuthError as exc:
+        return _error(exc)
+    return JSONResponse(
+        {
+            "access_token": issued.access_token,
+            "token_type": "Bearer",
+            "account_id": issued.account_id,
+            "account_name": issued.account_name,
+            "email": issued.email,
+            "token_id": issued.token_id,
+        },
+        headers=NO_STORE,
+    )
+
+
+routes = [
+    Route("/oauth/device/code", device_code, methods=["POST"]),
+    Route("/oauth/token", token, methods=["POST"]),
+]

@@ -1,0 +1,127 @@
+"""T1–T4: a user's API tokens (`/user/tokens`), for holders of a user token.
+
+A user token (from `mayfly login` or the dashboard) is scoped to one account; through the API it
+lists, creates and revokes the user's tokens *for that account* only, so that a token never
+reaches further than its own scope. The dashboard manages tokens across all the user's accounts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from mayfly.api.auth import principal, services
+from mayfly.api.envelope import json_body, ok, paginate
+from mayfly.errors import Forbidden, ValidationError
+from mayfly.model import Principal, as_utc, iso
+from mayfly.services.user_tokens import TokenInfo
+from mayfly.services.users import User
+
+
+def render_token(info: TokenInfo, value: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": info.id,
+        "name": info.name,
+        "status": info.status,
+        "issued_on": iso(info.created_at),
+        "modified_on": iso(info.revoked_at or info.created_at),
+        "expires_on": iso(info.expires_at),
+        "last_used_on": None,
+        "policies": [
+            {
+                "id": f"{info.id}-account",
+                "effect": "allow",
+                "resources": {f"com.cloudflare.api.account.{info.account_id}": "*"},
+                "permission_groups": [{"id": "mayfly-account-admin", "name": "Account admin"}],
+            }
+        ],
+        "mayfly": {"account_id": info.account_id, "account_name": info.account_name},
+    }
+    if value is not None:
+        body["value"] = value
+    return body
+
+
+async def _user(request: Request) -> tuple[Principal, User]:
+    who = await principal(request)
+    user = (
+        await asyncio.to_thread(services(request).users.get, who.user_id) if who.user_id else None
+    )
+    if user is None:
+        raise Forbidden(
+            "Only a user's token (from `mayfly login` or the dashboard) can manage API tokens; "
+            "this is an account token."
+        )
+    return who, user
+
+
+def _expiry(body: dict[str, Any]) -> datetime | None:
+    raw = body.get("expires_on")
+    if raw in (None, ""):
+        return None
+    if not isinstance(raw, str):
+        raise ValidationError(
+            "expires_on must be an ISO 8601 date-time, like 2027-01-31T00:00:00Z."
+        )
+    try:
+        return as_utc(datetime.fromisoformat(raw.replace("Z", "+00:00")))
+    except ValueError as exc:
+        raise ValidationError(
+            "expires_on must be an ISO 8601 date-time, like 2027-01-31T00:00:00Z."
+        ) from exc
+
+
+async def list_tokens(request: Request) -> Response:
+    who, user = await _user(request)
+    found = await asyncio.to_thread(
+        services(request).user_tokens.tokens_of, user.id, who.account_id
+    )
+    page, info = paginate([render_token(t) for t in found], request)
+    return ok(page, result_info=info)
+
+
+async def create_token(request: Request) -> Response:
+    who, user = await _user(request)
+    body = await json_body(request)
+    name = body.get("name")
+    if not isinstance(name, str):
+        raise ValidationError('Give the token a name: {"name": "laptop CLI"}.')
+    account_id = body.get("account_id", who.account_id)
+    if account_id != who.account_id:
+        raise Forbidden("A token can only create tokens for its own account.")
+    info, value = await asyncio.to_thread(
+        services(request).user_tokens.create, user, who.account_id, name, _expiry(body), via="api"
+    )
+    return ok(render_token(info, value))
+
+
+async def get_token(request: Request) -> Response:
+    who, user = await _user(request)
+    info = await asyncio.to_thread(
+        services(request).user_tokens.get, user.id, request.path_params["token_id"], who.account_id
+    )
+    return ok(render_token(info))
+
+
+async def delete_token(request: Request) -> Response:
+    who, user = await _user(request)
+    info = await asyncio.to_thread(
+        services(request).user_tokens.revoke,
+        user,
+        request.path_params["token_id"],
+        who.account_id,
+    )
+    return ok({"id": info.id})
+
+
+routes = [
+    Route("/user/tokens", list_tokens, methods=["GET"]),
+    Route("/user/tokens", create_token, methods=["POST"]),
+    Route("/user/tokens/{token_id}", get_token, methods=["GET"]),
+    Route("/user/tokens/{token_id}", delete_token, methods=["DELETE"]),
+]

@@ -1,0 +1,152 @@
+"""The claim page: what a temporary account holds, and keeping it or moving it into my account."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from mayfly.errors import MayflyError
+from mayfly.pages.web import (
+    field,
+    form,
+    login_redirect,
+    page,
+    redirect,
+    render,
+    services,
+    visitor,
+)
+from mayfly.services.claims import (
+    AlreadyClaimed,
+    ClaimLinkExpired,
+    ClaimLinkUnknown,
+    MoveConflicts,
+    MovePlan,
+)
+from mayfly.services.users import MIN_PASSWORD, User
+
+CLAIM_ERRORS: dict[type[MayflyError], str] = {
+    ClaimLinkUnknown: "Claim link not found",
+    ClaimLinkExpired: "This temporary account has expired",
+    AlreadyClaimed: "Already claimed",
+}
+
+
+def _token(request: Request) -> str:
+    return str(request.path_params["token"])
+
+
+def claim_error(request: Request, exc: MayflyError) -> Response:
+    return render(
+        request,
+        "claim_error.html",
+        {
+            "title": CLAIM_ERRORS.get(type(exc), "Cannot claim"),
+            "message": exc.message,
+            "status_code": exc.status,
+        },
+        status=exc.status,
+    )
+
+
+async def _user(request: Request) -> User | None:
+    who = await visitor(request)
+    return who.session.user if who.session else None
+
+
+@page
+async def claim_page(request: Request) -> Response:
+    svc = services(request)
+    try:
+        view = await asyncio.to_thread(svc.claims.inspect, _token(request))
+    except (ClaimLinkUnknown, ClaimLinkExpired, AlreadyClaimed) as exc:
+        return claim_error(request, exc)
+    user = await _user(request)
+    targets = []
+    if user is not None:
+        owned = await asyncio.to_thread(svc.memberships.accounts_of, user.id)
+        targets = [a for a in owned if a.kind == "permanent"]
+    return render(
+        request,
+        "claim.html",
+        {
+            "token": _token(request),
+            "view": view,
+            "targets": targets,
+            "next": request.url.path,
+            "min_password": MIN_PASSWORD,
+        },
+    )
+
+
+def _renames(data: FormData | None, prefix: str) -> dict[str, str]:
+    if data is None:
+        return {}
+    return {
+        k[len(prefix) :]: v
+        for k, v in data.multi_items()
+        if k.startswith(prefix) and isinstance(v, str)
+    }
+
+
+def _move_page(request: Request, plan: MovePlan, status: int = 200, error: str = "") -> Response:
+    context: dict[str, Any] = {"token": _token(request), "plan": plan, "error": error}
+    return render(request, "claim_move.html", context, status=status)
+
+
+@page
+async def move_preview(request: Request) -> Response:
+    user = await _user(request)
+    if user is None:
+        return login_redirect(request)
+    try:
+        plan = await asyncio.to_thread(
+            services(request).claims.plan_move,
+            _token(request),
+            user.id,
+            request.query_params.get("into", ""),
+        )
+    except (ClaimLinkUnknown, ClaimLinkExpired, AlreadyClaimed) as exc:
+        return claim_error(request, exc)
+    return _move_page(request, plan)
+
+
+@page
+async def claim(request: Request) -> Response:
+    who, data = await form(request)
+    if who.session is None:
+        return redirect(request, f"/login?next=/claim/{_token(request)}")
+    user = who.session.user
+    svc = services(request)
+    action = field(data, "action")
+    renames, titles = _renames(data, "rename:"), _renames(data, "title:")
+    try:
+        if action == "keep":
+            kept = await svc.claims.keep(_token(request), user)
+            return redirect(request, f"/dashboard/accounts/{kept.account.id}?claimed=1")
+        into = field(data, "into")
+        if action == "preview":
+            plan = await asyncio.to_thread(
+                svc.claims.plan_move, _token(request), user.id, into, renames, titles
+            )
+            return _move_page(request, plan)
+        if action == "move":
+            moved = await svc.claims.move(_token(request), user, into, renames, titles)
+            return redirect(request, f"/dashboard/accounts/{moved.account.id}?merged=1")
+    except MoveConflicts as exc:
+        return _move_page(request, exc.plan, 409, exc.message)
+    except (ClaimLinkUnknown, ClaimLinkExpired, AlreadyClaimed) as exc:
+        return claim_error(request, exc)
+    return redirect(request, f"/claim/{_token(request)}")
+
+
+routes = [
+    Route("/claim/{token}", claim_page, methods=["GET"]),
+    Route("/claim/{token}", claim, methods=["POST"]),
+    Route("/claim/{token}/move", move_preview, methods=["GET"]),
+]

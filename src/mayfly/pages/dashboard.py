@@ -1,0 +1,119 @@
+"""The dashboard: my accounts, their Workers and KV, audit logs, and API tokens."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from mayfly.errors import MayflyError, ValidationError
+from mayfly.pages.web import field, form, login_redirect, page, redirect, render, services, visitor
+from mayfly.services.users import User
+
+EXPIRY_CHOICES = [("", "Never"), ("7", "7 days"), ("30", "30 days"), ("90", "90 days")]
+
+
+async def _user(request: Request) -> User | None:
+    who = await visitor(request)
+    return who.session.user if who.session else None
+
+
+@page
+async def dashboard(request: Request) -> Response:
+    user = await _user(request)
+    if user is None:
+        return login_redirect(request)
+    found = await asyncio.to_thread(services(request).memberships.inventories, user.id)
+    return render(request, "dashboard.html", {"accounts": found})
+
+
+@page
+async def create_account(request: Request) -> Response:
+    who, data = await form(request)
+    if who.session is None:
+        return redirect(request, "/login?next=/dashboard")
+    svc = services(request)
+    try:
+        account = await asyncio.to_thread(
+            svc.memberships.create_account, who.session.user, field(data, "name")
+        )
+    except MayflyError as exc:
+        found = await asyncio.to_thread(svc.memberships.inventories, who.session.user.id)
+        return render(
+            request,
+            "dashboard.html",
+            {"accounts": found, "error": exc.message, "name": field(data, "name")},
+            status=exc.status,
+        )
+    return redirect(request, f"/dashboard/accounts/{account.id}")
+
+
+async def _account_page(
+    request: Request, user: User, account_id: str, status: int = 200, **extra: Any
+) -> Response:
+    svc = services(request)
+    view = await asyncio.to_thread(svc.memberships.view, user.id, account_id)
+    tokens = await asyncio.to_thread(svc.user_tokens.tokens_of, user.id, account_id)
+    context = {
+        "view": view,
+        "tokens": tokens,
+        "expiry_choices": EXPIRY_CHOICES,
+        "claimed": request.query_params.get("claimed") == "1",
+        "merged": request.query_params.get("merged") == "1",
+        **extra,
+    }
+    return render(request, "account.html", context, status=status)
+
+
+@page
+async def account_page(request: Request) -> Response:
+    user = await _user(request)
+    if user is None:
+        return login_redirect(request)
+    return await _account_page(request, user, request.path_params["account_id"])
+
+
+@page
+async def create_token(request: Request) -> Response:
+    who, data = await form(request)
+    account_id = request.path_params["account_id"]
+    if who.session is None:
+        return redirect(request, f"/login?next=/dashboard/accounts/{account_id}")
+    user = who.session.user
+    days = field(data, "expires")
+    try:
+        if days and days not in {d for d, _ in EXPIRY_CHOICES}:
+            raise ValidationError("Choose one of the offered expiries.")
+        expires = services(request).ctx.clock.now() + timedelta(days=int(days)) if days else None
+        info, value = await asyncio.to_thread(
+            services(request).user_tokens.create, user, account_id, field(data, "name"), expires
+        )
+    except MayflyError as exc:
+        return await _account_page(
+            request, user, account_id, exc.status, token_error=exc.message, name=field(data, "name")
+        )
+    return await _account_page(request, user, account_id, created=info, created_value=value)
+
+
+@page
+async def revoke_token(request: Request) -> Response:
+    who, _ = await form(request)
+    if who.session is None:
+        return redirect(request, "/login?next=/dashboard")
+    info = await asyncio.to_thread(
+        services(request).user_tokens.revoke, who.session.user, request.path_params["token_id"]
+    )
+    return redirect(request, f"/dashboard/accounts/{info.account_id}#tokens")
+
+
+routes = [
+    Route("/dashboard", dashboard, methods=["GET"]),
+    Route("/dashboard/accounts", create_account, methods=["POST"]),
+    Route("/dashboard/accounts/{account_id}", account_page, methods=["GET"]),
+    Route("/dashboard/accounts/{account_id}/tokens", create_token, methods=["POST"]),
+    Route("/dashboard/tokens/{token_id}/revoke", revoke_token, methods=["POST"]),
+]

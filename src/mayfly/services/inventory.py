@@ -1,0 +1,84 @@
+"""What an account holds, as people see it: Workers with URL, version and last deploy; KV."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, func, select
+
+from mayfly.model import Account
+from mayfly.services.context import ServiceContext
+from mayfly.storage.tables import deployments, kv_entries, kv_namespaces, scripts, versions
+
+
+@dataclass(frozen=True)
+class WorkerSummary:
+    name: str
+    url: str
+    version_id: str | None
+    version_number: int | None
+    deployed_at: datetime | None
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class NamespaceSummary:
+    id: str
+    title: str
+    keys: int
+
+
+@dataclass(frozen=True)
+class Inventory:
+    workers: list[WorkerSummary]
+    namespaces: list[NamespaceSummary]
+
+
+def workers_of(conn: Connection, ctx: ServiceContext, account: Account) -> list[WorkerSummary]:
+    rows = conn.execute(
+        select(
+            scripts.c.name,
+            scripts.c.current_version_id,
+            scripts.c.subdomain_enabled,
+            versions.c.number,
+            deployments.c.created_at.label("deployed_at"),
+        )
+        .select_from(
+            scripts.outerjoin(versions, versions.c.id == scripts.c.current_version_id).outerjoin(
+                deployments, deployments.c.id == scripts.c.current_deployment_id
+            )
+        )
+        .where(scripts.c.account_id == account.id)
+        .order_by(scripts.c.name)
+    ).all()
+    return [
+        WorkerSummary(
+            name=r.name,
+            url=ctx.worker_url(r.name, account.name),
+            version_id=r.current_version_id,
+            version_number=r.number,
+            deployed_at=r.deployed_at,
+            enabled=bool(r.subdomain_enabled),
+        )
+        for r in rows
+    ]
+
+
+def namespaces_of(conn: Connection, account_id: str) -> list[NamespaceSummary]:
+    counts = (
+        select(kv_entries.c.namespace_id, func.count().label("keys"))
+        .group_by(kv_entries.c.namespace_id)
+        .subquery()
+    )
+    rows = conn.execute(
+        select(kv_namespaces.c.id, kv_namespaces.c.title, counts.c["keys"])
+        .select_from(kv_namespaces.outerjoin(counts, counts.c.namespace_id == kv_namespaces.c.id))
+        .where(kv_namespaces.c.account_id == account_id)
+        .order_by(kv_namespaces.c.title)
+    ).all()
+    return [NamespaceSummary(r.id, r.title, int(r.keys or 0)) for r in rows]
+
+
+def inventory_of(conn: Connection, ctx: ServiceContext, account: Account) -> Inventory:
+    return Inventory(workers_of(conn, ctx, account), namespaces_of(conn, account.id))
