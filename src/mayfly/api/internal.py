@@ -124,6 +124,20 @@ async def tail_events(request: Request) -> Response:
     return JSONResponse({"delivered": delivered})
 
 
+async def asset(request: Request) -> Response:
+    """One asset's bytes for the dispatcher (the version's manifest names account and hash)."""
+    try:
+        data, content_type = await asyncio.to_thread(
+            _services(request).assets.read,
+            request.path_params["account_id"],
+            request.path_params["hash"],
+        )
+    except MayflyError as exc:
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+    headers = {"x-mayfly-content-type": content_type} if content_type else {}
+    return Response(data, media_type="application/octet-stream", headers=headers)
+
+
 async def health(request: Request) -> Response:
     return JSONResponse({"ok": True})
 
@@ -136,6 +150,7 @@ def build_internal_app(services: Services, secret: str) -> ASGIApp:
             Route("/internal/v1/kv/{namespace_id}", kv_value, methods=["GET", "PUT", "DELETE"]),
             Route("/internal/v1/kv/{namespace_id}/keys", kv_keys, methods=["GET"]),
             Route("/internal/v1/tail-events", tail_events, methods=["POST"]),
+            Route("/internal/v1/assets/{account_id}/{hash}", asset, methods=["GET"]),
             Route("/internal/v1/health", health, methods=["GET"]),
         ]
     )

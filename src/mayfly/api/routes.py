@@ -11,7 +11,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mayfly import __version__
-from mayfly.api import claims, identity, kv, oauth, provisioning, tail, user_tokens, workers
+from mayfly.api import assets, claims, identity, kv, oauth, provisioning, tail, user_tokens, workers
 from mayfly.api.envelope import failure, mayfly_error_handler, unexpected_error_handler
 from mayfly.errors import MayflyError
 from mayfly.services.container import Services
@@ -56,6 +56,7 @@ def api_routes() -> list[BaseRoute]:
         *workers.routes,
         *kv.routes,
         *tail.routes,
+        *assets.routes,
         *claims.routes,
         *user_tokens.routes,
     ]

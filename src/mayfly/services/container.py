@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mayfly.services.accounts import AccountService
+from mayfly.services.assets import AssetService
 from mayfly.services.claims import ClaimService
 from mayfly.services.context import ServiceContext
 from mayfly.services.device_auth import DeviceAuthService
@@ -28,6 +29,7 @@ class Services:
     accounts: AccountService
     provisioning: ProvisioningService
     scripts: ScriptService
+    assets: AssetService
     routing: RoutingService
     kv: KVService
     tails: TailService
@@ -42,14 +44,16 @@ class Services:
     @classmethod
     def build(cls, ctx: ServiceContext) -> Services:
         hub = TailHub()
+        assets = AssetService(ctx)
         user_tokens = UserTokenService(ctx)
         return cls(
             ctx=ctx,
             tokens=TokenService(ctx),
             accounts=AccountService(ctx),
             provisioning=ProvisioningService(ctx),
-            scripts=ScriptService(ctx),
-            routing=RoutingService(ctx, hub),
+            scripts=ScriptService(ctx, assets),
+            assets=assets,
+            routing=RoutingService(ctx, hub, assets),
             tails=TailService(ctx, hub),
             kv=KVService(ctx),
             reaper=Reaper(ctx),

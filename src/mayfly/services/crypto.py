@@ -35,6 +35,7 @@ def hash_token(token: str) -> str:
 class Crypto:
     def __init__(self, key: bytes):
         self._sign_key = hmac.new(key, b"mayfly-sign", hashlib.sha256).digest()
+        self.jwt_key = hmac.new(key, b"mayfly-jwt", hashlib.sha256).digest()
         fernet_key = hmac.new(key, b"mayfly-encrypt", hashlib.sha256).digest()
         self._fernet = Fernet(base64.urlsafe_b64encode(fernet_key))
 

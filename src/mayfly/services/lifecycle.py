@@ -19,6 +19,8 @@ from mayfly.services.scripts import delete_script_rows
 from mayfly.storage.tables import (
     accounts,
     api_tokens,
+    asset_files,
+    asset_upload_sessions,
     audit_events,
     device_authorizations,
     kv_entries,
@@ -151,4 +153,8 @@ def delete_account_content(conn: Connection, ctx: ServiceContext, account_id: st
         delete_script_rows(conn, script_id)
     conn.execute(delete(kv_entries).where(kv_entries.c.account_id == account_id))
     conn.execute(delete(kv_namespaces).where(kv_namespaces.c.account_id == account_id))
+    conn.execute(delete(asset_files).where(asset_files.c.account_id == account_id))
+    conn.execute(
+        delete(asset_upload_sessions).where(asset_upload_sessions.c.account_id == account_id)
+    )
     ctx.blobs.delete_account(conn, account_id)

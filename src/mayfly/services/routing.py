@@ -8,6 +8,7 @@ from sqlalchemy import Connection, select
 
 from mayfly.errors import NotFound
 from mayfly.model import Route, as_utc
+from mayfly.services.assets import AssetService
 from mayfly.services.context import ServiceContext
 from mayfly.services.tail import TailHub
 from mayfly.services.versions import load_modules, module_payload
@@ -18,9 +19,10 @@ MOVED_MESSAGE = "This Worker was claimed and moved; it now lives at"
 
 
 class RoutingService:
-    def __init__(self, ctx: ServiceContext, tails: TailHub):
+    def __init__(self, ctx: ServiceContext, tails: TailHub, assets: AssetService):
         self.ctx = ctx
         self.tails = tails
+        self.assets = assets
 
     def split_host(self, host: str) -> tuple[str, str] | None:
         host = host.strip().lower().rstrip(".")
@@ -101,8 +103,22 @@ class RoutingService:
             if row is None:
                 raise NotFound(f"version {version_id} not found")
             mods = load_modules(conn, self.ctx.blobs, row.account_id, version_id)
+            assets = None
+            if row.assets is not None:
+                manifest: dict[str, str] = row.assets.get("manifest", {})
+                types = self.assets.content_types(
+                    conn, row.account_id, sorted(set(manifest.values()))
+                )
+                assets = {
+                    "config": row.assets.get("config", {}),
+                    "manifest": {
+                        path: {"hash": digest, "content_type": types.get(digest)}
+                        for path, digest in manifest.items()
+                    },
+                }
         env: dict[str, Any] = {}
         kv: list[dict[str, str]] = []
+        assets_binding: str | None = None
         for binding in row.bindings or []:
             kind = binding["type"]
             if kind == "plain_text":
@@ -113,6 +129,8 @@ class RoutingService:
                 env[binding["name"]] = self.ctx.crypto.decrypt(binding["ciphertext"])
             elif kind == "kv_namespace":
                 kv.append({"name": binding["name"], "namespace_id": binding["namespace_id"]})
+            elif kind == "assets":
+                assets_binding = binding["name"]
         return {
             "version_id": version_id,
             "account_id": row.account_id,
@@ -123,4 +141,7 @@ class RoutingService:
             "modules": [module_payload(m) for m in mods if m.kind != "sourcemap"],
             "env": env,
             "kv_namespaces": kv,
+            "has_worker": bool(row.main_module),
+            "assets": assets,
+            "assets_binding": assets_binding,
         }

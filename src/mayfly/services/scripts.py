@@ -17,6 +17,7 @@ from mayfly.errors import ScriptNotFound, SecretNotFound, ValidationError
 from mayfly.model import Account, Principal, as_utc, iso
 from mayfly.services import audit
 from mayfly.services.accounts import get_account
+from mayfly.services.assets import AssetService
 from mayfly.services.context import ServiceContext
 from mayfly.services.uploads import BINDING_NAME_RE, DEFAULT_COMPATIBILITY_DATE, UploadPlan
 from mayfly.services.versions import (
@@ -26,7 +27,15 @@ from mayfly.services.versions import (
     resolve_bindings,
     store_version,
 )
-from mayfly.storage.tables import blobs, deployments, modules, scripts, versions
+from mayfly.storage.tables import (
+    asset_files,
+    asset_upload_sessions,
+    blobs,
+    deployments,
+    modules,
+    scripts,
+    versions,
+)
 
 SCRIPT_NAME_MAX = 63
 
@@ -60,8 +69,9 @@ def render_deployment(row: Any) -> dict[str, Any]:
 
 
 class ScriptService:
-    def __init__(self, ctx: ServiceContext):
+    def __init__(self, ctx: ServiceContext, assets: AssetService):
         self.ctx = ctx
+        self.assets = assets
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -99,9 +109,11 @@ class ScriptService:
             select(modules.c.blob_sha256).where(
                 modules.c.version_id == row.id, modules.c.name == row.main_module
             )
-        ).scalar_one()
-        source = self.ctx.blobs.get(conn, account.id, main)
-        return render_version(row, detect_handlers(source), self._author(None, account))
+        ).scalar_one_or_none()
+        handlers = (
+            detect_handlers(self.ctx.blobs.get(conn, account.id, main)) if main is not None else []
+        )
+        return render_version(row, handlers, self._author(None, account))
 
     def _deploy(
         self,
@@ -201,8 +213,17 @@ class ScriptService:
                     previous = conn.execute(
                         select(versions.c.bindings).where(versions.c.id == row.current_version_id)
                     ).scalar_one()
+                assets = self.assets.resolve_for_version(
+                    conn, account, name, plan.assets, plan.has_worker
+                )
                 bindings = resolve_bindings(
-                    conn, self.ctx.crypto, account.id, plan, previous, strict_inherit
+                    conn,
+                    self.ctx.crypto,
+                    account.id,
+                    plan,
+                    previous,
+                    strict_inherit,
+                    has_assets=assets is not None,
                 )
                 plan.annotations.setdefault("workers/triggered_by", triggered_by)
                 version_id = store_version(
@@ -214,6 +235,7 @@ class ScriptService:
                     bindings=bindings,
                     source="wrangler",
                     now=now,
+                    assets=assets,
                 )
                 deployment = None
                 if deploy:
@@ -518,23 +540,51 @@ def delete_script_rows(conn: Connection, script_id: str) -> None:
 
 
 def collect_garbage_blobs(conn: Connection, ctx: ServiceContext, account_id: str) -> None:
-    """Delete the account's blobs that no module references any more."""
-    referenced = (
-        select(modules.c.blob_sha256)
-        .join(versions, versions.c.id == modules.c.version_id)
-        .where(versions.c.account_id == account_id)
-    )
-    orphans = (
+    """Delete the account's asset files and blobs that nothing references any more."""
+    wanted: set[str] = set()
+    for assets in conn.execute(
+        select(versions.c.assets).where(
+            versions.c.account_id == account_id, versions.c.assets.is_not(None)
+        )
+    ).scalars():
+        wanted.update((assets or {}).get("manifest", {}).values())
+    for manifest in conn.execute(
+        select(asset_upload_sessions.c.manifest).where(
+            asset_upload_sessions.c.account_id == account_id
+        )
+    ).scalars():
+        wanted.update(entry["hash"] for entry in manifest.values())
+    stale = [
+        digest
+        for digest in conn.execute(
+            select(asset_files.c.hash).where(asset_files.c.account_id == account_id)
+        ).scalars()
+        if digest not in wanted
+    ]
+    for start in range(0, len(stale), 500):
         conn.execute(
-            select(blobs.c.sha256).where(
-                blobs.c.account_id == account_id, blobs.c.sha256.not_in(referenced)
+            delete(asset_files).where(
+                asset_files.c.account_id == account_id,
+                asset_files.c.hash.in_(stale[start : start + 500]),
             )
         )
-        .scalars()
-        .all()
+    referenced = set(
+        conn.execute(
+            select(modules.c.blob_sha256)
+            .join(versions, versions.c.id == modules.c.version_id)
+            .where(versions.c.account_id == account_id)
+        ).scalars()
     )
-    for digest in orphans:
-        ctx.blobs.delete_one(conn, account_id, digest)
+    referenced.update(
+        conn.execute(
+            select(asset_files.c.blob_sha256).where(asset_files.c.account_id == account_id)
+        ).scalars()
+    )
+    for digest in (
+        conn.execute(select(blobs.c.sha256).where(blobs.c.account_id == account_id)).scalars().all()
+    ):
+        if digest not in referenced:
+            ctx.blobs.delete_one(conn, account_id, digest)
 
 
 def copy_version(
@@ -566,6 +616,7 @@ def copy_version(
             annotations=annotations,
             source=current.source,
             size=current.size,
+            assets=current.assets,
         )
     )
     for module in conn.execute(select(modules).where(modules.c.version_id == current.id)).all():

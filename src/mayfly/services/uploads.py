@@ -89,6 +89,13 @@ class UploadPlan:
     keep_bindings: list[str]
     annotations: dict[str, str]
     messages: list[str] = field(default_factory=list)
+    assets: Any = (
+        None  # metadata.assets as sent ({jwt, config}); resolved against the session later
+    )
+
+    @property
+    def has_worker(self) -> bool:
+        return bool(self.main_module)
 
     @property
     def size(self) -> int:
@@ -219,7 +226,10 @@ def plan_upload(metadata: dict[str, Any], parts: list[ModuleUpload], max_bytes: 
             "with metadata.main_module."
         )
     main_module = metadata.get("main_module")
-    if not isinstance(main_module, str) or not main_module:
+    assets = metadata.get("assets")
+    if main_module is None and assets is not None and not parts:
+        main_module = ""  # an assets-only Worker: no code at all
+    elif not isinstance(main_module, str) or not main_module:
         raise ValidationError("metadata.main_module must name the entry module.")
     seen: set[str] = set()
     for part in parts:
@@ -227,15 +237,15 @@ def plan_upload(metadata: dict[str, Any], parts: list[ModuleUpload], max_bytes: 
         if part.name in seen:
             raise ValidationError(f"Module {part.name!r} appears twice in the upload.")
         seen.add(part.name)
-    if main_module not in seen:
+    if main_module and main_module not in seen:
         raise ValidationError(
             f"metadata.main_module is {main_module!r}, but no part of the upload has that name."
         )
     total = sum(len(p.data) for p in parts)
     if total > max_bytes:
         raise ValidationError(f"The upload is {total} bytes; the limit is {max_bytes} bytes.")
-    main = next(p for p in parts if p.name == main_module)
-    if module_kind(main, main_module) not in EXECUTABLE:
+    main = next((p for p in parts if p.name == main_module), None)
+    if main is not None and module_kind(main, main_module) not in EXECUTABLE:
         raise ValidationError(f"The main module {main_module!r} must be JavaScript.")
     typed = [Module(p.name, module_kind(p, main_module), p.data) for p in parts]
     for module in typed:
@@ -264,4 +274,5 @@ def plan_upload(metadata: dict[str, Any], parts: list[ModuleUpload], max_bytes: 
         keep_bindings=[str(k) for k in keep],
         annotations={str(k): str(v) for k, v in annotations.items()},
         messages=messages,
+        assets=assets,
     )

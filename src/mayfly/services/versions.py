@@ -33,6 +33,7 @@ def resolve_bindings(
     plan: UploadPlan,
     previous: list[dict[str, Any]] | None,
     strict_inherit: bool,
+    has_assets: bool = False,
 ) -> list[dict[str, Any]]:
     """The bindings to store: inherit resolved, kept secrets copied, secrets encrypted."""
     previous_by_name = {b["name"]: b for b in previous or []}
@@ -49,6 +50,10 @@ def resolve_bindings(
                 continue
             out.append(old)
             continue
+        if binding["type"] == "assets" and not has_assets:
+            raise ValidationError(
+                f"Binding {binding['name']!r} (assets) needs metadata.assets in the same upload."
+            )
         if binding["type"] == "secret_text":
             out.append(
                 {
@@ -103,6 +108,7 @@ def store_version(
     bindings: list[dict[str, Any]],
     source: str,
     now: datetime,
+    assets: dict[str, Any] | None = None,
 ) -> str:
     version_id = str(uuid.uuid4())
     number = (
@@ -125,6 +131,7 @@ def store_version(
             annotations=plan.annotations,
             source=source,
             size=plan.size,
+            assets=assets,
         )
     )
     for module in plan.modules:

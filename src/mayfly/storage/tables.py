@@ -106,6 +106,7 @@ versions = Table(
     Column("annotations", JSON, nullable=False),
     Column("source", String(32), nullable=False),
     Column("size", BigInteger, nullable=False),
+    Column("assets", JSON, nullable=True),  # {config, manifest {path: hash}} or null
 )
 
 modules = Table(
@@ -230,4 +231,30 @@ moved_hosts = Table(
     Column("new_url", String(512), nullable=False),
     Column("created_at", Timestamp, nullable=False),
     Column("keep_until", Timestamp, nullable=False, index=True),
+)
+
+
+# -- Workers Static Assets ----------------------------------------------------------------------
+
+asset_files = Table(
+    "asset_files",
+    metadata,
+    # `hash` is the client's opaque key (wrangler: BLAKE3 of base64 + extension), per account only.
+    Column("account_id", String(32), ForeignKey("accounts.id"), primary_key=True),
+    Column("hash", String(64), primary_key=True),
+    Column("blob_sha256", String(64), nullable=False),
+    Column("content_type", String(255), nullable=True),
+    Column("size", BigInteger, nullable=False),
+)
+
+asset_upload_sessions = Table(
+    "asset_upload_sessions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("account_id", String(32), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("script", String(64), nullable=False),
+    Column("manifest", JSON, nullable=False),
+    Column("missing", JSON, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
 )

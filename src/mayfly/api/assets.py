@@ -1,0 +1,75 @@
+"""AS1–AS3: static asset upload sessions and uploads (spec wrangler-assets.md §4–5)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from mayfly.api.auth import account_access, bearer_token, services
+from mayfly.api.envelope import json_body, ok
+from mayfly.errors import ValidationError
+
+
+async def upload_session(request: Request) -> Response:
+    """AS1: answered for a Worker that does not exist yet (first deploys open it first)."""
+    _, account = await account_access(request)
+    body = await json_body(request)
+    result = await asyncio.to_thread(
+        services(request).assets.open_session, account, request.path_params["script"], body
+    )
+    return ok(result)
+
+
+def _finished(complete: bool, token: str | None) -> Response:
+    # 202 {"jwt": null} until the set is complete, then 201 with the completion token.
+    return ok({"jwt": token}, status=201 if complete else 202)
+
+
+async def upload_bucket(request: Request) -> Response:
+    """AS2: one bucket, multipart, a part per hash; authorised by the session's upload token."""
+    token = bearer_token(request)
+    svc = services(request)
+    limit = svc.ctx.settings.max_upload_bytes * 2
+    files: list[tuple[str, bytes, str | None]] = []
+    form = await request.form(max_files=1000, max_fields=1000, max_part_size=limit)
+    try:
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                files.append((name, await value.read(), value.content_type))
+            else:
+                files.append((name, value.encode(), None))
+    finally:
+        await form.close()
+    if not files:
+        raise ValidationError("An asset upload needs one part per file, named by its hash.")
+    encoded = request.query_params.get("base64") == "true"
+    complete, completion = await asyncio.to_thread(
+        svc.assets.upload, request.path_params["account_id"], token, files, encoded
+    )
+    return _finished(complete, completion)
+
+
+async def upload_one(request: Request) -> Response:
+    """AS3: one raw file (single-file mode)."""
+    token = bearer_token(request)
+    data = await request.body()
+    complete, completion = await asyncio.to_thread(
+        services(request).assets.upload,
+        request.path_params["account_id"],
+        token,
+        [(request.path_params["hash"], data, request.headers.get("content-type"))],
+        False,
+    )
+    return _finished(complete, completion)
+
+
+A = "/accounts/{account_id}/workers"
+routes = [
+    Route(A + "/scripts/{script}/assets-upload-session", upload_session, methods=["POST"]),
+    Route(A + "/assets/upload", upload_bucket, methods=["POST"]),
+    Route(A + "/assets/upload/{hash}", upload_one, methods=["POST"]),
+]

@@ -1,0 +1,359 @@
+"""Workers Static Assets (spec wrangler-assets.md): upload sessions, deduplicated per account.
+
+AS1 opens a session for a manifest and answers the hashes the account does not have yet, in
+buckets; AS2/AS3 upload them with the session's upload token (a JWT); once nothing is missing, a
+completion token lets a version upload attach the manifest. The hash is the client's opaque key:
+never shared across accounts.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import jwt
+from sqlalchemy import Connection, delete, insert, select, update
+
+from mayfly.errors import InvalidToken, ValidationError
+from mayfly.model import Account
+from mayfly.services.context import ServiceContext
+from mayfly.storage.tables import asset_files, asset_upload_sessions
+
+TOKEN_LIFETIME = timedelta(hours=1)
+HASH_RE = re.compile(r"^[0-9a-f]{16,64}$")
+BUCKET_FILES = 20
+BUCKET_BYTES = 40 * 1024 * 1024
+NULL_CONTENT_TYPE = "application/null"
+
+HTML_HANDLING = ("auto-trailing-slash", "force-trailing-slash", "drop-trailing-slash", "none")
+NOT_FOUND_HANDLING = ("none", "404-page", "single-page-application")
+CONFIG_KEYS = {
+    "html_handling",
+    "not_found_handling",
+    "base_path",
+    "run_worker_first",
+    "_redirects",
+    "_headers",
+}
+
+
+@dataclass(frozen=True)
+class Limits:
+    files: int
+    file_bytes: int
+
+
+LIMITS = {
+    "temporary": Limits(files=1000, file_bytes=5 * 1024 * 1024),
+    "permanent": Limits(files=20_000, file_bytes=25 * 1024 * 1024),
+}
+
+
+def check_manifest(manifest: Any, limits: Limits) -> dict[str, dict[str, Any]]:
+    if not isinstance(manifest, dict):
+        raise ValidationError('The upload session needs {"manifest": {"/path": {"hash", "size"}}}.')
+    if len(manifest) > limits.files:
+        raise ValidationError(
+            f"The asset manifest has {len(manifest)} files; this account allows {limits.files}."
+        )
+    out: dict[str, dict[str, Any]] = {}
+    for path, entry in manifest.items():
+        if not isinstance(path, str) or not path.startswith("/") or len(path) > 4096:
+            raise ValidationError(f"Asset path {path!r} must start with '/'.")
+        if not isinstance(entry, dict):
+            raise ValidationError(f"Asset {path!r} needs a hash and a size.")
+        digest, size = entry.get("hash"), entry.get("size")
+        if not isinstance(digest, str) or not HASH_RE.match(digest):
+            raise ValidationError(f"Asset {path!r} has an invalid hash {digest!r}.")
+        if not isinstance(size, int) or size < 0:
+            raise ValidationError(f"Asset {path!r} has an invalid size {size!r}.")
+        if size > limits.file_bytes:
+            raise ValidationError(
+                f"Asset {path!r} is {size} bytes; this account allows {limits.file_bytes} per file."
+            )
+        out[path] = {"hash": digest, "size": size}
+    return out
+
+
+def check_rules(rules: list[Any]) -> None:
+    if len(rules) > 100:
+        raise ValidationError("run_worker_first allows at most 100 rules.")
+    if not all(isinstance(r, str) and len(r) < 100 and r.startswith(("/", "!/")) for r in rules):
+        raise ValidationError(
+            "run_worker_first rules are strings under 100 characters starting with '/' or '!/'."
+        )
+    if not any(r.startswith("/") for r in rules):
+        raise ValidationError("run_worker_first needs at least one non-negative rule.")
+
+
+def check_config(config: Any, has_worker: bool) -> dict[str, Any]:
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise ValidationError("assets.config must be an object.")
+    unknown = set(config) - CONFIG_KEYS
+    if unknown:
+        raise ValidationError(f"Unknown assets.config key(s): {', '.join(sorted(unknown))}.")
+    if config.get("html_handling", "auto-trailing-slash") not in HTML_HANDLING:
+        raise ValidationError(f"assets.config.html_handling must be one of {HTML_HANDLING}.")
+    if config.get("not_found_handling", "none") not in NOT_FOUND_HANDLING:
+        raise ValidationError(
+            f"assets.config.not_found_handling must be one of {NOT_FOUND_HANDLING}."
+        )
+    base_path = config.get("base_path", "/")
+    if not isinstance(base_path, str) or not base_path.startswith("/"):
+        raise ValidationError("assets.config.base_path must start with '/'.")
+    first = config.get("run_worker_first", False)
+    if isinstance(first, list):
+        check_rules(first)
+    elif not isinstance(first, bool):
+        raise ValidationError("assets.config.run_worker_first must be true, false or a rule list.")
+    if first and not has_worker:
+        raise ValidationError("run_worker_first needs a Worker script (main_module).")
+    for key in ("_redirects", "_headers"):
+        if key in config and (not isinstance(config[key], str) or len(config[key]) > 200_000):
+            raise ValidationError(f"assets.config.{key} must be the file's text (at most 200 kB).")
+    return dict(config)
+
+
+def buckets_for(missing: list[tuple[str, int]]) -> list[list[str]]:
+    """Largest first, at most 20 files or 40 MiB a bucket (one upload request each)."""
+    buckets: list[list[str]] = []
+    current: list[str] = []
+    size = 0
+    for digest, length in sorted(missing, key=lambda item: -item[1]):
+        if current and (len(current) >= BUCKET_FILES or size + length > BUCKET_BYTES):
+            buckets.append(current)
+            current, size = [], 0
+        current.append(digest)
+        size += length
+    if current:
+        buckets.append(current)
+    return buckets
+
+
+class AssetService:
+    def __init__(self, ctx: ServiceContext):
+        self.ctx = ctx
+
+    # -- tokens --------------------------------------------------------------------------------
+
+    def _token(self, kind: str, session_id: str, account_id: str, script: str) -> str:
+        now = self.ctx.clock.now()
+        claims = {
+            "typ": kind,
+            "sid": session_id,
+            "account_id": account_id,
+            "script": script,
+            "iat": int(now.timestamp()),
+            "exp": int((now + TOKEN_LIFETIME).timestamp()),
+        }
+        return jwt.encode(claims, self.ctx.crypto.jwt_key, algorithm="HS256")
+
+    def _claims(self, token: str, kind: str) -> dict[str, Any]:
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self.ctx.crypto.jwt_key,
+                algorithms=["HS256"],
+                options={"verify_exp": False},
+            )
+        except jwt.PyJWTError as exc:
+            raise InvalidAssetToken("The assets token is not one this platform issued.") from exc
+        if claims.get("typ") != kind:
+            raise InvalidAssetToken(f"This is not an assets {kind} token.")
+        if claims["exp"] <= self.ctx.clock.now().timestamp():
+            raise InvalidAssetToken(
+                "The assets token expired (tokens last one hour); deploy again to upload."
+            )
+        return claims
+
+    # -- AS1 -------------------------------------------------------------------------------------
+
+    def open_session(self, account: Account, script: str, body: dict[str, Any]) -> dict[str, Any]:
+        manifest = check_manifest(body.get("manifest"), LIMITS[account.kind])
+        now = self.ctx.clock.now()
+        session_id = secrets.token_hex(16)
+        sizes: dict[str, int] = {}
+        for entry in manifest.values():
+            sizes[entry["hash"]] = entry["size"]
+        with self.ctx.db.begin() as conn:
+            stored = self._stored_hashes(conn, account.id, list(sizes))
+            missing = sorted(h for h in sizes if h not in stored)
+            conn.execute(
+                insert(asset_upload_sessions).values(
+                    id=session_id,
+                    account_id=account.id,
+                    script=script,
+                    manifest=manifest,
+                    missing=missing,
+                    created_at=now,
+                    expires_at=now + TOKEN_LIFETIME,
+                )
+            )
+        if not missing:
+            return {"jwt": self._token("completion", session_id, account.id, script), "buckets": []}
+        return {
+            "jwt": self._token("upload", session_id, account.id, script),
+            "buckets": buckets_for([(h, sizes[h]) for h in missing]),
+        }
+
+    @staticmethod
+    def _stored_hashes(conn: Connection, account_id: str, hashes: list[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(hashes), 500):
+            chunk = hashes[start : start + 500]
+            found.update(
+                conn.execute(
+                    select(asset_files.c.hash).where(
+                        asset_files.c.account_id == account_id, asset_files.c.hash.in_(chunk)
+                    )
+                ).scalars()
+            )
+        return found
+
+    # -- AS2 / AS3 -------------------------------------------------------------------------------
+
+    def upload(
+        self, account_id: str, token: str, files: list[tuple[str, bytes, str | None]], encoded: bool
+    ) -> tuple[bool, str | None]:
+        """Store uploaded files; returns (complete, completion token when complete)."""
+        claims = self._claims(token, "upload")
+        if claims["account_id"] != account_id:
+            raise InvalidAssetToken("This upload token is for another account.")
+        decoded = []
+        for digest, data, content_type in files:
+            if encoded:
+                try:
+                    data = base64.b64decode(data, validate=True)
+                except ValueError as exc:
+                    raise ValidationError(f"Asset {digest}: the body is not base64.") from exc
+            ctype = None if content_type in (None, "", NULL_CONTENT_TYPE) else content_type
+            decoded.append((digest, data, ctype))
+        with self.ctx.db.begin() as conn:
+            query = select(asset_upload_sessions).where(asset_upload_sessions.c.id == claims["sid"])
+            if not self.ctx.db.is_sqlite:
+                query = query.with_for_update()
+            session = conn.execute(query).first()
+            if session is None:
+                raise InvalidAssetToken("This upload session no longer exists; deploy again.")
+            expected = {e["hash"]: e["size"] for e in session.manifest.values()}
+            missing = set(session.missing)
+            for digest, data, ctype in decoded:
+                if digest not in expected:
+                    raise ValidationError(
+                        f"Asset {digest} is not in this upload session's manifest."
+                    )
+                if len(data) != expected[digest]:
+                    raise ValidationError(
+                        f"Asset {digest} is {len(data)} bytes; the manifest said {expected[digest]}."
+                    )
+                if digest in missing:
+                    self._store(conn, account_id, digest, data, ctype)
+                    missing.discard(digest)
+            conn.execute(
+                update(asset_upload_sessions)
+                .where(asset_upload_sessions.c.id == session.id)
+                .values(missing=sorted(missing))
+            )
+        if missing:
+            return False, None
+        return True, self._token("completion", claims["sid"], account_id, claims["script"])
+
+    def _store(
+        self, conn: Connection, account_id: str, digest: str, data: bytes, content_type: str | None
+    ) -> None:
+        exists = conn.execute(
+            select(asset_files.c.hash).where(
+                asset_files.c.account_id == account_id, asset_files.c.hash == digest
+            )
+        ).first()
+        if exists is not None:
+            return
+        blob = self.ctx.blobs.put(conn, account_id, data)
+        conn.execute(
+            insert(asset_files).values(
+                account_id=account_id,
+                hash=digest,
+                blob_sha256=blob,
+                content_type=content_type,
+                size=len(data),
+            )
+        )
+
+    # -- attaching to a version ------------------------------------------------------------------
+
+    def resolve_for_version(
+        self, conn: Connection, account: Account, script: str, assets: Any, has_worker: bool
+    ) -> dict[str, Any] | None:
+        """metadata.assets → what a version stores: {config, manifest {path: hash}}."""
+        if assets is None:
+            return None
+        if not isinstance(assets, dict) or not isinstance(assets.get("jwt"), str):
+            raise ValidationError(
+                'metadata.assets needs {"jwt": <completion token>, "config": {}}.'
+            )
+        claims = self._claims(assets["jwt"], "completion")
+        if claims["account_id"] != account.id or claims["script"] != script:
+            raise ValidationError("This assets completion token is for another Worker.")
+        session = conn.execute(
+            select(asset_upload_sessions).where(asset_upload_sessions.c.id == claims["sid"])
+        ).first()
+        if session is None:
+            raise ValidationError("The asset upload session is gone; deploy again.")
+        hashes = {e["hash"] for e in session.manifest.values()}
+        stored = self._stored_hashes(conn, account.id, list(hashes))
+        if stored != hashes:
+            raise ValidationError(
+                "Some assets of this deployment were never uploaded; deploy again."
+            )
+        return {
+            "config": check_config(assets.get("config"), has_worker),
+            "manifest": {path: entry["hash"] for path, entry in session.manifest.items()},
+        }
+
+    # -- serving -----------------------------------------------------------------------------------
+
+    def content_types(self, conn: Connection, account_id: str, hashes: list[str]) -> dict[str, Any]:
+        types: dict[str, Any] = {}
+        for start in range(0, len(hashes), 500):
+            rows = conn.execute(
+                select(asset_files.c.hash, asset_files.c.content_type).where(
+                    asset_files.c.account_id == account_id,
+                    asset_files.c.hash.in_(hashes[start : start + 500]),
+                )
+            ).all()
+            types.update({r.hash: r.content_type for r in rows})
+        return types
+
+    def read(self, account_id: str, digest: str) -> tuple[bytes, str | None]:
+        with self.ctx.db.read() as conn:
+            row = conn.execute(
+                select(asset_files).where(
+                    asset_files.c.account_id == account_id, asset_files.c.hash == digest
+                )
+            ).first()
+            if row is None:
+                raise AssetNotFound(f"Asset {digest} not found.")
+            return self.ctx.blobs.get(conn, account_id, row.blob_sha256), row.content_type
+
+    def purge_sessions(self, conn: Connection, now: datetime) -> None:
+        conn.execute(
+            delete(asset_upload_sessions).where(
+                asset_upload_sessions.c.expires_at <= now - TOKEN_LIFETIME
+            )
+        )
+
+
+class InvalidAssetToken(InvalidToken):
+    """Not 10000 (wrangler runs its auth-error handler on that): the message says what to do."""
+
+    code, status = 10020, 401
+
+
+class AssetNotFound(ValidationError):
+    code, status = 10404, 404
