@@ -82,7 +82,7 @@ class Platform:
                 port=s.api_port,
                 log_level="warning",
                 lifespan="off",
-                ws="websockets",
+                ws="websockets-sansio",
                 proxy_headers=False,
             )
         )

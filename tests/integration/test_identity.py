@@ -58,3 +58,11 @@ def test_trailing_slash_base_url_double_slashes(client: TestClient) -> None:
     token = provision(client)["account"]["apiToken"]
     response = client.get("http://testserver/client/v4//accounts", headers=auth(token))
     assert response.status_code == 200
+
+
+def test_api_paths_outside_client_v4_say_where_the_api_is(client: TestClient) -> None:
+    response = client.get("http://testserver/accounts")
+    assert response.status_code == 404
+    error = response.json()["errors"][0]
+    assert error["code"] == 7003
+    assert "CLOUDFLARE_API_BASE_URL=http://localhost:8787/client/v4" in error["message"]

@@ -35,9 +35,21 @@ class CollapseSlashes:
         await self.app(scope, receive, send)
 
 
+API_PREFIXES = ("/accounts", "/user", "/memberships", "/provisioning", "/zones")
+
+
 async def not_found(request: Request, exc: Exception) -> Response:
-    if request.url.path.startswith("/client/v4"):
-        return failure(7003, f"No route for {request.method} {request.url.path}.", 404)
+    path = request.url.path
+    if path.startswith("/client/v4"):
+        return failure(7003, f"No route for {request.method} {path}.", 404)
+    if path.startswith(API_PREFIXES):
+        # wrangler pointed at the bare host (CLOUDFLARE_API_BASE_URL without /client/v4).
+        base = request.app.state.services.ctx.settings.public_url
+        return failure(
+            7003,
+            f"The Mayfly API lives under /client/v4: set CLOUDFLARE_API_BASE_URL={base}/client/v4.",
+            404,
+        )
     return JSONResponse({"error": "not found"}, status_code=404)
 
 
