@@ -1,0 +1,188 @@
+"""The data plane as the composition root sees it: start, invalidate, stop.
+
+It binds the Workers socket, writes the shard config and the dispatcher into a runtime directory
+the shard user can read (outside the data dir), decides how shards are sandboxed, and leaves the
+rest to the Supervisor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import socket
+import stat
+import tempfile
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from mayfly.runtime.config import (
+    DISPATCHER_FILE,
+    SECRET_ENV_VAR,
+    DispatcherSettings,
+    render_config,
+)
+from mayfly.runtime.sandbox import Sandbox, checked_sandbox, plan_sandbox
+from mayfly.runtime.shard import ShardLauncher
+from mayfly.runtime.supervisor import Limits, Supervisor
+from mayfly.runtime.workerd import find_workerd
+from mayfly.settings import Settings
+
+log = logging.getLogger("mayfly.runtime")
+
+CONFIG_FILE = "shard.capnp"
+
+
+class DataPlane:
+    """`command` replaces the workerd binary (tests use fake workerds); `sandbox=False` runs shards
+    as the current user without bubblewrap."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        internal_url: str,
+        internal_secret: str,
+        *,
+        command: Sequence[str] | None = None,
+        sandbox: bool = True,
+        route_ttl: float = 5.0,
+        stale_route: float = 600.0,
+        probe_interval: float = 0.25,
+        startup_timeout: float = 15.0,
+        drain_grace: float = 10.0,
+    ):
+        self.settings = settings
+        self.internal_url = internal_url
+        self._secret = internal_secret
+        self._command = tuple(command) if command else None
+        self._sandbox = sandbox
+        self._dispatcher = DispatcherSettings(
+            request_timeout_ms=round(settings.request_timeout * 1000),
+            route_ttl_ms=round(route_ttl * 1000),
+            stale_route_ms=round(stale_route * 1000),
+        )
+        self._limits = Limits(
+            memory_bytes=settings.shard_memory * 1024 * 1024,
+            probe_timeout=settings.probe_timeout,
+            probe_interval=probe_interval,
+            startup_timeout=startup_timeout,
+            invalidate_timeout=max(1.0, 2 * settings.probe_timeout),
+            drain_grace=drain_grace,
+        )
+        self.supervisor: Supervisor | None = None
+        self._listener: socket.socket | None = None
+        self._dirs: list[Path] = []
+
+    @property
+    def port(self) -> int:
+        """The port Workers are served on (the bound one, when settings asked for port 0)."""
+        if self._listener is None:
+            raise RuntimeError("the data plane is not started")
+        port: int = self._listener.getsockname()[1]
+        return port
+
+    async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def invalidate(self, hosts: list[str]) -> None:
+        if self.supervisor is not None and hosts:
+            await self.supervisor.invalidate([_host_key(h) for h in hosts])
+
+    async def stop(self) -> None:
+        supervisor, self.supervisor = self.supervisor, None
+        if supervisor is not None:
+            await supervisor.stop()
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        for directory in self._dirs:
+            shutil.rmtree(directory, ignore_errors=True)
+        self._dirs.clear()
+
+    async def _start(self) -> None:
+        s = self.settings
+        command = self._command or (str(find_workerd()),)
+        runtime_dir = self._runtime_dir()
+        admin_dir = Path(tempfile.mkdtemp(prefix="mayfly-admin-"))  # 0700: the supervisor's only
+        self._dirs.append(admin_dir)
+        config = runtime_dir / CONFIG_FILE
+        config.write_text(render_config(_internal_address(self.internal_url), self._dispatcher))
+        config.chmod(0o644)
+        sandbox = Sandbox.none()
+        if self._sandbox:
+            readable = [runtime_dir, *(Path(c) for c in command[:1])]
+            sandbox = await checked_sandbox(plan_sandbox(readable), command, runtime_dir)
+            self._warn_if_data_dir_readable(sandbox)
+        self._listener = _bind(s.host, s.workers_port)
+        launcher = ShardLauncher(
+            command=command,
+            config=config,
+            sandbox=sandbox,
+            env={SECRET_ENV_VAR: self._secret},
+            admin_dir=admin_dir,
+            listener=self._listener,
+        )
+        self.supervisor = Supervisor(launcher, s.shards, self._limits)
+        await self.supervisor.start()
+        log.info(
+            "Data plane: %d workerd shard(s) serving Workers on %s:%d",
+            s.shards,
+            s.host,
+            self.port,
+        )
+
+    def _runtime_dir(self) -> Path:
+        """World-readable (the shard user must read it) and holding no secret."""
+        directory = Path(tempfile.mkdtemp(prefix="mayfly-runtime-"))
+        self._dirs.append(directory)
+        directory.chmod(0o755)
+        dispatcher = directory / DISPATCHER_FILE
+        dispatcher.write_bytes(
+            resources.files("mayfly.runtime").joinpath(DISPATCHER_FILE).read_bytes()
+        )
+        dispatcher.chmod(0o644)
+        return directory
+
+    def _warn_if_data_dir_readable(self, sandbox: Sandbox) -> None:
+        if sandbox.user is None:
+            log.warning(
+                "Not running as root: shards run as this user, who can read the data dir %s.",
+                self.settings.data_dir,
+            )
+            return
+        with contextlib.suppress(OSError):
+            mode = self.settings.data_dir.stat().st_mode
+            if mode & (stat.S_IROTH | stat.S_IXOTH):
+                log.warning(
+                    "The data dir %s is readable by other users, shards included; chmod 0700 it.",
+                    self.settings.data_dir,
+                )
+
+
+def _host_key(host: str) -> str:
+    """How the dispatcher keys its route cache: lower case, no port, no trailing dot."""
+    host = host.strip().lower()
+    if not host.startswith("["):
+        host = host.rsplit(":", 1)[0]
+    return host.rstrip(".")
+
+
+def _internal_address(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname or not parts.port:
+        raise ValueError(f"internal URL must be http://host:port, not {url!r}")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{host}:{parts.port}"
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, port), family=family, backlog=1024, reuse_port=False)
+    sock.set_inheritable(False)
+    return sock

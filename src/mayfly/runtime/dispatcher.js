@@ -1,0 +1,244 @@
+// The dispatcher Worker: one per shard. It maps the Host header to a tenant's version through the
+// control plane's internal API, loads that version with the Worker Loader (one isolate per version
+// id) and forwards the request. The supervisor reaches the `Admin` entrypoint through the shard's
+// private admin socket for health probes and route invalidations.
+//
+// Bindings (rendered by mayfly/runtime/config.py):
+//   LOADER           Worker Loader
+//   CONTROL_PLANE    external service: the control plane's internal listener
+//   INTERNAL_SECRET  the internal API's per-boot secret (from the shard's environment)
+//   PUBLIC_NET       network service that reaches public addresses only
+//   SETTINGS         {requestTimeoutMs, routeTtlMs, staleRouteMs}
+
+import { WorkerEntrypoint } from "cloudflare:workers";
+
+const SECRET_HEADER = "x-mayfly-internal-secret";
+
+// host -> {route, at}: answers of the control plane, fresh for routeTtlMs, usable up to
+// staleRouteMs when the control plane fails.
+const routes = new Map();
+// host -> Promise<route>, version id -> Promise<code>: one lookup in flight per key.
+const routeLookups = new Map();
+const codeLookups = new Map();
+// Version ids whose isolate the loader already holds (the loader never evicts them).
+const loaded = new Set();
+// Bumped by every invalidation: a lookup that started before it must not fill the cache.
+let epoch = 0;
+
+export default {
+  async fetch(request, env, ctx) {
+    const host = hostOf(request);
+    let route;
+    try {
+      route = await resolveRoute(env, host);
+    } catch (err) {
+      return platformError(503, "unavailable", "The platform cannot reach its control plane; try again shortly.", {
+        "retry-after": "1",
+      });
+    }
+    if (route.status === "expired") {
+      return platformError(410, "expired", route.message || "This temporary deployment expired.");
+    }
+    if (route.status !== "ok") {
+      return platformError(404, route.status, route.message || `No Worker is served at ${host}.`);
+    }
+    if (route.expires_at_ms !== null && route.expires_at_ms !== undefined && Date.now() >= route.expires_at_ms) {
+      return platformError(410, "expired", "This temporary deployment expired.");
+    }
+
+    let worker;
+    try {
+      worker = await workerFor(env, ctx, route.version_id);
+    } catch (err) {
+      return platformError(503, "unavailable", "The platform could not load this Worker; try again shortly.", {
+        "retry-after": "1",
+      });
+    }
+    return runWithDeadline(worker, request, settings(env).requestTimeoutMs);
+  },
+};
+
+export class Admin extends WorkerEntrypoint {
+  async fetch(request) {
+    const { pathname } = new URL(request.url);
+    if (pathname === "/health") {
+      return Response.json({ ok: true, routes: routes.size, loaded: loaded.size });
+    }
+    if (pathname === "/invalidate" && request.method === "POST") {
+      const { hosts } = await request.json();
+      if (!Array.isArray(hosts)) {
+        return Response.json({ error: "expected {hosts: [...]}" }, { status: 400 });
+      }
+      invalidate(hosts);
+      return Response.json({ ok: true, invalidated: hosts.length });
+    }
+    return Response.json({ error: "not found" }, { status: 404 });
+  }
+}
+
+function settings(env) {
+  return env.SETTINGS;
+}
+
+function normalizeHost(host) {
+  return String(host).trim().toLowerCase().replace(/\.$/, "");
+}
+
+function hostOf(request) {
+  return normalizeHost(new URL(request.url).hostname);
+}
+
+function invalidate(hosts) {
+  epoch += 1;
+  for (const host of hosts) {
+    const key = normalizeHost(host);
+    routes.delete(key);
+    routeLookups.delete(key);
+  }
+}
+
+function platformError(status, kind, message, headers = {}) {
+  return new Response(message + "\n", {
+    status,
+    headers: { "content-type": "text/plain; charset=utf-8", "x-mayfly-error": kind, ...headers },
+  });
+}
+
+async function internalGet(env, path) {
+  const response = await env.CONTROL_PLANE.fetch(`http://control-plane${path}`, {
+    headers: { [SECRET_HEADER]: env.INTERNAL_SECRET },
+  });
+  if (!response.ok) {
+    await response.body?.cancel();
+    throw new Error(`control plane answered ${response.status} for ${path}`);
+  }
+  return response.json();
+}
+
+// One lookup per key at a time. A follower whose shared lookup failed tries once on its own: the
+// leader's request may have been cancelled, which cancels the lookup it started.
+async function shared(inflight, key, lookup) {
+  let pending = inflight.get(key);
+  const leader = pending === undefined;
+  if (leader) {
+    pending = lookup();
+    inflight.set(key, pending);
+    const clear = () => {
+      if (inflight.get(key) === pending) inflight.delete(key);
+    };
+    pending.then(clear, clear);
+  }
+  try {
+    return await pending;
+  } catch (err) {
+    if (leader) throw err;
+    return lookup();
+  }
+}
+
+async function resolveRoute(env, host) {
+  const { routeTtlMs, staleRouteMs } = settings(env);
+  const cached = routes.get(host);
+  if (cached && Date.now() - cached.at < routeTtlMs) {
+    return cached.route;
+  }
+  try {
+    return await shared(routeLookups, host, async () => {
+      const started = epoch;
+      const route = await internalGet(env, `/internal/v1/route?host=${encodeURIComponent(host)}`);
+      if (epoch === started) routes.set(host, { route, at: Date.now() });
+      return route;
+    });
+  } catch (err) {
+    if (cached && Date.now() - cached.at < staleRouteMs) return cached.route;
+    throw err;
+  }
+}
+
+async function workerFor(env, ctx, versionId) {
+  if (loaded.has(versionId)) {
+    // The loader may still ask again (it does not promise to keep an isolate).
+    return env.LOADER.get(versionId, () => loadCode(env, ctx, versionId));
+  }
+  // Fetch the code before asking the loader, so a control-plane failure is a retryable 503 rather
+  // than a failed isolate cached under this version id.
+  const code = await shared(codeLookups, versionId, () => loadCode(env, ctx, versionId));
+  const worker = env.LOADER.get(versionId, () => code);
+  loaded.add(versionId);
+  return worker;
+}
+
+async function loadCode(env, ctx, versionId) {
+  const version = await internalGet(env, `/internal/v1/versions/${encodeURIComponent(versionId)}`);
+  return workerCode(env, ctx, version);
+}
+
+function workerCode(env, ctx, version) {
+  const modules = {};
+  for (const module of version.modules) {
+    modules[module.name] = moduleSource(module);
+  }
+  return {
+    compatibilityDate: version.compatibility_date,
+    compatibilityFlags: version.compatibility_flags,
+    mainModule: version.main_module,
+    modules,
+    env: tenantEnv(env, ctx, version),
+    // Always explicit: an omitted globalOutbound would inherit the dispatcher's.
+    globalOutbound: env.PUBLIC_NET,
+  };
+}
+
+// What a tenant finds in `env`: its vars, secrets and JSON bindings as the control plane decrypted
+// them. Bindings backed by the platform (KV, assets, ...) are added here as RPC stubs whose props
+// the platform sets, e.g. ctx.exports.KV({props: {namespaceId}}).
+function tenantEnv(env, ctx, version) {
+  return { ...version.env };
+}
+
+function moduleSource(module) {
+  switch (module.kind) {
+    case "esm":
+      return { js: module.text };
+    case "cjs":
+      return { cjs: module.text };
+    case "text":
+      return { text: module.text };
+    case "json":
+      return { json: JSON.parse(module.text) };
+    case "data":
+      return { data: bytesOf(module) };
+    case "wasm":
+      return { wasm: bytesOf(module) };
+    default:
+      throw new Error(`unsupported module kind ${module.kind}`);
+  }
+}
+
+function bytesOf(module) {
+  if (module.text !== undefined) return new TextEncoder().encode(module.text).buffer;
+  const raw = atob(module.base64);
+  const bytes = new Uint8Array(raw.length);
+  for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
+  return bytes.buffer;
+}
+
+// Ends an asynchronous hang with 504. A synchronous loop blocks this whole process: only the
+// supervisor's probe can end that, by killing the shard.
+async function runWithDeadline(worker, request, timeoutMs) {
+  let timer;
+  const deadline = new Promise((resolve) => {
+    timer = setTimeout(() => resolve(null), timeoutMs);
+  });
+  try {
+    const response = await Promise.race([worker.getEntrypoint().fetch(request), deadline]);
+    if (response === null) {
+      return platformError(504, "timeout", `The Worker did not answer within ${timeoutMs / 1000} s.`);
+    }
+    return response;
+  } catch (err) {
+    return platformError(500, "exception", "The Worker threw an exception.");
+  } finally {
+    clearTimeout(timer);
+  }
+}

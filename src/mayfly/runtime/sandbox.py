@@ -1,0 +1,177 @@
+"""Least privilege for shards: an unprivileged user, bubblewrap where it works, death with the parent.
+
+As root, a shard runs as `nobody`, which cannot read the data dir (0700) nor the control plane's
+secrets. Inside bubblewrap it also sees only /usr, a few files of /etc, the workerd binary and the
+runtime dir (read-only): not the data dir, not /home, not /root. `setpriv --pdeathsig KILL` and
+bwrap's `--die-with-parent` make shards die with the supervisor, even when it is SIGKILLed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import pwd
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("mayfly.runtime")
+
+SHARD_USER = "nobody"
+_SYSTEM_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+_ETC_FILES = (
+    "/etc/ssl",
+    "/etc/ca-certificates",
+    "/etc/pki",
+    "/etc/resolv.conf",
+    "/etc/hosts",
+    "/etc/nsswitch.conf",
+    "/etc/gai.conf",
+    "/etc/host.conf",
+    "/etc/localtime",
+)
+
+
+class SandboxError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class ShardUser:
+    name: str
+    uid: int
+    gid: int
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    user: ShardUser | None = None
+    bwrap: str | None = None
+    setpriv: str | None = None
+    readable: tuple[str, ...] = ()  # host paths bound read-only, at the same place, into bwrap
+
+    @classmethod
+    def none(cls) -> Sandbox:
+        """No user change and no bwrap; still dies with its parent (used for fake workerds)."""
+        return cls(setpriv=shutil.which("setpriv"))
+
+    def wrap(self, argv: Sequence[str], cwd: str) -> list[str]:
+        prefix: list[str] = []
+        if self.setpriv:
+            prefix += [self.setpriv, "--pdeathsig", "KILL", "--"]
+        if self.bwrap:
+            prefix += [self.bwrap, *self._bwrap_args(cwd), "--"]
+        return [*prefix, *argv]
+
+    def popen_kwargs(self) -> dict[str, Any]:
+        """The user switch happens in the child before exec (no preexec_fn); setpriv then sets
+        the death signal, which a later credential change would clear."""
+        if self.user is None:
+            return {}
+        return {"user": self.user.uid, "group": self.user.gid, "extra_groups": []}
+
+    def describe(self) -> str:
+        who = f"{self.user.name} (uid {self.user.uid})" if self.user else f"uid {os.getuid()}"
+        where = "inside bubblewrap" if self.bwrap else "without a filesystem sandbox"
+        return f"as {who} {where}"
+
+    def _bwrap_args(self, cwd: str) -> list[str]:
+        args = [
+            "--die-with-parent",
+            "--new-session",
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--ro-bind",
+            "/usr",
+            "/usr",
+        ]
+        for path in _SYSTEM_DIRS:
+            if os.path.islink(path):
+                args += ["--symlink", os.readlink(path), path]
+            elif os.path.isdir(path):
+                args += ["--ro-bind", path, path]
+        for path in _ETC_FILES:
+            args += ["--ro-bind-try", path, path]
+        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]  # noqa: S108 (a private tmpfs)
+        for path in self.readable:
+            args += ["--ro-bind", path, path]
+        return [*args, "--chdir", cwd]
+
+
+def plan_sandbox(readable: Sequence[Path], *, use_bwrap: bool = True) -> Sandbox:
+    """What this host allows: a user switch when root, bwrap when installed."""
+    user = None
+    if os.geteuid() == 0:
+        entry = pwd.getpwnam(SHARD_USER)
+        user = ShardUser(entry.pw_name, entry.pw_uid, entry.pw_gid)
+    return Sandbox(
+        user=user,
+        bwrap=shutil.which("bwrap") if use_bwrap else None,
+        setpriv=shutil.which("setpriv"),
+        readable=tuple(str(p) for p in readable),
+    )
+
+
+async def checked_sandbox(sandbox: Sandbox, command: Sequence[str], cwd: Path) -> Sandbox:
+    """Runs `command --version` in the sandbox; without bwrap if bwrap cannot work here.
+
+    Logs one line saying how shards will run. Raises SandboxError when the binary cannot run as
+    the shard user at all (for example, a checkout the user cannot traverse).
+    """
+    if sandbox.setpriv is None:
+        log.warning(
+            "setpriv (util-linux) not found: shards will outlive a supervisor that is SIGKILLed."
+        )
+    if sandbox.bwrap is None:
+        log.warning(
+            "bubblewrap (bwrap) is not installed: shards run without a filesystem sandbox. "
+            "Install the Debian package `bubblewrap`."
+        )
+    else:
+        problem = await _try(sandbox, command, cwd)
+        if problem is None:
+            log.info("Shards run %s.", sandbox.describe())
+            return sandbox
+        log.warning(
+            "bubblewrap cannot create a sandbox here (%s): shards run without a filesystem "
+            "sandbox.",
+            problem,
+        )
+        sandbox = replace(sandbox, bwrap=None)
+    problem = await _try(sandbox, command, cwd)
+    if problem is not None:
+        raise SandboxError(f"workerd cannot run {sandbox.describe()}: {problem}")
+    log.info("Shards run %s.", sandbox.describe())
+    return sandbox
+
+
+async def _try(sandbox: Sandbox, command: Sequence[str], cwd: Path) -> str | None:
+    argv = sandbox.wrap([*command, "--version"], str(cwd))
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env={},
+            **sandbox.popen_kwargs(),
+        )
+    except OSError as exc:
+        return str(exc)
+    try:
+        output, _ = await asyncio.wait_for(proc.communicate(), timeout=30)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return "`workerd --version` did not finish within 30 s"
+    text = output.decode(errors="replace").strip()
+    if proc.returncode != 0:
+        return text.splitlines()[-1] if text else f"exit status {proc.returncode}"
+    return None

@@ -1,0 +1,119 @@
+"""A fake of the control plane's internal API (routes and versions), for the dispatcher's tests.
+
+It answers as src/mayfly/api/internal.py does, counts what it is asked, and can be made slow or
+unavailable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+
+def esm(source: str) -> dict[str, str]:
+    return {"name": "index.js", "kind": "esm", "text": source}
+
+
+class FakeControlPlane:
+    def __init__(self, secret: str):
+        self.secret = secret
+        self.routes: dict[str, dict[str, Any]] = {}
+        self.versions: dict[str, dict[str, Any]] = {}
+        self.down = False
+        self.delay = 0.0
+        self.route_lookups: collections.Counter[str] = collections.Counter()
+        self.version_fetches: collections.Counter[str] = collections.Counter()
+        self.refused = 0  # requests without the right secret
+
+    def serve(self, host: str, version_id: str, **route: Any) -> None:
+        self.routes[host] = {
+            "status": "ok",
+            "account_id": "acct",
+            "script": host.split(".")[0],
+            "version_id": version_id,
+            "expires_at_ms": None,
+            "message": None,
+            **route,
+        }
+
+    def refuse(self, host: str, status: str, message: str) -> None:
+        self.routes[host] = {
+            "status": status,
+            "account_id": None,
+            "script": None,
+            "version_id": None,
+            "expires_at_ms": None,
+            "message": message,
+        }
+
+    def add_version(
+        self,
+        version_id: str,
+        modules: list[dict[str, str]],
+        *,
+        main: str = "index.js",
+        env: dict[str, Any] | None = None,
+        flags: list[str] | None = None,
+    ) -> None:
+        self.versions[version_id] = {
+            "version_id": version_id,
+            "account_id": "acct",
+            "script": "script",
+            "main_module": main,
+            "compatibility_date": "2025-01-01",
+            "compatibility_flags": flags or [],
+            "modules": modules,
+            "env": env or {},
+            "kv_namespaces": [],
+        }
+
+    def app(self) -> ASGIApp:
+        return Starlette(
+            routes=[
+                Route("/internal/v1/route", self._route),
+                Route("/internal/v1/versions/{version_id}", self._version),
+            ]
+        )
+
+    def _refuse(self, request: Request) -> Response | None:
+        if request.headers.get("x-mayfly-internal-secret") != self.secret:
+            self.refused += 1
+            return JSONResponse({"error": "forbidden"}, status_code=403)
+        if self.down:
+            return JSONResponse({"error": "down"}, status_code=500)
+        return None
+
+    async def _route(self, request: Request) -> Response:
+        refused = self._refuse(request)
+        if refused is not None:
+            return refused
+        host = request.query_params["host"]
+        self.route_lookups[host] += 1
+        # Answer what was true when the question arrived, however slowly.
+        answer = self.routes.get(host) or {
+            "status": "unknown",
+            "account_id": None,
+            "script": None,
+            "version_id": None,
+            "expires_at_ms": None,
+            "message": f"No Worker is served at {host}.",
+        }
+        await asyncio.sleep(self.delay)
+        return JSONResponse(answer)
+
+    async def _version(self, request: Request) -> Response:
+        refused = self._refuse(request)
+        if refused is not None:
+            return refused
+        version_id = request.path_params["version_id"]
+        self.version_fetches[version_id] += 1
+        if version_id not in self.versions:
+            return JSONResponse({"error": "not found"}, status_code=404)
+        return JSONResponse(self.versions[version_id])

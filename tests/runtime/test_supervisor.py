@@ -1,0 +1,324 @@
+"""The supervisor against fake workerds (tests/fakes): start, restart, replace, drain, no orphans."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mayfly.runtime.sandbox import Sandbox
+from mayfly.runtime.shard import ShardLauncher, ShardStartError
+from mayfly.runtime.supervisor import Limits, Supervisor
+
+FAKES = Path(__file__).resolve().parents[1] / "fakes"
+
+
+def fake(name: str, *options: str) -> tuple[str, ...]:
+    return (sys.executable, str(FAKES / name), *options)
+
+
+def gone(pid: int) -> bool:
+    """Exited (a zombie waiting for init counts: it runs nothing)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
+
+
+async def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    sock = socket.create_server(("127.0.0.1", 0))
+    yield sock
+    sock.close()
+
+
+@pytest.fixture
+def launch(tmp_path: Path, listener: socket.socket) -> Callable[[tuple[str, ...]], ShardLauncher]:
+    config = tmp_path / "shard.capnp"
+    config.write_text("# the fakes ignore it\n")
+    admin_dir = tmp_path / "admin"
+    admin_dir.mkdir(mode=0o700)
+
+    def make(command: tuple[str, ...]) -> ShardLauncher:
+        return ShardLauncher(
+            command=command,
+            config=config,
+            sandbox=Sandbox.none(),
+            env={"MAYFLY_INTERNAL_SECRET": "s"},
+            admin_dir=admin_dir,
+            listener=listener,
+        )
+
+    return make
+
+
+def limits(**overrides: Any) -> Limits:
+    values: dict[str, Any] = {
+        "memory_bytes": 512 * 1024 * 1024,
+        "probe_timeout": 0.5,
+        "probe_interval": 0.1,
+        "startup_timeout": 5.0,
+        "invalidate_timeout": 1.0,
+        "drain_grace": 2.0,
+        "max_backoff": 0.5,
+    }
+    values.update(overrides)
+    return Limits(**values)
+
+
+def run(scenario: Coroutine[Any, Any, None]) -> None:
+    asyncio.run(scenario)
+
+
+def http_get(port: int) -> str:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := conn.recv(4096):
+            data += chunk
+    return data.decode()
+
+
+def test_starts_every_shard_on_one_socket_and_stops_them(
+    launch: Callable[..., ShardLauncher], listener: socket.socket, tmp_path: Path
+) -> None:
+    record = tmp_path / "invalidations"
+
+    async def scenario() -> None:
+        supervisor = Supervisor(
+            launch(fake("little_workerd.py", "--record", str(record))), 2, limits()
+        )
+        await supervisor.start()
+        shards = supervisor.live_shards()
+        assert len(shards) == 2
+        pids = {s.pid for s in shards}
+        port = listener.getsockname()[1]
+        answers = await asyncio.gather(*(asyncio.to_thread(http_get, port) for _ in range(20)))
+        assert all("fake workerd" in a for a in answers)
+        await supervisor.invalidate(["a.b.localhost"])
+        lines = record.read_text().splitlines()
+        assert [json.loads(line) for line in lines] == [{"hosts": ["a.b.localhost"]}] * 2
+        await supervisor.stop()
+        assert all(gone(pid) for pid in pids)
+        assert all(s.returncode == 0 for s in shards)  # drained, not killed
+        assert not list((tmp_path / "admin").iterdir())
+
+    run(scenario())
+
+
+def test_a_shard_that_crashes_at_start_fails_start_with_its_output(
+    launch: Callable[..., ShardLauncher],
+) -> None:
+    async def scenario() -> None:
+        supervisor = Supervisor(launch(fake("crashing_workerd.py")), 2, limits())
+        with pytest.raises(ShardStartError, match="fake config error"):
+            await supervisor.start()
+        assert all(gone(e.pid) for e in supervisor.events)
+        assert {e.kind for e in supervisor.events} == {"start-failed"}
+
+    run(scenario())
+
+
+def test_a_shard_that_never_listens_fails_start_after_the_timeout(
+    launch: Callable[..., ShardLauncher],
+) -> None:
+    async def scenario() -> None:
+        supervisor = Supervisor(launch(fake("silent_workerd.py")), 1, limits(startup_timeout=0.5))
+        started = time.monotonic()
+        with pytest.raises(ShardStartError, match="did not report listening"):
+            await supervisor.start()
+        assert time.monotonic() - started < 5
+        assert all(gone(e.pid) for e in supervisor.events)
+
+    run(scenario())
+
+
+def test_a_shard_that_crashes_later_is_restarted(launch: Callable[..., ShardLauncher]) -> None:
+    async def scenario() -> None:
+        supervisor = Supervisor(
+            launch(fake("little_workerd.py", "--crash-after", "0.3")), 1, limits()
+        )
+        await supervisor.start()
+        first = supervisor.live_shards()[0].pid
+        await eventually(lambda: sum(e.kind == "exited" for e in supervisor.events) >= 2)
+        await eventually(lambda: bool(supervisor.live_shards()))
+        assert supervisor.live_shards()[0].pid != first
+        exits = [e for e in supervisor.events if e.kind == "exited"]
+        assert "status 3" in exits[0].detail
+        await supervisor.stop()
+        assert all(gone(e.pid) for e in supervisor.events)
+
+    run(scenario())
+
+
+def test_a_crash_looping_shard_is_restarted_with_backoff(
+    launch: Callable[..., ShardLauncher],
+) -> None:
+    async def scenario() -> None:
+        supervisor = Supervisor(
+            launch(fake("little_workerd.py", "--crash-after", "0")), 1, limits(max_backoff=0.4)
+        )
+        await supervisor.start()
+        await asyncio.sleep(2.0)
+        starts = [e.at for e in supervisor.events if e.kind == "started"]
+        gaps = [b - a for a, b in itertools.pairwise(starts)]
+        # Without backoff a ~0.1 s start would give ~20 restarts in 2 s; the cap keeps them going.
+        assert 2 <= len(starts) <= 12
+        assert max(gaps) >= 0.3
+        await supervisor.stop()
+
+    run(scenario())
+
+
+def test_an_unresponsive_shard_is_killed_and_replaced(
+    launch: Callable[..., ShardLauncher], listener: socket.socket
+) -> None:
+    async def scenario() -> None:
+        supervisor = Supervisor(
+            launch(fake("little_workerd.py", "--wedge-after", "0.3")), 1, limits()
+        )
+        await supervisor.start()
+        first = supervisor.live_shards()[0]
+        await eventually(lambda: any(e.kind == "unresponsive" for e in supervisor.events))
+        await eventually(lambda: bool(supervisor.live_shards()))
+        assert first.returncode == -9  # SIGKILL: a wedged process ignores SIGTERM
+        assert supervisor.live_shards()[0].pid != first.pid
+        await supervisor.stop()
+
+    run(scenario())
+
+
+def test_a_shard_over_its_memory_budget_is_replaced(launch: Callable[..., ShardLauncher]) -> None:
+    async def scenario() -> None:
+        supervisor = Supervisor(
+            launch(fake("little_workerd.py", "--grow-mb", "96")),
+            1,
+            limits(memory_bytes=64 * 1024 * 1024),
+        )
+        await supervisor.start()
+        await eventually(lambda: any(e.kind == "memory" for e in supervisor.events))
+        event = next(e for e in supervisor.events if e.kind == "memory")
+        assert "MiB > 64 MiB" in event.detail
+        await supervisor.stop()
+        assert all(gone(e.pid) for e in supervisor.events)
+
+    run(scenario())
+
+
+def test_a_shard_that_does_not_acknowledge_an_invalidation_is_replaced(
+    launch: Callable[..., ShardLauncher],
+) -> None:
+    async def scenario() -> None:
+        supervisor = Supervisor(launch(fake("little_workerd.py", "--no-ack")), 2, limits())
+        await supervisor.start()
+        before = {s.pid for s in supervisor.live_shards()}
+        started = time.monotonic()
+        await supervisor.invalidate(["x.y.localhost"])
+        assert time.monotonic() - started < 3
+        assert all(gone(pid) for pid in before)
+        await eventually(lambda: len(supervisor.live_shards()) == 2)
+        assert sum(e.kind == "no-ack" for e in supervisor.events) == 2
+        await supervisor.stop()
+
+    run(scenario())
+
+
+def test_stop_drains_then_kills_a_shard_that_ignores_sigterm(
+    launch: Callable[..., ShardLauncher],
+) -> None:
+    async def scenario() -> None:
+        supervisor = Supervisor(
+            launch(fake("little_workerd.py", "--ignore-sigterm")), 1, limits(drain_grace=0.5)
+        )
+        await supervisor.start()
+        shard = supervisor.live_shards()[0]
+        started = time.monotonic()
+        await supervisor.stop()
+        assert 0.4 < time.monotonic() - started < 3
+        assert shard.returncode == -9
+        assert gone(shard.pid)
+
+    run(scenario())
+
+
+def test_stop_lets_in_flight_work_finish_within_the_grace(
+    launch: Callable[..., ShardLauncher],
+) -> None:
+    async def scenario() -> None:
+        supervisor = Supervisor(
+            launch(fake("little_workerd.py", "--drain", "0.4")), 1, limits(drain_grace=5)
+        )
+        await supervisor.start()
+        shard = supervisor.live_shards()[0]
+        await supervisor.stop()
+        assert shard.returncode == 0
+
+    run(scenario())
+
+
+ORPHAN_SCRIPT = """
+import asyncio, socket, sys, time
+from pathlib import Path
+from mayfly.runtime.sandbox import Sandbox
+from mayfly.runtime.shard import ShardLauncher
+from mayfly.runtime.supervisor import Limits, Supervisor
+
+async def main():
+    tmp = Path(sys.argv[1])
+    launcher = ShardLauncher(
+        command=(sys.executable, sys.argv[2], "--ignore-sigterm"),
+        config=tmp / "shard.capnp", sandbox=Sandbox.none(), env={},
+        admin_dir=tmp, listener=socket.create_server(("127.0.0.1", 0)),
+    )
+    supervisor = Supervisor(launcher, 2, Limits(memory_bytes=2**30))
+    await supervisor.start()
+    print(" ".join(str(s.pid) for s in supervisor.live_shards()), flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+def test_shards_die_when_the_supervisor_is_sigkilled(tmp_path: Path) -> None:
+    (tmp_path / "shard.capnp").write_text("")
+    parent = subprocess.Popen(
+        [sys.executable, "-c", ORPHAN_SCRIPT, str(tmp_path), str(FAKES / "little_workerd.py")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert parent.stdout is not None
+        pids = [int(p) for p in parent.stdout.readline().split()]
+        assert len(pids) == 2 and not any(gone(pid) for pid in pids)
+    finally:
+        parent.kill()
+        parent.wait()
+        assert parent.stdout is not None
+        parent.stdout.close()
+    wait_for(lambda: all(gone(pid) for pid in pids), timeout=5)
