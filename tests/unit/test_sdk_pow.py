@@ -68,3 +68,22 @@ def test_terms_from_the_challenge_are_kept() -> None:
         }
     )
     assert (challenge.terms_url, challenge.privacy_url) == ("https://x/terms", "https://x/privacy")
+
+
+def test_the_terms_notice_links_only_what_the_server_named() -> None:
+    from mayfly.sdk.provisioning import terms_notice
+
+    bare = check_challenge({"challengeToken": "t", "seed": SEED, "k": 1, "g": 1})
+    assert "http" not in terms_notice(bare)
+    named = check_challenge(
+        {
+            "challengeToken": "t",
+            "seed": SEED,
+            "k": 1,
+            "g": 1,
+            "termsOfService": "https://x/terms",
+            "privacyPolicy": "https://x/privacy",
+        }
+    )
+    assert "(https://x/terms)" in terms_notice(named)
+    assert "(https://x/privacy)" in terms_notice(named)

@@ -94,21 +94,17 @@ class MayflyClient:
         """P1: a proof-of-work challenge."""
         return check_challenge(self._call("POST", "/provisioning/previews/challenge", json={}))
 
-    def create_temporary_account(
-        self,
-        challenge: Challenge,
-        checkpoints: str,
-        *,
-        terms_url: str,
-        privacy_url: str,
-    ) -> TemporaryAccount:
-        """P2: a temporary account from a solved challenge. Its API token is shown only here."""
+    def create_temporary_account(self, challenge: Challenge, checkpoints: str) -> TemporaryAccount:
+        """P2: a temporary account from a solved challenge. Its API token is shown only here.
+
+        The terms accepted are the ones the challenge named, else the server's /terms and
+        /privacy (the body needs both fields; wrangler sends Cloudflare's)."""
         result = self._call(
             "POST",
             "/provisioning/previews",
             json={
-                "termsOfService": terms_url,
-                "privacyPolicy": privacy_url,
+                "termsOfService": challenge.terms_url or f"{self.api_url}/terms",
+                "privacyPolicy": challenge.privacy_url or f"{self.api_url}/privacy",
                 "acceptTermsOfService": "yes",
                 "challengeToken": challenge.token,
                 "solution": {"checkpoints": checkpoints},

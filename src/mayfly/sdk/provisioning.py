@@ -57,12 +57,14 @@ class Timings:
         return {name: round(seconds * 1000) for name, seconds in self.phases.items()}
 
 
-def terms_of(client: MayflyClient, challenge: Challenge) -> tuple[str, str]:
-    """The terms the agent accepts: the server's own if it names them, else its /terms pages."""
-    return (
-        challenge.terms_url or f"{client.api_url}/terms",
-        challenge.privacy_url or f"{client.api_url}/privacy",
-    )
+def terms_notice(challenge: Challenge) -> str:
+    """What the agent agrees to by provisioning: the server's terms, linked when it names them."""
+    if challenge.terms_url and challenge.privacy_url:
+        return (
+            f"Continuing means you accept the terms of service ({challenge.terms_url}) "
+            f"and the privacy policy ({challenge.privacy_url})."
+        )
+    return "Continuing means you accept this Mayfly server's terms of service and privacy policy."
 
 
 def provision_temporary_account(
@@ -76,11 +78,7 @@ def provision_temporary_account(
     started = time.perf_counter()
     challenge = client.request_challenge()
     timings.add("provision", time.perf_counter() - started)
-    terms, privacy = terms_of(client, challenge)
-    listener.notice(
-        f"Continuing means you accept the terms of service ({terms}) "
-        f"and the privacy policy ({privacy})."
-    )
+    listener.notice(terms_notice(challenge))
     task = "Solving proof-of-work challenge"
     listener.begin(task, challenge.k)
     started = time.perf_counter()
@@ -89,9 +87,7 @@ def provision_temporary_account(
     timings.add("pow", solved)
     listener.end(task, solved)
     started = time.perf_counter()
-    account = client.create_temporary_account(
-        challenge, checkpoints, terms_url=terms, privacy_url=privacy
-    )
+    account = client.create_temporary_account(challenge, checkpoints)
     timings.add("provision", time.perf_counter() - started)
     try:
         cache.save(client.api_url, account)
