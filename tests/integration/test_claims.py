@@ -16,7 +16,8 @@ from starlette.testclient import TestClient
 from mayfly.app import Platform
 from mayfly.services.clock import ManualClock
 from mayfly.storage import tables
-from tests.conftest import auth, make_settings, provision
+from tests.conftest import auth, make_settings, provision, upload_body
+from tests.integration.test_assets import SITE, upload_assets
 from tests.integration.test_claim_support import (
     PASSWORD,
     cheap_password_hashing,
@@ -395,3 +396,37 @@ def test_no_secret_in_clear_in_the_database_or_the_logs(
     for secret in secrets:
         assert secret not in text
         assert secret not in logs
+
+
+def test_static_assets_move_with_their_worker(db_platform: Platform, db_client: TestClient) -> None:
+    platform, client = db_platform, db_client
+    created = provision(client)
+    temp = created["account"]
+    completion, _ = upload_assets(client, temp, "site", SITE)
+    response = client.put(
+        f"accounts/{temp['id']}/workers/scripts/site",
+        headers=auth(temp["apiToken"]),
+        **upload_body(bindings=[{"name": "ASSETS", "type": "assets"}], assets={"jwt": completion}),
+    )
+    assert response.status_code == 200, response.text
+    path = claim_path(created)
+    with web(platform) as browser:
+        assert "5 static assets" in browser.get(path).text
+        acme = _owner_with_account(platform, client, browser)
+        # acme already holds one of the files (same content hash): it is kept once.
+        upload_assets(client, {"id": acme["id"], "apiToken": acme["token"]}, "other", SITE)
+        browser.get(path)
+        moved = browser.post(path, {"action": "move", "into": acme["id"]})
+        assert moved.status_code == 303, moved.text
+    route = platform.services.routing.route("site.acme.localhost")
+    assert route.status == "ok"
+    code = platform.services.routing.version_code(route.version_id or "")
+    entry = code["assets"]["manifest"]["/style.css"]
+    assert entry["content_type"] == "text/css; charset=utf-8"
+    data, _ = platform.services.assets.read(acme["id"], entry["hash"])
+    assert data == b"body{}"
+    with platform.db.read() as conn:
+        left = conn.execute(
+            select(tables.asset_files).where(tables.asset_files.c.account_id == temp["id"])
+        ).all()
+    assert left == []

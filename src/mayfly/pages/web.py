@@ -61,6 +61,15 @@ def _left(value: datetime, now: datetime) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+def _detail(value: Any) -> str:
+    """An audit detail value, readably: mappings as `a → b`, lists comma-separated."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} → {v}" if k != v else str(k) for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
 templates = Environment(
     loader=FileSystemLoader(HERE / "templates"),
     autoescape=select_autoescape(default=True),
@@ -70,6 +79,7 @@ templates = Environment(
 templates.filters["when"] = _when
 templates.filters["iso"] = _iso
 templates.filters["left"] = _left
+templates.filters["detail"] = _detail
 
 
 def services(request: Request) -> Services:
@@ -125,8 +135,10 @@ class CSRFRejected(MayflyError):
 
 def _same_origin(request: Request) -> bool:
     origin = request.headers.get("origin")
-    if origin is None:
-        return True  # older browsers and non-browser clients; the token still has to match
+    if origin is None or origin == "null":
+        # Older browsers and non-browser clients send none; under `Referrer-Policy: no-referrer`
+        # browsers send "null". The token still has to match.
+        return True
     allowed = {
         f"{request.url.scheme}://{request.headers.get('host', '')}",
         _origin(services(request).ctx.settings.public_url),

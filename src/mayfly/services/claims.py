@@ -39,6 +39,8 @@ from mayfly.services.users import User
 from mayfly.storage.tables import (
     accounts,
     api_tokens,
+    asset_files,
+    asset_upload_sessions,
     blobs,
     deployments,
     kv_entries,
@@ -396,6 +398,22 @@ class ClaimService:
                 .where(kv_namespaces.c.id == ns.id)
                 .values(account_id=target.id, title=ns.new_title)
             )
+        # Static assets are keyed by the client's content hash: a key the target already has is
+        # the same file, so only the others move. Unfinished upload sessions are dropped.
+        target_assets = select(asset_files.c.hash).where(asset_files.c.account_id == target.id)
+        conn.execute(
+            delete(asset_files).where(
+                asset_files.c.account_id == source.id, asset_files.c.hash.in_(target_assets)
+            )
+        )
+        conn.execute(
+            update(asset_files)
+            .where(asset_files.c.account_id == source.id)
+            .values(account_id=target.id)
+        )
+        conn.execute(
+            delete(asset_upload_sessions).where(asset_upload_sessions.c.account_id == source.id)
+        )
         created = self.ctx.blobs.copy_account(conn, source.id, target.id)
         conn.execute(delete(blobs).where(blobs.c.account_id == source.id))
         return created

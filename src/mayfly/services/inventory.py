@@ -20,6 +20,7 @@ class WorkerSummary:
     version_number: int | None
     deployed_at: datetime | None
     enabled: bool
+    assets: int  # static asset files of the deployed version
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ def workers_of(conn: Connection, ctx: ServiceContext, account: Account) -> list[
             scripts.c.current_version_id,
             scripts.c.subdomain_enabled,
             versions.c.number,
+            versions.c.assets,
             deployments.c.created_at.label("deployed_at"),
         )
         .select_from(
@@ -60,6 +62,7 @@ def workers_of(conn: Connection, ctx: ServiceContext, account: Account) -> list[
             version_number=r.number,
             deployed_at=r.deployed_at,
             enabled=bool(r.subdomain_enabled),
+            assets=len((r.assets or {}).get("manifest") or {}),
         )
         for r in rows
     ]

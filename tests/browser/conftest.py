@@ -1,0 +1,206 @@
+"""A real Chromium (Debian's, driven by Playwright) against a real `mayfly serve` on free ports.
+
+The test process also opens the server's database (SQLite in the data dir) through a Platform of
+its own, to set up users and to ask the routing service what the data plane serves for a host.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from argon2 import PasswordHasher
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+
+from mayfly.app import Platform
+from mayfly.model import Route
+from tests.conftest import auth, make_settings, provision, upload_body
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Workers are served (and asserted over HTTP) once the data plane exists; until then the tests
+# assert what the data plane would serve through the routing service.
+DATA_PLANE = importlib.util.find_spec("mayfly.runtime.dataplane") is not None
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Live:
+    platform: Platform
+    url: str
+    workers_port: int
+
+    def api(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url + "/client/v4/", timeout=30)
+
+    def provision(self) -> dict[str, Any]:
+        with self.api() as api:
+            return provision(api)  # type: ignore[arg-type]
+
+    def deploy(self, account_id: str, token: str, script: str) -> None:
+        with self.api() as api:
+            response = api.put(
+                f"accounts/{account_id}/workers/scripts/{script}",
+                headers=auth(token),
+                **upload_body(
+                    bindings=[{"type": "plain_text", "name": "GREETING", "text": script}]
+                ),
+            )
+            assert response.status_code == 200, response.text
+
+    def kv(self, account_id: str, token: str, title: str, entries: dict[str, str]) -> str:
+        with self.api() as api:
+            created = api.post(
+                f"accounts/{account_id}/storage/kv/namespaces",
+                headers=auth(token),
+                json={"title": title},
+            )
+            namespace: str = created.json()["result"]["id"]
+            for key, value in entries.items():
+                api.put(
+                    f"accounts/{account_id}/storage/kv/namespaces/{namespace}/values/{key}",
+                    headers=auth(token),
+                    content=value.encode(),
+                )
+        return namespace
+
+    def route(self, host: str) -> Route:
+        """The routing answer for a Worker host: what the data plane serves (ok/moved/expired)."""
+        return self.platform.services.routing.route(host)
+
+    def serves(self, host: str) -> str:
+        return self.route(host).status
+
+    def get_worker(self, url: str) -> httpx.Response:
+        """Request a Worker over HTTP on the workers port (needs the data plane)."""
+        host = url.split("://", 1)[1]
+        with httpx.Client(timeout=30) as client:
+            return client.get(f"http://127.0.0.1:{self.workers_port}/", headers={"host": host})
+
+
+@pytest.fixture
+def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Live]:
+    """A real `mayfly serve` on free ports; and, in the test, a Platform on the same database."""
+    monkeypatch.setattr(
+        "mayfly.services.users.PasswordHasher",
+        lambda: PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
+    )
+    api_port, workers_port = free_port(), free_port()
+    url = f"http://127.0.0.1:{api_port}"
+    settings = make_settings(
+        tmp_path, api_port=api_port, workers_port=workers_port, public_url=url, runtime=DATA_PLANE
+    )
+    flags = {
+        "api-port": api_port,
+        "workers-port": workers_port,
+        "public-url": url,
+        "data-dir": settings.data_dir,
+        "pow-k": settings.pow_k,
+        "pow-g": settings.pow_g,
+        "runtime": "true" if DATA_PLANE else "false",
+        "shards": 1,
+        "log-level": "warning",
+    }
+    args = [str(ROOT / ".venv" / "bin" / "mayfly"), "serve"]
+    for flag, value in flags.items():
+        args += [f"--{flag}", str(value)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAYFLY_")}
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+    try:
+        _wait_until_ready(server, url, log_path)
+        platform = Platform.create(settings)
+        try:
+            yield Live(platform, url, workers_port)
+        finally:
+            platform.db.dispose()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=10)
+
+
+def _wait_until_ready(server: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    with httpx.Client(timeout=2) as client:
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                raise RuntimeError(f"mayfly serve exited:\n{log.read_text(errors='replace')}")
+            try:
+                if client.get(url + "/").status_code < 500:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+    raise RuntimeError(f"mayfly serve did not answer:\n{log.read_text(errors='replace')}")
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is missing: apt-get install chromium (.ci/run does)")
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield chromium
+    chromium.close()
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    return context.new_page()
+
+
+def screenshot(page: Page, name: str, readme: bool = False) -> Path:
+    """Save a full-page screenshot under artifacts/ (and for the README under docs/images/)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    page.screenshot(path=str(path), full_page=True)
+    if readme:
+        images = ROOT / "docs" / "images"
+        images.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, images / name)
+    return path
