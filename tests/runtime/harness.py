@@ -245,11 +245,13 @@ class LivePlatform(LiveDataPlane):
         *,
         flags: list[str] | None = None,
         bindings: list[dict[str, Any]] | None = None,
+        compatibility_date: str = "2025-01-01",
     ) -> str:
         """PUT the script (one ES module) and return the id of the version it made live."""
         body = upload_body(
             modules={"index.js": (source.encode(), "application/javascript+module")},
             compatibility_flags=flags or [],
+            compatibility_date=compatibility_date,
             bindings=bindings or [],
         )
         response = self.api.put(

@@ -176,7 +176,7 @@ def test_a_lookup_answered_before_an_invalidation_does_not_refill_the_cache(
     cp.delay = 0.5
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         slow = pool.submit(live.get, host)
-        time.sleep(0.2)  # the lookup is in flight with the old answer
+        live.wait_for(lambda: cp.route_lookups[host] == 1)  # in flight, with the old answer
         cp.serve(host, "v-race-2")
         live.invalidate([host])
         assert slow.result().text == "hello first"
