@@ -47,6 +47,8 @@ def serve(**flags: Any) -> None:
         level=getattr(logging, settings.log_level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Migrations log every plugin at INFO; only their warnings matter to an operator.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.root.level))
     from mayfly.app import Platform  # the composition root, imported only here
 
     platform = Platform.create(settings)
