@@ -13,7 +13,7 @@ from mayfly.services.clock import ManualClock
 from mayfly.services.crypto import hash_token
 from mayfly.services.users import FailureThrottle
 from mayfly.storage import tables
-from tests.conftest import auth, make_settings
+from tests.conftest import auth, make_settings, provision
 from tests.integration.test_claim_support import PASSWORD, cheap_password_hashing, web
 
 
@@ -292,3 +292,22 @@ def test_user_tokens_api(platform: Platform, client: TestClient) -> None:
     _, operator = platform.services.accounts.create_permanent("ops")
     refused = client.get("user/tokens", headers=auth(operator))
     assert refused.status_code == 403 and refused.json()["errors"][0]["code"] == 9109
+
+
+def test_our_bugs_get_an_html_apology_and_a_log_without_secrets(
+    platform: Platform,
+    client: TestClient,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(platform.services.claims, "inspect", broken)
+    created = provision(client)
+    token = created["claim"]["url"].rsplit("/", 1)[1]
+    with web(platform) as browser:
+        response = browser.get(f"/claim/{token}")
+    assert response.status_code == 500
+    assert "Sorry, something broke" in response.text
+    assert "/claim/{token}" in caplog.text and token not in caplog.text

@@ -26,8 +26,8 @@ from mayfly.services.claims import (
     ClaimLinkExpired,
     ClaimLinkUnknown,
     MoveConflicts,
-    MovePlan,
 )
+from mayfly.services.transfers import MovePlan
 from mayfly.services.users import MIN_PASSWORD, User
 
 CLAIM_ERRORS: dict[type[MayflyError], str] = {

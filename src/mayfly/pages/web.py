@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from mayfly.model import as_utc
 from mayfly.services.container import Services
 from mayfly.services.sessions import Session
 
+log = logging.getLogger("mayfly.pages")
 HERE = Path(__file__).parent
 SESSION_COOKIE = "mayfly_session"
 CSRF_COOKIE = "mayfly_csrf"
@@ -271,6 +273,19 @@ def page(handler: Handler) -> Handler:
             return error_page(request, exc, "Form expired")
         except MayflyError as exc:
             return error_page(request, exc)
+        except Exception:
+            # The route's pattern, not the path: a claim path carries the claim token.
+            route = getattr(request.scope.get("route"), "path", "?")
+            log.exception("unexpected error on %s %s", request.method, route)
+            return render(
+                request,
+                "error.html",
+                {
+                    "title": "Sorry, something broke",
+                    "message": "Mayfly hit an internal error; it was logged. Try again, or report it.",
+                },
+                status=500,
+            )
 
     wrapped.__name__ = handler.__name__
     wrapped.__doc__ = handler.__doc__

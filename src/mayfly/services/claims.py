@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, select, update
 
 from mayfly.errors import (
     Conflict,
@@ -31,25 +31,12 @@ from mayfly.services import audit
 from mayfly.services.accounts import get_account
 from mayfly.services.context import ServiceContext
 from mayfly.services.crypto import hash_token
-from mayfly.services.inventory import Inventory, inventory_of, namespaces_of, workers_of
+from mayfly.services.inventory import Inventory, inventory_of, workers_of
 from mayfly.services.memberships import add_owner, require_member
-from mayfly.services.scripts import check_script_name
 from mayfly.services.tokens import EXPIRED_MESSAGE, PREFIXES, revoke_account_tokens
+from mayfly.services.transfers import MovePlan, WorkerMove, plan_transfer, transfer
 from mayfly.services.users import User
-from mayfly.storage.tables import (
-    accounts,
-    api_tokens,
-    asset_files,
-    asset_upload_sessions,
-    blobs,
-    deployments,
-    kv_entries,
-    kv_namespaces,
-    moved_hosts,
-    scripts,
-    tombstones,
-    versions,
-)
+from mayfly.storage.tables import accounts, api_tokens, tombstones
 
 
 class ClaimLinkUnknown(NotFound):
@@ -93,43 +80,6 @@ class ClaimView:
 
 
 @dataclass(frozen=True)
-class WorkerMove:
-    name: str
-    old_host: str
-    old_url: str
-    new_name: str
-    new_url: str
-    clashes: bool  # the original name exists in the target: the page offers a rename
-    problem: str | None = None
-
-
-@dataclass(frozen=True)
-class NamespaceMove:
-    id: str
-    title: str
-    new_title: str
-    clashes: bool
-    problem: str | None = None
-
-
-@dataclass(frozen=True)
-class MovePlan:
-    source: Account
-    target: Account
-    workers: list[WorkerMove]
-    namespaces: list[NamespaceMove]
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def ready(self) -> bool:
-        return not (
-            self.problems
-            or any(m.problem for m in self.workers)
-            or any(n.problem for n in self.namespaces)
-        )
-
-
-@dataclass(frozen=True)
 class ClaimResult:
     account: Account  # the account that now holds everything (the claimed one, or the target)
     mode: Literal["keep", "move"]
@@ -144,16 +94,6 @@ class PreviewStatus:
     expires_at: datetime | None
     claimed_at: datetime | None = None
     deleted_at: datetime | None = None
-
-
-def free_variant(name: str, taken: set[str], limit: int = 63) -> str:
-    """`name-2`, `name-3`… the first not in `taken` (kept within `limit` characters)."""
-    for n in range(2, 10_000):
-        suffix = f"-{n}"
-        candidate = name[: limit - len(suffix)].rstrip("-_") + suffix
-        if candidate not in taken:
-            return candidate
-    raise ValidationError(f"No free name like {name!r}.")  # pragma: no cover
 
 
 def _winning_update(claim_hash: str, user_id: str, now: datetime) -> Any:
@@ -214,74 +154,13 @@ class ClaimService:
         with self.ctx.db.read() as conn:
             source = self._open(conn, hash_token(claim_token))
             target = self._target(conn, user_id, target_id, source)
-            return self._plan(conn, source, target, renames or {}, title_renames or {})
+            return plan_transfer(conn, self.ctx, source, target, renames or {}, title_renames or {})
 
     def _target(self, conn: Connection, user_id: str, target_id: str, source: Account) -> Account:
         target = require_member(conn, user_id, target_id)
         if target.id == source.id or target.kind != "permanent":
             raise ValidationError("Choose one of your permanent accounts to move into.")
         return target
-
-    def _plan(
-        self,
-        conn: Connection,
-        source: Account,
-        target: Account,
-        renames: dict[str, str],
-        title_renames: dict[str, str],
-    ) -> MovePlan:
-        existing = {w.name for w in workers_of(conn, self.ctx, target)}
-        used = set(existing)
-        worker_moves = []
-        for w in workers_of(conn, self.ctx, source):
-            clashes = w.name in existing
-            wanted = renames.get(w.name, "").strip().lower()
-            if not wanted:
-                wanted = free_variant(w.name, used | existing) if clashes else w.name
-            problem = None
-            try:
-                check_script_name(wanted)
-            except ValidationError as exc:
-                problem = exc.message
-            if problem is None and wanted in used:
-                problem = (
-                    f"{target.name} already has a Worker named {wanted!r}; choose another name."
-                )
-            used.add(wanted)
-            worker_moves.append(
-                WorkerMove(
-                    w.name,
-                    self.ctx.worker_host(w.name, source.name),
-                    w.url,
-                    wanted,
-                    self.ctx.worker_url(wanted, target.name),
-                    clashes,
-                    problem,
-                )
-            )
-        existing_titles = {n.title for n in namespaces_of(conn, target.id)}
-        used_titles = set(existing_titles)
-        ns_moves = []
-        for ns in namespaces_of(conn, source.id):
-            clashes = ns.title in existing_titles
-            wanted = title_renames.get(ns.id, "").strip()
-            if not wanted:
-                wanted = f"{ns.title} ({source.name})" if clashes else ns.title
-            problem = None
-            if len(wanted) > 512:
-                problem = "KV namespace titles are at most 512 characters."
-            elif wanted in used_titles:
-                problem = f"{target.name} already has a KV namespace titled {wanted!r}."
-            used_titles.add(wanted)
-            ns_moves.append(NamespaceMove(ns.id, ns.title, wanted, clashes, problem))
-        problems = []
-        limit = self.ctx.settings.max_kv_namespaces
-        if len(existing_titles) + len(ns_moves) > limit:
-            problems.append(
-                f"{target.name} would hold more than {limit} KV namespaces; "
-                "delete some there first, or keep this account instead."
-            )
-        return MovePlan(source, target, worker_moves, ns_moves, problems)
 
     # -- claiming ----------------------------------------------------------------------------------
 
@@ -341,10 +220,10 @@ class ClaimService:
             with self.ctx.db.begin() as conn:
                 source = self._win(conn, hash_token(claim_token), user, now)
                 target = self._target(conn, user.id, target_id, source)
-                plan = self._plan(conn, source, target, renames, title_renames)
+                plan = plan_transfer(conn, self.ctx, source, target, renames, title_renames)
                 if not plan.ready:
                     raise MoveConflicts(plan)
-                created = self._transfer(conn, plan, now)
+                created = transfer(conn, self.ctx, plan, now)
                 audit.record(
                     conn,
                     source.id,
@@ -371,52 +250,6 @@ class ClaimService:
         with self.ctx.db.begin() as conn:
             self.ctx.blobs.delete_account(conn, source.id)  # rows are gone; this drops the files
         return ClaimResult(target, "move", plan.workers)
-
-    def _transfer(self, conn: Connection, plan: MovePlan, now: datetime) -> list[Path]:
-        source, target = plan.source, plan.target
-        for m in plan.workers:
-            conn.execute(
-                update(scripts)
-                .where(scripts.c.account_id == source.id, scripts.c.name == m.name)
-                .values(account_id=target.id, name=m.new_name, updated_at=now)
-            )
-            conn.execute(
-                insert(moved_hosts).values(
-                    old_host=m.old_host,
-                    new_url=m.new_url,
-                    created_at=now,
-                    keep_until=now + timedelta(seconds=self.ctx.settings.tombstone_cooldown),
-                )
-            )
-        for table in (versions, deployments, kv_entries):
-            conn.execute(
-                update(table).where(table.c.account_id == source.id).values(account_id=target.id)
-            )
-        for ns in plan.namespaces:
-            conn.execute(
-                update(kv_namespaces)
-                .where(kv_namespaces.c.id == ns.id)
-                .values(account_id=target.id, title=ns.new_title)
-            )
-        # Static assets are keyed by the client's content hash: a key the target already has is
-        # the same file, so only the others move. Unfinished upload sessions are dropped.
-        target_assets = select(asset_files.c.hash).where(asset_files.c.account_id == target.id)
-        conn.execute(
-            delete(asset_files).where(
-                asset_files.c.account_id == source.id, asset_files.c.hash.in_(target_assets)
-            )
-        )
-        conn.execute(
-            update(asset_files)
-            .where(asset_files.c.account_id == source.id)
-            .values(account_id=target.id)
-        )
-        conn.execute(
-            delete(asset_upload_sessions).where(asset_upload_sessions.c.account_id == source.id)
-        )
-        created = self.ctx.blobs.copy_account(conn, source.id, target.id)
-        conn.execute(delete(blobs).where(blobs.c.account_id == source.id))
-        return created
 
     async def _invalidate(self, result: ClaimResult) -> None:
         """Routes changed: the claimed account lost its expiry, or Workers moved hosts."""

@@ -1,0 +1,207 @@
+"""Moving what one account holds into another: Workers (renamed where names clash), their versions
+and deployments, KV namespaces and entries, static assets and blobs. Planned first (the preview the
+human confirms), then done inside the caller's transaction. Claiming uses it; nothing else moves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from mayfly.errors import ValidationError
+from mayfly.model import Account
+from mayfly.services.context import ServiceContext
+from mayfly.services.inventory import namespaces_of, workers_of
+from mayfly.services.scripts import check_script_name
+from mayfly.storage.tables import (
+    asset_files,
+    asset_upload_sessions,
+    blobs,
+    deployments,
+    kv_entries,
+    kv_namespaces,
+    moved_hosts,
+    scripts,
+    versions,
+)
+
+
+@dataclass(frozen=True)
+class WorkerMove:
+    name: str
+    old_host: str
+    old_url: str
+    new_name: str
+    new_url: str
+    clashes: bool  # the original name exists in the target: the page offers a rename
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class NamespaceMove:
+    id: str
+    title: str
+    new_title: str
+    clashes: bool
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class MovePlan:
+    source: Account
+    target: Account
+    workers: list[WorkerMove]
+    namespaces: list[NamespaceMove]
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ready(self) -> bool:
+        return not (
+            self.problems
+            or any(m.problem for m in self.workers)
+            or any(n.problem for n in self.namespaces)
+        )
+
+
+def free_variant(name: str, taken: set[str], limit: int = 63) -> str:
+    """`name-2`, `name-3`… the first not in `taken` (kept within `limit` characters)."""
+    for n in range(2, 10_000):
+        suffix = f"-{n}"
+        candidate = name[: limit - len(suffix)].rstrip("-_") + suffix
+        if candidate not in taken:
+            return candidate
+    raise ValidationError(f"No free name like {name!r}.")  # pragma: no cover
+
+
+def plan_transfer(
+    conn: Connection,
+    ctx: ServiceContext,
+    source: Account,
+    target: Account,
+    renames: dict[str, str],
+    title_renames: dict[str, str],
+) -> MovePlan:
+    """Where everything would land: `renames` by Worker name, `title_renames` by namespace id.
+
+    A name that clashes gets a free variant as its suggestion; a chosen name that clashes, or is
+    invalid, is a problem the page shows next to it.
+    """
+    workers = _plan_workers(conn, ctx, source, target, renames)
+    namespaces = _plan_namespaces(conn, source, target, title_renames)
+    problems = []
+    limit = ctx.settings.max_kv_namespaces
+    if len(namespaces_of(conn, target.id)) + len(namespaces) > limit:
+        problems.append(
+            f"{target.name} would hold more than {limit} KV namespaces; "
+            "delete some there first, or keep this account instead."
+        )
+    return MovePlan(source, target, workers, namespaces, problems)
+
+
+def _plan_workers(
+    conn: Connection,
+    ctx: ServiceContext,
+    source: Account,
+    target: Account,
+    renames: dict[str, str],
+) -> list[WorkerMove]:
+    existing = {w.name for w in workers_of(conn, ctx, target)}
+    used = set(existing)
+    moves = []
+    for w in workers_of(conn, ctx, source):
+        clashes = w.name in existing
+        wanted = renames.get(w.name, "").strip().lower()
+        if not wanted:
+            wanted = free_variant(w.name, used | existing) if clashes else w.name
+        problem = None
+        try:
+            check_script_name(wanted)
+        except ValidationError as exc:
+            problem = exc.message
+        if problem is None and wanted in used:
+            problem = f"{target.name} already has a Worker named {wanted!r}; choose another name."
+        used.add(wanted)
+        moves.append(
+            WorkerMove(
+                w.name,
+                ctx.worker_host(w.name, source.name),
+                w.url,
+                wanted,
+                ctx.worker_url(wanted, target.name),
+                clashes,
+                problem,
+            )
+        )
+    return moves
+
+
+def _plan_namespaces(
+    conn: Connection, source: Account, target: Account, title_renames: dict[str, str]
+) -> list[NamespaceMove]:
+    existing = {n.title for n in namespaces_of(conn, target.id)}
+    used = set(existing)
+    moves = []
+    for ns in namespaces_of(conn, source.id):
+        clashes = ns.title in existing
+        wanted = title_renames.get(ns.id, "").strip()
+        if not wanted:
+            wanted = f"{ns.title} ({source.name})" if clashes else ns.title
+        problem = None
+        if len(wanted) > 512:
+            problem = "KV namespace titles are at most 512 characters."
+        elif wanted in used:
+            problem = f"{target.name} already has a KV namespace titled {wanted!r}."
+        used.add(wanted)
+        moves.append(NamespaceMove(ns.id, ns.title, wanted, clashes, problem))
+    return moves
+
+
+def transfer(conn: Connection, ctx: ServiceContext, plan: MovePlan, now: datetime) -> list[Path]:
+    """Move everything as planned (the caller's transaction); returns blob files created."""
+    source, target = plan.source, plan.target
+    for m in plan.workers:
+        conn.execute(
+            update(scripts)
+            .where(scripts.c.account_id == source.id, scripts.c.name == m.name)
+            .values(account_id=target.id, name=m.new_name, updated_at=now)
+        )
+        conn.execute(
+            insert(moved_hosts).values(
+                old_host=m.old_host,
+                new_url=m.new_url,
+                created_at=now,
+                keep_until=now + timedelta(seconds=ctx.settings.tombstone_cooldown),
+            )
+        )
+    for table in (versions, deployments, kv_entries):
+        conn.execute(
+            update(table).where(table.c.account_id == source.id).values(account_id=target.id)
+        )
+    for ns in plan.namespaces:
+        conn.execute(
+            update(kv_namespaces)
+            .where(kv_namespaces.c.id == ns.id)
+            .values(account_id=target.id, title=ns.new_title)
+        )
+    # Static assets are keyed by the client's content hash: a key the target already has is
+    # the same file, so only the others move. Unfinished upload sessions are dropped.
+    target_assets = select(asset_files.c.hash).where(asset_files.c.account_id == target.id)
+    conn.execute(
+        delete(asset_files).where(
+            asset_files.c.account_id == source.id, asset_files.c.hash.in_(target_assets)
+        )
+    )
+    conn.execute(
+        update(asset_files)
+        .where(asset_files.c.account_id == source.id)
+        .values(account_id=target.id)
+    )
+    conn.execute(
+        delete(asset_upload_sessions).where(asset_upload_sessions.c.account_id == source.id)
+    )
+    created = ctx.blobs.copy_account(conn, source.id, target.id)
+    conn.execute(delete(blobs).where(blobs.c.account_id == source.id))
+    return created
