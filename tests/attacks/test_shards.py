@@ -56,6 +56,34 @@ def test_shards_run_as_an_unprivileged_user_who_cannot_read_the_data_dir(
             assert not (root / str(live.settings.data_dir.resolve()).lstrip("/")).exists()
 
 
+HOARD = """
+const hoard = [];
+export default {
+  fetch() {
+    for (let i = 0; i < 40; i++) hoard.push(new Uint8Array(8 * 1024 * 1024).fill(1));
+    return new Response(`holding ${hoard.length * 8} MiB`);
+  },
+};
+"""
+
+
+def test_a_shard_over_its_memory_budget_is_replaced(tmp_path: Path) -> None:
+    require_workerd()
+    live = LivePlatform(platform_settings(tmp_path, shard_memory=256))
+    try:
+        good, bad = live.provision(), live.provision()
+        live.deploy(good, "hello", HELLO)
+        live.deploy(bad, "hoard", HOARD)
+        assert live.status(live.host(bad, "hoard")) == 200
+        live.wait_for(lambda: any(e.kind == "memory" for e in live.supervisor.events))
+        event = next(e for e in live.supervisor.events if e.kind == "memory")
+        assert "MiB > 256 MiB" in event.detail
+        live.wait_for(lambda: len(live.shards()) == 2)
+        assert all(live.status(live.host(good, "hello")) == 200 for _ in range(10))
+    finally:
+        live.close()
+
+
 def test_a_sigkilled_shard_comes_back_while_the_url_keeps_serving(tmp_path: Path) -> None:
     require_workerd()
     live = LivePlatform(platform_settings(tmp_path))

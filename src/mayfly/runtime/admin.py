@@ -11,7 +11,9 @@ from typing import Any
 
 
 class AdminError(RuntimeError):
-    pass
+    def __init__(self, message: str, *, timed_out: bool = False):
+        super().__init__(message)
+        self.timed_out = timed_out
 
 
 async def admin_call(
@@ -22,7 +24,9 @@ async def admin_call(
         async with asyncio.timeout(timeout):
             return await _call(socket_path, method, target, body)
     except TimeoutError as exc:
-        raise AdminError(f"{method} {target}: no answer within {timeout} s") from exc
+        raise AdminError(
+            f"{method} {target}: no answer within {timeout} s", timed_out=True
+        ) from exc
     except (OSError, ValueError, asyncio.IncompleteReadError) as exc:
         raise AdminError(f"{method} {target}: {exc}") from exc
 

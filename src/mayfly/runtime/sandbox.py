@@ -108,7 +108,10 @@ def plan_sandbox(readable: Sequence[Path], *, use_bwrap: bool = True) -> Sandbox
     """What this host allows: a user switch when root, bwrap when installed."""
     user = None
     if os.geteuid() == 0:
-        entry = pwd.getpwnam(SHARD_USER)
+        try:
+            entry = pwd.getpwnam(SHARD_USER)
+        except KeyError as exc:
+            raise SandboxError(f"Shards run as {SHARD_USER!r}, but there is no such user.") from exc
         user = ShardUser(entry.pw_name, entry.pw_uid, entry.pw_gid)
     return Sandbox(
         user=user,

@@ -151,7 +151,9 @@ class Supervisor:
         lived = time.monotonic() - (shard.ready_at or shard.started_at)
         failures = failures + 1 if reason == "exited" and lived < _STABLE_AFTER else 0
         self.slots[slot] = None
-        self.slots[slot] = await self._restart(slot, failures)
+        replacement = await self._restart(slot, failures)
+        self.slots[slot] = replacement
+        log.info("%s serving in place of pid %d", replacement.name, shard.pid)
         return failures
 
     async def _restart(self, slot: int, failures: int) -> Shard:
@@ -173,7 +175,7 @@ class Supervisor:
                 await shard.probe(limits.probe_timeout)
             except AdminError as exc:
                 # A shard that just died refuses the probe before its exit is noticed.
-                if await _exits_within(shard, 0.2):
+                if not exc.timed_out and await _exits_within(shard, 0.5):
                     return "exited", f"status {shard.returncode}"
                 return "unresponsive", (
                     f"not answering its health probe ({exc}); a tenant may be in an endless loop"
