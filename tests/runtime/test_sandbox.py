@@ -1,0 +1,46 @@
+"""How a shard's command is wrapped: death with the parent, bubblewrap's view, the user switch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mayfly.runtime.sandbox import Sandbox, ShardUser, plan_sandbox
+
+
+def test_setpriv_sets_the_death_signal_then_bwrap_runs_the_command() -> None:
+    sandbox = Sandbox(
+        user=ShardUser("nobody", 65534, 65534),
+        bwrap="/usr/bin/bwrap",
+        setpriv="/usr/bin/setpriv",
+        readable=("/opt/workerd", "/tmp/mayfly-runtime-x"),
+    )
+    argv = sandbox.wrap(["/opt/workerd", "serve"], "/tmp/mayfly-runtime-x")
+    assert argv[:4] == ["/usr/bin/setpriv", "--pdeathsig", "KILL", "--"]
+    assert argv[4] == "/usr/bin/bwrap"
+    assert argv[-3:] == ["--", "/opt/workerd", "serve"]
+    bwrap = argv[5:-3]
+    for flag in ("--die-with-parent", "--unshare-pid", "--new-session"):
+        assert flag in bwrap
+    assert (
+        "--share-net" not in bwrap and "--unshare-net" not in bwrap
+    )  # the internal API is on loopback
+    pairs = list(zip(bwrap, bwrap[1:], bwrap[2:], strict=False))
+    assert ("--ro-bind", "/opt/workerd", "/opt/workerd") in pairs
+    assert ("--ro-bind", "/tmp/mayfly-runtime-x", "/tmp/mayfly-runtime-x") in pairs
+    assert ("--tmpfs", "/tmp", "--ro-bind") in pairs  # the runtime dir is bound over the tmpfs
+    assert bwrap[-2:] == ["--chdir", "/tmp/mayfly-runtime-x"]
+    assert not any(arg in ("/", "/root", "/home", "/work") for arg in bwrap)
+    assert sandbox.popen_kwargs() == {"user": 65534, "group": 65534, "extra_groups": []}
+    assert sandbox.describe() == "as nobody (uid 65534) inside bubblewrap"
+
+
+def test_without_a_user_or_bwrap_only_the_death_signal_remains() -> None:
+    sandbox = Sandbox(setpriv="/usr/bin/setpriv")
+    assert sandbox.wrap(["w"], "/") == ["/usr/bin/setpriv", "--pdeathsig", "KILL", "--", "w"]
+    assert sandbox.popen_kwargs() == {}
+
+
+def test_the_plan_binds_what_it_is_given(tmp_path: Path) -> None:
+    sandbox = plan_sandbox([tmp_path], use_bwrap=False)
+    assert sandbox.bwrap is None
+    assert sandbox.readable == (str(tmp_path),)
