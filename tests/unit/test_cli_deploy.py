@@ -263,6 +263,7 @@ def test_whoami_temporary(mayfly: Mayfly, project: Path) -> None:
     assert body["account_name"] == deployed["account_name"]
     assert body["kind"] == "temporary"
     assert body["claim_url"] == deployed["claim_url"]
+    assert body["claim_status"] == "unclaimed"
     assert 3500 < body["seconds_left"] <= 3600
     assert "api_token" not in body
 
@@ -346,3 +347,19 @@ def test_what_the_data_plane_gets(mayfly: Mayfly, project: Path, platform: Platf
     ]
     assert code["env"] == {"GREETING": "Hello"}
     assert code["compatibility_date"] == "2025-01-01"
+
+
+def test_whoami_after_a_human_claimed_the_account(
+    mayfly: Mayfly, project: Path, platform: Platform
+) -> None:
+    import asyncio
+
+    _, deployed = mayfly.json("deploy", "--temporary")
+    user = platform.services.users.sign_up("ada@example.com", "a long and uncommon passphrase 42")
+    claim_token = deployed["claim_url"].rsplit("/", 1)[1]
+    asyncio.run(platform.services.claims.keep(claim_token, user))
+    code, body = mayfly.json("whoami")
+    assert code == 1
+    assert body["error"]["code"] == 10002
+    assert "claimed by a human at" in body["error"]["message"]
+    assert mayfly.json("whoami")[1]["error"]["code"] == "no_credentials"  # dropped from the cache

@@ -14,6 +14,8 @@ from mayfly.sdk import (
     Deployer,
     LoginStore,
     MayflyAPIError,
+    MayflyClient,
+    TemporaryAccount,
     TemporaryAccountCache,
     resolve_credentials,
 )
@@ -39,7 +41,8 @@ def whoami(show_token: bool, api_token: str | None, api_url: str, as_json: bool)
     \b
     --json prints: api_url, source ("--api-token" | "MAYFLY_API_TOKEN" |
       "login" | "temporary"), source_description, account_id, account_name,
-      kind, expires_at, seconds_left, claim_url, api_token (--show-token).
+      kind, expires_at, seconds_left, claim_url, claim_status ("unclaimed"
+      for a temporary account, else null), api_token (--show-token).
     """
     env = client_env()
     out = Output(as_json, env.now)
@@ -62,28 +65,46 @@ def whoami(show_token: bool, api_token: str | None, api_url: str, as_json: bool)
             raise CommandFailed("no_credentials", NOT_AUTHENTICATED.format(api_url=api_url))
         with env.client(api_url) as client:
             authed = client.with_token(credentials.token)
-            try:
+            if credentials.temporary is not None:
+                account = temporary_account(authed, credentials.temporary, cache)
+            else:
                 account = Deployer.account_for(authed, credentials)
-                if credentials.temporary is not None:
-                    account = authed.get_account(account.id)
-            except MayflyAPIError as exc:
-                if credentials.temporary is not None and exc.code in (
-                    TEMPORARY_EXPIRED,
-                    TEMPORARY_CLAIMED,
-                ):
-                    cache.drop(api_url, token=credentials.token)
-                    raise MayflyAPIError(
-                        exc.code,
-                        f"{exc.message} (The cached temporary account "
-                        f"{credentials.temporary.name} was removed from the cache.)",
-                        exc.status,
-                    ) from exc
-                raise
         source = describe_source(credentials, cache, LoginStore(directory))
         out.result(
             whoami_json(api_url, credentials, account, source, show_token, out),
             whoami_lines(api_url, credentials, account, source, show_token, out),
         )
+
+
+def temporary_account(
+    authed: MayflyClient, cached: TemporaryAccount, cache: TemporaryAccountCache
+) -> AccountInfo:
+    """The cached temporary account as the server sees it; dropped if claimed or expired."""
+    gone = f"The cached temporary account {cached.name} was removed from the cache."
+    try:
+        status = authed.claim_status(cached.id)
+    except MayflyAPIError as exc:
+        if exc.code in (TEMPORARY_EXPIRED, TEMPORARY_CLAIMED):
+            cache.drop(authed.api_url, token=cached.api_token)
+            raise MayflyAPIError(exc.code, f"{exc.message} ({gone})", exc.status) from exc
+        raise
+    if status.status == "claimed":
+        cache.drop(authed.api_url, token=cached.api_token)
+        when = f" at {format_time(status.claimed_at)}" if status.claimed_at else ""
+        raise CommandFailed(
+            TEMPORARY_CLAIMED,
+            f"The temporary account {cached.name} was claimed by a human{when}, who now owns "
+            f"it; its token no longer works. {gone} Ask them for an API token "
+            "(MAYFLY_API_TOKEN), or run `mayfly deploy --temporary` for a new account.",
+        )
+    if status.status == "expired":
+        cache.drop(authed.api_url, token=cached.api_token)
+        raise CommandFailed(
+            TEMPORARY_EXPIRED,
+            f"The temporary account {cached.name} expired and was deleted. {gone} "
+            "Run `mayfly deploy --temporary` for a new one.",
+        )
+    return AccountInfo(status.id, status.name, "temporary", status.expires_at)
 
 
 def describe_source(
@@ -122,6 +143,7 @@ def whoami_json(
         "expires_at": format_time(account.expires_at) if account.expires_at else None,
         "seconds_left": round(left) if left is not None else None,
         "claim_url": credentials.temporary.claim_url if credentials.temporary else None,
+        "claim_status": "unclaimed" if credentials.temporary else None,
     }
     if show_token:
         data["api_token"] = credentials.token

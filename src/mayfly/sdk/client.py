@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
@@ -18,6 +19,7 @@ from mayfly.sdk.errors import APIUnreachable, MayflyAPIError
 from mayfly.sdk.models import (
     AccountInfo,
     Challenge,
+    ClaimStatus,
     TemporaryAccount,
     UploadResult,
     WorkerInfo,
@@ -126,6 +128,24 @@ class MayflyClient:
                 "The temporary account response is missing required fields.",
                 200,
             ) from exc
+
+    def claim_status(self, account_id: str) -> ClaimStatus:
+        """P3: unclaimed, claimed or expired; answers even after a claim or the deletion."""
+        result = self._call("GET", f"/provisioning/previews/{account_id}")
+        try:
+            status = result["status"]
+            if status not in ("unclaimed", "claimed", "expired"):
+                raise ValueError(status)
+            return ClaimStatus(
+                id=str(result["id"]),
+                name=str(result["name"]),
+                status=status,
+                expires_at=_optional_time(result.get("expiresAt")),
+                claimed_at=_optional_time(result.get("claimedAt")),
+                deleted_at=_optional_time(result.get("deletedAt")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MayflyAPIError(MALFORMED, "The claim status response is malformed.", 200) from exc
 
     # -- identity -------------------------------------------------------------------------------
 
@@ -247,6 +267,10 @@ def _unwrap(response: httpx.Response) -> dict[str, Any]:
         message or f"The API answered {status} without a message.",
         status,
     )
+
+
+def _optional_time(value: Any) -> datetime | None:
+    return parse_time(value) if isinstance(value, str) else None
 
 
 def _account(raw: Any) -> AccountInfo:

@@ -60,6 +60,18 @@ class AccountInfo:
 
 
 @dataclass(frozen=True)
+class ClaimStatus:
+    """A temporary account as its agent sees it: still unclaimed, claimed by a human, or expired."""
+
+    id: str
+    name: str
+    status: Literal["unclaimed", "claimed", "expired"]
+    expires_at: datetime | None = None
+    claimed_at: datetime | None = None
+    deleted_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class UploadModule:
     """One part of a Worker upload: the module's name is its path inside the upload."""
 
