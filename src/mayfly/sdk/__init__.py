@@ -24,6 +24,7 @@ from mayfly.sdk.errors import (
 from mayfly.sdk.models import (
     AccountInfo,
     Challenge,
+    ClaimStatus,
     Deployment,
     TemporaryAccount,
     UploadModule,
@@ -39,6 +40,7 @@ __all__ = [
     "AccountInfo",
     "Challenge",
     "ChallengeUnsupported",
+    "ClaimStatus",
     "Credentials",
     "CredentialsError",
     "Deployer",
