@@ -28,7 +28,9 @@ def post_solution(client: TestClient, challenge: dict, checkpoints: str) -> obje
 
 def test_challenge_has_wranglers_fields(client: TestClient) -> None:
     result = client.post("provisioning/previews/challenge", content="{}").json()["result"]
-    assert set(result) == {"challengeToken", "seed", "k", "g"}
+    assert {"challengeToken", "seed", "k", "g"} <= set(result)
+    assert result["termsOfService"] == "https://mayfly.invalid/terms"
+    assert result["privacyPolicy"] == "https://mayfly.invalid/privacy"
     assert result["k"] == 8 and result["g"] == 50
 
 

@@ -41,6 +41,9 @@ class ProvisioningService:
             "seed": pow.b64url(challenge.seed),
             "k": challenge.k,
             "g": challenge.g,
+            # Not read by wrangler (it sends Cloudflare's); our CLI shows and sends these.
+            "termsOfService": s.terms_url,
+            "privacyPolicy": s.privacy_url,
         }
 
     async def create(self, body: dict[str, Any], client: str) -> ProvisionedAccount:
