@@ -6,7 +6,12 @@ import pytest
 
 from mayfly.runtime.config import DispatcherSettings, capnp_string, render_config
 
-SETTINGS = DispatcherSettings(request_timeout_ms=30_000, route_ttl_ms=5_000, stale_route_ms=600_000)
+SETTINGS = DispatcherSettings(
+    request_timeout_ms=30_000,
+    route_ttl_ms=5_000,
+    stale_route_ms=600_000,
+    control_plane_timeout_ms=5_000,
+)
 
 
 def test_sockets_have_no_address_so_that_the_supervisor_passes_them() -> None:
@@ -31,7 +36,7 @@ def test_the_internal_api_is_an_external_service_and_the_secret_is_not_in_the_fi
     assert 'fromEnvironment = "MAYFLY_INTERNAL_SECRET"' in config
     assert (
         '(name = "SETTINGS", json = "{\\"requestTimeoutMs\\":30000,\\"routeTtlMs\\":5000,'
-        '\\"staleRouteMs\\":600000}")' in config
+        '\\"staleRouteMs\\":600000,\\"controlPlaneTimeoutMs\\":5000}")' in config
     )
 
 

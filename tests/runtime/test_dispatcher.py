@@ -213,6 +213,24 @@ def test_a_stale_route_serves_while_the_control_plane_is_down(
         live.close()
 
 
+def test_a_control_plane_that_does_not_answer_in_time_is_503(
+    cp: FakeControlPlane, tmp_path: Path
+) -> None:
+    require_workerd()
+    cp.add_version("v-slow", [esm(HELLO % "'slow'")])
+    cp.serve("slow.acct.localhost", "v-slow")
+    cp.delay = 2.0
+    live = LiveDataPlane(
+        platform_settings(tmp_path, shards=1), cp.app(), SECRET, control_plane_timeout=0.3
+    )
+    try:
+        started = time.monotonic()
+        assert live.get("slow.acct.localhost").status_code == 503
+        assert time.monotonic() - started < 1.8  # not the control plane's 2 s
+    finally:
+        live.close()
+
+
 def test_an_async_hang_ends_with_504_after_the_request_timeout(
     cp: FakeControlPlane, live: LiveDataPlane
 ) -> None:

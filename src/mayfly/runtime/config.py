@@ -21,12 +21,14 @@ class DispatcherSettings:
     request_timeout_ms: int
     route_ttl_ms: int
     stale_route_ms: int
+    control_plane_timeout_ms: int
 
     def to_json(self) -> dict[str, Any]:
         return {
             "requestTimeoutMs": self.request_timeout_ms,
             "routeTtlMs": self.route_ttl_ms,
             "staleRouteMs": self.stale_route_ms,
+            "controlPlaneTimeoutMs": self.control_plane_timeout_ms,
         }
 
 

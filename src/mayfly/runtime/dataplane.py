@@ -49,6 +49,7 @@ class DataPlane:
         sandbox: bool = True,
         route_ttl: float = 5.0,
         stale_route: float = 600.0,
+        control_plane_timeout: float = 5.0,
         probe_interval: float = 0.25,
         startup_timeout: float = 15.0,
         drain_grace: float = 10.0,
@@ -62,6 +63,7 @@ class DataPlane:
             request_timeout_ms=round(settings.request_timeout * 1000),
             route_ttl_ms=round(route_ttl * 1000),
             stale_route_ms=round(stale_route * 1000),
+            control_plane_timeout_ms=round(control_plane_timeout * 1000),
         )
         self._limits = Limits(
             memory_bytes=settings.shard_memory * 1024 * 1024,

@@ -8,11 +8,13 @@
 //   CONTROL_PLANE    external service: the control plane's internal listener
 //   INTERNAL_SECRET  the internal API's per-boot secret (from the shard's environment)
 //   PUBLIC_NET       network service that reaches public addresses only
-//   SETTINGS         {requestTimeoutMs, routeTtlMs, staleRouteMs}
+//   SETTINGS         {requestTimeoutMs, routeTtlMs, staleRouteMs, controlPlaneTimeoutMs}
 
 import { WorkerEntrypoint } from "cloudflare:workers";
 
 const SECRET_HEADER = "x-mayfly-internal-secret";
+// Any Host header makes a cache entry: bound them (the oldest answer goes first).
+const MAX_ROUTES = 10000;
 
 // host -> {route, at}: answers of the control plane, fresh for routeTtlMs, usable up to
 // staleRouteMs when the control plane fails.
@@ -107,6 +109,7 @@ function platformError(status, kind, message, headers = {}) {
 async function internalGet(env, path) {
   const response = await env.CONTROL_PLANE.fetch(`http://control-plane${path}`, {
     headers: { [SECRET_HEADER]: env.INTERNAL_SECRET },
+    signal: AbortSignal.timeout(settings(env).controlPlaneTimeoutMs),
   });
   if (!response.ok) {
     await response.body?.cancel();
@@ -146,13 +149,19 @@ async function resolveRoute(env, host) {
     return await shared(routeLookups, host, async () => {
       const started = epoch;
       const route = await internalGet(env, `/internal/v1/route?host=${encodeURIComponent(host)}`);
-      if (epoch === started) routes.set(host, { route, at: Date.now() });
+      if (epoch === started) remember(host, route);
       return route;
     });
   } catch (err) {
     if (cached && Date.now() - cached.at < staleRouteMs) return cached.route;
     throw err;
   }
+}
+
+function remember(host, route) {
+  routes.delete(host);
+  if (routes.size >= MAX_ROUTES) routes.delete(routes.keys().next().value);
+  routes.set(host, { route, at: Date.now() });
 }
 
 async function workerFor(env, ctx, versionId) {

@@ -141,17 +141,21 @@ class Shard:
     def output_tail(self) -> str:
         return "\n".join(self._output)
 
-    async def wait_ready(self, timeout: float) -> None:
+    async def until_ready(self) -> bool:
+        """Waits until the shard listens (True) or exits first (False)."""
         ready = asyncio.ensure_future(self.ready.wait())
         try:
-            done, _ = await asyncio.wait(
-                [ready, self._exited], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
+            await asyncio.wait([ready, self._exited], return_when=asyncio.FIRST_COMPLETED)
         finally:
             ready.cancel()
-        if self.ready.is_set():
-            return
-        if self._exited in done:
+        return self.ready.is_set()
+
+    async def wait_ready(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                if await self.until_ready():
+                    return
+        if self._exited.done():
             # Let the output reader catch workerd's last words.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._tasks[1]), 1.0)

@@ -192,8 +192,8 @@ class Supervisor:
         try:
             async with asyncio.timeout(timeout):
                 # A shard still starting may already serve: it must acknowledge too.
-                await shard.ready.wait()
-                await shard.invalidate(hosts, timeout=timeout)
+                if await shard.until_ready():
+                    await shard.invalidate(hosts, timeout=timeout)
         except (TimeoutError, AdminError) as exc:
             if not shard.alive or self._stopping:
                 return
