@@ -71,73 +71,106 @@ class Platform:
         return build_internal_app(self.services, self.internal_secret)
 
     async def serve(self, ready: asyncio.Event | None = None) -> None:
-        """Run the public API, the internal API, the reaper and (if enabled) the data plane."""
+        """Run the public API, the internal API, the reaper and (if enabled) the data plane.
+
+        Returns on SIGINT/SIGTERM, or raises if a part fails; everything is stopped either way:
+        the public API first, then the data plane (its draining requests still reach the
+        internal API), then the internal API.
+        """
         s = self.settings
         internal_sock = _bind("127.0.0.1", 0)
-        internal_port = internal_sock.getsockname()[1]
-        public = QuietSignalsServer(
-            uvicorn.Config(
-                self.public_app(),
-                host=s.host,
-                port=s.api_port,
-                log_level="warning",
-                lifespan="off",
-                ws="websockets-sansio",
-                proxy_headers=False,
-            )
-        )
-        internal = QuietSignalsServer(
-            uvicorn.Config(self.internal_app(), log_level="warning", lifespan="off")
-        )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop.set)
-        data_plane = None
-        tasks: list[asyncio.Task[Any]] = []
+        public = _uvicorn(self.public_app(), host=s.host, port=s.api_port)
+        internal = _uvicorn(self.internal_app())
+        stop = _stop_on_signals()
+        data_plane: Any = None
+        internal_task = asyncio.create_task(internal.serve(sockets=[internal_sock]))
+        tasks = [internal_task]
         try:
-            tasks.append(asyncio.create_task(internal.serve(sockets=[internal_sock])))
             if s.runtime:
-                from mayfly.runtime.dataplane import DataPlane
-
-                data_plane = DataPlane(
-                    settings=s,
-                    internal_url=f"http://127.0.0.1:{internal_port}",
-                    internal_secret=self.internal_secret,
-                )
-                await data_plane.start()
-                self.set_invalidator(data_plane)
+                data_plane = await self._start_data_plane(internal_sock.getsockname()[1])
             tasks.append(asyncio.create_task(public.serve()))
             tasks.append(asyncio.create_task(self.services.reaper.run_forever()))
-            while not public.started:
-                if tasks[-2].done():
-                    tasks[-2].result()
-                await asyncio.sleep(0.02)
+            await _until_started(public, tasks[1])
             log.info("Mayfly API listening on %s (bound %s:%s)", s.public_url, s.host, s.api_port)
             if data_plane is not None:
                 log.info("Workers served at http://<script>.<account>.%s", s.workers_url_suffix)
             if ready is not None:
                 ready.set()
-            done_waiter = asyncio.create_task(stop.wait())
-            finished, _ = await asyncio.wait(
-                [done_waiter, *tasks], return_when=asyncio.FIRST_COMPLETED
-            )
-            for task in finished:
-                if task is not done_waiter and task.exception():
-                    raise task.exception()  # type: ignore[misc]
+            await _until_stopped(stop, tasks)
         finally:
             log.info("Mayfly stopping")
             public.should_exit = True
-            internal.should_exit = True
+            await _settle(tasks[1:2])
             if data_plane is not None:
                 await data_plane.stop()
+            internal.should_exit = True
+            await _settle(tasks[:1])
             for task in tasks:
-                if not task.done():
-                    task.cancel()
+                task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            internal_sock.close()
             self.db.dispose()
             log.info("Mayfly stopped")
+
+    async def _start_data_plane(self, internal_port: int) -> Any:
+        from mayfly.runtime.dataplane import DataPlane
+
+        data_plane = DataPlane(
+            settings=self.settings,
+            internal_url=f"http://127.0.0.1:{internal_port}",
+            internal_secret=self.internal_secret,
+        )
+        await data_plane.start()
+        self.set_invalidator(data_plane)
+        return data_plane
+
+
+def _uvicorn(app: Any, host: str = "127.0.0.1", port: int = 0) -> QuietSignalsServer:
+    return QuietSignalsServer(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            ws="websockets-sansio",
+            proxy_headers=False,
+        )
+    )
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _until_started(server: uvicorn.Server, task: asyncio.Task[Any]) -> None:
+    while not server.started:
+        if task.done():
+            task.result()  # raises why it could not start (e.g. the port is taken)
+            raise RuntimeError("the API server stopped before it started")
+        await asyncio.sleep(0.02)
+
+
+async def _until_stopped(stop: asyncio.Event, tasks: list[asyncio.Task[Any]]) -> None:
+    waiter = asyncio.create_task(stop.wait())
+    try:
+        finished, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+    for task in finished:
+        if task is not waiter and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+
+
+async def _settle(tasks: list[asyncio.Task[Any]], timeout: float = 5.0) -> None:
+    """Let servers told to exit close their connections and sockets."""
+    if tasks:
+        await asyncio.wait(tasks, timeout=timeout)
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -27,9 +27,6 @@ def free_port() -> int:
         return port
 
 
-# Platform.serve cancels its uvicorn servers without letting them close their listening sockets
-# (src/mayfly/app.py, not the data plane): harmless at process exit, a ResourceWarning here.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_platform_serve_runs_the_data_plane(tmp_path: Path) -> None:
     require_workerd()
     settings = platform_settings(tmp_path, api_port=free_port(), workers_port=free_port())
