@@ -21,6 +21,7 @@ from mayfly.services.assets import AssetService
 from mayfly.services.context import ServiceContext
 from mayfly.services.uploads import BINDING_NAME_RE, DEFAULT_COMPATIBILITY_DATE, UploadPlan
 from mayfly.services.versions import (
+    copy_version,
     detect_handlers,
     public_binding,
     render_version,
@@ -585,48 +586,3 @@ def collect_garbage_blobs(conn: Connection, ctx: ServiceContext, account_id: str
     ):
         if digest not in referenced:
             ctx.blobs.delete_one(conn, account_id, digest)
-
-
-def copy_version(
-    conn: Connection,
-    current: Any,
-    bindings: list[dict[str, Any]],
-    annotations: dict[str, str],
-    now: datetime,
-) -> str:
-    """A new version with the same modules (same blobs) and other bindings."""
-    version_id = str(uuid.uuid4())
-    number = (
-        conn.execute(
-            select(func.max(versions.c.number)).where(versions.c.script_id == current.script_id)
-        ).scalar_one()
-        or 0
-    ) + 1
-    conn.execute(
-        insert(versions).values(
-            id=version_id,
-            script_id=current.script_id,
-            account_id=current.account_id,
-            number=number,
-            created_at=now,
-            main_module=current.main_module,
-            compatibility_date=current.compatibility_date,
-            compatibility_flags=current.compatibility_flags,
-            bindings=bindings,
-            annotations=annotations,
-            source=current.source,
-            size=current.size,
-            assets=current.assets,
-        )
-    )
-    for module in conn.execute(select(modules).where(modules.c.version_id == current.id)).all():
-        conn.execute(
-            insert(modules).values(
-                version_id=version_id,
-                name=module.name,
-                kind=module.kind,
-                blob_sha256=module.blob_sha256,
-                size=module.size,
-            )
-        )
-    return version_id

@@ -98,6 +98,56 @@ def public_binding(binding: dict[str, Any]) -> dict[str, Any]:
     return dict(binding)
 
 
+def insert_version(conn: Connection, *, script_id: str, **values: Any) -> str:
+    """Insert a version row with a new id and the script's next number; returns the id."""
+    version_id = str(uuid.uuid4())
+    number = (
+        conn.execute(
+            select(func.max(versions.c.number)).where(versions.c.script_id == script_id)
+        ).scalar_one_or_none()
+        or 0
+    ) + 1
+    conn.execute(
+        insert(versions).values(id=version_id, script_id=script_id, number=number, **values)
+    )
+    return version_id
+
+
+def copy_version(
+    conn: Connection,
+    current: Any,
+    bindings: list[dict[str, Any]],
+    annotations: dict[str, str],
+    now: datetime,
+) -> str:
+    """A new version with the same code (the same module blobs) and other bindings."""
+    version_id = insert_version(
+        conn,
+        script_id=current.script_id,
+        account_id=current.account_id,
+        created_at=now,
+        main_module=current.main_module,
+        compatibility_date=current.compatibility_date,
+        compatibility_flags=current.compatibility_flags,
+        bindings=bindings,
+        annotations=annotations,
+        source=current.source,
+        size=current.size,
+        assets=current.assets,
+    )
+    for module in conn.execute(select(modules).where(modules.c.version_id == current.id)).all():
+        conn.execute(
+            insert(modules).values(
+                version_id=version_id,
+                name=module.name,
+                kind=module.kind,
+                blob_sha256=module.blob_sha256,
+                size=module.size,
+            )
+        )
+    return version_id
+
+
 def store_version(
     conn: Connection,
     blobs: BlobStore,
@@ -110,29 +160,19 @@ def store_version(
     now: datetime,
     assets: dict[str, Any] | None = None,
 ) -> str:
-    version_id = str(uuid.uuid4())
-    number = (
-        conn.execute(
-            select(func.max(versions.c.number)).where(versions.c.script_id == script_id)
-        ).scalar_one_or_none()
-        or 0
-    ) + 1
-    conn.execute(
-        insert(versions).values(
-            id=version_id,
-            script_id=script_id,
-            account_id=account_id,
-            number=number,
-            created_at=now,
-            main_module=plan.main_module,
-            compatibility_date=plan.compatibility_date,
-            compatibility_flags=plan.compatibility_flags,
-            bindings=bindings,
-            annotations=plan.annotations,
-            source=source,
-            size=plan.size,
-            assets=assets,
-        )
+    version_id = insert_version(
+        conn,
+        script_id=script_id,
+        account_id=account_id,
+        created_at=now,
+        main_module=plan.main_module,
+        compatibility_date=plan.compatibility_date,
+        compatibility_flags=plan.compatibility_flags,
+        bindings=bindings,
+        annotations=plan.annotations,
+        source=source,
+        size=plan.size,
+        assets=assets,
     )
     for module in plan.modules:
         digest = blobs.put(conn, account_id, module.data)
