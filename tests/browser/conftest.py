@@ -194,6 +194,13 @@ def page(context: BrowserContext) -> Page:
     return context.new_page()
 
 
+@pytest.fixture
+def page_without_javascript(browser: Browser) -> Iterator[Page]:
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900}, java_script_enabled=False)
+    yield ctx.new_page()
+    ctx.close()
+
+
 def screenshot(page: Page, name: str, readme: bool = False) -> Path:
     """Save a full-page screenshot under artifacts/ (and for the README under docs/images/)."""
     ARTIFACTS.mkdir(exist_ok=True)
