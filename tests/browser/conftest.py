@@ -202,11 +202,15 @@ def page_without_javascript(browser: Browser) -> Iterator[Page]:
 
 
 def screenshot(page: Page, name: str, readme: bool = False) -> Path:
-    """Save a full-page screenshot under artifacts/ (and for the README under docs/images/)."""
+    """Save a full-page screenshot under artifacts/.
+
+    With MAYFLY_UPDATE_README_IMAGES=1, README images are refreshed under docs/images/ too (a
+    plain test run leaves the committed image, and so the work tree, alone).
+    """
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / name
     page.screenshot(path=str(path), full_page=True)
-    if readme:
+    if readme and os.environ.get("MAYFLY_UPDATE_README_IMAGES") == "1":
         images = ROOT / "docs" / "images"
         images.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, images / name)
