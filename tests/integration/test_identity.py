@@ -66,3 +66,11 @@ def test_api_paths_outside_client_v4_say_where_the_api_is(client: TestClient) ->
     error = response.json()["errors"][0]
     assert error["code"] == 7003
     assert "CLOUDFLARE_API_BASE_URL=http://localhost:8787/client/v4" in error["message"]
+
+
+def test_the_root_sends_browsers_to_the_dashboard(client: TestClient) -> None:
+    browser = client.get(
+        "http://testserver/", headers={"accept": "text/html"}, follow_redirects=False
+    )
+    assert browser.status_code == 303 and browser.headers["location"] == "/dashboard"
+    assert client.get("http://testserver/").json()["api"] == "/client/v4"

@@ -6,7 +6,7 @@ import re
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -58,6 +58,8 @@ async def method_not_allowed(request: Request, exc: Exception) -> Response:
 
 
 async def index(request: Request) -> Response:
+    if "text/html" in request.headers.get("accept", ""):
+        return RedirectResponse("/dashboard", status_code=303)  # a person in a browser
     return JSONResponse({"name": "mayfly", "version": __version__, "api": "/client/v4"})
 
 
