@@ -7,20 +7,17 @@ import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from mayfly.app import Platform
 from mayfly.cli.main import cli
 from mayfly.cli.options import ClientEnv
 from mayfly.services.clock import ManualClock
 from mayfly.services.tokens import revoke_account_tokens
-from tests.unit.cli_support import app_transport
-
-API = "http://localhost:8787"
+from tests.unit.cli_support import Mayfly, app_transport
 
 
 def write_project(root: Path, name: str = "hello", greeting: str = "Hello") -> Path:
@@ -53,35 +50,6 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = write_project(tmp_path / "project")
     monkeypatch.chdir(root)
     return root
-
-
-class Mayfly:
-    """Runs `mayfly …` in-process with its own config dir and no ambient credentials."""
-
-    def __init__(self, transport: httpx.BaseTransport, home: Path) -> None:
-        self.transport = transport
-        self.home = home
-        self.env: dict[str, str | None] = {
-            "HOME": str(home),
-            "XDG_CONFIG_HOME": str(home / ".config"),
-            "MAYFLY_API_URL": API,
-            "MAYFLY_API_TOKEN": None,
-            "MAYFLY_ACCOUNT_ID": None,
-        }
-
-    def __call__(self, *args: str, **env: str | None) -> Result:
-        runner = CliRunner()
-        return runner.invoke(
-            cli, list(args), obj=ClientEnv(transport=self.transport), env={**self.env, **env}
-        )
-
-    def json(self, *args: str, **env: str | None) -> tuple[int, dict[str, Any]]:
-        result = self(*args, "--json", **env)
-        return result.exit_code, json.loads(result.stdout)
-
-    @property
-    def cache_file(self) -> Path:
-        return self.home / ".config" / "mayfly" / "temporary-accounts.json"
 
 
 @pytest.fixture

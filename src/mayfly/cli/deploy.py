@@ -2,42 +2,58 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from mayfly.cli.options import api_options, client_env, token_option
-from mayfly.cli.output import EXIT_USAGE, Output, format_duration, format_seconds, table
-from mayfly.project import ModuleSet, Project, collect_modules, load_project
+from mayfly.cli.options import (
+    api_options,
+    check_temporary,
+    client_env,
+    temporary_option,
+    token_option,
+    worker_options,
+)
+from mayfly.cli.output import Output, format_duration, format_seconds, table
+from mayfly.project import (
+    AssetManifest,
+    DevVars,
+    ModuleSet,
+    Project,
+    build_manifest,
+    build_modules,
+    bundle_with_esbuild,
+    load_project,
+    read_dev_vars,
+)
 from mayfly.sdk import (
+    AssetSource,
+    AssetUpload,
     Deployer,
     Deployment,
+    KVBinding,
     TemporaryAccountCache,
     UploadModule,
     WorkerUpload,
     resolve_credentials,
 )
-from mayfly.sdk.deploy import TEMPORARY_CONFLICT
 from mayfly.sdk.models import format_time
 
 
 @click.command()
 @click.argument("entry", required=False, type=click.Path(dir_okay=False))
-@click.option("--name", help="The Worker's name (default: `name` from the configuration).")
+@worker_options
+@temporary_option
+@click.option("--message", help="A note stored with the version (shown by `versions list`).")
 @click.option(
-    "-c",
-    "--config",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Configuration file (default: the nearest wrangler.json, wrangler.jsonc or "
-    "wrangler.toml in this directory or a parent).",
-)
-@click.option(
-    "--temporary",
+    "--dev-vars",
+    "use_dev_vars",
     is_flag=True,
-    help="Deploy into a temporary account: created on first use (a proof of work, no sign-up), "
-    "then reused from the cache until it expires. Prints a claim URL for a human.",
+    help="Upload the entries of .dev.vars (or .dev.vars.<env> with --env) as secrets. Without "
+    "it, a .dev.vars file is not uploaded and a notice says so.",
 )
 @token_option
 @api_options
@@ -45,16 +61,28 @@ def deploy(
     entry: str | None,
     name: str | None,
     config: Path | None,
+    env_name: str | None,
     temporary: bool,
+    message: str | None,
+    use_dev_vars: bool,
     api_token: str | None,
     api_url: str,
     as_json: bool,
 ) -> None:
     """Deploy the Worker in this directory.
 
-    Reads wrangler.toml, wrangler.json or wrangler.jsonc (name, main, compatibility_date,
-    compatibility_flags, vars), uploads ENTRY (default: `main`) and every module it imports
-    through relative paths, stores a version and makes it live.
+    Reads wrangler.toml, wrangler.json or wrangler.jsonc: name, main, compatibility_date,
+    compatibility_flags, vars, kv_namespaces, assets, and [env.NAME] sections with --env (as in
+    wrangler, vars and kv_namespaces are not inherited by an environment; main and
+    compatibility_date are). Uploads ENTRY (default: `main`) and every module it imports through
+    relative paths, stores a version and makes it live.
+
+    TypeScript/JSX entries and imports of npm packages are bundled with esbuild into one ES
+    module (plus its source map); plain JavaScript modules are uploaded as they are.
+
+    A KV binding without an id gets a namespace titled <worker>-<binding lowercased>, created on
+    the first deploy and reused afterwards. Static assets ([assets] directory, .assetsignore,
+    _redirects, _headers) are uploaded when new or changed, never twice.
 
     Without credentials, add --temporary: no account is needed, and the output has the Worker's
     URL and a claim URL a human can open to keep the account (it is deleted when it expires).
@@ -63,7 +91,11 @@ def deploy(
     --json prints: url, version_id, script, account_id, account_name,
       claim_url, expires_at and created_or_reused ("created" | "reused")
       for a temporary account (else null), api_token (only when the
-      account was just created), messages, notices, timings_ms.
+      account was just created), bundled ({tool, inputs} or null),
+      kv_namespaces ([{binding, id, title, state: "configured" |
+      "existing" | "created"}]), assets ({files, uploaded,
+      already_uploaded} or null), dev_vars ({file, uploaded, names} or
+      null; never the values), messages, notices, timings_ms.
     """
     env = client_env()
     out = Output(as_json, env.now)
@@ -72,44 +104,110 @@ def deploy(
             api_url, now=env.now(), flag_token=api_token, directory=env.config_dir()
         )
         credentials = resolution.credentials
-        if temporary and credentials is not None and credentials.source != "temporary":
-            message = TEMPORARY_CONFLICT.format(source=credentials.source)
-            if as_json:
-                out.fail("temporary_conflict", message, EXIT_USAGE)
-            raise click.UsageError(message)
-        project = load_project(Path.cwd(), config=config, name=name, main=entry)
+        check_temporary(credentials.source if credentials else None, temporary)
+        project = load_project(Path.cwd(), config=config, name=name, main=entry, env=env_name)
         for warning in project.warnings:
             out.warn(warning)
-        modules = collect_modules(project)
-        for diagnostic in modules.diagnostics:
-            out.warn(diagnostic.message)
+        modules = _modules(project, out)
+        manifest = build_manifest(project)
+        dev_vars = read_dev_vars(project)
+        upload = worker_upload(project, modules, dev_vars if use_dev_vars else None, out)
+        if message:
+            upload = dataclasses.replace(upload, annotations={"workers/message": message})
+        if dev_vars is not None and not use_dev_vars:
+            out.notice(
+                f"{dev_vars.path.name} was not uploaded ({len(dev_vars.values)} entries): it is "
+                "for local development. Pass --dev-vars to upload its entries as secrets."
+            )
+        elif dev_vars is None and use_dev_vars:
+            out.warn(f"--dev-vars: there is no .dev.vars file in {project.root}.")
         started = time.perf_counter()
         with env.client(api_url) as client:
             deployer = Deployer(client, TemporaryAccountCache(env.config_dir()), out, env.now)
             deployment = deployer.deploy(
                 project.name,
-                worker_upload(project, modules),
+                upload,
                 resolution,
                 temporary=temporary,
                 account_id=project.account_id,
+                kv=[KVBinding(k.binding, k.id) for k in project.kv_namespaces],
+                assets=asset_upload(manifest) if manifest is not None else None,
             )
         elapsed = time.perf_counter() - started
-        for message in deployment.messages:
-            out.warn(message)
-        timings = deployer.timings.milliseconds()
-        out.result(
-            deployment_json(deployment, timings),
-            deployment_lines(deployment, out, elapsed),
+        for line in deployment.messages:
+            out.warn(line)
+        data = deployment_json(deployment, deployer.timings.milliseconds())
+        data["bundled"] = (
+            {"tool": modules.bundler, "inputs": list(modules.inputs)}
+            if modules is not None and modules.bundler
+            else None
         )
+        data["dev_vars"] = (
+            {
+                "file": str(dev_vars.path),
+                "uploaded": use_dev_vars,
+                "names": sorted(dev_vars.values),
+            }
+            if dev_vars is not None
+            else None
+        )
+        out.result(data, deployment_lines(deployment, out, elapsed))
 
 
-def worker_upload(project: Project, modules: ModuleSet) -> WorkerUpload:
+def _modules(project: Project, out: Output) -> ModuleSet | None:
+    if project.main is None:
+        return None  # an assets-only Worker
+
+    def bundler(project: Project) -> ModuleSet:
+        task = f"Bundling {project.main} with esbuild"
+        out.begin(task)
+        started = time.perf_counter()
+        bundled = bundle_with_esbuild(project)
+        out.end(task, time.perf_counter() - started)
+        return bundled
+
+    modules = build_modules(project, bundler)
+    for diagnostic in modules.diagnostics:
+        out.warn(diagnostic.message)
+    return modules
+
+
+def worker_upload(
+    project: Project,
+    modules: ModuleSet | None,
+    dev_vars: DevVars | None = None,
+    out: Output | None = None,
+) -> WorkerUpload:
+    bindings = project.bindings()
+    if dev_vars is not None:
+        overridden = [b["name"] for b in bindings if b["name"] in dev_vars.values]
+        if overridden and out is not None:
+            out.notice(
+                f"{dev_vars.path.name} overrides the var(s) {', '.join(overridden)} with secrets."
+            )
+        bindings = [b for b in bindings if b["name"] not in dev_vars.values]
+        bindings += [
+            {"name": key, "type": "secret_text", "text": value}
+            for key, value in dev_vars.values.items()
+        ]
     return WorkerUpload(
-        main_module=modules.main,
-        modules=tuple(UploadModule(m.name, m.data, m.content_type) for m in modules.modules),
+        main_module=modules.main if modules is not None else None,
+        modules=tuple(UploadModule(m.name, m.data, m.content_type) for m in modules.modules)
+        if modules is not None
+        else (),
         compatibility_date=project.compatibility_date,
         compatibility_flags=project.compatibility_flags,
-        bindings=tuple(project.bindings()),
+        bindings=tuple(bindings),
+    )
+
+
+def asset_upload(manifest: AssetManifest) -> AssetUpload:
+    return AssetUpload(
+        files=tuple(
+            AssetSource(f.path, f.hash, f.size, f.content_type, f.source) for f in manifest.files
+        ),
+        config=manifest.config,
+        binding=manifest.binding,
     )
 
 
@@ -130,6 +228,20 @@ def deployment_json(deployment: Deployment, timings: dict[str, int]) -> dict[str
         data["created_or_reused"] = "created" if deployment.created_account else "reused"
         if deployment.created_account:
             data["api_token"] = temporary.api_token
+    data["kv_namespaces"] = [
+        {"binding": n.binding, "id": n.id, "title": n.title, "state": n.state}
+        for n in deployment.kv_namespaces
+    ]
+    assets = deployment.assets
+    data["assets"] = (
+        {
+            "files": assets.files,
+            "uploaded": assets.uploaded,
+            "already_uploaded": assets.already_uploaded,
+        }
+        if assets is not None
+        else None
+    )
     data["messages"] = list(deployment.messages)
     data["notices"] = list(deployment.notices)
     data["timings_ms"] = timings
@@ -140,6 +252,19 @@ def deployment_lines(deployment: Deployment, out: Output, elapsed: float) -> lis
     short = deployment.version_id.split("-")[0]
     lines = [f"Deployed {deployment.script} (version {short}) in {format_seconds(elapsed)}"]
     rows = [("URL", deployment.url or "(no URL: the Worker is not enabled on its subdomain)")]
+    for namespace in deployment.kv_namespaces:
+        state = {"configured": "", "existing": ", reused", "created": ", created"}[namespace.state]
+        title = f"{namespace.title}, " if namespace.title else ""
+        rows.append((f"KV {namespace.binding}", f"{title}{namespace.id}{state}"))
+    if deployment.assets is not None:
+        assets = deployment.assets
+        rows.append(
+            (
+                "Assets",
+                f"{assets.files} files ({assets.uploaded} uploaded, "
+                f"{assets.already_uploaded} already there)",
+            )
+        )
     temporary = deployment.temporary
     if temporary is None:
         rows.append(("Account", f"{deployment.account.name} ({deployment.account.id})"))

@@ -18,10 +18,24 @@ Generated from `--help` by `python -m mayfly.cli.docs > docs/cli.md`; do not edi
 (a test fails when this file is out of date).
 
 Exit codes: 0 success, 1 failure, 2 usage error. With `--json`, a command prints one JSON object
-on stdout; on failure that object is `{"error": {"code": …, "message": …}}`, where `code` is the
-API's numeric error code (for example 10001: the temporary account expired) or, for a failure on
-this side, a string: `no_credentials`, `temporary_conflict`, `project_invalid`, `api_unreachable`,
-`pow_unsupported`, `no_account`. Progress and notices go to stderr.
+(or array) on stdout (`mayfly tail --json` prints one object per line); on failure that object is
+`{"error": {"code": …, "message": …}}`, where `code` is the API's numeric error code (for example
+10001: the temporary account expired; 10007: no such Worker) or, for a failure on this side, a
+string: `no_credentials`, `temporary_conflict`, `usage`, `project_invalid`, `esbuild_missing`,
+`bundle_failed`, `assets_upload_failed`, `namespace_not_provisioned`, `no_deployment`,
+`no_rollback_target`, `tail_failed`, `api_unreachable`, `pow_unsupported`, `no_account`.
+Progress and notices go to stderr.
+
+Every command that acts on an account finds its credentials the same way: `--api-token`, else
+`MAYFLY_API_TOKEN` (account: `MAYFLY_ACCOUNT_ID`, else `account_id` in the configuration, else the
+token's first), else the token saved by `mayfly login`, else the cached temporary account;
+`--temporary` creates a temporary account when none is cached. Commands that act on a Worker take
+its name from `--name`, else from the configuration (`-c/--config`, `-e/--env`).
+
+`.dev.vars` (dotenv syntax; `.dev.vars.<env>` with `--env`) is what wrangler reads for local
+development. Mayfly has no local dev server: `mayfly deploy` uploads its entries as secrets only
+with `--dev-vars` (they then replace `vars` of the same name), and otherwise says it was not
+uploaded.
 """
 
 

@@ -6,9 +6,15 @@ import click
 
 from mayfly import __version__
 from mayfly.cli.admin import admin
+from mayfly.cli.delete import delete
 from mayfly.cli.deploy import deploy
+from mayfly.cli.deployments import deployments, rollback
+from mayfly.cli.kv import kv
 from mayfly.cli.login import login, logout
+from mayfly.cli.secret import secret
 from mayfly.cli.serve import serve
+from mayfly.cli.tail import tail
+from mayfly.cli.versions import versions
 from mayfly.cli.whoami import whoami
 
 
@@ -18,12 +24,22 @@ def cli() -> None:
     """Mayfly: deploy Cloudflare-style Workers with one command; no account needed."""
 
 
-cli.add_command(serve)
-cli.add_command(deploy)
-cli.add_command(whoami)
-cli.add_command(login)
-cli.add_command(logout)
-cli.add_command(admin)
+for command in (
+    serve,
+    deploy,
+    whoami,
+    login,
+    logout,
+    tail,
+    secret,
+    kv,
+    versions,
+    deployments,
+    rollback,
+    delete,
+    admin,
+):
+    cli.add_command(command)
 
 
 def main() -> None:

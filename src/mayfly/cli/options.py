@@ -1,7 +1,9 @@
-"""Options every API command shares, and how a command gets its SDK client.
+"""Options every API command shares, how a command gets its SDK client, and how it runs an action
+in the account its credentials reach (`run_in_account`).
 
 Tests hand a `ClientEnv` to click (`CliRunner.invoke(cli, args, obj=ClientEnv(transport=…))`) to
-point the SDK at an in-process app through an httpx transport; nothing else is replaced.
+point the SDK at an in-process app through an httpx transport (and the tail at a WebSocket of
+their choosing); nothing else is replaced.
 """
 
 from __future__ import annotations
@@ -16,11 +18,27 @@ from typing import Any, TypeVar
 import click
 import httpx
 
-from mayfly.sdk import DEFAULT_API_URL, MayflyClient, config_dir, normalise_api_url
+from mayfly.cli.output import EXIT_USAGE, CommandFailed, Output
+from mayfly.project import CONFIG_FILES, Project, find_config, load_project
+from mayfly.sdk import (
+    DEFAULT_API_URL,
+    AccountInfo,
+    AccountSession,
+    MayflyClient,
+    Ran,
+    TailConnection,
+    TemporaryAccountCache,
+    config_dir,
+    normalise_api_url,
+    open_websocket,
+    resolve_credentials,
+)
+from mayfly.sdk.session import TEMPORARY_CONFLICT
 
 API_URL_ENV = "MAYFLY_API_URL"
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 def _utcnow() -> datetime:
@@ -33,6 +51,7 @@ class ClientEnv:
 
     transport: httpx.BaseTransport | None = None
     now: Callable[[], datetime] = field(default=_utcnow)
+    open_websocket: Callable[[str], TailConnection] = field(default=open_websocket)
 
     def client(self, api_url: str) -> MayflyClient:
         return MayflyClient(api_url, transport=self.transport)
@@ -81,3 +100,109 @@ def token_option(func: F) -> F:
         help="API token to use (default: MAYFLY_API_TOKEN, then `mayfly login`'s, "
         "then the cached temporary account). Account: MAYFLY_ACCOUNT_ID, else the token's first.",
     )(func)
+
+
+def temporary_option(func: F) -> F:
+    return click.option(
+        "--temporary",
+        is_flag=True,
+        help="Use the cached temporary account, or create one (a proof of work, no sign-up) if "
+        "there is none. Without it, a cached temporary account is still used when no other "
+        "credentials are set.",
+    )(func)
+
+
+def worker_options(func: F) -> F:
+    """--name, --config and --env: which Worker a command acts on."""
+    func = click.option(
+        "-e",
+        "--env",
+        "env_name",
+        metavar="NAME",
+        help="Use the configuration's [env.NAME] section (the Worker is then named "
+        "<name>-NAME unless the section sets a name).",
+    )(func)
+    func = click.option(
+        "-c",
+        "--config",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Configuration file (default: the nearest wrangler.json, wrangler.jsonc or "
+        "wrangler.toml in this directory or a parent).",
+    )(func)
+    func = click.option(
+        "--name", help="The Worker's name (default: `name` from the configuration)."
+    )(func)
+    return func
+
+
+@dataclass(frozen=True)
+class Target:
+    """The Worker a command acts on, and the project it was read from (if any)."""
+
+    name: str
+    project: Project | None
+
+    @property
+    def account_id(self) -> str | None:
+        return self.project.account_id if self.project else None
+
+
+def load_target(
+    name: str | None, config: Path | None, env_name: str | None, *, need_config: bool = False
+) -> Target:
+    """`--name` alone needs no configuration; otherwise the project's (with --env) is read."""
+    wants_config = need_config or name is None or config is not None or env_name is not None
+    if not wants_config:
+        return Target(name or "", None)
+    cwd = Path.cwd()
+    if config is None and find_config(cwd) is None:
+        if name is not None and not need_config:
+            return Target(name, None)
+        raise CommandFailed(
+            "usage",
+            f"No {', '.join(CONFIG_FILES)} in {cwd} or its parents: pass --name (the Worker's "
+            "name), or run this in the project's directory.",
+            EXIT_USAGE,
+        )
+    project = load_project(cwd, config=config, name=name, env=env_name, require_main=False)
+    return Target(project.name, project)
+
+
+def check_temporary(resolution_source: str | None, temporary: bool) -> None:
+    """`--temporary` with other credentials is a usage error (exit 2)."""
+    if temporary and resolution_source is not None and resolution_source != "temporary":
+        raise CommandFailed(
+            "temporary_conflict", TEMPORARY_CONFLICT.format(source=resolution_source), EXIT_USAGE
+        )
+
+
+def run_in_account(
+    out: Output,
+    api_url: str,
+    api_token: str | None,
+    temporary: bool,
+    action: Callable[[MayflyClient, AccountInfo], T],
+    *,
+    account_id: str | None = None,
+) -> Ran[T]:
+    """Resolve the credentials (DESIGN §6), then run `action` in their account."""
+    env = client_env()
+    resolution = resolve_credentials(
+        api_url, now=env.now(), flag_token=api_token, directory=env.config_dir()
+    )
+    credentials = resolution.credentials
+    check_temporary(credentials.source if credentials else None, temporary)
+    with env.client(api_url) as client:
+        session = AccountSession(client, TemporaryAccountCache(env.config_dir()), out, env.now)
+        return session.run(resolution, action, temporary=temporary, account_id=account_id)
+
+
+def project_warnings(out: Output, project: Project | None) -> None:
+    if project is not None:
+        for warning in project.warnings:
+            out.warn(warning)
+
+
+def command_output(as_json: bool) -> Output:
+    """The command's Output, on the ClientEnv's clock."""
+    return Output(as_json, client_env().now)

@@ -49,8 +49,8 @@ class Output:
 
     # -- results ---------------------------------------------------------------------------------
 
-    def result(self, data: dict[str, Any], lines: Iterable[str]) -> None:
-        """`data` as JSON, or the pretty `lines` on a terminal."""
+    def result(self, data: Any, lines: Iterable[str]) -> None:
+        """`data` (an object or an array) as JSON, or the pretty `lines` on a terminal."""
         if self.as_json:
             click.echo(json.dumps(data, indent=None, sort_keys=False))
         else:
@@ -77,7 +77,7 @@ class Output:
             for diagnostic in exc.diagnostics:
                 if diagnostic.severity == "warning":
                     self.warn(diagnostic.message)
-            self.fail("project_invalid", exc.message)
+            self.fail(exc.code, exc.message)
         except SDKError as exc:
             exit_code = EXIT_USAGE if exc.code in USAGE_CODES else EXIT_FAILURE
             self.fail(exc.code, exc.message, exit_code)

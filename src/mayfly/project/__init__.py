@@ -1,29 +1,62 @@
-"""The project on disk: wrangler.toml / .json / .jsonc → a Project, and the modules to upload.
+"""The project on disk: wrangler.toml / .json / .jsonc → a Project, and what to upload: its modules
+(bundled with esbuild when needed), its static assets and its .dev.vars.
 
 Client side only: imports nothing server-side (an import-linter contract checks it).
 """
 
+from mayfly.project.assets import AssetFile, AssetManifest, asset_hash, build_manifest
+from mayfly.project.bundle import (
+    BundleFailed,
+    BundlerMissing,
+    build_modules,
+    bundle_with_esbuild,
+    find_esbuild,
+)
 from mayfly.project.config import (
     CONFIG_FILES,
+    AssetsConfig,
     Diagnostic,
+    KVNamespace,
     Project,
     ProjectError,
     find_config,
     load_project,
     read_config,
 )
-from mayfly.project.modules import Collector, ModuleSet, SourceModule, collect_modules
+from mayfly.project.dev_vars import DevVars, parse_dotenv, read_dev_vars
+from mayfly.project.modules import (
+    Collector,
+    ModuleSet,
+    NeedsBundling,
+    SourceModule,
+    collect_modules,
+)
 
 __all__ = [
     "CONFIG_FILES",
+    "AssetFile",
+    "AssetManifest",
+    "AssetsConfig",
+    "BundleFailed",
+    "BundlerMissing",
     "Collector",
+    "DevVars",
     "Diagnostic",
+    "KVNamespace",
     "ModuleSet",
+    "NeedsBundling",
     "Project",
     "ProjectError",
     "SourceModule",
+    "asset_hash",
+    "build_manifest",
+    "build_modules",
+    "bundle_with_esbuild",
     "collect_modules",
     "find_config",
+    "find_esbuild",
     "load_project",
+    "parse_dotenv",
     "read_config",
+    "read_dev_vars",
 ]

@@ -4,8 +4,9 @@ Modules are named by their path relative to the project root, so workerd resolve
 `../lib/y.js` exactly as the files on disk do. A module outside the project, a missing one, or a
 bare package name is an error that names it.
 
-A deploy asks for a `ModuleSet`; `collect_modules` builds one from the files as they are. A bundler
-(esbuild, for TypeScript and npm packages) is another `Collector` returning the same shape.
+A deploy asks for a `ModuleSet`; `collect_modules` builds one from the files as they are, and
+raises `NeedsBundling` for TypeScript/JSX or an npm package import. The esbuild bundler
+(bundle.py) is another `Collector` returning the same shape.
 """
 
 from __future__ import annotations
@@ -75,6 +76,9 @@ class ModuleSet:
     main: str
     modules: tuple[SourceModule, ...]
     diagnostics: tuple[Diagnostic, ...] = ()
+    # Set when a bundler produced the modules: its name and the source files that went in.
+    bundler: str | None = None
+    inputs: tuple[str, ...] = ()
 
     @property
     def size(self) -> int:
@@ -85,9 +89,16 @@ class Collector(Protocol):
     def __call__(self, project: Project) -> ModuleSet: ...
 
 
+class NeedsBundling(ProjectError):
+    """The modules cannot be uploaded as they are: TypeScript, JSX or an npm package."""
+
+
 def collect_modules(project: Project) -> ModuleSet:
-    """Walk the import graph from `project.main`; raise ProjectError naming the first problem."""
+    """Walk the import graph from `project.main`; raise ProjectError naming the first problem
+    (NeedsBundling when a bundler could fix it)."""
     root = project.root.resolve()
+    if project.main is None:
+        raise ProjectError.single("The project has no `main` module to upload.")
     main = _check_main(root, project.main)
     seen: dict[str, SourceModule] = {}
     warnings: list[Diagnostic] = []
@@ -125,10 +136,7 @@ def collect_modules(project: Project) -> ModuleSet:
 def _check_main(root: Path, main: str) -> str:
     suffix = PurePosixPath(main).suffix
     if suffix in NEEDS_BUNDLER:
-        raise ProjectError.single(
-            f"`main` is {main}: TypeScript and JSX need bundling, which Mayfly does not do yet. "
-            "Compile to JavaScript first and point `main` at the output."
-        )
+        raise NeedsBundling.single(f"`main` is {main}: TypeScript and JSX need bundling.")
     if CONTENT_TYPES.get(suffix) not in (ESM, CJS):
         raise ProjectError.single(f"`main` is {main}: the entry module must be a .js or .mjs file.")
     if not (root / main).is_file():
@@ -150,9 +158,8 @@ def _targets(root: Path, importer: str, refs: Iterable[ImportRef]) -> list[str]:
                 f"{where} imports {spec!r}: use a relative path (./ or ../) inside the project."
             )
         if not spec.startswith(("./", "../")):
-            raise ProjectError.single(
-                f"{where} imports the package {spec!r}; npm packages need bundling, which Mayfly "
-                "does not do yet. Import a relative path (./ or ../) instead."
+            raise NeedsBundling.single(
+                f"{where} imports the package {spec!r}; npm packages need bundling."
             )
         if "?" in spec or "#" in spec:
             raise ProjectError.single(
@@ -192,9 +199,7 @@ def _read(root: Path, name: str) -> SourceModule:
     path = root / name
     suffix = PurePosixPath(name).suffix
     if suffix in NEEDS_BUNDLER:
-        raise ProjectError.single(
-            f"{name}: TypeScript and JSX need bundling, which Mayfly does not do yet."
-        )
+        raise NeedsBundling.single(f"{name}: TypeScript and JSX need bundling.")
     content_type = CONTENT_TYPES.get(suffix)
     if content_type is None:
         raise ProjectError.single(

@@ -3,6 +3,7 @@
 Imports nothing server-side (an import-linter contract checks it).
 """
 
+from mayfly.sdk.assets import AssetUploadError, upload_assets
 from mayfly.sdk.client import DEFAULT_API_URL, MayflyClient, normalise_api_url
 from mayfly.sdk.credentials import (
     Credentials,
@@ -13,7 +14,7 @@ from mayfly.sdk.credentials import (
     config_dir,
     resolve_credentials,
 )
-from mayfly.sdk.deploy import Deployer
+from mayfly.sdk.deploy import Deployer, namespace_title
 from mayfly.sdk.errors import (
     APIUnreachable,
     ChallengeUnsupported,
@@ -23,21 +24,39 @@ from mayfly.sdk.errors import (
 )
 from mayfly.sdk.models import (
     AccountInfo,
+    AssetSource,
+    AssetsUploaded,
+    AssetUpload,
     Challenge,
     ClaimStatus,
     Deployment,
+    KVBinding,
+    KVKey,
+    KVNamespaceInfo,
+    ProvisionedNamespace,
+    SecretInfo,
+    TailInfo,
     TemporaryAccount,
     UploadModule,
     UploadResult,
+    WorkerDeployment,
     WorkerInfo,
     WorkerUpload,
+    WorkerVersion,
 )
 from mayfly.sdk.provisioning import Listener, QuietListener, provision_temporary_account
+from mayfly.sdk.session import AccountSession, Ran, account_for
+from mayfly.sdk.tail import TailConnection, TailError, open_websocket
 
 __all__ = [
     "DEFAULT_API_URL",
     "APIUnreachable",
     "AccountInfo",
+    "AccountSession",
+    "AssetSource",
+    "AssetUpload",
+    "AssetUploadError",
+    "AssetsUploaded",
     "Challenge",
     "ChallengeUnsupported",
     "ClaimStatus",
@@ -45,22 +64,37 @@ __all__ = [
     "CredentialsError",
     "Deployer",
     "Deployment",
+    "KVBinding",
+    "KVKey",
+    "KVNamespaceInfo",
     "Listener",
     "LoginStore",
     "MayflyAPIError",
     "MayflyClient",
+    "ProvisionedNamespace",
     "QuietListener",
+    "Ran",
     "Resolution",
     "SDKError",
     "SavedLogin",
+    "SecretInfo",
+    "TailConnection",
+    "TailError",
+    "TailInfo",
     "TemporaryAccount",
     "TemporaryAccountCache",
     "UploadModule",
     "UploadResult",
+    "WorkerDeployment",
     "WorkerInfo",
     "WorkerUpload",
+    "WorkerVersion",
+    "account_for",
     "config_dir",
+    "namespace_title",
     "normalise_api_url",
+    "open_websocket",
     "provision_temporary_account",
     "resolve_credentials",
+    "upload_assets",
 ]

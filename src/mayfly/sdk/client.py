@@ -1,7 +1,9 @@
 """A typed client for Mayfly's Cloudflare-compatible v4 API: one method per endpoint.
 
-Every failure becomes an SDKError: MayflyAPIError(code, message, status) when the API answered with
-an error envelope, APIUnreachable when it did not answer at all.
+Provisioning, identity and the Worker upload live here; the other resources hang off the client:
+`client.workers` (versions, deployments, secrets, delete), `client.kv`, `client.tails`,
+`client.assets`. Every failure becomes an SDKError: MayflyAPIError(code, message, status) when the
+API answered with an error envelope, APIUnreachable when it did not answer at all.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import json
 import time
 from datetime import datetime
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -27,6 +29,12 @@ from mayfly.sdk.models import (
     parse_time,
 )
 from mayfly.sdk.pow import check_challenge
+
+if TYPE_CHECKING:
+    from mayfly.sdk.assets import AssetsAPI
+    from mayfly.sdk.kv import KVAPI
+    from mayfly.sdk.tail import TailsAPI
+    from mayfly.sdk.workers import WorkersAPI
 
 DEFAULT_API_URL = "http://localhost:8787"
 API_PREFIX = "/client/v4"
@@ -90,18 +98,44 @@ class MayflyClient:
     ) -> None:
         self.close()
 
+    # -- resources ------------------------------------------------------------------------------
+
+    @property
+    def workers(self) -> WorkersAPI:
+        from mayfly.sdk.workers import WorkersAPI
+
+        return WorkersAPI(self)
+
+    @property
+    def kv(self) -> KVAPI:
+        from mayfly.sdk.kv import KVAPI
+
+        return KVAPI(self)
+
+    @property
+    def tails(self) -> TailsAPI:
+        from mayfly.sdk.tail import TailsAPI
+
+        return TailsAPI(self)
+
+    @property
+    def assets(self) -> AssetsAPI:
+        from mayfly.sdk.assets import AssetsAPI
+
+        return AssetsAPI(self)
+
     # -- provisioning (no auth) -----------------------------------------------------------------
 
     def request_challenge(self) -> Challenge:
         """P1: a proof-of-work challenge."""
-        return check_challenge(self._call("POST", "/provisioning/previews/challenge", json={}))
+        return check_challenge(self.call("POST", "/provisioning/previews/challenge", json={}))
 
     def create_temporary_account(self, challenge: Challenge, checkpoints: str) -> TemporaryAccount:
         """P2: a temporary account from a solved challenge. Its API token is shown only here.
 
         The terms accepted are the ones the challenge named, else the server's /terms and
         /privacy (the body needs both fields; wrangler sends Cloudflare's)."""
-        result = self._call(
+        result = self.call(
             "POST",
             "/provisioning/previews",
             json={
@@ -131,7 +165,7 @@ class MayflyClient:
 
     def claim_status(self, account_id: str) -> ClaimStatus:
         """P3: unclaimed, claimed or expired; answers even after a claim or the deletion."""
-        result = self._call("GET", f"/provisioning/previews/{account_id}")
+        result = self.call("GET", f"/provisioning/previews/{account_id}")
         try:
             status = result["status"]
             if status not in ("unclaimed", "claimed", "expired"):
@@ -154,7 +188,7 @@ class MayflyClient:
         found: list[AccountInfo] = []
         page = 1
         while True:
-            body = self._envelope("GET", "/accounts", params={"page": page, "per_page": 50})
+            body = self.envelope("GET", "/accounts", params={"page": page, "per_page": 50})
             items = body.get("result") or []
             found.extend(_account(item) for item in items)
             info = body.get("result_info") or {}
@@ -166,7 +200,7 @@ class MayflyClient:
             page += 1
 
     def get_account(self, account_id: str) -> AccountInfo:
-        return _account(self._call("GET", f"/accounts/{account_id}"))
+        return _account(self.call("GET", f"/accounts/{account_id}"))
 
     # -- Workers --------------------------------------------------------------------------------
 
@@ -177,9 +211,7 @@ class MayflyClient:
         ]
         for module in upload.modules:
             files.append((module.name, (module.name, module.data, module.content_type)))
-        body = self._envelope(
-            "PUT", f"/accounts/{account_id}/workers/scripts/{script}", files=files
-        )
+        body = self.envelope("PUT", f"/accounts/{account_id}/workers/scripts/{script}", files=files)
         result = body.get("result") or {}
         version_id = result.get("deployment_id") or result.get("id")
         if not isinstance(version_id, str):
@@ -195,7 +227,7 @@ class MayflyClient:
 
     def get_worker(self, account_id: str, script: str) -> WorkerInfo:
         """W8: the Worker and its URL."""
-        result = self._call("GET", f"/accounts/{account_id}/workers/workers/{script}")
+        result = self.call("GET", f"/accounts/{account_id}/workers/workers/{script}")
         subdomain = result.get("subdomain") or {}
         url = subdomain.get("url")
         return WorkerInfo(
@@ -204,14 +236,29 @@ class MayflyClient:
             enabled=bool(subdomain.get("enabled", True)),
         )
 
-    # -- transport ------------------------------------------------------------------------------
+    # -- transport (the resource APIs build on these) -------------------------------------------
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        return self._envelope(method, path, **kwargs).get("result")
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """`result` of the envelope `path` (under /client/v4) answers."""
+        return self.envelope(method, path, **kwargs).get("result")
 
-    def _envelope(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        url = self.api_url + API_PREFIX + path
+    def envelope(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """The whole envelope (for `result_info` and `messages`)."""
+        return _unwrap(self.request(method, path, **kwargs))
+
+    def raw(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """A successful answer that is not an envelope (a KV value); errors still raise."""
+        response = self.request(method, path, **kwargs)
+        if not response.is_success:
+            _unwrap(response)
+        return response
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """`path` is either under /client/v4 or, with a scheme, a full URL; 429/503 that say when
+        to come back are retried."""
+        url = path if "://" in path else self.api_url + API_PREFIX + path
         headers = {"authorization": f"Bearer {self.token}"} if self.token else {}
+        headers.update(kwargs.pop("headers", None) or {})
         for attempt in range(RETRIES + 1):
             try:
                 response = self._http.request(method, url, headers=headers, **kwargs)
@@ -222,7 +269,7 @@ class MayflyClient:
                 ) from exc
             wait = _retry_after(response)
             if wait is None or attempt == RETRIES:
-                return _unwrap(response)
+                return response
             time.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 

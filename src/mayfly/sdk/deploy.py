@@ -1,42 +1,51 @@
-"""Deploy a Worker with whatever credentials apply, provisioning a temporary account if asked.
+"""Deploy a Worker: credentials and account (session.py), then, inside the account:
 
-The flow: pick the credentials (explicit token, login, cached temporary account, or a new one with
-`temporary=True`), find the account, PUT the script (stores a version and deploys it), then read the
-Worker's URL. A cached temporary account the API no longer accepts is dropped from the cache: when
-it expired (10001) and `temporary=True`, a new account is provisioned and the upload retried once.
+1. KV bindings without an id get a namespace, as wrangler provisions them: the one the Worker's
+   binding already uses (W7), else the namespace titled `<worker>-<binding lowercased>`, else a new
+   one with that title; so a redeploy reuses what the first deploy created.
+2. Static assets: only what the server is missing is uploaded (assets.py).
+3. PUT the script (stores a version and deploys it), then read the Worker's URL.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+from typing import Any
 
+from mayfly.sdk.assets import upload_assets
 from mayfly.sdk.client import MayflyClient
 from mayfly.sdk.credentials import Credentials, Resolution, TemporaryAccountCache
-from mayfly.sdk.errors import (
-    TEMPORARY_CLAIMED,
-    TEMPORARY_EXPIRED,
-    CredentialsError,
-    MayflyAPIError,
+from mayfly.sdk.errors import SCRIPT_NOT_FOUND, MayflyAPIError
+from mayfly.sdk.models import (
+    AccountInfo,
+    AssetUpload,
+    Deployment,
+    KVBinding,
+    KVNamespaceInfo,
+    ProvisionedNamespace,
+    WorkerUpload,
 )
-from mayfly.sdk.models import AccountInfo, Deployment, TemporaryAccount, WorkerUpload
-from mayfly.sdk.provisioning import Listener, QuietListener, Timings, provision_temporary_account
-
-NO_CREDENTIALS = (
-    "No Mayfly credentials: set MAYFLY_API_TOKEN (and MAYFLY_ACCOUNT_ID), or rerun this command "
-    "with `--temporary` to deploy into a temporary account (no sign-up; prints a claim URL)."
-)
-TEMPORARY_CONFLICT = (
-    "`--temporary` cannot be used while other credentials are set ({source}). Remove "
-    "`--temporary` to use them, or unset them to deploy into a temporary account."
+from mayfly.sdk.provisioning import Listener, QuietListener
+from mayfly.sdk.session import (
+    NO_CREDENTIALS,
+    TEMPORARY_CONFLICT,
+    AccountSession,
+    account_for,
+    utcnow,
 )
 
+NAMESPACE_EXISTS = 10014
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+__all__ = ["NO_CREDENTIALS", "TEMPORARY_CONFLICT", "Deployer", "namespace_title"]
+
+
+def namespace_title(script: str, binding: str) -> str:
+    """The title wrangler gives an auto-provisioned KV namespace."""
+    return f"{script}-{binding.lower()}"
 
 
 @dataclass
@@ -49,11 +58,18 @@ class Deployer:
     clock: Callable[[], datetime] = utcnow
 
     def __post_init__(self) -> None:
-        self.timings = Timings()
+        self.session = AccountSession(self.client, self.cache, self.listener, self.clock)
+        self.timings = self.session.timings
 
     @classmethod
     def quiet(cls, client: MayflyClient, cache: TemporaryAccountCache) -> Deployer:
         return cls(client, cache, QuietListener())
+
+    @staticmethod
+    def account_for(
+        authed: MayflyClient, credentials: Credentials, account_id: str | None = None
+    ) -> AccountInfo:
+        return account_for(authed, credentials, account_id)
 
     def deploy(
         self,
@@ -63,104 +79,53 @@ class Deployer:
         *,
         temporary: bool = False,
         account_id: str | None = None,
+        kv: Sequence[KVBinding] = (),
+        assets: AssetUpload | None = None,
     ) -> Deployment:
-        """Deploy `upload` as `script`. `account_id` (e.g. from wrangler.toml) applies to tokens."""
-        credentials = resolution.credentials
-        if temporary and credentials is not None and credentials.source != "temporary":
-            raise CredentialsError(
-                TEMPORARY_CONFLICT.format(source=credentials.source), code="temporary_conflict"
-            )
-        notices: list[str] = []
-        if credentials is None and resolution.expired is not None:
-            old = resolution.expired
-            self.cache.drop(self.client.api_url, token=old.api_token)
-            self._notice(
-                notices,
-                f"The temporary account {old.name} expired at {_clock(old.expires_at)}"
-                + ("; creating a new one." if temporary else "; it was removed from the cache."),
-            )
-        created = False
-        if credentials is None:
-            if not temporary:
-                raise CredentialsError(NO_CREDENTIALS)
-            credentials, created = self._provision()
-        elif credentials.temporary is not None:
-            self.listener.temporary_account(credentials.temporary, created=False)
-        try:
-            deployment = self._deploy_with(credentials, script, upload, account_id)
-        except MayflyAPIError as exc:
-            if credentials.temporary is None or exc.code not in (
-                TEMPORARY_EXPIRED,
-                TEMPORARY_CLAIMED,
-            ):
-                raise
-            self._drop_rejected(credentials.temporary, exc, retry=temporary and not created)
-            self._notice(
-                notices,
-                f"The temporary account {credentials.temporary.name} has expired or was deleted "
-                "on the server; removed it from the cache and creating a new one.",
-            )
-            credentials, created = self._provision(rejected=credentials.token)
-            deployment = self._deploy_with(credentials, script, upload, account_id)
+        """Deploy `upload` as `script`, with its KV bindings and static assets."""
+
+        def action(authed: MayflyClient, account: AccountInfo) -> Deployment:
+            return self._deploy_to(authed, account, script, upload, kv, assets)
+
+        ran = self.session.run(resolution, action, temporary=temporary, account_id=account_id)
         return dataclasses.replace(
-            deployment,
-            temporary=credentials.temporary,
-            created_account=created,
-            notices=tuple(notices),
+            ran.value,
+            temporary=ran.temporary,
+            created_account=ran.created_account,
+            notices=ran.notices,
         )
 
-    def _drop_rejected(self, account: TemporaryAccount, exc: MayflyAPIError, retry: bool) -> None:
-        """Forget a cached account the API refused; raise unless a new one should be tried."""
-        self.cache.drop(self.client.api_url, token=account.api_token)
-        if exc.code == TEMPORARY_CLAIMED:
-            raise MayflyAPIError(
-                exc.code,
-                f"The temporary account {account.name} was claimed by a human, who now owns it; "
-                "its token no longer works and was removed from the cache. Ask them for an API "
-                "token (MAYFLY_API_TOKEN), or rerun with `--temporary` for a new temporary "
-                "account.",
-                exc.status,
-            ) from exc
-        if not retry:
-            raise MayflyAPIError(
-                exc.code,
-                f"The temporary account {account.name} has expired or was deleted; it was "
-                "removed from the cache. Rerun with `--temporary` to get a new one.",
-                exc.status,
-            ) from exc
-
-    def _notice(self, notices: list[str], message: str) -> None:
-        notices.append(message)
-        self.listener.notice(message)
-
-    def _provision(self, rejected: str | None = None) -> tuple[Credentials, bool]:
-        """A new temporary account, unless another process cached a usable one meanwhile."""
-        with self.cache.locked():
-            cached = self.cache.load(self.client.api_url)
-            if (
-                cached is not None
-                and cached.is_valid(self.clock())
-                and (cached.api_token != rejected)
-            ):
-                account, created = cached, False
-            else:
-                account = provision_temporary_account(
-                    self.client, self.cache, self.listener, self.timings
-                )
-                created = True
-        self.listener.temporary_account(account, created=created)
-        return Credentials(account.api_token, "temporary", account.id, temporary=account), created
-
-    def _deploy_with(
+    def _deploy_to(
         self,
-        credentials: Credentials,
+        authed: MayflyClient,
+        account: AccountInfo,
         script: str,
         upload: WorkerUpload,
-        account_id: str | None,
+        kv: Sequence[KVBinding],
+        assets: AssetUpload | None,
     ) -> Deployment:
-        authed = self.client.with_token(credentials.token)
-        account = self.account_for(authed, credentials, account_id)
-        task = f"Uploading {script} ({len(upload.modules)} modules, {_size(upload.size)})"
+        namespaces = self._namespaces(authed, account, script, kv)
+        bindings: list[dict[str, Any]] = [*upload.bindings]
+        bindings += [
+            {"name": n.binding, "type": "kv_namespace", "namespace_id": n.id} for n in namespaces
+        ]
+        uploaded_assets = None
+        if assets is not None:
+            started = time.perf_counter()
+            completion, uploaded_assets = upload_assets(
+                authed, account.id, script, assets, self.listener
+            )
+            self.timings.add("assets", time.perf_counter() - started)
+            upload = dataclasses.replace(
+                upload, assets={"jwt": completion, "config": assets.config}
+            )
+            if assets.binding and upload.main_module is not None:
+                bindings.append({"name": assets.binding, "type": "assets"})
+        upload = dataclasses.replace(upload, bindings=tuple(bindings))
+        what = (
+            f"{len(upload.modules)} modules, {_size(upload.size)}" if upload.modules else "assets"
+        )
+        task = f"Uploading {script} ({what})"
         self.listener.begin(task)
         started = time.perf_counter()
         uploaded = authed.upload_script(account.id, script, upload)
@@ -174,32 +139,72 @@ class Deployer:
             url=worker.url or uploaded.url,
             account=account,
             messages=uploaded.messages,
+            kv_namespaces=tuple(namespaces),
+            assets=uploaded_assets,
         )
 
-    @staticmethod
-    def account_for(
-        authed: MayflyClient, credentials: Credentials, account_id: str | None = None
-    ) -> AccountInfo:
-        """The account to act on: the temporary one, the one named, else the token's first."""
-        if credentials.temporary is not None:
-            return _temporary_info(credentials.temporary)
-        wanted = credentials.account_id or account_id
-        if wanted:
-            return authed.get_account(wanted)
-        accounts = authed.list_accounts()
-        if not accounts:
-            raise CredentialsError(
-                f"The API token ({credentials.source}) reaches no account.", code="no_account"
+    def _namespaces(
+        self, authed: MayflyClient, account: AccountInfo, script: str, kv: Sequence[KVBinding]
+    ) -> list[ProvisionedNamespace]:
+        out = [ProvisionedNamespace(k.binding, k.id, None, "configured") for k in kv if k.id]
+        missing = [k for k in kv if not k.id]
+        if not missing:
+            return out
+        started = time.perf_counter()
+        existing = {n.id: n for n in authed.kv.list_namespaces(account.id)}
+        current = self._current_kv_bindings(authed, account, script)
+        for binding in missing:
+            namespace_id = current.get(binding.binding)
+            if namespace_id in existing:
+                found = existing[namespace_id]
+                out.append(ProvisionedNamespace(binding.binding, found.id, found.title, "existing"))
+                continue
+            title = namespace_title(script, binding.binding)
+            found_by_title = next((n for n in existing.values() if n.title == title), None)
+            if found_by_title is not None:
+                out.append(
+                    ProvisionedNamespace(binding.binding, found_by_title.id, title, "existing")
+                )
+                continue
+            created = self._create_namespace(authed, account, title)
+            existing[created.id] = created
+            self.listener.notice(
+                f"KV binding {binding.binding}: created the namespace {title} ({created.id})."
             )
-        return accounts[0]
+            out.append(ProvisionedNamespace(binding.binding, created.id, title, "created"))
+        self.timings.add("kv", time.perf_counter() - started)
+        return out
 
+    @staticmethod
+    def _current_kv_bindings(
+        authed: MayflyClient, account: AccountInfo, script: str
+    ) -> dict[str, str]:
+        try:
+            settings = authed.workers.settings(account.id, script)
+        except MayflyAPIError as exc:
+            if exc.code == SCRIPT_NOT_FOUND:
+                return {}
+            raise
+        return {
+            str(b["name"]): str(b["namespace_id"])
+            for b in settings.get("bindings") or []
+            if isinstance(b, dict) and b.get("type") == "kv_namespace" and "namespace_id" in b
+        }
 
-def _temporary_info(account: TemporaryAccount) -> AccountInfo:
-    return AccountInfo(account.id, account.name, "temporary", account.expires_at)
-
-
-def _clock(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    @staticmethod
+    def _create_namespace(
+        authed: MayflyClient, account: AccountInfo, title: str
+    ) -> KVNamespaceInfo:
+        try:
+            return authed.kv.create_namespace(account.id, title)
+        except MayflyAPIError as exc:
+            if exc.code != NAMESPACE_EXISTS:
+                raise
+            # Another deploy created it meanwhile.
+            found = authed.kv.find_namespace(account.id, title)
+            if found is None:
+                raise
+            return found
 
 
 def _size(size: int) -> str:
