@@ -16,6 +16,7 @@ import uvicorn
 
 from mayfly.api.internal import build_internal_app
 from mayfly.api.routes import build_public_app
+from mayfly.api.ws_protocol import TolerantWebSocketProtocol
 from mayfly.services.clock import Clock, SystemClock
 from mayfly.services.container import Services
 from mayfly.services.context import Invalidator, ServiceContext
@@ -133,7 +134,7 @@ def _uvicorn(app: Any, host: str = "127.0.0.1", port: int = 0) -> QuietSignalsSe
             port=port,
             log_level="warning",
             lifespan="off",
-            ws="websockets-sansio",
+            ws=TolerantWebSocketProtocol,  # wrangler tail sends an unmasked frame
             proxy_headers=False,
         )
     )
