@@ -63,12 +63,13 @@ class Server:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def get_worker(self, url: str, path: str = "/") -> httpx.Response:
+    def get_worker(self, url: str, path: str = "/", **headers: str) -> httpx.Response:
         """Request a Worker URL on the workers port, with the URL's host in the Host header."""
         parts = urlsplit(url)
         with httpx.Client(timeout=30) as client:
             return client.get(
-                f"http://127.0.0.1:{self.workers_port}{path}", headers={"host": parts.netloc}
+                f"http://127.0.0.1:{self.workers_port}{path}",
+                headers={"host": parts.netloc, **headers},
             )
 
     def stop(self) -> None:
@@ -160,7 +161,7 @@ class Agent:
     home: Path
     server: Server
 
-    def run(self, *args: str, cwd: Path, env: dict[str, str] | None = None) -> Run:
+    def environment(self, env: dict[str, str] | None = None) -> dict[str, str]:
         environment = clean_environment()
         environment.update(
             {
@@ -170,16 +171,37 @@ class Agent:
                 **(env or {}),
             }
         )
+        return environment
+
+    def run(
+        self,
+        *args: str,
+        cwd: Path,
+        env: dict[str, str] | None = None,
+        input: str | None = None,
+    ) -> Run:
         done = subprocess.run(
             [str(MAYFLY), *args],
             cwd=cwd,
-            env=environment,
+            env=self.environment(env),
             capture_output=True,
             text=True,
             timeout=120,
             check=False,
+            input=input,
         )
         return Run(list(args), done.returncode, done.stdout, done.stderr)
+
+    def start(self, *args: str, cwd: Path) -> subprocess.Popen[str]:
+        """A long-running command (`mayfly tail`), its output on pipes."""
+        return subprocess.Popen(
+            [str(MAYFLY), *args],
+            cwd=cwd,
+            env=self.environment(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
 
 def write_project(root: Path, name: str, message: str = "hello from") -> Path:
