@@ -85,6 +85,7 @@ class Recorder:
 
 def bind_loopback() -> socket.socket:
     sock = socket.create_server(("127.0.0.1", 0))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as mayfly.app._bind does
     sock.set_inheritable(False)
     return sock
 
