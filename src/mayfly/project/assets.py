@@ -10,14 +10,12 @@ to the same account is not uploaded again; the server treats it as an opaque key
 from __future__ import annotations
 
 import base64
+import functools
 import mimetypes
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
-
-import pathspec
-from blake3 import blake3
+from typing import TYPE_CHECKING, Any
 
 from mayfly.project.config import AssetsConfig, Project, ProjectError
 
@@ -44,8 +42,14 @@ CONTENT_TYPES = {
     ".avif": "image/avif",
     ".webp": "image/webp",
 }
-# Only the built-in table: the machine's /etc/mime.types must not change what is uploaded.
-_MIME = mimetypes.MimeTypes()
+if TYPE_CHECKING:
+    import pathspec
+
+
+@functools.cache
+def _mime() -> mimetypes.MimeTypes:
+    # Only the built-in table: the machine's /etc/mime.types must not change what is uploaded.
+    return mimetypes.MimeTypes()
 
 
 @dataclass(frozen=True)
@@ -72,12 +76,14 @@ class AssetManifest:
 
 def asset_hash(data: bytes, extension: str) -> str:
     """wrangler's: the first 32 hex digits of BLAKE3 over base64(data) + the extension (no dot)."""
+    from blake3 import blake3  # imported when needed: most commands never hash an asset
+
     return blake3(base64.b64encode(data) + extension.encode()).hexdigest()[:32]
 
 
 def content_type(name: str) -> str:
     suffix = PurePosixPath(name).suffix.lower()
-    found = CONTENT_TYPES.get(suffix) or _MIME.guess_type("x" + suffix, strict=False)[0]
+    found = CONTENT_TYPES.get(suffix) or _mime().guess_type("x" + suffix, strict=False)[0]
     if found is None:
         return NULL_CONTENT_TYPE
     return f"{found}; charset=utf-8" if found.startswith("text/") else found
@@ -181,6 +187,8 @@ def _walk(directory: Path) -> list[str]:
 
 
 def _ignore_spec(directory: Path) -> tuple[pathspec.GitIgnoreSpec, bool]:
+    import pathspec  # imported when needed (it takes longer to import than most commands run)
+
     path = directory / IGNORE_FILE
     if not path.is_file():
         return pathspec.GitIgnoreSpec.from_lines([]), False

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import base64
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
 
 from mayfly.sdk.errors import APIUnreachable, MayflyAPIError, SDKError
 from mayfly.sdk.models import AssetSource, AssetsUploaded, AssetUpload
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from mayfly.sdk.client import MayflyClient
     from mayfly.sdk.provisioning import Listener
 
@@ -79,6 +80,8 @@ def upload_assets(
     concurrency: int = CONCURRENCY,
 ) -> tuple[str, AssetsUploaded]:
     """Upload what the server is missing; returns (completion token, counts)."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
     api = client.assets
     token, buckets = api.open_session(account_id, script, assets.manifest())
     by_hash: dict[str, AssetSource] = {}
