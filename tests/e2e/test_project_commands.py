@@ -9,6 +9,7 @@ feature (KV binding, tail events, asset serving) are skipped until its module ex
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -318,3 +319,21 @@ def test_assets_are_served(server: Server, site: tuple[Path, dict[str, object]])
     assert get(server, url, "/about").status_code == 200
     missing = get(server, url, "/drafts/wip.html")
     assert (missing.status_code, missing.text) == (404, "<h1>not here</h1>\n")
+
+
+@awaits(ASSETS_SERVING and KV_BINDING, "static asset serving and the KV binding")
+def test_the_site_example(agent: Agent, server: Server, projects: Path) -> None:
+    project = projects / "site-example"
+    shutil.copytree(ROOT / "examples" / "site", project)
+    deployed = deploy(agent, project)
+    url = deployed["url"]
+    home = get(server, url, "/")
+    assert home.status_code == 200 and "Served from static assets" in home.text
+    # public/_headers reaches the server as config text; applying it when serving awaits the
+    # control plane parsing it (runtime/assets.js), so it is not asserted here.
+    assert get(server, url, "/api/visits").json() == {"visits": 1}
+    assert get(server, url, "/api/visits").json() == {"visits": 2}
+    run = agent.run("kv", "key", "get", "visits", "--binding", "COUNTER", cwd=project)
+    assert (run.exit_code, run.stdout) == (0, "2")
+    missing = get(server, url, "/nope")
+    assert missing.status_code == 404 and "Not found" in missing.text

@@ -207,3 +207,28 @@ def test_missing_esbuild(mayfly: Mayfly, tmp_path: Path, monkeypatch: pytest.Mon
     result = mayfly("deploy", "--temporary", MAYFLY_ESBUILD=str(tmp_path / "no-esbuild"))
     assert result.exit_code == 1
     assert "MAYFLY_ESBUILD" in result.stderr and "not an executable file" in result.stderr
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def test_the_examples_deploy(
+    mayfly: Mayfly, platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(EXAMPLES / "typescript")
+    typed = mayfly.ok("deploy", "--temporary")
+    assert typed["script"] == "typed" and typed["bundled"]["tool"] == "esbuild"
+    staging = mayfly.ok("deploy", "--env", "staging")
+    assert staging["script"] == "typed-staging"
+    assert version(platform, staging["version_id"])["env"] == {"GREETING": "Hello from staging"}
+
+    monkeypatch.chdir(EXAMPLES / "site")
+    site = mayfly.ok("deploy")
+    assert site["bundled"] is None
+    assert site["assets"]["files"] == 3
+    assert [(n["binding"], n["title"]) for n in site["kv_namespaces"]] == [
+        ("COUNTER", "site-counter")
+    ]
+    payload = version(platform, site["version_id"])
+    assert payload["assets"]["config"]["run_worker_first"] == ["/api/*"]
+    assert "X-Content-Type-Options" in payload["assets"]["config"]["_headers"]
