@@ -14,9 +14,7 @@ from mayfly.project.bundle import (
 )
 from mayfly.project.config import (
     CONFIG_FILES,
-    AssetsConfig,
     Diagnostic,
-    KVNamespace,
     Project,
     ProjectError,
     find_config,
@@ -31,6 +29,7 @@ from mayfly.project.modules import (
     SourceModule,
     collect_modules,
 )
+from mayfly.project.resources import AssetsConfig, KVNamespace
 
 __all__ = [
     "CONFIG_FILES",

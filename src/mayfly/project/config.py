@@ -21,12 +21,17 @@ from typing import Any, Literal, Self
 import json5
 
 from mayfly.project.environments import select_environment
+from mayfly.project.resources import (
+    BINDING_NAME_RE,
+    AssetsConfig,
+    KVNamespace,
+    ResourceChecker,
+)
 
 CONFIG_FILES = ("wrangler.json", "wrangler.jsonc", "wrangler.toml")
 
 # The same rules as the API's (a Worker name is a DNS label in its URL).
 NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?$")
-BINDING_NAME_RE = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}$")
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 USED_KEYS = frozenset(
@@ -59,18 +64,6 @@ QUIET_KEYS = frozenset(
         "limits",
     }
 )
-HTML_HANDLING = ("auto-trailing-slash", "force-trailing-slash", "drop-trailing-slash", "none")
-NOT_FOUND_HANDLING = ("single-page-application", "404-page", "none")
-ASSETS_KEYS = frozenset(
-    {
-        "directory",
-        "binding",
-        "html_handling",
-        "not_found_handling",
-        "run_worker_first",
-        "base_path",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -96,27 +89,6 @@ class ProjectError(Exception):
     @classmethod
     def single(cls, message: str) -> Self:
         return cls([Diagnostic("error", message)])
-
-
-@dataclass(frozen=True)
-class KVNamespace:
-    """A `[[kv_namespaces]]` entry; without `id` the deploy provisions one (as wrangler does)."""
-
-    binding: str
-    id: str | None = None
-
-
-@dataclass(frozen=True)
-class AssetsConfig:
-    """The `[assets]` table. `directory` is absolute (the config names it relative to itself).
-    `None` fields were not set and are left to the platform's defaults."""
-
-    directory: Path
-    binding: str | None = None
-    html_handling: str | None = None
-    not_found_handling: str | None = None
-    run_worker_first: bool | tuple[str, ...] | None = None
-    base_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -214,13 +186,14 @@ def load_project(
                 Diagnostic("warning", f"Using {config_path.name}; ignoring {', '.join(siblings)}.")
             )
     checker = _Checker(where, diagnostics)
+    resources = ResourceChecker(checker)
     raw, env_errors, env_warnings = select_environment(whole, env)
     for message in env_errors:
         checker.error(message)
     for message in env_warnings:
         checker.warn(message)
     raw_main = cwd / main if main is not None else raw.get("main")
-    assets = checker.assets(raw.get("assets"), root)
+    assets = resources.assets(raw.get("assets"), root)
     has_main = raw_main not in (None, "")
     project = Project(
         root=root,
@@ -233,12 +206,12 @@ def load_project(
         compatibility_flags=checker.flags(raw.get("compatibility_flags")),
         vars=checker.vars(raw.get("vars")),
         account_id=checker.optional_str("account_id", raw.get("account_id")),
-        kv_namespaces=checker.kv_namespaces(raw.get("kv_namespaces")),
+        kv_namespaces=resources.kv_namespaces(raw.get("kv_namespaces")),
         assets=assets,
         env=env,
     )
     if require_main:
-        checker.assets_need_main(project)
+        resources.assets_need_main(project.main, project.assets)
     names = [b.binding for b in project.kv_namespaces] + list(project.vars)
     if project.assets is not None and project.assets.binding:
         names.append(project.assets.binding)
@@ -336,124 +309,6 @@ class _Checker:
                 continue
             out[key] = item
         return out
-
-    def kv_namespaces(self, value: Any) -> tuple[KVNamespace, ...]:
-        if value is None:
-            return ()
-        if not isinstance(value, list):
-            self.error(
-                "`kv_namespaces` must be a list of {binding, id} tables ([[kv_namespaces]])."
-            )
-            return ()
-        out: list[KVNamespace] = []
-        for index, item in enumerate(value):
-            where = f"`kv_namespaces[{index}]`"
-            if not isinstance(item, dict):
-                self.error(f"{where} must be a table with `binding` (and `id`).")
-                continue
-            binding = item.get("binding")
-            if not isinstance(binding, str) or not BINDING_NAME_RE.match(binding):
-                self.error(f"{where}: `binding` {binding!r} must be a JavaScript identifier.")
-                continue
-            namespace_id = item.get("id")
-            if namespace_id is not None and (not isinstance(namespace_id, str) or not namespace_id):
-                self.error(f"{where}: `id` must be a namespace id (a string), or left out.")
-                continue
-            unknown = set(item) - {"binding", "id", "preview_id", "remote", "experimental_remote"}
-            if unknown:
-                self.warn(f"{where}: {', '.join(sorted(unknown))} ignored.")
-            out.append(KVNamespace(binding, namespace_id or None))
-        return tuple(out)
-
-    def assets(self, value: Any, root: Path) -> AssetsConfig | None:
-        if value is None:
-            return None
-        if not isinstance(value, dict):
-            self.error("`assets` must be a table with at least `directory`.")
-            return None
-        unknown = set(value) - ASSETS_KEYS
-        if unknown:
-            self.error(
-                f"`assets` has unknown key(s) {', '.join(sorted(unknown))}; allowed: "
-                f"{', '.join(sorted(ASSETS_KEYS))}."
-            )
-        directory = value.get("directory")
-        if not isinstance(directory, str) or not directory:
-            self.error("`assets.directory` is missing: name the folder of static files.")
-            return None
-        binding = value.get("binding")
-        if binding is not None and (
-            not isinstance(binding, str) or not BINDING_NAME_RE.match(binding)
-        ):
-            self.error(f"`assets.binding` {binding!r} must be a JavaScript identifier.")
-            binding = None
-        return AssetsConfig(
-            directory=_lexical(root / directory),
-            binding=binding,
-            html_handling=self.choice("assets.html_handling", value, HTML_HANDLING),
-            not_found_handling=self.choice("assets.not_found_handling", value, NOT_FOUND_HANDLING),
-            run_worker_first=self.run_worker_first(value.get("run_worker_first")),
-            base_path=self.base_path(value.get("base_path")),
-        )
-
-    def choice(self, key: str, table: dict[str, Any], allowed: tuple[str, ...]) -> str | None:
-        value = table.get(key.rsplit(".", 1)[1])
-        if value is None:
-            return None
-        if value not in allowed:
-            self.error(f"`{key}` must be one of {', '.join(allowed)}; got {value!r}.")
-            return None
-        return str(value)
-
-    def run_worker_first(self, value: Any) -> bool | tuple[str, ...] | None:
-        if value is None or isinstance(value, bool):
-            return value
-        if not isinstance(value, list) or not all(isinstance(rule, str) for rule in value):
-            self.error("`assets.run_worker_first` must be true, false or a list of path rules.")
-            return None
-        problems = [r for r in value if len(r) >= 100 or not r.startswith(("/", "!/"))]
-        if problems or len(value) > 100:
-            self.error(
-                "`assets.run_worker_first` rules start with '/' (run the Worker) or '!/' (serve "
-                "assets), are under 100 characters, and there are at most 100 of them."
-            )
-        elif not any(rule.startswith("/") for rule in value):
-            self.error(
-                "`assets.run_worker_first` has only negative ('!/') rules; add at least one "
-                "path that should run the Worker first."
-            )
-        elif len(set(value)) != len(value):
-            self.error("`assets.run_worker_first` lists a rule twice.")
-        return tuple(value)
-
-    def base_path(self, value: Any) -> str | None:
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value.startswith("/"):
-            self.error("`assets.base_path` must be a path starting with '/'.")
-            return None
-        return value
-
-    def assets_need_main(self, project: Project) -> None:
-        """wrangler's rules for assets-only Workers (wrangler-assets.md §9)."""
-        assets = project.assets
-        if assets is None:
-            return
-        if project.main is None:
-            if assets.binding:
-                self.error(
-                    "`assets.binding` needs a Worker script: set `main`, or remove the binding "
-                    "for an assets-only Worker."
-                )
-            if assets.run_worker_first:
-                self.error(
-                    "`assets.run_worker_first` needs a Worker script: set `main`, or remove it."
-                )
-        elif assets.run_worker_first is True and not assets.binding:
-            self.warn(
-                "`assets.run_worker_first = true` without `assets.binding`: the Worker runs for "
-                "every request but cannot fetch the assets itself."
-            )
 
     def optional_str(self, key: str, value: Any) -> str | None:
         if value is None or value == "":

@@ -1,0 +1,179 @@
+"""The resources a Worker binds, as the configuration declares them: `[[kv_namespaces]]` and
+`[assets]`, validated with wrangler's rules (wrangler-assets.md §9). Problems go to the config
+checker's report, so every one is listed at once.
+"""
+
+from __future__ import annotations
+
+import os.path
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+BINDING_NAME_RE = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}$")
+HTML_HANDLING = ("auto-trailing-slash", "force-trailing-slash", "drop-trailing-slash", "none")
+NOT_FOUND_HANDLING = ("single-page-application", "404-page", "none")
+ASSETS_KEYS = frozenset(
+    {
+        "directory",
+        "binding",
+        "html_handling",
+        "not_found_handling",
+        "run_worker_first",
+        "base_path",
+    }
+)
+
+
+@dataclass(frozen=True)
+class KVNamespace:
+    """A `[[kv_namespaces]]` entry; without `id` the deploy provisions one (as wrangler does)."""
+
+    binding: str
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class AssetsConfig:
+    """The `[assets]` table. `directory` is absolute (the config names it relative to itself).
+    `None` fields were not set and are left to the platform's defaults."""
+
+    directory: Path
+    binding: str | None = None
+    html_handling: str | None = None
+    not_found_handling: str | None = None
+    run_worker_first: bool | tuple[str, ...] | None = None
+    base_path: str | None = None
+
+
+class Report(Protocol):
+    def error(self, message: str) -> None: ...
+
+    def warn(self, message: str) -> None: ...
+
+
+class ResourceChecker:
+    def __init__(self, report: Report) -> None:
+        self.report = report
+
+    def kv_namespaces(self, value: Any) -> tuple[KVNamespace, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            self.report.error(
+                "`kv_namespaces` must be a list of {binding, id} tables ([[kv_namespaces]])."
+            )
+            return ()
+        out: list[KVNamespace] = []
+        for index, item in enumerate(value):
+            where = f"`kv_namespaces[{index}]`"
+            if not isinstance(item, dict):
+                self.report.error(f"{where} must be a table with `binding` (and `id`).")
+                continue
+            binding = item.get("binding")
+            if not isinstance(binding, str) or not BINDING_NAME_RE.match(binding):
+                self.report.error(
+                    f"{where}: `binding` {binding!r} must be a JavaScript identifier."
+                )
+                continue
+            namespace_id = item.get("id")
+            if namespace_id is not None and (not isinstance(namespace_id, str) or not namespace_id):
+                self.report.error(f"{where}: `id` must be a namespace id (a string), or left out.")
+                continue
+            unknown = set(item) - {"binding", "id", "preview_id", "remote", "experimental_remote"}
+            if unknown:
+                self.report.warn(f"{where}: {', '.join(sorted(unknown))} ignored.")
+            out.append(KVNamespace(binding, namespace_id or None))
+        return tuple(out)
+
+    def assets(self, value: Any, root: Path) -> AssetsConfig | None:
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            self.report.error("`assets` must be a table with at least `directory`.")
+            return None
+        unknown = set(value) - ASSETS_KEYS
+        if unknown:
+            self.report.error(
+                f"`assets` has unknown key(s) {', '.join(sorted(unknown))}; allowed: "
+                f"{', '.join(sorted(ASSETS_KEYS))}."
+            )
+        directory = value.get("directory")
+        if not isinstance(directory, str) or not directory:
+            self.report.error("`assets.directory` is missing: name the folder of static files.")
+            return None
+        binding = value.get("binding")
+        if binding is not None and (
+            not isinstance(binding, str) or not BINDING_NAME_RE.match(binding)
+        ):
+            self.report.error(f"`assets.binding` {binding!r} must be a JavaScript identifier.")
+            binding = None
+        return AssetsConfig(
+            directory=Path(os.path.normpath((root / directory).absolute())),
+            binding=binding,
+            html_handling=self.choice("assets.html_handling", value, HTML_HANDLING),
+            not_found_handling=self.choice("assets.not_found_handling", value, NOT_FOUND_HANDLING),
+            run_worker_first=self.run_worker_first(value.get("run_worker_first")),
+            base_path=self.base_path(value.get("base_path")),
+        )
+
+    def choice(self, key: str, table: dict[str, Any], allowed: tuple[str, ...]) -> str | None:
+        value = table.get(key.rsplit(".", 1)[1])
+        if value is None:
+            return None
+        if value not in allowed:
+            self.report.error(f"`{key}` must be one of {', '.join(allowed)}; got {value!r}.")
+            return None
+        return str(value)
+
+    def run_worker_first(self, value: Any) -> bool | tuple[str, ...] | None:
+        if value is None or isinstance(value, bool):
+            return value
+        if not isinstance(value, list) or not all(isinstance(rule, str) for rule in value):
+            self.report.error(
+                "`assets.run_worker_first` must be true, false or a list of path rules."
+            )
+            return None
+        problems = [r for r in value if len(r) >= 100 or not r.startswith(("/", "!/"))]
+        if problems or len(value) > 100:
+            self.report.error(
+                "`assets.run_worker_first` rules start with '/' (run the Worker) or '!/' (serve "
+                "assets), are under 100 characters, and there are at most 100 of them."
+            )
+        elif not any(rule.startswith("/") for rule in value):
+            self.report.error(
+                "`assets.run_worker_first` has only negative ('!/') rules; add at least one "
+                "path that should run the Worker first."
+            )
+        elif len(set(value)) != len(value):
+            self.report.error("`assets.run_worker_first` lists a rule twice.")
+        return tuple(value)
+
+    def base_path(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.startswith("/"):
+            self.report.error("`assets.base_path` must be a path starting with '/'.")
+            return None
+        return value
+
+    def assets_need_main(self, main: str | None, assets: AssetsConfig | None) -> None:
+        """wrangler's rules for assets-only Workers (wrangler-assets.md §9)."""
+        if assets is None:
+            return
+        if main is None:
+            if assets.binding:
+                self.report.error(
+                    "`assets.binding` needs a Worker script: set `main`, or remove the binding "
+                    "for an assets-only Worker."
+                )
+            if assets.run_worker_first:
+                self.report.error(
+                    "`assets.run_worker_first` needs a Worker script: set `main`, or remove it."
+                )
+        elif assets.run_worker_first is True and not assets.binding:
+            self.report.warn(
+                "`assets.run_worker_first = true` without `assets.binding`: the Worker runs for "
+                "every request but cannot fetch the assets itself."
+            )
