@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -270,6 +271,33 @@ def test_tail_receives_the_worker_s_console_log(
     assert item["logs"][0]["message"] == ["tail-marker /traced"]
     assert item["event"]["request"]["method"] == "GET"
     assert "1 event received." in "".join(stderr)
+
+
+@needs_data_plane
+def test_ctrl_c_stops_the_tail_and_deletes_its_session(
+    agent: Agent, server: Server, projects: Path
+) -> None:
+    project = app(projects / "tail-stop", "tail-stop")
+    deploy(agent, project)
+    tail = agent.start("tail", "--format", "pretty", cwd=project)
+    assert tail.stderr is not None
+    try:
+        deadline = time.monotonic() + 30
+        seen = ""
+        while "Connected to" not in seen and time.monotonic() < deadline:
+            seen += tail.stderr.readline()
+        assert "Connected to tail-stop" in seen, seen
+        tail.send_signal(signal.SIGINT)
+        stdout, stderr = tail.communicate(timeout=20)
+    finally:
+        if tail.poll() is None:
+            tail.kill()
+            tail.wait()
+    assert tail.returncode == 0, stderr
+    assert stdout == ""
+    assert "Stopping tail…" in stderr
+    assert "Could not delete the tail session" not in stderr
+    assert "0 events received." in stderr
 
 
 # -- static assets --------------------------------------------------------------------------
