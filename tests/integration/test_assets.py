@@ -112,7 +112,7 @@ def test_unchanged_files_are_not_uploaded_twice(
     client: TestClient, account: dict[str, Any]
 ) -> None:
     upload_assets(client, account, "site", SITE)
-    completion, uploaded = upload_assets(client, account, "site", SITE)
+    _, uploaded = upload_assets(client, account, "site", SITE)
     assert uploaded == 0
     changed = dict(SITE, **{"/style.css": (b"body{color:red}", "text/css; charset=utf-8")})
     _, uploaded = upload_assets(client, account, "site", changed)
