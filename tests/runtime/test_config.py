@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from importlib import resources
+
 import pytest
 
-from mayfly.runtime.config import DispatcherSettings, capnp_string, render_config
+from mayfly.runtime.config import (
+    DISPATCHER_MODULES,
+    DispatcherSettings,
+    capnp_string,
+    render_config,
+)
 
 SETTINGS = DispatcherSettings(
     request_timeout_ms=30_000,
@@ -45,3 +52,13 @@ def test_capnp_strings_are_escaped_and_limited_to_printable_ascii() -> None:
     for bad in ("line\nbreak", "caf\u00e9", "nul\0"):
         with pytest.raises(ValueError):
             capnp_string(bad)
+
+
+def test_every_dispatcher_module_is_embedded_and_ships_with_the_package() -> None:
+    config = render_config("127.0.0.1:4242", SETTINGS)
+    assert DISPATCHER_MODULES[0] == "dispatcher.js"
+    for name in DISPATCHER_MODULES:
+        assert f'(name = "{name}", esModule = embed "{name}")' in config
+        assert resources.files("mayfly.runtime").joinpath(name).is_file()
+    # The KV and TailSink entrypoints reach tenants through ctx.exports.
+    assert 'compatibilityFlags = ["enable_ctx_exports"]' in config

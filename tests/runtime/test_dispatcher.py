@@ -109,7 +109,7 @@ def test_the_host_is_matched_without_case_port_or_trailing_dot(
 
 
 @pytest.mark.parametrize(
-    ("status", "code"), [("unknown", 404), ("disabled", 404), ("moved", 404), ("expired", 410)]
+    ("status", "code"), [("unknown", 404), ("disabled", 404), ("moved", 410), ("expired", 410)]
 )
 def test_refused_routes(cp: FakeControlPlane, live: LiveDataPlane, status: str, code: int) -> None:
     host = f"{status}.acct.localhost"

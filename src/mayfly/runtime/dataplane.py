@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from mayfly.runtime.config import (
-    DISPATCHER_FILE,
+    DISPATCHER_MODULES,
     SECRET_ENV_VAR,
     DispatcherSettings,
     render_config,
@@ -144,11 +144,10 @@ class DataPlane:
         directory = Path(tempfile.mkdtemp(prefix="mayfly-runtime-"))
         self._dirs.append(directory)
         directory.chmod(0o755)
-        dispatcher = directory / DISPATCHER_FILE
-        dispatcher.write_bytes(
-            resources.files("mayfly.runtime").joinpath(DISPATCHER_FILE).read_bytes()
-        )
-        dispatcher.chmod(0o644)
+        for name in DISPATCHER_MODULES:
+            module = directory / name
+            module.write_bytes(resources.files("mayfly.runtime").joinpath(name).read_bytes())
+            module.chmod(0o644)
         return directory
 
     def _warn_if_data_dir_readable(self, sandbox: Sandbox) -> None:

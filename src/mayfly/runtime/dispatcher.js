@@ -1,7 +1,9 @@
 // The dispatcher Worker: one per shard. It maps the Host header to a tenant's version through the
 // control plane's internal API, loads that version with the Worker Loader (one isolate per version
 // id) and forwards the request. The supervisor reaches the `Admin` entrypoint through the shard's
-// private admin socket for health probes and route invalidations.
+// private admin socket for health probes and route invalidations. The entrypoints handed to tenants
+// live in their own modules and are re-exported here (ctx.exports only sees the main module's):
+// KV (kv.js) backs KV bindings, TailSink (tail.js) receives the trace items of tailed Workers.
 //
 // Bindings (rendered by mayfly/runtime/config.py):
 //   LOADER           Worker Loader
@@ -11,6 +13,9 @@
 //   SETTINGS         {requestTimeoutMs, routeTtlMs, staleRouteMs, controlPlaneTimeoutMs}
 
 import { WorkerEntrypoint } from "cloudflare:workers";
+
+export { KV } from "./kv.js";
+export { TailSink } from "./tail.js";
 
 const SECRET_HEADER = "x-mayfly-internal-secret";
 // Any Host header makes a cache entry: bound them (the oldest answer goes first).
@@ -22,7 +27,8 @@ const routes = new Map();
 // host -> Promise<route>, version id -> Promise<code>: one lookup in flight per key.
 const routeLookups = new Map();
 const codeLookups = new Map();
-// Version ids whose isolate the loader already holds (the loader never evicts them).
+// Loader keys whose isolate the loader already holds (the loader never evicts them): a version id,
+// or `${versionId}:tail` for the same version loaded with a tail while someone tails it.
 const loaded = new Set();
 // Bumped by every invalidation: a lookup that started before it must not fill the cache.
 let epoch = 0;
@@ -41,6 +47,11 @@ export default {
     if (route.status === "expired") {
       return platformError(410, "expired", route.message || "This temporary deployment expired.");
     }
+    if (route.status === "moved") {
+      // Claimed into another account: the message names the new URL. No redirect: the old URL
+      // is gone for good, and following it silently would hide that from the caller.
+      return platformError(410, "moved", route.message || "This Worker moved.");
+    }
     if (route.status !== "ok") {
       return platformError(404, route.status, route.message || `No Worker is served at ${host}.`);
     }
@@ -50,7 +61,7 @@ export default {
 
     let worker;
     try {
-      worker = await workerFor(env, ctx, route.version_id);
+      worker = await workerFor(env, ctx, route.version_id, route.tail === true);
     } catch (err) {
       return platformError(503, "unavailable", "The platform could not load this Worker; try again shortly.", {
         "retry-after": "1",
@@ -164,22 +175,30 @@ function remember(host, route) {
   routes.set(host, { route, at: Date.now() });
 }
 
-async function workerFor(env, ctx, versionId) {
-  if (loaded.has(versionId)) {
+// A tailed Worker runs in an isolate of its own, loaded with a tail; the untailed one keeps serving
+// when the last tail closes, so Workers nobody tails pay nothing for tails.
+async function workerFor(env, ctx, versionId, tailed) {
+  const key = tailed ? `${versionId}:tail` : versionId;
+  if (loaded.has(key)) {
     // The loader may still ask again (it does not promise to keep an isolate).
-    return env.LOADER.get(versionId, () => loadCode(env, ctx, versionId));
+    return env.LOADER.get(key, () => loadCode(env, ctx, versionId, tailed));
   }
   // Fetch the code before asking the loader, so a control-plane failure is a retryable 503 rather
-  // than a failed isolate cached under this version id.
-  const code = await shared(codeLookups, versionId, () => loadCode(env, ctx, versionId));
-  const worker = env.LOADER.get(versionId, () => code);
-  loaded.add(versionId);
+  // than a failed isolate cached under this key.
+  const code = await shared(codeLookups, key, () => loadCode(env, ctx, versionId, tailed));
+  const worker = env.LOADER.get(key, () => code);
+  loaded.add(key);
   return worker;
 }
 
-async function loadCode(env, ctx, versionId) {
+async function loadCode(env, ctx, versionId, tailed) {
   const version = await internalGet(env, `/internal/v1/versions/${encodeURIComponent(versionId)}`);
-  return workerCode(env, ctx, version);
+  const code = workerCode(env, ctx, version);
+  if (tailed) {
+    const props = { account_id: version.account_id, script: version.script, version_id: versionId };
+    code.tails = [ctx.exports.TailSink({ props })];
+  }
+  return code;
 }
 
 function workerCode(env, ctx, version) {
@@ -200,9 +219,13 @@ function workerCode(env, ctx, version) {
 
 // What a tenant finds in `env`: its vars, secrets and JSON bindings as the control plane decrypted
 // them. Bindings backed by the platform (KV, assets, ...) are added here as RPC stubs whose props
-// the platform sets, e.g. ctx.exports.KV({props: {namespaceId}}).
+// the platform sets: the tenant cannot read or change them (workerd-facts §6b).
 function tenantEnv(env, ctx, version) {
-  return { ...version.env };
+  const tenant = { ...version.env };
+  for (const { name, namespace_id } of version.kv_namespaces ?? []) {
+    tenant[name] = ctx.exports.KV({ props: { ns: namespace_id } });
+  }
+  return tenant;
 }
 
 function moduleSource(module) {
