@@ -167,7 +167,9 @@ def _wait_until_ready(server: subprocess.Popen[bytes], url: str, log: Path) -> N
     raise RuntimeError(f"mayfly serve did not answer:\n{log.read_text(errors='replace')}")
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running in the main thread
+# while it is started, and later tests that call asyncio.run() would fail.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     if not Path(CHROMIUM).exists():
         pytest.fail("Chromium is missing: apt-get install chromium (.ci/run does)")
@@ -175,7 +177,7 @@ def playwright() -> Iterator[Playwright]:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
     yield chromium
