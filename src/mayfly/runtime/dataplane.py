@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from mayfly.runtime.asset_workers import asset_worker_modules, find_asset_workers
 from mayfly.runtime.config import (
     DISPATCHER_MODULES,
     SECRET_ENV_VAR,
@@ -144,9 +145,14 @@ class DataPlane:
         directory = Path(tempfile.mkdtemp(prefix="mayfly-runtime-"))
         self._dirs.append(directory)
         directory.chmod(0o755)
-        for name in DISPATCHER_MODULES:
+        modules = {
+            name: resources.files("mayfly.runtime").joinpath(name).read_bytes()
+            for name in DISPATCHER_MODULES
+        }
+        modules.update(asset_worker_modules(find_asset_workers()))
+        for name, source in modules.items():
             module = directory / name
-            module.write_bytes(resources.files("mayfly.runtime").joinpath(name).read_bytes())
+            module.write_bytes(source)
             module.chmod(0o644)
         return directory
 

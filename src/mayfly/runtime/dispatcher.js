@@ -3,7 +3,9 @@
 // id) and forwards the request. The supervisor reaches the `Admin` entrypoint through the shard's
 // private admin socket for health probes and route invalidations. The entrypoints handed to tenants
 // live in their own modules and are re-exported here (ctx.exports only sees the main module's):
-// KV (kv.js) backs KV bindings, TailSink (tail.js) receives the trace items of tailed Workers.
+// KV (kv.js) backs KV bindings, TailSink (tail.js) receives the trace items of tailed Workers,
+// AssetsBinding (assets.js) is an assets binding. A version with static assets is served through
+// assets.js: Cloudflare's router and asset-worker decide what the Worker sees.
 //
 // Bindings (rendered by mayfly/runtime/config.py):
 //   LOADER           Worker Loader
@@ -14,8 +16,11 @@
 
 import { WorkerEntrypoint } from "cloudflare:workers";
 
+import { assetsBindingEnv, knownSite, rememberSite, serveSite } from "./assets.js";
+
 export { KV } from "./kv.js";
 export { TailSink } from "./tail.js";
+export { AssetsBinding } from "./assets.js";
 
 const SECRET_HEADER = "x-mayfly-internal-secret";
 // Any Host header makes a cache entry: bound them (the oldest answer goes first).
@@ -24,9 +29,11 @@ const MAX_ROUTES = 10000;
 // host -> {route, at}: answers of the control plane, fresh for routeTtlMs, usable up to
 // staleRouteMs when the control plane fails.
 const routes = new Map();
-// host -> Promise<route>, version id -> Promise<code>: one lookup in flight per key.
+// host -> Promise<route>, version id -> Promise<code> or Promise<{site, version}>: one lookup in
+// flight per key.
 const routeLookups = new Map();
 const codeLookups = new Map();
+const siteLookups = new Map();
 // Loader keys whose isolate the loader already holds (the loader never evicts them): a version id,
 // or `${versionId}:tail` for the same version loaded with a tail while someone tails it.
 const loaded = new Set();
@@ -59,15 +66,17 @@ export default {
       return platformError(410, "expired", "This temporary deployment expired.");
     }
 
-    let worker;
+    let site;
+    let worker = null;
     try {
-      worker = await workerFor(env, ctx, route.version_id, route.tail === true);
+      ({ site, worker } = await tenantFor(env, ctx, route.version_id, route.tail === true));
     } catch (err) {
       return platformError(503, "unavailable", "The platform could not load this Worker; try again shortly.", {
         "retry-after": "1",
       });
     }
-    return runWithDeadline(worker, request, settings(env).requestTimeoutMs);
+    const run = (req) => runWithDeadline(worker, req, settings(env).requestTimeoutMs);
+    return site.assets ? serveSite(env, ctx, site, request, worker && run) : run(request);
   },
 };
 
@@ -175,9 +184,24 @@ function remember(host, route) {
   routes.set(host, { route, at: Date.now() });
 }
 
+// A version's site (assets.js: {hasWorker, assets}) and its Worker (null for an assets-only one).
+// The version is asked once: a new one's answer also makes its code.
+async function tenantFor(env, ctx, versionId, tailed) {
+  let site = knownSite(versionId);
+  let version;
+  if (site === undefined) {
+    ({ site, version } = await shared(siteLookups, versionId, async () => {
+      const answer = await internalGet(env, `/internal/v1/versions/${encodeURIComponent(versionId)}`);
+      return { site: await rememberSite(answer), version: answer };
+    }));
+  }
+  const worker = site.hasWorker ? await workerFor(env, ctx, versionId, tailed, version) : null;
+  return { site, worker };
+}
+
 // A tailed Worker runs in an isolate of its own, loaded with a tail; the untailed one keeps serving
 // when the last tail closes, so Workers nobody tails pay nothing for tails.
-async function workerFor(env, ctx, versionId, tailed) {
+async function workerFor(env, ctx, versionId, tailed, version) {
   const key = tailed ? `${versionId}:tail` : versionId;
   if (loaded.has(key)) {
     // The loader may still ask again (it does not promise to keep an isolate).
@@ -185,14 +209,14 @@ async function workerFor(env, ctx, versionId, tailed) {
   }
   // Fetch the code before asking the loader, so a control-plane failure is a retryable 503 rather
   // than a failed isolate cached under this key.
-  const code = await shared(codeLookups, key, () => loadCode(env, ctx, versionId, tailed));
+  const code = await shared(codeLookups, key, () => loadCode(env, ctx, versionId, tailed, version));
   const worker = env.LOADER.get(key, () => code);
   loaded.add(key);
   return worker;
 }
 
-async function loadCode(env, ctx, versionId, tailed) {
-  const version = await internalGet(env, `/internal/v1/versions/${encodeURIComponent(versionId)}`);
+async function loadCode(env, ctx, versionId, tailed, version) {
+  version ??= await internalGet(env, `/internal/v1/versions/${encodeURIComponent(versionId)}`);
   const code = workerCode(env, ctx, version);
   if (tailed) {
     const props = { account_id: version.account_id, script: version.script, version_id: versionId };
@@ -225,6 +249,7 @@ function tenantEnv(env, ctx, version) {
   for (const { name, namespace_id } of version.kv_namespaces ?? []) {
     tenant[name] = ctx.exports.KV({ props: { ns: namespace_id } });
   }
+  Object.assign(tenant, assetsBindingEnv(ctx, version));
   return tenant;
 }
 
