@@ -239,6 +239,12 @@ def test_quotas_on_temporary_accounts(client: TestClient, account: dict[str, Any
         {"run_worker_first": ["!/only-negative"]},
         {"unknown_key": 1},
         {"base_path": "docs"},
+        {"base_path": "//evil.example"},
+        {"base_path": "https://x/"},
+        {"base_path": "/a%2f"},
+        {"base_path": "/a?b"},
+        {"base_path": "/a\\b"},
+        {"run_worker_first": ["/*a*a*b"]},
     ],
 )
 def test_bad_asset_configs(
@@ -308,3 +314,16 @@ def test_deleting_a_worker_collects_its_unreferenced_assets(
             .where(tables.asset_files.c.account_id == account["id"])
         ).scalar_one()
     assert left == 0
+
+
+def test_asset_navigation_flags_are_allowed(client: TestClient, account: dict[str, Any]) -> None:
+    completion, _ = upload_assets(client, account, "site", SITE)
+    response = client.put(
+        f"accounts/{account['id']}/workers/scripts/site",
+        headers=auth(account["apiToken"]),
+        **upload_body(
+            compatibility_flags=["assets_navigation_prefers_asset_serving"],
+            assets={"jwt": completion, "config": {"base_path": "/docs/../docs/"}},
+        ),
+    )
+    assert response.status_code == 200, response.text

@@ -79,12 +79,39 @@ def check_manifest(manifest: Any, limits: Limits) -> dict[str, dict[str, Any]]:
     return out
 
 
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z\d+.-]*:")
+MAX_STARS_PER_RULE = 2  # the router's glob regexes backtrack: /*a*a*b on a long path takes seconds
+
+
+def check_base_path(value: Any) -> None:
+    """The asset-worker's own rules (normalizeBasePath): it refuses to serve anything else."""
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise ValidationError("assets.config.base_path must be a path starting with '/'.")
+    if value.startswith("//") or SCHEME.match(value):
+        raise ValidationError("assets.config.base_path must be a pathname, not a URL.")
+    for bad, what in (
+        ("\\", "backslashes"),
+        ("?", "query strings"),
+        ("#", "fragments"),
+        ("%", "percent-encoded sequences"),
+    ):
+        if bad in value:
+            raise ValidationError(f"assets.config.base_path must not contain {what}.")
+    if CONTROL_CHARACTER.search(value):
+        raise ValidationError("assets.config.base_path must not contain control characters.")
+
+
 def check_rules(rules: list[Any]) -> None:
     if len(rules) > 100:
         raise ValidationError("run_worker_first allows at most 100 rules.")
     if not all(isinstance(r, str) and len(r) < 100 and r.startswith(("/", "!/")) for r in rules):
         raise ValidationError(
             "run_worker_first rules are strings under 100 characters starting with '/' or '!/'."
+        )
+    if any(r.count("*") > MAX_STARS_PER_RULE for r in rules):
+        raise ValidationError(
+            f"run_worker_first rules may use '*' at most {MAX_STARS_PER_RULE} times each."
         )
     if not any(r.startswith("/") for r in rules):
         raise ValidationError("run_worker_first needs at least one non-negative rule.")
@@ -104,9 +131,7 @@ def check_config(config: Any, has_worker: bool) -> dict[str, Any]:
         raise ValidationError(
             f"assets.config.not_found_handling must be one of {NOT_FOUND_HANDLING}."
         )
-    base_path = config.get("base_path", "/")
-    if not isinstance(base_path, str) or not base_path.startswith("/"):
-        raise ValidationError("assets.config.base_path must start with '/'.")
+    check_base_path(config.get("base_path", "/"))
     first = config.get("run_worker_first", False)
     if isinstance(first, list):
         check_rules(first)

@@ -40,6 +40,8 @@ ALLOWED_FLAGS = frozenset(
         "allow_custom_ports",
         "expose_global_message_channel",
         "enable_request_signal",
+        "assets_navigation_prefers_asset_serving",
+        "assets_navigation_has_no_effect",
     }
 )
 
