@@ -1,4 +1,5 @@
-"""A fake of the control plane's internal API (routes and versions), for the dispatcher's tests.
+"""A fake of the control plane's internal API (routes, versions, KV values, tail events), for the
+dispatcher's tests.
 
 It answers as src/mayfly/api/internal.py does, counts what it is asked, and can be made slow or
 unavailable.
@@ -31,6 +32,8 @@ class FakeControlPlane:
         self.route_lookups: collections.Counter[str] = collections.Counter()
         self.version_fetches: collections.Counter[str] = collections.Counter()
         self.refused = 0  # requests without the right secret
+        self.kv: dict[tuple[str, str], bytes] = {}  # (namespace id, key) -> value
+        self.tail_batches: list[dict[str, Any]] = []
 
     def serve(self, host: str, version_id: str, **route: Any) -> None:
         self.routes[host] = {
@@ -61,6 +64,7 @@ class FakeControlPlane:
         main: str = "index.js",
         env: dict[str, Any] | None = None,
         flags: list[str] | None = None,
+        kv: dict[str, str] | None = None,
     ) -> None:
         self.versions[version_id] = {
             "version_id": version_id,
@@ -71,7 +75,9 @@ class FakeControlPlane:
             "compatibility_flags": flags or [],
             "modules": modules,
             "env": env or {},
-            "kv_namespaces": [],
+            "kv_namespaces": [
+                {"name": name, "namespace_id": ns} for name, ns in (kv or {}).items()
+            ],
         }
 
     def app(self) -> ASGIApp:
@@ -79,6 +85,8 @@ class FakeControlPlane:
             routes=[
                 Route("/internal/v1/route", self._route),
                 Route("/internal/v1/versions/{version_id}", self._version),
+                Route("/internal/v1/kv/{namespace_id}", self._kv, methods=["GET", "PUT", "DELETE"]),
+                Route("/internal/v1/tail-events", self._tail_events, methods=["POST"]),
             ]
         )
 
@@ -117,3 +125,28 @@ class FakeControlPlane:
         if version_id not in self.versions:
             return JSONResponse({"error": "not found"}, status_code=404)
         return JSONResponse(self.versions[version_id])
+
+    async def _kv(self, request: Request) -> Response:
+        """Values only: no metadata, expiry or listing (tests/runtime/test_kv.py has the real one)."""
+        refused = self._refuse(request)
+        if refused is not None:
+            return refused
+        await asyncio.sleep(self.delay)
+        entry = (request.path_params["namespace_id"], request.query_params["key"])
+        if request.method == "PUT":
+            self.kv[entry] = await request.body()
+        elif request.method == "DELETE":
+            self.kv.pop(entry, None)
+        elif entry not in self.kv:
+            return JSONResponse({"error": "not found"}, status_code=404)
+        else:
+            return Response(self.kv[entry], headers={"x-mayfly-kv-metadata": "null"})
+        return JSONResponse({"ok": True})
+
+    async def _tail_events(self, request: Request) -> Response:
+        refused = self._refuse(request)
+        if refused is not None:
+            return refused
+        await asyncio.sleep(self.delay)
+        self.tail_batches.append(await request.json())
+        return JSONResponse({"delivered": 0})

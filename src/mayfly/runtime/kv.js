@@ -72,15 +72,26 @@ export class KV extends WorkerEntrypoint {
   }
 }
 
-function call(binding, method, pathAndQuery, init = {}) {
+// The control plane must answer within controlPlaneTimeoutMs; a value's body may then take as long
+// as the tenant takes to read it (a "stream" read).
+async function call(binding, method, pathAndQuery, init = {}) {
   const { env, ctx } = binding;
   const ns = encodeURIComponent(ctx.props.ns);
-  return env.CONTROL_PLANE.fetch(`http://control-plane/internal/v1/kv/${ns}${pathAndQuery}`, {
-    method,
-    body: init.body,
-    headers: { [SECRET_HEADER]: env.INTERNAL_SECRET, ...(init.headers ?? {}) },
-    signal: AbortSignal.timeout(env.SETTINGS.controlPlaneTimeoutMs),
-  });
+  const controller = new AbortController();
+  const timer = setTimeout(
+    () => controller.abort(new Error("KV: the platform did not answer in time; try again.")),
+    env.SETTINGS.controlPlaneTimeoutMs,
+  );
+  try {
+    return await env.CONTROL_PLANE.fetch(`http://control-plane/internal/v1/kv/${ns}${pathAndQuery}`, {
+      method,
+      body: init.body,
+      headers: { [SECRET_HEADER]: env.INTERNAL_SECRET, ...(init.headers ?? {}) },
+      signal: controller.signal,
+    });
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 // A 4xx/5xx becomes an Error with the control plane's message, as Cloudflare's "KV PUT failed: 400 …".
