@@ -327,3 +327,57 @@ def test_asset_navigation_flags_are_allowed(client: TestClient, account: dict[st
         ),
     )
     assert response.status_code == 200, response.text
+
+
+def test_redirects_and_headers_are_stored_parsed(
+    client: TestClient, account: dict[str, Any], platform: Platform
+) -> None:
+    """§7.5: the raw _redirects/_headers text is kept and their rules are stored in the
+    asset-worker's format; skipped lines are reported in the upload's messages."""
+    redirects = "/old-about /about 301\n/blog/* /posts/:splat\n/* /index.html 200\n/bad /x 404\n"
+    headers = "/*\n  X-Frame-Options: DENY\n/css/*\n  Cache-Control: max-age=60\n  ! ETag\n"
+    config = {"html_handling": "auto-trailing-slash", "_redirects": redirects, "_headers": headers}
+    completion, _ = upload_assets(client, account, "site", SITE)
+    response = client.put(
+        f"accounts/{account['id']}/workers/scripts/site",
+        headers=auth(account["apiToken"]),
+        **upload_body(assets={"jwt": completion, "config": config}),
+    )
+    assert response.status_code == 200, response.text
+    messages = [m["message"] for m in response.json()["messages"]]
+    assert len(messages) == 2
+    assert messages[0].startswith("Skipped in _redirects:3 (/* /index.html 200): Infinite loop")
+    assert messages[1].startswith("Skipped in _redirects:4 (/bad /x 404): Valid status codes")
+    stored = platform.services.routing.version_code(response.json()["result"]["deployment_id"])
+    assert stored["assets"]["config"] == {
+        **config,
+        "redirects": {
+            "version": 1,
+            "staticRules": {"/old-about": {"status": 301, "to": "/about", "lineNumber": 1}},
+            "rules": {"/blog/*": {"status": 302, "to": "/posts/:splat"}},
+        },
+        "headers": {
+            "version": 2,
+            "rules": {
+                "/*": {"set": {"x-frame-options": "DENY"}},
+                "/css/*": {"set": {"cache-control": "max-age=60"}, "unset": ["ETag"]},
+            },
+        },
+    }
+
+
+def test_unparseable_rule_files_are_deployed_without_rules(
+    client: TestClient, account: dict[str, Any], platform: Platform
+) -> None:
+    completion, _ = upload_assets(client, account, "site", SITE)
+    config = {"_redirects": "".join(f"nonsense{i}\n" for i in range(30)), "_headers": "# none\n"}
+    response = client.put(
+        f"accounts/{account['id']}/workers/scripts/site",
+        headers=auth(account["apiToken"]),
+        **upload_body(assets={"jwt": completion, "config": config}),
+    )
+    assert response.status_code == 200, response.text
+    messages = [m["message"] for m in response.json()["messages"]]
+    assert len(messages) == 21 and messages[-1] == "… and 10 more in _redirects."
+    stored = platform.services.routing.version_code(response.json()["result"]["deployment_id"])
+    assert stored["assets"]["config"] == config

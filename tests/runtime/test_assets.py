@@ -286,3 +286,28 @@ def test_small_files_are_asked_once_per_shard(live: LivePlatform, account: dict[
         expect(live.get(host, "/"), 200, "cached home")
     fetches = [p for p in live.internal.paths if p.startswith("/internal/v1/assets/")]
     assert 1 <= len(fetches) <= live.settings.shards
+
+
+def test_redirects_and_headers_files(live: LivePlatform, account: dict[str, Any]) -> None:
+    """§7.5 end to end: the raw files as wrangler sends them, parsed by the control plane and
+    applied by the asset-worker (redirects before html handling, headers on asset responses)."""
+    config = {
+        "_redirects": "# moved\n/old-about /about 301\n/* /index.html 200\n/news/* /posts/:splat\n",
+        "_headers": "/docs/*\n  X-Frame-Options: DENY\n  ! ETag\n",
+    }
+    deploy_site(live, account, "rules", FILES, config)
+    host = live.host(account, "rules")
+    moved = live.get(host, "/old-about?x=1")
+    assert (moved.status_code, moved.headers["location"]) == (301, "/about?x=1")
+    # /* /index.html 200 loops, so it was dropped: a missing page is still a 404.
+    assert live.get(host, "/missing").status_code == 404
+    splat = live.get(host, "/news/2024/hello")
+    assert (splat.status_code, splat.headers["location"]) == (302, "/posts/2024/hello")
+    # html handling still applies to paths no rule matches
+    expect(live.get(host, "/blog/post"), 200, "/blog/post.html")
+    guide = live.get(host, "/docs/guide/")
+    assert (guide.status_code, guide.text) == (200, "/docs/guide/index.html")
+    assert guide.headers["x-frame-options"] == "DENY"
+    assert "etag" not in guide.headers
+    about = live.get(host, "/about")
+    assert "x-frame-options" not in about.headers and "etag" in about.headers

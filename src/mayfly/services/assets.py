@@ -9,6 +9,7 @@ never shared across accounts.
 from __future__ import annotations
 
 import base64
+import logging
 import re
 import secrets
 from dataclasses import dataclass
@@ -20,8 +21,11 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from mayfly.errors import InvalidToken, ValidationError
 from mayfly.model import Account
+from mayfly.services.asset_rules import RuleWarning, parse_headers, parse_redirects
 from mayfly.services.context import ServiceContext
 from mayfly.storage.tables import asset_files, asset_upload_sessions
+
+log = logging.getLogger("mayfly.assets")
 
 TOKEN_LIFETIME = timedelta(hours=1)
 HASH_RE = re.compile(r"^[0-9a-f]{16,64}$")
@@ -117,7 +121,12 @@ def check_rules(rules: list[Any]) -> None:
         raise ValidationError("run_worker_first needs at least one non-negative rule.")
 
 
-def check_config(config: Any, has_worker: bool) -> dict[str, Any]:
+def check_config(
+    config: Any, has_worker: bool, messages: list[str] | None = None
+) -> dict[str, Any]:
+    """Validate metadata.assets.config; the stored config adds the parsed _redirects/_headers
+    rules (`redirects`, `headers`, the asset-worker's format). Lines skipped in those files become
+    `messages` (the upload response's), or debug logs without a list."""
     if config is None:
         return {}
     if not isinstance(config, dict):
@@ -142,7 +151,33 @@ def check_config(config: Any, has_worker: bool) -> dict[str, Any]:
     for key in ("_redirects", "_headers"):
         if key in config and (not isinstance(config[key], str) or len(config[key]) > 200_000):
             raise ValidationError(f"assets.config.{key} must be the file's text (at most 200 kB).")
-    return dict(config)
+    out = dict(config)
+    # As miniflare: a file in which nothing is valid adds no rules, and is no error.
+    if "_redirects" in config:
+        redirects, warnings = parse_redirects(config["_redirects"], config.get("html_handling"))
+        if redirects is not None:
+            out["redirects"] = redirects
+        _report("_redirects", warnings, messages)
+    if "_headers" in config:
+        headers, warnings = parse_headers(config["_headers"])
+        if headers is not None:
+            out["headers"] = headers
+        _report("_headers", warnings, messages)
+    return out
+
+
+MAX_RULE_MESSAGES = 20  # per file: a file of garbage should not make a huge upload response
+
+
+def _report(filename: str, warnings: list[RuleWarning], messages: list[str] | None) -> None:
+    lines = [f"Skipped in {w.render(filename)}" for w in warnings]
+    for line in lines:
+        log.debug("%s", line)
+    if messages is None:
+        return
+    messages.extend(lines[:MAX_RULE_MESSAGES])
+    if len(lines) > MAX_RULE_MESSAGES:
+        messages.append(f"… and {len(lines) - MAX_RULE_MESSAGES} more in {filename}.")
 
 
 def buckets_for(missing: list[tuple[str, int]]) -> list[list[str]]:
@@ -313,9 +348,16 @@ class AssetService:
     # -- attaching to a version ------------------------------------------------------------------
 
     def resolve_for_version(
-        self, conn: Connection, account: Account, script: str, assets: Any, has_worker: bool
+        self,
+        conn: Connection,
+        account: Account,
+        script: str,
+        assets: Any,
+        has_worker: bool,
+        messages: list[str] | None = None,
     ) -> dict[str, Any] | None:
-        """metadata.assets → what a version stores: {config, manifest {path: hash}}."""
+        """metadata.assets → what a version stores: {config, manifest {path: hash}}; lines
+        skipped in _redirects/_headers are added to `messages`."""
         if assets is None:
             return None
         if not isinstance(assets, dict) or not isinstance(assets.get("jwt"), str):
@@ -337,7 +379,7 @@ class AssetService:
                 "Some assets of this deployment were never uploaded; deploy again."
             )
         return {
-            "config": check_config(assets.get("config"), has_worker),
+            "config": check_config(assets.get("config"), has_worker, messages),
             "manifest": {path: entry["hash"] for path, entry in session.manifest.items()},
         }
 

@@ -215,7 +215,7 @@ class ScriptService:
                         select(versions.c.bindings).where(versions.c.id == row.current_version_id)
                     ).scalar_one()
                 assets = self.assets.resolve_for_version(
-                    conn, account, name, plan.assets, plan.has_worker
+                    conn, account, name, plan.assets, plan.has_worker, plan.messages
                 )
                 bindings = resolve_bindings(
                     conn,
