@@ -30,7 +30,13 @@ UNSET_OPERATOR = "! "
 HEADER_SEPARATOR = ":"
 
 # ECMAScript's WhiteSpace and LineTerminator (`\s`, String.prototype.trim); Python's differ.
-_JS_SPACE = "\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+_JS_SPACE = "".join(
+    [
+        "\t\n\v\f\r \u00a0\u1680",
+        *map(chr, range(0x2000, 0x200B)),
+        "\u2028\u2029\u202f\u205f\u3000\ufeff",
+    ]
+)
 _JS_SPACES = re.compile(f"[{_JS_SPACE}]+")
 _TRAILING_COMMENT = re.compile(f"[{_JS_SPACE}]+#[^\n\r\u2028\u2029]*\\Z")
 SPLAT = re.compile(r"\*")
@@ -476,17 +482,13 @@ def _has_host(url: str) -> bool:
 
 # -- JavaScript semantics ----------------------------------------------------------------------------
 
-_JS_TRIM = (
-    "".join(chr(c) for c in [*map(ord, "\t\n\v\f\r \u00a0\u1680"), *range(0x2000, 0x200B)])
-    + "\u2028\u2029\u202f\u205f\u3000\ufeff"
-)
 _DECIMAL = re.compile(r"[+-]?(?:Infinity|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)")
 _RADIX = {"0x": 16, "0o": 8, "0b": 2}
 _RADIX_DIGITS = {16: "[0-9a-fA-F]+", 8: "[0-7]+", 2: "[01]+"}
 
 
 def _js_trim(text: str) -> str:
-    return text.strip(_JS_TRIM)
+    return text.strip(_JS_SPACE)
 
 
 def _js_number(text: str) -> float:
