@@ -60,12 +60,12 @@ def test_trailing_slash_base_url_double_slashes(client: TestClient) -> None:
     assert response.status_code == 200
 
 
-def test_api_paths_outside_client_v4_say_where_the_api_is(client: TestClient) -> None:
-    response = client.get("http://testserver/accounts")
-    assert response.status_code == 404
-    error = response.json()["errors"][0]
-    assert error["code"] == 7003
-    assert "CLOUDFLARE_API_BASE_URL=http://localhost:8787/client/v4" in error["message"]
+def test_the_api_also_answers_without_the_client_v4_prefix(client: TestClient) -> None:
+    token = provision(client)["account"]["apiToken"]
+    response = client.get("http://testserver/accounts", headers=auth(token))
+    assert response.status_code == 200
+    missing = client.get("http://testserver/accounts/x/nothing-here", headers=auth(token))
+    assert missing.status_code == 404 and missing.json()["errors"][0]["code"] == 7003
 
 
 def test_the_root_sends_browsers_to_the_dashboard(client: TestClient) -> None:

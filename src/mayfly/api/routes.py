@@ -35,21 +35,13 @@ class CollapseSlashes:
         await self.app(scope, receive, send)
 
 
-API_PREFIXES = ("/accounts", "/user", "/memberships", "/provisioning", "/zones")
+API_PREFIXES = ("/client/v4", "/accounts", "/user", "/memberships", "/provisioning", "/zones")
 
 
 async def not_found(request: Request, exc: Exception) -> Response:
     path = request.url.path
-    if path.startswith("/client/v4"):
-        return failure(7003, f"No route for {request.method} {path}.", 404)
     if path.startswith(API_PREFIXES):
-        # wrangler pointed at the bare host (CLOUDFLARE_API_BASE_URL without /client/v4).
-        base = request.app.state.services.ctx.settings.public_url
-        return failure(
-            7003,
-            f"The Mayfly API lives under /client/v4: set CLOUDFLARE_API_BASE_URL={base}/client/v4.",
-            404,
-        )
+        return failure(7003, f"No route for {request.method} {path}.", 404)
     return JSONResponse({"error": "not found"}, status_code=404)
 
 
@@ -84,6 +76,9 @@ def build_public_app(services: Services, extra_routes: list[BaseRoute] | None = 
             *oauth.routes,
             *tail.socket_routes,
             *(extra_routes or []),
+            # wrangler builds URLs by concatenation, so a base URL without /client/v4 works
+            # against Cloudflare's stub servers too (spec §2); the API answers there as well.
+            *api_routes(),
         ],
         exception_handlers={
             MayflyError: mayfly_error_handler,
