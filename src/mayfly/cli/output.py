@@ -110,7 +110,7 @@ class Output:
         elif now - self._last_progress >= 1.0:
             # A pipe gets a percentage about once a second, on the same line.
             self._last_progress = now
-            click.echo(f" {percent}%", err=True, nl=False)
+            click.echo(f" {percent}%…", err=True, nl=False)
 
     def end(self, task: str, seconds: float) -> None:
         if self._task != task:
