@@ -14,8 +14,8 @@ from datetime import timedelta
 from sqlalchemy import Connection, delete, insert, select
 
 from mayfly.services import audit
+from mayfly.services.cleanup import delete_script_rows
 from mayfly.services.context import ServiceContext
-from mayfly.services.scripts import delete_script_rows
 from mayfly.storage.tables import (
     accounts,
     api_tokens,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mayfly.errors import ScriptNotFound, SecretNotFound, ValidationError
@@ -18,6 +18,7 @@ from mayfly.model import Account, Principal, as_utc, iso
 from mayfly.services import audit
 from mayfly.services.accounts import get_account
 from mayfly.services.assets import AssetService
+from mayfly.services.cleanup import collect_garbage_blobs, delete_script_rows
 from mayfly.services.context import ServiceContext
 from mayfly.services.uploads import BINDING_NAME_RE, DEFAULT_COMPATIBILITY_DATE, UploadPlan
 from mayfly.services.versions import (
@@ -29,9 +30,6 @@ from mayfly.services.versions import (
     store_version,
 )
 from mayfly.storage.tables import (
-    asset_files,
-    asset_upload_sessions,
-    blobs,
     deployments,
     modules,
     scripts,
@@ -530,59 +528,3 @@ class ScriptService:
     def account_of(self, account_id: str) -> Account | None:
         with self.ctx.db.read() as conn:
             return get_account(conn, account_id)
-
-
-def delete_script_rows(conn: Connection, script_id: str) -> None:
-    version_ids = select(versions.c.id).where(versions.c.script_id == script_id)
-    conn.execute(delete(deployments).where(deployments.c.script_id == script_id))
-    conn.execute(delete(modules).where(modules.c.version_id.in_(version_ids)))
-    conn.execute(delete(versions).where(versions.c.script_id == script_id))
-    conn.execute(delete(scripts).where(scripts.c.id == script_id))
-
-
-def collect_garbage_blobs(conn: Connection, ctx: ServiceContext, account_id: str) -> None:
-    """Delete the account's asset files and blobs that nothing references any more."""
-    wanted: set[str] = set()
-    for assets in conn.execute(
-        select(versions.c.assets).where(
-            versions.c.account_id == account_id, versions.c.assets.is_not(None)
-        )
-    ).scalars():
-        wanted.update((assets or {}).get("manifest", {}).values())
-    for manifest in conn.execute(
-        select(asset_upload_sessions.c.manifest).where(
-            asset_upload_sessions.c.account_id == account_id
-        )
-    ).scalars():
-        wanted.update(entry["hash"] for entry in manifest.values())
-    stale = [
-        digest
-        for digest in conn.execute(
-            select(asset_files.c.hash).where(asset_files.c.account_id == account_id)
-        ).scalars()
-        if digest not in wanted
-    ]
-    for start in range(0, len(stale), 500):
-        conn.execute(
-            delete(asset_files).where(
-                asset_files.c.account_id == account_id,
-                asset_files.c.hash.in_(stale[start : start + 500]),
-            )
-        )
-    referenced = set(
-        conn.execute(
-            select(modules.c.blob_sha256)
-            .join(versions, versions.c.id == modules.c.version_id)
-            .where(versions.c.account_id == account_id)
-        ).scalars()
-    )
-    referenced.update(
-        conn.execute(
-            select(asset_files.c.blob_sha256).where(asset_files.c.account_id == account_id)
-        ).scalars()
-    )
-    for digest in (
-        conn.execute(select(blobs.c.sha256).where(blobs.c.account_id == account_id)).scalars().all()
-    ):
-        if digest not in referenced:
-            ctx.blobs.delete_one(conn, account_id, digest)

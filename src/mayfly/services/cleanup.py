@@ -1,0 +1,72 @@
+"""Deleting what an account no longer uses: a Worker's rows, unreferenced asset files and blobs."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, delete, select
+
+from mayfly.services.context import ServiceContext
+from mayfly.storage.tables import (
+    asset_files,
+    asset_upload_sessions,
+    blobs,
+    deployments,
+    modules,
+    scripts,
+    versions,
+)
+
+
+def delete_script_rows(conn: Connection, script_id: str) -> None:
+    version_ids = select(versions.c.id).where(versions.c.script_id == script_id)
+    conn.execute(delete(deployments).where(deployments.c.script_id == script_id))
+    conn.execute(delete(modules).where(modules.c.version_id.in_(version_ids)))
+    conn.execute(delete(versions).where(versions.c.script_id == script_id))
+    conn.execute(delete(scripts).where(scripts.c.id == script_id))
+
+
+def collect_garbage_blobs(conn: Connection, ctx: ServiceContext, account_id: str) -> None:
+    """Delete the account's asset files and blobs that nothing references any more."""
+    wanted: set[str] = set()
+    for assets in conn.execute(
+        select(versions.c.assets).where(
+            versions.c.account_id == account_id, versions.c.assets.is_not(None)
+        )
+    ).scalars():
+        wanted.update((assets or {}).get("manifest", {}).values())
+    for manifest in conn.execute(
+        select(asset_upload_sessions.c.manifest).where(
+            asset_upload_sessions.c.account_id == account_id
+        )
+    ).scalars():
+        wanted.update(entry["hash"] for entry in manifest.values())
+    stale = [
+        digest
+        for digest in conn.execute(
+            select(asset_files.c.hash).where(asset_files.c.account_id == account_id)
+        ).scalars()
+        if digest not in wanted
+    ]
+    for start in range(0, len(stale), 500):
+        conn.execute(
+            delete(asset_files).where(
+                asset_files.c.account_id == account_id,
+                asset_files.c.hash.in_(stale[start : start + 500]),
+            )
+        )
+    referenced = set(
+        conn.execute(
+            select(modules.c.blob_sha256)
+            .join(versions, versions.c.id == modules.c.version_id)
+            .where(versions.c.account_id == account_id)
+        ).scalars()
+    )
+    referenced.update(
+        conn.execute(
+            select(asset_files.c.blob_sha256).where(asset_files.c.account_id == account_id)
+        ).scalars()
+    )
+    for digest in (
+        conn.execute(select(blobs.c.sha256).where(blobs.c.account_id == account_id)).scalars().all()
+    ):
+        if digest not in referenced:
+            ctx.blobs.delete_one(conn, account_id, digest)
