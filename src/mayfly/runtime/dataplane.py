@@ -25,6 +25,7 @@ from mayfly.runtime.config import (
     DispatcherSettings,
     render_config,
 )
+from mayfly.runtime.incidents import IncidentSink
 from mayfly.runtime.sandbox import Sandbox, checked_sandbox, plan_sandbox
 from mayfly.runtime.shard import ShardLauncher
 from mayfly.runtime.supervisor import Limits, Supervisor
@@ -54,8 +55,10 @@ class DataPlane:
         probe_interval: float = 0.25,
         startup_timeout: float = 15.0,
         drain_grace: float = 10.0,
+        on_incident: IncidentSink | None = None,
     ):
         self.settings = settings
+        self.on_incident = on_incident
         self.internal_url = internal_url
         self._secret = internal_secret
         self._command = tuple(command) if command else None
