@@ -1,7 +1,20 @@
-"""The database: engine, migrations, transactions. SQLite (WAL) by default, PostgreSQL at scale."""
+"""The database: engine, migrations, transactions. SQLite (WAL) by default, PostgreSQL at scale.
+
+Two sides, as Datasette splits them:
+
+- `begin()` is the write side: one transaction at a time per database file in this process (a
+  lock, then `BEGIN IMMEDIATE`, so writers queue here instead of spinning on SQLite's
+  busy_timeout or failing on a lock upgrade). Keep it short: hash, read blobs and scan text before
+  it, never inside.
+- `read()` is the read side: a plain deferred transaction on its own connections, which on WAL
+  never takes the write lock and never waits for a writer. The connections are read-only
+  (`PRAGMA query_only` on SQLite, a READ ONLY transaction on PostgreSQL): a write slipped into a
+  read path fails loudly instead of taking the lock.
+"""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +26,16 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.pool import NullPool
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+WRITE_LOCK_TIMEOUT = 60.0  # seconds; a writer stuck longer than this is a bug, not load
+
+_write_locks: dict[str, threading.Lock] = {}
+_write_locks_guard = threading.Lock()
+
+
+def _write_lock_for(key: str) -> threading.Lock:
+    """One lock per database file, shared by every Database object of this process."""
+    with _write_locks_guard:
+        return _write_locks.setdefault(key, threading.Lock())
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -24,6 +47,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _sqlite_read_only(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.close()
+
+
 def _sqlite_manual_transactions(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
 
@@ -32,45 +61,89 @@ def _sqlite_begin_immediate(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _sqlite_begin_deferred(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN")
+
+
+class WriteLockTimeout(RuntimeError):
+    pass
+
+
 class Database:
     def __init__(self, url: str):
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        self._write_lock: threading.Lock | None = None
         if self.is_sqlite:
             path = url.split("///", 1)[1] if "///" in url else ""
-            if path and path != ":memory:":
+            in_memory = path in ("", ":memory:")
+            if not in_memory:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
+            args = {"check_same_thread": False, "timeout": 10}
             self.engine: Engine = create_engine(
-                url,
-                connect_args={"check_same_thread": False, "timeout": 10},
-                poolclass=NullPool if path in ("", ":memory:") else None,
+                url, connect_args=args, poolclass=NullPool if in_memory else None
             )
             event.listen(self.engine, "connect", _sqlite_pragmas)
-            # Writers take SQLite's write lock up front (BEGIN IMMEDIATE) so that concurrent
-            # transactions queue on busy_timeout instead of failing on a lock upgrade.
             event.listen(self.engine, "connect", _sqlite_manual_transactions)
             event.listen(self.engine, "begin", _sqlite_begin_immediate)
+            self._write_lock = _write_lock_for(
+                str(Path(path).resolve()) if not in_memory else f"memory:{id(self)}"
+            )
+            if in_memory:
+                self.read_engine: Engine = self.engine  # one private database: no second side
+            else:
+                self.read_engine = create_engine(
+                    url, connect_args=args, pool_size=16, max_overflow=16
+                )
+                event.listen(self.read_engine, "connect", _sqlite_pragmas)
+                event.listen(self.read_engine, "connect", _sqlite_read_only)
+                event.listen(self.read_engine, "connect", _sqlite_manual_transactions)
+                event.listen(self.read_engine, "begin", _sqlite_begin_deferred)
         else:
             self.engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+            self.read_engine = create_engine(
+                url,
+                pool_size=10,
+                max_overflow=20,
+                pool_pre_ping=True,
+                execution_options={"postgresql_readonly": True},
+            )
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration (safe to run at every start)."""
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS_DIR))
-        with self.engine.begin() as connection:
+        with self._writer(), self.engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
     @contextmanager
+    def _writer(self) -> Iterator[None]:
+        if self._write_lock is None:
+            yield
+            return
+        if not self._write_lock.acquire(timeout=WRITE_LOCK_TIMEOUT):
+            raise WriteLockTimeout(
+                f"no write transaction could start within {WRITE_LOCK_TIMEOUT:.0f} s"
+            )
+        try:
+            yield
+        finally:
+            self._write_lock.release()
+
+    @contextmanager
     def begin(self) -> Iterator[Connection]:
-        """One transaction: committed on success, rolled back on any exception."""
-        with self.engine.begin() as connection:
+        """One write transaction: committed on success, rolled back on any exception."""
+        with self._writer(), self.engine.begin() as connection:
             yield connection
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        with self.engine.connect() as connection:
+        """One read-only transaction (a consistent snapshot); never waits for a writer."""
+        with self.read_engine.connect() as connection:
             yield connection
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()

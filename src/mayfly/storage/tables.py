@@ -59,6 +59,7 @@ memberships = Table(
     Column("user_id", String(32), ForeignKey("users.id"), primary_key=True),
     Column("account_id", String(32), ForeignKey("accounts.id"), primary_key=True),
     Column("role", String(32), nullable=False),
+    Index("ix_memberships_account_id", "account_id"),
 )
 
 api_tokens = Table(
@@ -74,6 +75,8 @@ api_tokens = Table(
     Column("expires_at", Timestamp, nullable=True),
     Column("revoked_at", Timestamp, nullable=True),
     Column("revoked_reason", String(32), nullable=True),
+    Index("ix_api_tokens_user_id", "user_id"),
+    Index("ix_api_tokens_account_id", "account_id"),
 )
 
 scripts = Table(
@@ -107,6 +110,10 @@ versions = Table(
     Column("source", String(32), nullable=False),
     Column("size", BigInteger, nullable=False),
     Column("assets", JSON, nullable=True),  # {config, manifest {path: hash}} or null
+    # Stored at upload so that listings never re-read or re-scan the modules' blobs.
+    Column("handlers", JSON, nullable=True),  # null only for versions stored before 0004
+    Column("author", String(320), nullable=True),
+    Index("ix_versions_script_id_number", "script_id", "number"),
 )
 
 modules = Table(
@@ -156,11 +163,17 @@ kv_entries = Table(
     "kv_entries",
     metadata,
     Column("namespace_id", String(32), ForeignKey("kv_namespaces.id"), primary_key=True),
-    Column("key", String(512), primary_key=True),
+    # Keys compare as bytes (prefix listing is a byte range): COLLATE "C" on PostgreSQL, SQLite's
+    # default BINARY elsewhere.
+    Column(
+        "key",
+        String(512).with_variant(String(512, collation="C"), "postgresql"),
+        primary_key=True,
+    ),
     Column("account_id", String(32), ForeignKey("accounts.id"), nullable=False, index=True),
     Column("value", LargeBinary, nullable=False),
     Column("metadata", JSON, nullable=True),
-    Column("expiration", BigInteger, nullable=True),
+    Column("expiration", BigInteger, nullable=True, index=True),
 )
 
 tombstones = Table(
@@ -171,7 +184,7 @@ tombstones = Table(
     Column("created_at", Timestamp, nullable=False),
     Column("expired_at", Timestamp, nullable=True),
     Column("deleted_at", Timestamp, nullable=False),
-    Column("keep_until", Timestamp, nullable=False),
+    Column("keep_until", Timestamp, nullable=False, index=True),
     # So that the claim page can say "expired" (410) rather than "unknown" after deletion.
     Column("claim_token_hash", String(64), nullable=True, index=True),
 )
@@ -183,7 +196,7 @@ audit_events = Table(
     Column("account_id", String(32), nullable=False, index=True),
     Column("event", String(64), nullable=False),
     Column("actor", String(320), nullable=False),
-    Column("created_at", Timestamp, nullable=False),
+    Column("created_at", Timestamp, nullable=False, index=True),
     Column("details", JSON, nullable=False),
 )
 
@@ -191,7 +204,7 @@ used_challenges = Table(
     "used_challenges",
     metadata,
     Column("id", String(32), primary_key=True),
-    Column("expires_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=False, index=True),
 )
 
 
@@ -256,5 +269,5 @@ asset_upload_sessions = Table(
     Column("manifest", JSON, nullable=False),
     Column("missing", JSON, nullable=False),
     Column("created_at", Timestamp, nullable=False),
-    Column("expires_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=False, index=True),
 )
