@@ -271,3 +271,42 @@ asset_upload_sessions = Table(
     Column("created_at", Timestamp, nullable=False),
     Column("expires_at", Timestamp, nullable=False, index=True),
 )
+
+
+# -- incidents and quarantine (issue 9) ---------------------------------------------------------
+
+incidents = Table(
+    "incidents",
+    metadata,
+    # One row per suspect Worker of a shard the data plane killed; rows sharing `incident_id` are
+    # one kill. Kept for the uncertain-suspect window (services/quarantine.py), then purged.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", String(32), nullable=False),
+    Column("account_id", String(32), nullable=False),
+    Column("script", String(64), nullable=False),
+    Column("version_id", String(36), nullable=False),
+    Column("kind", String(16), nullable=False),  # unresponsive | memory | crashed
+    Column("certain", Boolean, nullable=False),
+    Column("prime", Boolean, nullable=False),  # the data plane's prime suspect of that kill
+    Column("shard", String(64), nullable=False),
+    Column("detail", String(1000), nullable=False),
+    Column("created_at", Timestamp, nullable=False, index=True),
+    Index("ix_incidents_account_script", "account_id", "script", "created_at"),
+)
+
+quarantines = Table(
+    "quarantines",
+    metadata,
+    # Keyed by the Worker (account, script name), not the version: a new deploy does not lift it.
+    # The row outlives the quarantine: `strikes` (decaying) doubles the next cooldown.
+    Column("account_id", String(32), primary_key=True),
+    Column("script", String(64), primary_key=True),
+    Column("version_id", String(36), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("detail", String(1000), nullable=False),
+    Column("started_at", Timestamp, nullable=False),
+    Column("until", Timestamp, nullable=False),
+    Column("strikes", Integer, nullable=False),
+    Column("lifted_at", Timestamp, nullable=True),
+    Column("lifted_by", String(320), nullable=True),
+)

@@ -1,0 +1,62 @@
+"""incidents and quarantine: the suspects of every shard kill, and quarantined Workers
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-12-07 04:45:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "incidents",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("incident_id", sa.String(length=32), nullable=False),
+        sa.Column("account_id", sa.String(length=32), nullable=False),
+        sa.Column("script", sa.String(length=64), nullable=False),
+        sa.Column("version_id", sa.String(length=36), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("certain", sa.Boolean(), nullable=False),
+        sa.Column("prime", sa.Boolean(), nullable=False),
+        sa.Column("shard", sa.String(length=64), nullable=False),
+        sa.Column("detail", sa.String(length=1000), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_incidents")),
+    )
+    with op.batch_alter_table("incidents", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_incidents_account_script", ["account_id", "script", "created_at"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_incidents_created_at"), ["created_at"], unique=False)
+
+    op.create_table(
+        "quarantines",
+        sa.Column("account_id", sa.String(length=32), nullable=False),
+        sa.Column("script", sa.String(length=64), nullable=False),
+        sa.Column("version_id", sa.String(length=36), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("detail", sa.String(length=1000), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("until", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("strikes", sa.Integer(), nullable=False),
+        sa.Column("lifted_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("lifted_by", sa.String(length=320), nullable=True),
+        sa.PrimaryKeyConstraint("account_id", "script", name=op.f("pk_quarantines")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("quarantines")
+    with op.batch_alter_table("incidents", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_incidents_created_at"))
+        batch_op.drop_index("ix_incidents_account_script")
+    op.drop_table("incidents")
