@@ -11,7 +11,42 @@ from starlette.routing import Route
 
 from mayfly.api.auth import principal, services
 from mayfly.api.envelope import failure, ok, paginate
+from mayfly.api.openapi import (
+    BOOLEAN,
+    IDENTIFIER,
+    PAGE_QUERY,
+    STRING,
+    TIMESTAMP,
+    array,
+    component,
+    nullable,
+    obj,
+    operation,
+)
 from mayfly.model import Account, iso
+
+ACCOUNT = component(
+    "account",
+    obj(
+        {
+            "id": IDENTIFIER,
+            "name": STRING,
+            "type": STRING,
+            "created_on": TIMESTAMP,
+            "settings": obj({"enforce_twofactor": BOOLEAN}),
+            "mayfly": obj(
+                {
+                    "kind": {"type": "string", "enum": ["temporary", "permanent"]},
+                    "expires_at": nullable(TIMESTAMP),
+                    "subdomain": STRING,
+                }
+            ),
+        },
+        "id",
+        "name",
+    ),
+)
+TOKEN_STATUS = obj({"id": STRING, "status": STRING}, "id", "status")
 
 
 def render_account(account: Account) -> dict[str, Any]:
@@ -29,6 +64,12 @@ def render_account(account: Account) -> dict[str, Any]:
     }
 
 
+@operation(
+    "GET",
+    "Verify a user token (an account token answers 1000)",
+    operation_id="user-api-tokens-verify-token",
+    result=TOKEN_STATUS,
+)
 async def verify_user_token(request: Request) -> Response:
     who = await principal(request)
     if who.user_id is None:
@@ -42,6 +83,12 @@ async def verify_user_token(request: Request) -> Response:
     return ok({"id": who.token_id, "status": "active"})
 
 
+@operation(
+    "GET",
+    "Verify an account token",
+    operation_id="account-api-tokens-verify-token",
+    result=TOKEN_STATUS,
+)
 async def verify_account_token(request: Request) -> Response:
     who = await principal(request)
     if who.account_id != request.path_params["account_id"]:
@@ -49,6 +96,12 @@ async def verify_account_token(request: Request) -> Response:
     return ok({"id": who.token_id, "status": "active"})
 
 
+@operation(
+    "GET",
+    "The user behind a user token",
+    operation_id="user-user-details",
+    result=obj({"id": STRING, "email": nullable(STRING)}, "id"),
+)
 async def user(request: Request) -> Response:
     who = await principal(request)
     if who.user_id is None:
@@ -56,6 +109,14 @@ async def user(request: Request) -> Response:
     return ok({"id": who.user_id, "email": who.email})
 
 
+@operation(
+    "GET",
+    "The accounts this token reaches",
+    operation_id="accounts-list-accounts",
+    query=PAGE_QUERY,
+    result=array(ACCOUNT),
+    result_info=True,
+)
 async def list_accounts(request: Request) -> Response:
     who = await principal(request)
     found = await asyncio.to_thread(services(request).accounts.for_principal, who)
@@ -63,6 +124,7 @@ async def list_accounts(request: Request) -> Response:
     return ok(page, result_info=info)
 
 
+@operation("GET", "One account", operation_id="accounts-account-details", result=ACCOUNT)
 async def get_account(request: Request) -> Response:
     who = await principal(request)
     account = await asyncio.to_thread(
@@ -71,6 +133,24 @@ async def get_account(request: Request) -> Response:
     return ok(render_account(account))
 
 
+@operation(
+    "GET",
+    "The token's account memberships",
+    operation_id="user-s-account-memberships-list-memberships",
+    query=PAGE_QUERY,
+    result=array(
+        obj(
+            {
+                "id": STRING,
+                "status": STRING,
+                "account": obj({"id": IDENTIFIER, "name": STRING}),
+                "roles": array(STRING),
+                "permissions": {"type": "object"},
+            }
+        )
+    ),
+    result_info=True,
+)
 async def memberships(request: Request) -> Response:
     who = await principal(request)
     found = await asyncio.to_thread(services(request).accounts.for_principal, who)
