@@ -76,6 +76,23 @@ async def json_body(request: Request) -> dict[str, Any]:
     return data
 
 
+MAX_PAGE = 1_000_000
+
+
+def page_params(request: Request, default_per_page: int, maximum: int = 1000) -> tuple[int, int]:
+    """`page` (from 1) and `per_page` (clamped to 1..maximum) from the query string, or 400."""
+    from mayfly.errors import ValidationError
+
+    try:
+        page = int(request.query_params.get("page", "1"))
+        per_page = int(request.query_params.get("per_page", str(default_per_page)))
+    except ValueError as exc:
+        raise ValidationError("page and per_page must be whole numbers.") from exc
+    if not 1 <= page <= MAX_PAGE:
+        raise ValidationError(f"page must be between 1 and {MAX_PAGE}.")
+    return page, min(maximum, max(1, per_page))
+
+
 def paginate(
     items: list[Any], request: Request, default_per_page: int = 20
 ) -> tuple[list[Any], dict[str, Any]]:

@@ -9,7 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mayfly.api.auth import account_access, services
-from mayfly.api.envelope import failure, json_body, ok
+from mayfly.api.envelope import failure, json_body, ok, page_params
 from mayfly.api.uploads import read_upload
 from mayfly.errors import SecretNotFound, ValidationError
 from mayfly.model import Account, iso
@@ -95,12 +95,26 @@ async def post_version(request: Request) -> Response:
     return ok({**uploaded.version, "startup_time_ms": 0}, messages=uploaded.messages)
 
 
+VERSIONS_PER_PAGE = 100  # wrangler asks once, without page/per_page, and shows the newest 10
+
+
 async def list_versions(request: Request) -> Response:
+    """W16: newest first, a page at a time (`page`, `per_page` as Cloudflare's lists)."""
     _, account = await account_access(request)
-    items = await asyncio.to_thread(
-        services(request).scripts.list_versions, account, _script(request)
+    page, per_page = page_params(request, VERSIONS_PER_PAGE, maximum=VERSIONS_PER_PAGE)
+    items, total = await asyncio.to_thread(
+        services(request).scripts.list_versions, account, _script(request), page, per_page
     )
-    return ok({"items": items}, result_info={"count": len(items), "total_count": len(items)})
+    return ok(
+        {"items": items},
+        result_info={
+            "page": page,
+            "per_page": per_page,
+            "count": len(items),
+            "total_count": total,
+            "total_pages": (total + per_page - 1) // per_page,
+        },
+    )
 
 
 async def get_version(request: Request) -> Response:

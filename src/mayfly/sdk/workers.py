@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from mayfly.sdk.client import MayflyClient
 
 MALFORMED = 0
+VERSIONS_PER_PAGE = 100
 # What `secret put` uploads when the Worker does not exist yet (wrangler does the same, W9).
 DRAFT_MODULE = "index.js"
 DRAFT_SOURCE = (
@@ -42,12 +43,24 @@ class WorkersAPI:
     # -- versions and deployments ---------------------------------------------------------------
 
     def list_versions(self, account_id: str, script: str) -> list[WorkerVersion]:
-        """W16, newest first."""
-        result = self.client.call("GET", self._script(account_id, script) + "/versions")
-        items = result.get("items") if isinstance(result, dict) else None
-        if not isinstance(items, list):
-            raise MayflyAPIError(MALFORMED, "The versions list has no `items`.", 200)
-        return [_version(item) for item in items]
+        """W16, newest first: every page."""
+        out: list[WorkerVersion] = []
+        page = 1
+        while True:
+            body = self.client.envelope(
+                "GET",
+                self._script(account_id, script) + "/versions",
+                params={"page": page, "per_page": VERSIONS_PER_PAGE},
+            )
+            result = body.get("result")
+            items = result.get("items") if isinstance(result, dict) else None
+            if not isinstance(items, list):
+                raise MayflyAPIError(MALFORMED, "The versions list has no `items`.", 200)
+            out += [_version(item) for item in items]
+            total = (body.get("result_info") or {}).get("total_count")
+            if not items or not isinstance(total, int) or len(out) >= total:
+                return out
+            page += 1
 
     def get_version(self, account_id: str, script: str, version_id: str) -> WorkerVersion:
         """W17."""

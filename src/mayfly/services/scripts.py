@@ -24,6 +24,7 @@ from mayfly.services.uploads import BINDING_NAME_RE, DEFAULT_COMPATIBILITY_DATE,
 from mayfly.services.versions import (
     copy_version,
     detect_handlers,
+    prepare_code,
     public_binding,
     render_version,
     resolve_bindings,
@@ -104,15 +105,17 @@ class ScriptService:
         ).first()
 
     def _render(self, conn: Connection, row: Any, account: Account) -> dict[str, Any]:
-        main = conn.execute(
-            select(modules.c.blob_sha256).where(
-                modules.c.version_id == row.id, modules.c.name == row.main_module
-            )
-        ).scalar_one_or_none()
-        handlers = (
-            detect_handlers(self.ctx.blobs.get(conn, account.id, main)) if main is not None else []
-        )
-        return render_version(row, handlers, self._author(None, account))
+        """From what the upload stored; only versions stored before migration 0004 (no
+        `handlers`) have their main module read and scanned again."""
+        handlers = row.handlers
+        if handlers is None:
+            main = conn.execute(
+                select(modules.c.blob_sha256).where(
+                    modules.c.version_id == row.id, modules.c.name == row.main_module
+                )
+            ).scalar_one_or_none()
+            handlers = detect_handlers(self.ctx.blobs.get(conn, account.id, main)) if main else []
+        return render_version(row, handlers, row.author or self._author(None, account))
 
     def _deploy(
         self,
@@ -189,6 +192,7 @@ class ScriptService:
     ) -> Uploaded:
         now = self.ctx.clock.now()
         author = self._author(principal, account)
+        prepared = prepare_code(self.ctx.blobs, account.id, plan)  # slow: before the transaction
         try:
             with self.ctx.db.begin() as conn:
                 row = self._script_row(conn, account.id, name)
@@ -234,6 +238,8 @@ class ScriptService:
                     bindings=bindings,
                     source="wrangler",
                     now=now,
+                    prepared=prepared,
+                    author=author,
                     assets=assets,
                 )
                 deployment = None
@@ -348,15 +354,23 @@ class ScriptService:
             ).all()
         return [render_deployment(r) for r in rows]
 
-    def list_versions(self, account: Account, name: str) -> list[dict[str, Any]]:
+    def list_versions(
+        self, account: Account, name: str, page: int = 1, per_page: int = 100
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One page of the Worker's versions, newest first, and how many there are in all."""
         with self.ctx.db.read() as conn:
             row = self._require_script(conn, account.id, name)
+            total = conn.execute(
+                select(func.count()).select_from(versions).where(versions.c.script_id == row.id)
+            ).scalar_one()
             rows = conn.execute(
                 select(versions)
                 .where(versions.c.script_id == row.id)
                 .order_by(versions.c.number.desc())
+                .limit(per_page)
+                .offset((page - 1) * per_page)
             ).all()
-            return [self._render(conn, r, account) for r in rows]
+            return [self._render(conn, r, account) for r in rows], total
 
     def get_version(self, account: Account, name: str, version_id: str) -> dict[str, Any]:
         with self.ctx.db.read() as conn:
@@ -489,7 +503,7 @@ class ScriptService:
             if replacement is not None:
                 bindings.append(replacement)
             version_id = copy_version(
-                conn, current, bindings, {"workers/triggered_by": "secret"}, now
+                conn, current, bindings, {"workers/triggered_by": "secret"}, now, author
             )
             self._deploy(
                 conn,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +25,23 @@ def detect_handlers(main_source: bytes) -> list[str]:
     """A static guess at the exported handlers (Cloudflare learns them by running the script)."""
     text = main_source.decode("utf-8", "replace")
     return [h for h in HANDLER_NAMES if re.search(rf"\b{h}\s*(\(|:)", text)]
+
+
+@dataclass(frozen=True)
+class PreparedCode:
+    """What an upload computes before its write transaction: the handlers (a regex scan of the
+    main module) and each module's blob digest (hashed, and written when blobs are files)."""
+
+    handlers: list[str]
+    digests: list[str]  # in the order of plan.modules
+
+
+def prepare_code(blobs: BlobStore, account_id: str, plan: UploadPlan) -> PreparedCode:
+    main = next((m for m in plan.modules if m.name == plan.main_module), None)
+    return PreparedCode(
+        handlers=detect_handlers(main.data) if main is not None else [],
+        digests=[blobs.stage(account_id, m.data) for m in plan.modules],
+    )
 
 
 def resolve_bindings(
@@ -119,6 +137,7 @@ def copy_version(
     bindings: list[dict[str, Any]],
     annotations: dict[str, str],
     now: datetime,
+    author: str | None = None,
 ) -> str:
     """A new version with the same code (the same module blobs) and other bindings."""
     version_id = insert_version(
@@ -134,6 +153,8 @@ def copy_version(
         source=current.source,
         size=current.size,
         assets=current.assets,
+        handlers=current.handlers,
+        author=author if author is not None else current.author,
     )
     for module in conn.execute(select(modules).where(modules.c.version_id == current.id)).all():
         conn.execute(
@@ -158,6 +179,8 @@ def store_version(
     bindings: list[dict[str, Any]],
     source: str,
     now: datetime,
+    prepared: PreparedCode,
+    author: str,
     assets: dict[str, Any] | None = None,
 ) -> str:
     version_id = insert_version(
@@ -173,9 +196,11 @@ def store_version(
         source=source,
         size=plan.size,
         assets=assets,
+        handlers=prepared.handlers,
+        author=author,
     )
-    for module in plan.modules:
-        digest = blobs.put(conn, account_id, module.data)
+    for module, digest in zip(plan.modules, prepared.digests, strict=True):
+        blobs.put(conn, account_id, module.data, digest)
         conn.execute(
             insert(modules).values(
                 version_id=version_id,

@@ -31,8 +31,25 @@ class BlobStore:
         assert self.root is not None
         return self.root / account_id / digest[:2] / digest
 
-    def put(self, conn: Connection, account_id: str, data: bytes) -> str:
+    def stage(self, account_id: str, data: bytes) -> str:
+        """Hash, and write the file when blobs are files: the slow part of `put`, for before a
+        write transaction. Returns the digest to hand to `put`."""
         digest = sha256_hex(data)
+        if self.root is not None:
+            self._write_file(account_id, digest, data)
+        return digest
+
+    def _write_file(self, account_id: str, digest: str, data: bytes) -> None:
+        path = self._path(account_id, digest)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_bytes(data)
+            tmp.replace(path)
+
+    def put(self, conn: Connection, account_id: str, data: bytes, digest: str | None = None) -> str:
+        """Record a blob (`digest` from `stage`, or hashed here); returns its digest."""
+        digest = digest or sha256_hex(data)
         exists = conn.execute(
             select(blobs.c.sha256).where(blobs.c.account_id == account_id, blobs.c.sha256 == digest)
         ).first()
@@ -46,12 +63,9 @@ class BlobStore:
                 )
             )
         if self.root is not None:
-            path = self._path(account_id, digest)
-            if not path.exists():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(f".tmp{os.getpid()}")
-                tmp.write_bytes(data)
-                tmp.replace(path)
+            # Normally staged already (then only a stat); written here when it was not, or when a
+            # garbage collection removed the staged file meanwhile.
+            self._write_file(account_id, digest, data)
         return digest
 
     def has(self, conn: Connection, account_id: str, digest: str) -> bool:
