@@ -80,7 +80,12 @@ class Platform:
         """
         s = self.settings
         internal_sock = _bind("127.0.0.1", 0)
-        public = _uvicorn(self.public_app(), host=s.host, port=s.api_port)
+        public = _uvicorn(
+            self.public_app(),
+            host=s.host,
+            port=s.api_port,
+            forwarded_allow_ips=s.forwarded_allow_ips,
+        )
         internal = _uvicorn(self.internal_app())
         stop = _stop_on_signals()
         data_plane: Any = None
@@ -126,7 +131,12 @@ class Platform:
         return data_plane
 
 
-def _uvicorn(app: Any, host: str = "127.0.0.1", port: int = 0) -> QuietSignalsServer:
+def _uvicorn(
+    app: Any, host: str = "127.0.0.1", port: int = 0, forwarded_allow_ips: str = ""
+) -> QuietSignalsServer:
+    # Only a proxy listed in forwarded_allow_ips may say who the client is (X-Forwarded-For):
+    # every per-address limit reads the client address uvicorn puts in the scope.
+    trusted = [ip.strip() for ip in forwarded_allow_ips.split(",") if ip.strip()]
     return QuietSignalsServer(
         uvicorn.Config(
             app,
@@ -135,7 +145,8 @@ def _uvicorn(app: Any, host: str = "127.0.0.1", port: int = 0) -> QuietSignalsSe
             log_level="warning",
             lifespan="off",
             ws=TolerantWebSocketProtocol,  # wrangler tail sends an unmasked frame
-            proxy_headers=False,
+            proxy_headers=bool(trusted),
+            forwarded_allow_ips=trusted or None,
         )
     )
 

@@ -80,6 +80,58 @@ SETTINGS: tuple[Setting, ...] = (
         "Terms of service the agent accepts when provisioning.",
     ),
     Setting("privacy_url", "https://mayfly.invalid/privacy", "Privacy policy URL."),
+    Setting(
+        "forwarded_allow_ips",
+        "",
+        "Comma-separated addresses (or *) of trusted reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed; empty (the default): every limit keys on the peer.",
+    ),
+    Setting(
+        "signups_per_hour", 20, "Sign-ups one client address (IPv6: its /64) may make an hour.", int
+    ),
+    Setting("signups_per_minute_total", 60, "Sign-ups the whole server accepts a minute.", int),
+    Setting("logins_per_minute", 30, "Log-in attempts one client address may make a minute.", int),
+    Setting(
+        "logins_per_minute_total", 600, "Log-in attempts the whole server accepts a minute.", int
+    ),
+    Setting(
+        "login_failures_per_email",
+        5,
+        "Failed log-ins for one e-mail address from one client address in 15 minutes before "
+        "that pair waits (other addresses can still log in).",
+        int,
+    ),
+    Setting(
+        "login_failures_per_address",
+        30,
+        "Failed log-ins from one client address in 15 minutes, over all e-mail addresses, "
+        "before it waits.",
+        int,
+    ),
+    Setting(
+        "device_codes_per_hour",
+        30,
+        "`mayfly login` device codes one client address may request an hour.",
+        int,
+    ),
+    Setting(
+        "device_codes_per_minute_total",
+        120,
+        "`mayfly login` device codes the whole server issues a minute.",
+        int,
+    ),
+    Setting(
+        "password_hash_threads",
+        1,
+        "Threads that hash and check passwords (argon2), apart from the API's threads.",
+        int,
+    ),
+    Setting(
+        "password_hash_queue",
+        8,
+        "Password checks that may wait for those threads; beyond it, 429 with Retry-After.",
+        int,
+    ),
     Setting("shards", 2, "Number of workerd shard processes.", int),
     Setting(
         "shard_memory",
@@ -123,6 +175,17 @@ class Settings:
     max_kv_value_bytes: int = 25 * 1024 * 1024
     terms_url: str = "https://mayfly.invalid/terms"
     privacy_url: str = "https://mayfly.invalid/privacy"
+    forwarded_allow_ips: str = ""
+    signups_per_hour: int = 20
+    signups_per_minute_total: int = 60
+    logins_per_minute: int = 30
+    logins_per_minute_total: int = 600
+    login_failures_per_email: int = 5
+    login_failures_per_address: int = 30
+    device_codes_per_hour: int = 30
+    device_codes_per_minute_total: int = 120
+    password_hash_threads: int = 1
+    password_hash_queue: int = 8
     shards: int = 2
     shard_memory: int = 1024
     probe_timeout: float = 1.0

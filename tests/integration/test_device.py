@@ -262,8 +262,8 @@ def _pending_code() -> str:
 def _capture_user_codes(monkeypatch: pytest.MonkeyPatch) -> None:
     original = DeviceAuthService.start
 
-    def start_and_remember(self: DeviceAuthService, client_id: str) -> Any:
-        code = original(self, client_id)
+    def start_and_remember(self: DeviceAuthService, client_id: str, client: str) -> Any:
+        code = original(self, client_id, client)
         _codes["last"] = code.user_code
         return code
 

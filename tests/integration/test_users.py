@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 from mayfly.app import Platform
 from mayfly.services.clock import ManualClock
 from mayfly.services.crypto import hash_token
-from mayfly.services.users import FailureThrottle
+from mayfly.services.ratelimit import SlidingWindowLimiter
 from mayfly.storage import tables
 from tests.conftest import auth, make_settings, provision
 from tests.integration.test_claim_support import PASSWORD, cheap_password_hashing, web
@@ -115,7 +115,7 @@ def test_repeated_failed_log_ins_lock_the_address_for_a_while(
 
 
 def test_many_failures_from_one_address_lock_every_e_mail_it_tries(platform: Platform) -> None:
-    platform.services.users.by_client = FailureThrottle(8, 15 * 60)
+    platform.services.users.by_client = SlidingWindowLimiter(8, 15 * 60, "failed log-ins")
     with web(platform) as browser:
         for i in range(8):
             browser.login(f"user{i}@example.com", "wrong password!")

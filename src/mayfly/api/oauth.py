@@ -16,7 +16,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mayfly.api.auth import services
+from mayfly.errors import RateLimited
 from mayfly.services.device_auth import GRANT_TYPE, OAuthError
+from mayfly.services.ratelimit import client_address
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -49,10 +51,17 @@ async def device_code(request: Request) -> Response:
     try:
         params = await _params(request)
         code = await asyncio.to_thread(
-            services(request).device_auth.start, params.get("client_id", "")
+            services(request).device_auth.start,
+            params.get("client_id", ""),
+            client_address(request),
         )
     except OAuthError as exc:
         return _error(exc)
+    except RateLimited as exc:
+        # OAuth's shape (the CLI reads error_description), 10429's status and Retry-After.
+        response = _error(OAuthError("slow_down", exc.message, exc.status))
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     return JSONResponse(
         {
             "device_code": code.device_code,

@@ -9,10 +9,7 @@ from starlette.routing import Route
 from mayfly.api.auth import services
 from mayfly.api.envelope import json_body, ok
 from mayfly.model import iso_seconds
-
-
-def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+from mayfly.services.ratelimit import client_address
 
 
 async def challenge(request: Request) -> Response:

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mayfly.errors import MayflyError
+from mayfly.errors import MayflyError, RateLimited
 from mayfly.pages.web import (
     end_session,
     field,
@@ -21,11 +21,8 @@ from mayfly.pages.web import (
     start_session,
     visitor,
 )
+from mayfly.services.ratelimit import client_address
 from mayfly.services.users import MIN_PASSWORD
-
-
-def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 def _form_page(
@@ -44,6 +41,15 @@ def _form_page(
     )
 
 
+def _error_page(
+    request: Request, template: str, next_url: str, email: str, exc: MayflyError
+) -> Response:
+    response = _form_page(request, template, next_url, email, exc.message, exc.status)
+    if isinstance(exc, RateLimited):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 @page
 async def login_page(request: Request) -> Response:
     who = await visitor(request)
@@ -59,14 +65,9 @@ async def login(request: Request) -> Response:
     email, next_url = field(data, "email"), safe_next(field(data, "next"))
     svc = services(request)
     try:
-        user = await asyncio.to_thread(
-            svc.users.log_in, email, field(data, "password"), client_address(request)
-        )
+        user = await svc.users.log_in(email, field(data, "password"), client_address(request))
     except MayflyError as exc:
-        response = _form_page(request, "login.html", next_url, email, exc.message, exc.status)
-        if hasattr(exc, "retry_after"):
-            response.headers["Retry-After"] = str(exc.retry_after)
-        return response
+        return _error_page(request, "login.html", next_url, email, exc)
     session_id = await asyncio.to_thread(svc.sessions.create, user.id)
     response = redirect(request, next_url)
     start_session(request, response, session_id)
@@ -88,9 +89,9 @@ async def signup(request: Request) -> Response:
     email, next_url = field(data, "email"), safe_next(field(data, "next"))
     svc = services(request)
     try:
-        user = await asyncio.to_thread(svc.users.sign_up, email, field(data, "password"))
+        user = await svc.users.register(email, field(data, "password"), client_address(request))
     except MayflyError as exc:
-        return _form_page(request, "signup.html", next_url, email, exc.message, exc.status)
+        return _error_page(request, "signup.html", next_url, email, exc)
     session_id = await asyncio.to_thread(svc.sessions.create, user.id)
     response = redirect(request, next_url)
     start_session(request, response, session_id)

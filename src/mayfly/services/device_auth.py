@@ -20,8 +20,9 @@ from mayfly.model import as_utc
 from mayfly.services.context import ServiceContext
 from mayfly.services.crypto import hash_token
 from mayfly.services.memberships import require_member
+from mayfly.services.ratelimit import GLOBAL, SlidingWindowLimiter
 from mayfly.services.user_tokens import UserTokenService
-from mayfly.services.users import FailureThrottle, User
+from mayfly.services.users import User
 from mayfly.storage.tables import accounts, device_authorizations, users
 
 CLIENT_ID = "mayfly-cli"
@@ -98,12 +99,30 @@ class DeviceAuthService:
         self.user_tokens = user_tokens
         self.interval = self.INTERVAL
         # Wrong user codes typed by one logged-in person; 10 per 15 minutes.
-        self.lookups = FailureThrottle(10, 15 * 60)
+        self.lookups = SlidingWindowLimiter(10, 15 * 60, "wrong codes")
+        s = ctx.settings
+        self.codes = SlidingWindowLimiter(s.device_codes_per_hour, 3600, "device codes")
+        self.codes_total = SlidingWindowLimiter(s.device_codes_per_minute_total, 60, "device codes")
 
-    def start(self, client_id: str) -> DeviceCode:
+    @property
+    def limiters(self) -> list[SlidingWindowLimiter]:
+        return [self.lookups, self.codes, self.codes_total]
+
+    def start(self, client_id: str, client: str) -> DeviceCode:
+        """A new device code; RateLimited past the per-address or the server-wide limit."""
         if client_id != CLIENT_ID:
             raise OAuthError("invalid_client", f"Unknown client_id; use {CLIENT_ID!r}.", 401)
         now = self.ctx.clock.now()
+        self.codes.hit(
+            client,
+            now.timestamp(),
+            message="Too many `mayfly login` attempts from this address; try again later.",
+        )
+        self.codes_total.hit(
+            GLOBAL,
+            now.timestamp(),
+            message="Too many `mayfly login` attempts right now; try again in a minute.",
+        )
         device_code = secrets.token_urlsafe(32)
         for _ in range(5):
             user_code = "".join(secrets.choice(USER_CODE_ALPHABET) for _ in range(USER_CODE_LENGTH))
@@ -152,7 +171,7 @@ class DeviceAuthService:
             )
         ).first()
         if row is None or row.status != "pending" or as_utc(row.expires_at) <= now:
-            self.lookups.fail(user.id, now.timestamp())
+            self.lookups.record(user.id, now.timestamp())
             raise NotFound(
                 "That code is unknown, expired or already used. Check it against the one your "
                 "terminal shows, or run `mayfly login` again."

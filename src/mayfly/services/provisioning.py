@@ -27,9 +27,11 @@ class ProvisioningService:
         self.ctx = ctx
         s = ctx.settings
         self.challenge_limiter = SlidingWindowLimiter(
-            s.challenges_per_minute, 60, "proof-of-work challenges"
+            s.challenges_per_minute, 60, "proof-of-work challenges from this address"
         )
-        self.account_limiter = SlidingWindowLimiter(s.accounts_per_hour, 3600, "temporary accounts")
+        self.account_limiter = SlidingWindowLimiter(
+            s.accounts_per_hour, 3600, "temporary accounts from this address"
+        )
 
     def challenge(self, client: str) -> dict[str, Any]:
         now = self.ctx.clock.now()

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 import secrets
-import threading
-from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mayfly.errors import Conflict, MayflyError, RateLimited, ValidationError
 from mayfly.services.context import ServiceContext
+from mayfly.services.passwords import PasswordPool
+from mayfly.services.ratelimit import GLOBAL, SlidingWindowLimiter
 from mayfly.storage.tables import users
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+$")
@@ -71,87 +71,80 @@ def check_password(password: str, email: str) -> None:
         raise ValidationError("The password must not be your e-mail address.")
 
 
-class FailureThrottle:
-    """Counts failures per key in a sliding window; past the limit, the key waits.
-
-    In memory, per control plane: with N replicas an attacker gets at most N times the limit.
-    """
-
-    def __init__(self, limit: int, window_seconds: float):
-        self.limit = limit
-        self.window = window_seconds
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def _trim(self, key: str, now: float) -> deque[float]:
-        hits = self._failures.setdefault(key, deque())
-        while hits and hits[0] <= now - self.window:
-            hits.popleft()
-        return hits
-
-    def retry_after(self, key: str, now: float) -> int:
-        """Seconds until the key may try again (0: now)."""
-        with self._lock:
-            hits = self._trim(key, now)
-            if len(hits) < self.limit:
-                return 0
-            return max(1, math.ceil(hits[0] + self.window - now))
-
-    def fail(self, key: str, now: float) -> None:
-        with self._lock:
-            self._trim(key, now).append(now)
-            if len(self._failures) > 100_000:
-                for stale in [k for k, v in self._failures.items() if not v]:
-                    del self._failures[stale]
-
-    def reset(self, key: str) -> None:
-        with self._lock:
-            self._failures.pop(key, None)
-
-
 def _user(row: Any) -> User:
     return User(id=row.id, email=row.email, created_at=row.created_at)
 
 
 class UserService:
-    # Failed log-ins allowed per e-mail address and per client address in LOGIN_WINDOW seconds.
-    FAILURES_PER_EMAIL = 5
-    FAILURES_PER_CLIENT = 30
-    LOGIN_WINDOW = 15 * 60
+    """Sign-up and log-in, with the limits a public sign-up form needs.
+
+    Per client address (IPv6: its /64) and platform-wide: sign-ups an hour/minute, log-in attempts
+    a minute. Failed log-ins lock out the (e-mail, address) pair and, at a higher count, the
+    address, never the e-mail address itself: its owner can always log in from elsewhere.
+    argon2 runs on a dedicated PasswordPool.
+    """
+
+    LOGIN_WINDOW = 15 * 60  # seconds failed log-ins are remembered
 
     def __init__(self, ctx: ServiceContext, hasher: PasswordHasher | None = None):
         self.ctx = ctx
+        s = ctx.settings
         self.hasher = hasher or PasswordHasher()
-        self.by_email = FailureThrottle(self.FAILURES_PER_EMAIL, self.LOGIN_WINDOW)
-        self.by_client = FailureThrottle(self.FAILURES_PER_CLIENT, self.LOGIN_WINDOW)
+        self.passwords = PasswordPool(self.hasher, s.password_hash_threads, s.password_hash_queue)
+        self.signups = SlidingWindowLimiter(s.signups_per_hour, 3600, "sign-ups")
+        self.signups_total = SlidingWindowLimiter(s.signups_per_minute_total, 60, "sign-ups")
+        self.logins = SlidingWindowLimiter(s.logins_per_minute, 60, "log-ins")
+        self.logins_total = SlidingWindowLimiter(s.logins_per_minute_total, 60, "log-ins")
+        self.by_pair = SlidingWindowLimiter(
+            s.login_failures_per_email, self.LOGIN_WINDOW, "failed log-ins"
+        )
+        self.by_client = SlidingWindowLimiter(
+            s.login_failures_per_address, self.LOGIN_WINDOW, "failed log-ins"
+        )
         self._dummy_hash: str | None = None
 
+    @property
+    def limiters(self) -> list[SlidingWindowLimiter]:
+        return [
+            self.signups,
+            self.signups_total,
+            self.logins,
+            self.logins_total,
+            self.by_pair,
+            self.by_client,
+        ]
+
     def sign_up(self, email: str, password: str) -> User:
-        """A new user; raises ValidationError (bad e-mail, weak password) or Conflict (taken)."""
+        """A new user, hashed on the calling thread (administration and tests; the sign-up form
+        uses register). Raises ValidationError (bad e-mail, weak password) or Conflict (taken)."""
         email = check_email(email)
         check_password(password, email)
-        password_hash = self.hasher.hash(password)
-        user_id = secrets.token_hex(16)
-        now = self.ctx.clock.now()
-        taken = Conflict("An account with this e-mail address already exists: log in instead.")
-        try:
-            with self.ctx.db.begin() as conn:
-                if conn.execute(select(users.c.id).where(users.c.email == email)).first():
-                    raise taken
-                conn.execute(
-                    insert(users).values(
-                        id=user_id, email=email, password_hash=password_hash, created_at=now
-                    )
-                )
-        except IntegrityError as exc:
-            raise taken from exc
-        return User(id=user_id, email=email, created_at=now)
+        return self._insert(email, self.hasher.hash(password))
 
-    def log_in(self, email: str, password: str, client: str) -> User:
-        """The user, or InvalidCredentials (one message), or RateLimited after repeated failures."""
-        email = normalise_email(email)
+    async def register(self, email: str, password: str, client: str) -> User:
+        """Sign-up from the web: validated, limited per address and platform-wide, hashed on the
+        password pool. RateLimited past a limit or when the pool is full."""
+        email = check_email(email)
+        check_password(password, email)
         now = self.ctx.clock.now().timestamp()
-        wait = max(self.by_email.retry_after(email, now), self.by_client.retry_after(client, now))
+        self.signups.hit(
+            client, now, message="Too many sign-ups from this address; try again later."
+        )
+        self.signups_total.hit(
+            GLOBAL, now, message="Too many sign-ups right now; try again in a minute."
+        )
+        if await asyncio.to_thread(self._taken, email):
+            raise _taken()
+        password_hash = await self.passwords.hash(password)
+        return await asyncio.to_thread(self._insert, email, password_hash)
+
+    async def log_in(self, email: str, password: str, client: str) -> User:
+        """The user, or InvalidCredentials (one message), or RateLimited (too many attempts from
+        this address, or repeated failures for this e-mail address from this address)."""
+        email = normalise_email(email)[:254]
+        now = self.ctx.clock.now().timestamp()
+        pair = f"{email}|{client}"
+        wait = max(self.by_pair.retry_after(pair, now), self.by_client.retry_after(client, now))
         if wait:
             minutes = math.ceil(wait / 60)
             raise RateLimited(
@@ -159,22 +152,19 @@ class UserService:
                 f"{'s' if minutes != 1 else ''}, or reset your password with the operator.",
                 retry_after=wait,
             )
-        with self.ctx.db.read() as conn:
-            row = conn.execute(select(users).where(users.c.email == email)).first()
+        self.logins.hit(client, now, message="Too many log-ins from this address; slow down.")
+        self.logins_total.hit(GLOBAL, now, message="Too many log-ins right now; retry shortly.")
+        row = await asyncio.to_thread(self._row, email)
         if row is None:
-            self._burn_time(password)
-        elif self._verify(row.password_hash, password):
-            self.by_email.reset(email)
+            await self._burn_time(password)
+        elif await self.passwords.verify(row.password_hash, password):
+            self.by_pair.reset(pair)
             if self.hasher.check_needs_rehash(row.password_hash):
-                with self.ctx.db.begin() as conn:
-                    conn.execute(
-                        update(users)
-                        .where(users.c.id == row.id)
-                        .values(password_hash=self.hasher.hash(password))
-                    )
+                rehashed = await self.passwords.hash(password)
+                await asyncio.to_thread(self._set_hash, row.id, rehashed)
             return _user(row)
-        self.by_email.fail(email, now)
-        self.by_client.fail(client, now)
+        self.by_pair.record(pair, now)
+        self.by_client.record(client, now)
         raise InvalidCredentials(LOGIN_FAILED)
 
     def get(self, user_id: str) -> User | None:
@@ -182,14 +172,53 @@ class UserService:
             row = conn.execute(select(users).where(users.c.id == user_id)).first()
         return _user(row) if row else None
 
-    def _verify(self, password_hash: str, password: str) -> bool:
-        try:
-            return self.hasher.verify(password_hash, password)
-        except (VerificationError, InvalidHashError):
-            return False
+    def prune(self) -> None:
+        """Forget limiter keys whose windows have passed (called by the housekeeper)."""
+        now = self.ctx.clock.now().timestamp()
+        for limiter in self.limiters:
+            limiter.prune(now)
 
-    def _burn_time(self, password: str) -> None:
+    def close(self) -> None:
+        self.passwords.close()
+
+    def _taken(self, email: str) -> bool:
+        with self.ctx.db.read() as conn:
+            return (
+                conn.execute(select(users.c.id).where(users.c.email == email)).first() is not None
+            )
+
+    def _row(self, email: str) -> Any:
+        with self.ctx.db.read() as conn:
+            return conn.execute(select(users).where(users.c.email == email)).first()
+
+    def _insert(self, email: str, password_hash: str) -> User:
+        user_id = secrets.token_hex(16)
+        now = self.ctx.clock.now()
+        try:
+            with self.ctx.db.begin() as conn:
+                if conn.execute(select(users.c.id).where(users.c.email == email)).first():
+                    raise _taken()
+                conn.execute(
+                    insert(users).values(
+                        id=user_id, email=email, password_hash=password_hash, created_at=now
+                    )
+                )
+        except IntegrityError as exc:
+            raise _taken() from exc
+        return User(id=user_id, email=email, created_at=now)
+
+    def _set_hash(self, user_id: str, password_hash: str) -> None:
+        with self.ctx.db.begin() as conn:
+            conn.execute(
+                update(users).where(users.c.id == user_id).values(password_hash=password_hash)
+            )
+
+    async def _burn_time(self, password: str) -> None:
         """As slow as a real verification, so that timing does not tell which e-mails exist."""
         if self._dummy_hash is None:
-            self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
-        self._verify(self._dummy_hash, password)
+            self._dummy_hash = await self.passwords.hash(secrets.token_urlsafe(16))
+        await self.passwords.verify(self._dummy_hash, password)
+
+
+def _taken() -> Conflict:
+    return Conflict("An account with this e-mail address already exists: log in instead.")
