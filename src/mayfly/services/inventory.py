@@ -71,6 +71,7 @@ def workers_of(conn: Connection, ctx: ServiceContext, account: Account) -> list[
 def namespaces_of(conn: Connection, account_id: str) -> list[NamespaceSummary]:
     counts = (
         select(kv_entries.c.namespace_id, func.count().label("keys"))
+        .where(kv_entries.c.account_id == account_id)
         .group_by(kv_entries.c.namespace_id)
         .subquery()
     )

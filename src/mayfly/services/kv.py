@@ -48,6 +48,22 @@ def render_namespace(row: Any) -> dict[str, Any]:
     return {"id": row.id, "title": row.title, "supports_url_encoding": True}
 
 
+MAX_CODE_POINT = 0x10FFFF
+SURROGATES = range(0xD800, 0xE000)
+
+
+def prefix_successor(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with `prefix` (in UTF-8 byte order,
+    which is code point order), or None when there is none (a prefix of only U+10FFFF)."""
+    stripped = prefix.rstrip(chr(MAX_CODE_POINT))
+    if not stripped:
+        return None
+    last = ord(stripped[-1]) + 1
+    if last in SURROGATES:
+        last = SURROGATES.stop
+    return stripped[:-1] + chr(last)
+
+
 def _encode_cursor(key: str) -> str:
     return base64.urlsafe_b64encode(key.encode()).decode()
 
@@ -310,8 +326,12 @@ class KVService:
             .limit(limit + 1)
         )
         if prefix:
-            escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            query = query.where(kv_entries.c.key.like(escaped + "%", escape="\\"))
+            # A byte range (keys compare as bytes: SQLite's BINARY, COLLATE "C" on PostgreSQL),
+            # which the primary key serves; LIKE is case-insensitive on SQLite.
+            query = query.where(kv_entries.c.key >= prefix)
+            upper = prefix_successor(prefix)
+            if upper is not None:
+                query = query.where(kv_entries.c.key < upper)
         if after is not None:
             query = query.where(kv_entries.c.key > after)
         with self.ctx.db.read() as conn:
