@@ -70,12 +70,6 @@ class Conflict(MayflyError):
     code, status = 10409, 409
 
 
-class PayloadTooLarge(MayflyError):
-    """A request body over its route's limit (refused while it streams, never buffered whole)."""
-
-    code, status = 10413, 413
-
-
 class KeyNotFound(MayflyError):
     code, status = 10009, 404
 
@@ -86,3 +80,9 @@ class NamespaceNotFound(MayflyError):
 
 class SecretNotFound(MayflyError):
     code, status = 10056, 404
+
+
+class QuotaExceeded(MayflyError):
+    """An account quota (stored bytes, Workers, namespaces, keys, asset files) is reached."""
+
+    code, status = 10440, 413

@@ -70,41 +70,60 @@ SETTINGS: tuple[Setting, ...] = (
         "accounts_per_hour", 20, "Temporary accounts one client address may create an hour.", int
     ),
     Setting("max_live_temporary", 10000, "Global cap on live temporary accounts.", int),
-    Setting("max_scripts", 100, "Workers per temporary account.", int),
     Setting("max_upload_bytes", 10 * 1024 * 1024, "Largest accepted Worker upload, in bytes.", int),
-    Setting("max_kv_namespaces", 100, "KV namespaces per account.", int),
-    Setting("max_kv_value_bytes", 25 * 1024 * 1024, "Largest KV value, in bytes.", int),
     Setting(
-        "max_json_body_bytes",
-        1024 * 1024,
-        "Largest JSON body of the API's small requests (secrets, deployments, settings, tokens).",
-        int,
-    ),
-    Setting(
-        "max_manifest_body_bytes",
-        8 * 1024 * 1024,
-        "Largest static-assets manifest body (up to 20,000 files' paths and hashes), in bytes.",
-        int,
-    ),
-    Setting(
-        "max_asset_body_bytes",
-        60 * 1024 * 1024,
-        "Largest static-assets upload request: a bucket of up to 40 MiB, base64-encoded.",
-        int,
-    ),
-    Setting(
-        "max_kv_bulk_bytes",
+        "quota_bytes_temporary",
         100 * 1024 * 1024,
-        "Largest KV bulk request body, in bytes (Cloudflare: 100 MB).",
+        "Bytes a temporary account may store: Workers' code, KV entries, asset files.",
         int,
     ),
-    Setting("max_kv_bulk_items", 10_000, "Keys in one KV bulk request (Cloudflare: 10,000).", int),
     Setting(
-        "max_form_body_bytes",
-        64 * 1024,
-        "Largest form body (the pages' forms, OAuth device flow), in bytes.",
+        "quota_bytes_permanent",
+        1024 * 1024 * 1024,
+        "Bytes a permanent account may store: Workers' code, KV entries, asset files.",
         int,
     ),
+    Setting(
+        "quota_versions_temporary",
+        10,
+        "Versions kept per Worker (temporary account); uploads prune the oldest undeployed.",
+        int,
+    ),
+    Setting(
+        "quota_versions_permanent",
+        100,
+        "Versions kept per Worker (permanent account); uploads prune the oldest undeployed.",
+        int,
+    ),
+    Setting("quota_workers_temporary", 50, "Workers per temporary account.", int),
+    Setting("quota_workers_permanent", 500, "Workers per permanent account.", int),
+    Setting("quota_kv_namespaces_temporary", 20, "KV namespaces per temporary account.", int),
+    Setting("quota_kv_namespaces_permanent", 200, "KV namespaces per permanent account.", int),
+    Setting(
+        "quota_kv_keys_temporary",
+        10_000,
+        "Live KV keys per temporary account, over all its namespaces.",
+        int,
+    ),
+    Setting(
+        "quota_kv_keys_permanent",
+        1_000_000,
+        "Live KV keys per permanent account, over all its namespaces.",
+        int,
+    ),
+    Setting(
+        "quota_asset_files_temporary",
+        10_000,
+        "Static asset files stored per temporary account.",
+        int,
+    ),
+    Setting(
+        "quota_asset_files_permanent",
+        200_000,
+        "Static asset files stored per permanent account.",
+        int,
+    ),
+    Setting("max_kv_value_bytes", 25 * 1024 * 1024, "Largest KV value, in bytes.", int),
     Setting(
         "terms_url",
         "https://mayfly.invalid/terms",
@@ -200,16 +219,20 @@ class Settings:
     challenges_per_minute: int = 30
     accounts_per_hour: int = 20
     max_live_temporary: int = 10000
-    max_scripts: int = 100
     max_upload_bytes: int = 10 * 1024 * 1024
-    max_kv_namespaces: int = 100
+    quota_bytes_temporary: int = 100 * 1024 * 1024
+    quota_bytes_permanent: int = 1024 * 1024 * 1024
+    quota_versions_temporary: int = 10
+    quota_versions_permanent: int = 100
+    quota_workers_temporary: int = 50
+    quota_workers_permanent: int = 500
+    quota_kv_namespaces_temporary: int = 20
+    quota_kv_namespaces_permanent: int = 200
+    quota_kv_keys_temporary: int = 10_000
+    quota_kv_keys_permanent: int = 1_000_000
+    quota_asset_files_temporary: int = 10_000
+    quota_asset_files_permanent: int = 200_000
     max_kv_value_bytes: int = 25 * 1024 * 1024
-    max_json_body_bytes: int = 1024 * 1024
-    max_manifest_body_bytes: int = 8 * 1024 * 1024
-    max_asset_body_bytes: int = 60 * 1024 * 1024
-    max_kv_bulk_bytes: int = 100 * 1024 * 1024
-    max_kv_bulk_items: int = 10_000
-    max_form_body_bytes: int = 64 * 1024
     terms_url: str = "https://mayfly.invalid/terms"
     privacy_url: str = "https://mayfly.invalid/privacy"
     forwarded_allow_ips: str = ""

@@ -5,23 +5,21 @@ from __future__ import annotations
 import asyncio
 
 from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException
-from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mayfly.api.auth import account_access, services, signed_upload_token
+from mayfly.api.auth import account_access, bearer_token, services
 from mayfly.api.envelope import json_body, ok
 from mayfly.errors import ValidationError
 
 
 async def upload_session(request: Request) -> Response:
     """AS1: answered for a Worker that does not exist yet (first deploys open it first)."""
-    _, account = await account_access(request)
+    who, account = await account_access(request)
     body = await json_body(request)
     result = await asyncio.to_thread(
-        services(request).assets.open_session, account, request.path_params["script"], body
+        services(request).assets.open_session, who, account, request.path_params["script"], body
     )
     return ok(result)
 
@@ -33,15 +31,11 @@ def _finished(complete: bool, token: str | None) -> Response:
 
 async def upload_bucket(request: Request) -> Response:
     """AS2: one bucket, multipart, a part per hash; authorised by the session's upload token."""
+    token = bearer_token(request)
     svc = services(request)
-    token = signed_upload_token(request)  # before the body is read
-    limit = svc.ctx.settings.max_asset_body_bytes
+    limit = svc.ctx.settings.max_upload_bytes * 2
     files: list[tuple[str, bytes, str | None]] = []
-    try:
-        form = await request.form(max_files=1000, max_fields=1000, max_part_size=limit)
-    except (MultiPartException, HTTPException) as exc:
-        detail = getattr(exc, "message", None) or getattr(exc, "detail", str(exc))
-        raise ValidationError(f"The multipart body could not be parsed: {detail}") from exc
+    form = await request.form(max_files=1000, max_fields=1000, max_part_size=limit)
     try:
         for name, value in form.multi_items():
             if isinstance(value, UploadFile):
@@ -61,7 +55,7 @@ async def upload_bucket(request: Request) -> Response:
 
 async def upload_one(request: Request) -> Response:
     """AS3: one raw file (single-file mode)."""
-    token = signed_upload_token(request)  # before the body is read
+    token = bearer_token(request)
     data = await request.body()
     complete, completion = await asyncio.to_thread(
         services(request).assets.upload,

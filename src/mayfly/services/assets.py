@@ -14,15 +14,19 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import PurePosixPath
 from typing import Any
 
 import jwt
+from blake3 import blake3
 from sqlalchemy import Connection, delete, insert, select, update
 
 from mayfly.errors import InvalidToken, ValidationError
-from mayfly.model import Account
+from mayfly.model import Account, AccountKind, Principal
+from mayfly.services import quotas
 from mayfly.services.asset_rules import RuleWarning, parse_headers, parse_redirects
 from mayfly.services.context import ServiceContext
+from mayfly.services.tokens import require_usable_token
 from mayfly.storage.tables import asset_files, asset_upload_sessions
 
 log = logging.getLogger("mayfly.assets")
@@ -180,6 +184,44 @@ def _report(filename: str, warnings: list[RuleWarning], messages: list[str] | No
         messages.append(f"… and {len(lines) - MAX_RULE_MESSAGES} more in {filename}.")
 
 
+def extension(path: str) -> str:
+    """wrangler's: Node's path.extname without the dot ('' for '/.hidden' and '/README')."""
+    return PurePosixPath(path).suffix[1:]
+
+
+def content_matches(digest: str, data: bytes, extensions: set[str]) -> bool:
+    """Whether `digest` is wrangler's hash of these bytes under one of the extensions its paths
+    have: hex(BLAKE3(base64(data) + extension)), truncated to the digest's length."""
+    encoded = base64.b64encode(data)
+    return any(
+        blake3(encoded + ext.encode()).hexdigest()[: len(digest)] == digest for ext in extensions
+    )
+
+
+def verify_contents(
+    manifest: dict[str, dict[str, Any]], files: list[tuple[str, bytes, str | None]]
+) -> None:
+    """Every file is in the manifest, of the announced size, and its bytes hash to its key
+    (10021 otherwise, before anything is stored)."""
+    sizes: dict[str, int] = {}
+    extensions: dict[str, set[str]] = {}
+    for path, entry in manifest.items():
+        sizes[entry["hash"]] = entry["size"]
+        extensions.setdefault(entry["hash"], set()).add(extension(path))
+    for digest, data, _ in files:
+        if digest not in sizes:
+            raise ValidationError(f"Asset {digest} is not in this upload session's manifest.")
+        if len(data) != sizes[digest]:
+            raise ValidationError(
+                f"Asset {digest} is {len(data)} bytes; the manifest said {sizes[digest]}."
+            )
+        if not content_matches(digest, data, extensions[digest]):
+            raise ValidationError(
+                f"Asset {digest}: the uploaded bytes do not match this hash (expected "
+                "hex(BLAKE3(base64(content) + extension)), as wrangler computes it)."
+            )
+
+
 def buckets_for(missing: list[tuple[str, int]]) -> list[list[str]]:
     """Largest first, at most 20 files or 40 MiB a bucket (one upload request each)."""
     buckets: list[list[str]] = []
@@ -202,25 +244,29 @@ class AssetService:
 
     # -- tokens --------------------------------------------------------------------------------
 
-    def _token(self, kind: str, session_id: str, account_id: str, script: str) -> str:
+    def _token(
+        self, kind: str, session_id: str, account_id: str, script: str, token_id: str
+    ) -> str:
         now = self.ctx.clock.now()
         claims = {
             "typ": kind,
             "sid": session_id,
             "account_id": account_id,
             "script": script,
+            "tid": token_id,  # the API token that opened the session: the JWT dies with it
             "iat": int(now.timestamp()),
             "exp": int((now + TOKEN_LIFETIME).timestamp()),
         }
         return jwt.encode(claims, self.ctx.crypto.jwt_key, algorithm="HS256")
 
-    def _claims(self, token: str, kind: str) -> dict[str, Any]:
+    def _claims(self, conn: Connection, token: str, kind: str) -> dict[str, Any]:
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
                 self.ctx.crypto.jwt_key,
                 algorithms=["HS256"],
-                options={"verify_exp": False},
+                # Times are checked against the platform's clock below.
+                options={"verify_exp": False, "verify_iat": False},
             )
         except jwt.PyJWTError as exc:
             raise InvalidAssetToken("The assets token is not one this platform issued.") from exc
@@ -230,11 +276,17 @@ class AssetService:
             raise InvalidAssetToken(
                 "The assets token expired (tokens last one hour); deploy again to upload."
             )
+        if not isinstance(claims.get("tid"), str):
+            raise InvalidAssetToken("This assets token is no longer accepted; deploy again.")
+        # Revoked with the API token, or with the account's claim or expiry.
+        require_usable_token(conn, claims["tid"], self.ctx.clock.now())
         return claims
 
     # -- AS1 -------------------------------------------------------------------------------------
 
-    def open_session(self, account: Account, script: str, body: dict[str, Any]) -> dict[str, Any]:
+    def open_session(
+        self, principal: Principal, account: Account, script: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
         manifest = check_manifest(body.get("manifest"), LIMITS[account.kind])
         now = self.ctx.clock.now()
         session_id = secrets.token_hex(16)
@@ -244,6 +296,7 @@ class AssetService:
         with self.ctx.db.begin() as conn:
             stored = self._stored_hashes(conn, account.id, list(sizes))
             missing = sorted(h for h in sizes if h not in stored)
+            self._check_quota(conn, account.id, account.kind, [sizes[h] for h in missing])
             conn.execute(
                 insert(asset_upload_sessions).values(
                     id=session_id,
@@ -255,12 +308,40 @@ class AssetService:
                     expires_at=now + TOKEN_LIFETIME,
                 )
             )
+        tid = principal.token_id
         if not missing:
-            return {"jwt": self._token("completion", session_id, account.id, script), "buckets": []}
+            return {
+                "jwt": self._token("completion", session_id, account.id, script, tid),
+                "buckets": [],
+            }
         return {
-            "jwt": self._token("upload", session_id, account.id, script),
+            "jwt": self._token("upload", session_id, account.id, script, tid),
             "buckets": buckets_for([(h, sizes[h]) for h in missing]),
         }
+
+    def _check_quota(
+        self, conn: Connection, account_id: str, kind: AccountKind, new_sizes: list[int]
+    ) -> None:
+        """10440 before files that would take the account over its asset files or bytes."""
+        if not new_sizes:
+            return
+        quotas.require_count(
+            kind,
+            "static asset files",
+            quotas.count_asset_files(conn, account_id),
+            len(new_sizes),
+            quotas.quota_for(self.ctx.settings, kind).asset_files,
+            "Files no deployed version uses are deleted with the Worker (`wrangler delete`) "
+            "and when old versions are pruned; deploy fewer files.",
+        )
+        quotas.require_bytes(
+            conn,
+            self.ctx.settings,
+            account_id,
+            kind,
+            sum(new_sizes),
+            int(self.ctx.clock.now().timestamp()),
+        )
 
     @staticmethod
     def _stored_hashes(conn: Connection, account_id: str, hashes: list[str]) -> set[str]:
@@ -282,9 +363,17 @@ class AssetService:
         self, account_id: str, token: str, files: list[tuple[str, bytes, str | None]], encoded: bool
     ) -> tuple[bool, str | None]:
         """Store uploaded files; returns (complete, completion token when complete)."""
-        claims = self._claims(token, "upload")
-        if claims["account_id"] != account_id:
-            raise InvalidAssetToken("This upload token is for another account.")
+        with self.ctx.db.read() as conn:
+            claims = self._claims(conn, token, "upload")
+            if claims["account_id"] != account_id:
+                raise InvalidAssetToken("This upload token is for another account.")
+            manifest = conn.execute(
+                select(asset_upload_sessions.c.manifest).where(
+                    asset_upload_sessions.c.id == claims["sid"]
+                )
+            ).scalar_one_or_none()
+        if manifest is None:
+            raise InvalidAssetToken("This upload session no longer exists; deploy again.")
         decoded = []
         for digest, data, content_type in files:
             if encoded:
@@ -294,6 +383,8 @@ class AssetService:
                     raise ValidationError(f"Asset {digest}: the body is not base64.") from exc
             ctype = None if content_type in (None, "", NULL_CONTENT_TYPE) else content_type
             decoded.append((digest, data, ctype))
+        # Hashing happens here, outside the write transaction; nothing is stored on a mismatch.
+        verify_contents(manifest, decoded)
         with self.ctx.db.begin() as conn:
             query = select(asset_upload_sessions).where(asset_upload_sessions.c.id == claims["sid"])
             if not self.ctx.db.is_sqlite:
@@ -301,20 +392,16 @@ class AssetService:
             session = conn.execute(query).first()
             if session is None:
                 raise InvalidAssetToken("This upload session no longer exists; deploy again.")
-            expected = {e["hash"]: e["size"] for e in session.manifest.values()}
             missing = set(session.missing)
-            for digest, data, ctype in decoded:
-                if digest not in expected:
-                    raise ValidationError(
-                        f"Asset {digest} is not in this upload session's manifest."
-                    )
-                if len(data) != expected[digest]:
-                    raise ValidationError(
-                        f"Asset {digest} is {len(data)} bytes; the manifest said {expected[digest]}."
-                    )
-                if digest in missing:
-                    self._store(conn, account_id, digest, data, ctype)
-                    missing.discard(digest)
+            new = {d: (data, ctype) for d, data, ctype in decoded if d in missing}
+            stored = self._stored_hashes(conn, account_id, list(new))
+            kind = quotas.account_kind(conn, account_id)
+            self._check_quota(
+                conn, account_id, kind, [len(v[0]) for d, v in new.items() if d not in stored]
+            )
+            for digest, (data, ctype) in new.items():
+                self._store(conn, account_id, digest, data, ctype)
+                missing.discard(digest)
             conn.execute(
                 update(asset_upload_sessions)
                 .where(asset_upload_sessions.c.id == session.id)
@@ -322,7 +409,9 @@ class AssetService:
             )
         if missing:
             return False, None
-        return True, self._token("completion", claims["sid"], account_id, claims["script"])
+        return True, self._token(
+            "completion", claims["sid"], account_id, claims["script"], claims["tid"]
+        )
 
     def _store(
         self, conn: Connection, account_id: str, digest: str, data: bytes, content_type: str | None
@@ -364,7 +453,7 @@ class AssetService:
             raise ValidationError(
                 'metadata.assets needs {"jwt": <completion token>, "config": {}}.'
             )
-        claims = self._claims(assets["jwt"], "completion")
+        claims = self._claims(conn, assets["jwt"], "completion")
         if claims["account_id"] != account.id or claims["script"] != script:
             raise ValidationError("This assets completion token is for another Worker.")
         session = conn.execute(

@@ -24,6 +24,15 @@ def delete_script_rows(conn: Connection, script_id: str) -> None:
     conn.execute(delete(scripts).where(scripts.c.id == script_id))
 
 
+def delete_version_rows(conn: Connection, version_ids: list[str]) -> None:
+    """Versions pruned for quotas, with their modules and the deployments that named them."""
+    if not version_ids:
+        return
+    conn.execute(delete(deployments).where(deployments.c.version_id.in_(version_ids)))
+    conn.execute(delete(modules).where(modules.c.version_id.in_(version_ids)))
+    conn.execute(delete(versions).where(versions.c.id.in_(version_ids)))
+
+
 def collect_garbage_blobs(conn: Connection, ctx: ServiceContext, account_id: str) -> None:
     """Delete the account's asset files and blobs that nothing references any more."""
     wanted: set[str] = set()

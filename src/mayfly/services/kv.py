@@ -11,7 +11,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mayfly.errors import (
@@ -21,15 +21,13 @@ from mayfly.errors import (
     ValidationError,
 )
 from mayfly.model import Account
-from mayfly.services import audit
+from mayfly.services import audit, quotas
 from mayfly.services.context import ServiceContext
 from mayfly.storage.tables import kv_entries, kv_namespaces
 
 MAX_KEY_BYTES = 512
 MAX_METADATA_BYTES = 1024
 MIN_EXPIRATION_TTL = 60
-# 9999-12-31T23:59:59Z: a later expiration is no date at all (and 10^30 overflows every column).
-MAX_EXPIRATION = 253_402_300_799
 
 
 @dataclass(frozen=True)
@@ -44,26 +42,6 @@ def check_key(key: str) -> None:
         raise ValidationError(f"KV key {key!r} is not allowed.")
     if len(key.encode()) > MAX_KEY_BYTES:
         raise ValidationError(f"KV keys are at most {MAX_KEY_BYTES} bytes.")
-
-
-def check_expiry_fields(expiration: Any, expiration_ttl: Any) -> None:
-    """Whole numbers of seconds within range (booleans, strings, lists and 10^30 are not)."""
-    for name, value in (("expiration", expiration), ("expiration_ttl", expiration_ttl)):
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValidationError(f"{name} must be a whole number of seconds.")
-        if not 0 <= value <= MAX_EXPIRATION:
-            raise ValidationError(f"{name} must be between 0 and {MAX_EXPIRATION}.")
-
-
-@dataclass(frozen=True)
-class BulkItem:
-    key: str
-    value: bytes
-    metadata: Any = None
-    expiration: int | None = None
-    expiration_ttl: int | None = None
 
 
 def render_namespace(row: Any) -> dict[str, Any]:
@@ -112,16 +90,14 @@ class KVService:
         namespace_id = secrets.token_hex(16)
         try:
             with self.ctx.db.begin() as conn:
-                count = conn.execute(
-                    select(func.count())
-                    .select_from(kv_namespaces)
-                    .where(kv_namespaces.c.account_id == account.id)
-                ).scalar_one()
-                if count >= self.ctx.settings.max_kv_namespaces:
-                    raise ValidationError(
-                        f"An account holds at most {self.ctx.settings.max_kv_namespaces} KV "
-                        "namespaces; delete one first."
-                    )
+                quotas.require_count(
+                    account.kind,
+                    "KV namespaces",
+                    quotas.count_namespaces(conn, account.id),
+                    1,
+                    quotas.quota_for(self.ctx.settings, account.kind).kv_namespaces,
+                    "Delete a namespace you no longer need (`wrangler kv namespace delete`).",
+                )
                 if self._by_title(conn, account.id, title) is not None:
                     raise NamespaceTitleExists(
                         f"A KV namespace with the title {title!r} already exists."
@@ -229,25 +205,6 @@ class KVService:
                 conn, account.id, namespace_id, key, value, metadata, expiration, expiration_ttl
             )
 
-    def put_many(self, account: Account, namespace_id: str, items: list[BulkItem]) -> None:
-        """A bulk write: every item or none (one transaction; a crash midway writes nothing)."""
-        limit = self.ctx.settings.max_kv_bulk_items
-        if len(items) > limit:
-            raise ValidationError(f"A bulk write takes at most {limit} keys; got {len(items)}.")
-        with self.ctx.db.begin() as conn:
-            self._namespace(conn, account, namespace_id)
-            for item in items:
-                self._put(
-                    conn,
-                    account.id,
-                    namespace_id,
-                    item.key,
-                    item.value,
-                    item.metadata,
-                    item.expiration,
-                    item.expiration_ttl,
-                )
-
     def get(self, account: Account, namespace_id: str, key: str) -> Entry:
         with self.ctx.db.read() as conn:
             self._namespace(conn, account, namespace_id)
@@ -279,7 +236,6 @@ class KVService:
         expiration_ttl: int | None,
     ) -> None:
         check_key(key)
-        check_expiry_fields(expiration, expiration_ttl)
         if len(value) > self.ctx.settings.max_kv_value_bytes:
             raise ValidationError(
                 f"KV values are at most {self.ctx.settings.max_kv_value_bytes} bytes."
@@ -297,6 +253,7 @@ class KVService:
             raise ValidationError(
                 f"expiration must be at least {MIN_EXPIRATION_TTL} seconds in the future."
             )
+        self._check_quota(conn, account_id, namespace_id, key, value, metadata, now)
         conn.execute(
             delete(kv_entries).where(
                 kv_entries.c.namespace_id == namespace_id, kv_entries.c.key == key
@@ -311,6 +268,38 @@ class KVService:
                 metadata=metadata,
                 expiration=expiration,
             )
+        )
+
+    def _check_quota(
+        self,
+        conn: Connection,
+        account_id: str,
+        namespace_id: str,
+        key: str,
+        value: bytes,
+        metadata: Any,
+        now: int,
+    ) -> None:
+        """10440 when this entry would take the account over its KV keys or stored bytes."""
+        kind = quotas.account_kind(conn, account_id)
+        old_size = quotas.kv_entry_stored_bytes(conn, namespace_id, key, now)
+        if old_size is None:
+            quotas.require_count(
+                kind,
+                "KV keys",
+                quotas.count_kv_keys(conn, account_id, now),
+                1,
+                quotas.quota_for(self.ctx.settings, kind).kv_keys,
+                "Delete keys you no longer need (`wrangler kv key delete`, or `kv bulk delete`).",
+            )
+        quotas.require_bytes(
+            conn,
+            self.ctx.settings,
+            account_id,
+            kind,
+            quotas.kv_entry_bytes(key, value, metadata),
+            now,
+            freeing=old_size or 0,
         )
 
     def put_entry(

@@ -13,12 +13,16 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from mayfly.errors import ScriptNotFound, SecretNotFound, ValidationError
+from mayfly.errors import QuotaExceeded, ScriptNotFound, SecretNotFound, ValidationError
 from mayfly.model import Account, Principal, as_utc, iso
-from mayfly.services import audit
+from mayfly.services import audit, quotas
 from mayfly.services.accounts import get_account
 from mayfly.services.assets import AssetService
-from mayfly.services.cleanup import collect_garbage_blobs, delete_script_rows
+from mayfly.services.cleanup import (
+    collect_garbage_blobs,
+    delete_script_rows,
+    delete_version_rows,
+)
 from mayfly.services.context import ServiceContext
 from mayfly.services.uploads import BINDING_NAME_RE, DEFAULT_COMPATIBILITY_DATE, UploadPlan
 from mayfly.services.versions import (
@@ -198,7 +202,7 @@ class ScriptService:
                 row = self._script_row(conn, account.id, name)
                 created = row is None
                 if created:
-                    self._check_quota(conn, account)
+                    self._check_workers_quota(conn, account)
                     conn.execute(
                         insert(scripts).values(
                             id=secrets.token_hex(16),
@@ -229,6 +233,7 @@ class ScriptService:
                     has_assets=assets is not None,
                 )
                 plan.annotations.setdefault("workers/triggered_by", triggered_by)
+                pruned = self._make_room(conn, account, row, plan, now, deploy)
                 version_id = store_version(
                     conn,
                     self.ctx.blobs,
@@ -282,19 +287,77 @@ class ScriptService:
                 version = self._render(conn, version_row, account)
         except IntegrityError as exc:
             raise ValidationError(f"Concurrent upload to Worker {name!r}; retry.") from exc
+        if pruned:
+            self._collect_garbage(account.id)
         return Uploaded(version, deployment, plan.messages, created)
 
-    def _check_quota(self, conn: Connection, account: Account) -> None:
-        if account.kind != "temporary":
-            return
-        count = len(
-            conn.execute(select(scripts.c.id).where(scripts.c.account_id == account.id)).all()
+    # -- quotas ----------------------------------------------------------------------------------
+
+    def _check_workers_quota(self, conn: Connection, account: Account) -> None:
+        quotas.require_count(
+            account.kind,
+            "Workers",
+            quotas.count_workers(conn, account.id),
+            1,
+            quotas.quota_for(self.ctx.settings, account.kind).workers,
+            "Delete a Worker you no longer need (`wrangler delete <name>`).",
         )
-        if count >= self.ctx.settings.max_scripts:
-            raise ValidationError(
-                f"A temporary account holds at most {self.ctx.settings.max_scripts} Workers; "
-                "delete one or claim the account."
-            )
+
+    def _prune_versions(
+        self, conn: Connection, account: Account, script_row: Any, keep_room: int
+    ) -> tuple[int, list[str]]:
+        """Delete the oldest versions that are not deployed until the Worker has room for
+        `keep_room` more; returns how many went, and the undeployed ones left (oldest first)."""
+        limit = quotas.quota_for(self.ctx.settings, account.kind).versions_per_worker
+        ids = list(
+            conn.execute(
+                select(versions.c.id)
+                .where(versions.c.script_id == script_row.id)
+                .order_by(versions.c.number)
+            ).scalars()
+        )
+        undeployed = [v for v in ids if v != script_row.current_version_id]
+        doomed = undeployed[: max(0, len(ids) + keep_room - limit)]
+        delete_version_rows(conn, doomed)
+        return len(doomed), undeployed[len(doomed) :]
+
+    def _make_room(
+        self,
+        conn: Connection,
+        account: Account,
+        script_row: Any,
+        plan: UploadPlan,
+        now: datetime,
+        deploy: bool,
+    ) -> bool:
+        """Before a new version is stored: prune old versions past the versions-per-Worker quota,
+        then as many more of this Worker's undeployed versions as the stored-bytes quota needs
+        (agents iterating fast never have to clean up); a deploy replaces the deployed version,
+        so that one goes last. 10440 when that is not enough; the caller's transaction then
+        undoes the pruning. Returns whether anything was pruned."""
+        count, remaining = self._prune_versions(conn, account, script_row, keep_room=1)
+        if deploy and script_row.current_version_id is not None:
+            remaining.append(script_row.current_version_id)
+        pruned = count > 0
+        adding = quotas.new_code_bytes(conn, account.id, [m.data for m in plan.modules])
+        timestamp = int(now.timestamp())
+        while True:
+            try:
+                quotas.require_bytes(
+                    conn, self.ctx.settings, account.id, account.kind, adding, timestamp
+                )
+                return pruned
+            except QuotaExceeded:
+                if not remaining:
+                    raise
+                delete_version_rows(conn, [remaining.pop(0)])
+                pruned = True
+
+    def _collect_garbage(self, account_id: str) -> None:
+        """After pruning: the blobs and asset files only pruned versions used (own transaction,
+        so that a refused upload never deletes files)."""
+        with self.ctx.db.begin() as conn:
+            collect_garbage_blobs(conn, self.ctx, account_id)
 
     async def create_deployment(
         self, principal: Principal, account: Account, name: str, body: dict[str, Any]
@@ -502,6 +565,7 @@ class ScriptService:
             bindings = [b for b in old if b["name"] != binding_name]
             if replacement is not None:
                 bindings.append(replacement)
+            pruned, _ = self._prune_versions(conn, account, row, keep_room=1)
             version_id = copy_version(
                 conn, current, bindings, {"workers/triggered_by": "secret"}, now, author
             )
@@ -516,6 +580,8 @@ class ScriptService:
             )
             event = "secret.deleted" if replacement is None else "secret.put"
             audit.record(conn, account.id, event, author, now, script=name, secret=binding_name)
+        if pruned:
+            self._collect_garbage(account.id)
         return version_id
 
     # -- delete ----------------------------------------------------------------------------------

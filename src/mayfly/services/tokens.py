@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Select, insert, select, update
 
 from mayfly.errors import InvalidToken, TemporaryAccountClaimed, TemporaryAccountExpired
 from mayfly.model import AccountKind, Principal, as_utc
@@ -66,6 +67,48 @@ def revoke_account_tokens(conn: Connection, account_id: str, reason: str, now: d
     )
 
 
+def _token_query() -> Select[Any]:
+    return select(
+        api_tokens.c.id,
+        api_tokens.c.account_id,
+        api_tokens.c.kind,
+        api_tokens.c.user_id,
+        api_tokens.c.expires_at,
+        api_tokens.c.revoked_at,
+        api_tokens.c.revoked_reason,
+        accounts.c.expires_at.label("account_expires_at"),
+        users.c.email,
+    ).select_from(
+        api_tokens.join(accounts, accounts.c.id == api_tokens.c.account_id).outerjoin(
+            users, users.c.id == api_tokens.c.user_id
+        )
+    )
+
+
+def _refuse_unusable(row: Any, now: datetime) -> None:
+    """The error for a revoked or expired token (or its expired temporary account), if any."""
+    if row.revoked_at is not None:
+        if row.revoked_reason == "claimed":
+            raise TemporaryAccountClaimed(CLAIMED_MESSAGE)
+        if row.kind == "temporary":
+            raise TemporaryAccountExpired(EXPIRED_MESSAGE)
+        raise InvalidToken("This API token was revoked.")
+    expiry = row.account_expires_at if row.kind == "temporary" else row.expires_at
+    if expiry is not None and as_utc(expiry) <= now:
+        if row.kind == "temporary":
+            raise TemporaryAccountExpired(EXPIRED_MESSAGE)
+        raise InvalidToken("This API token has expired.")
+
+
+def require_usable_token(conn: Connection, token_id: str, now: datetime) -> None:
+    """For credentials derived from a token (asset upload JWTs): they die with it, and with its
+    account's claim or expiry. Deleted tokens and accounts read as an expired account."""
+    row = conn.execute(_token_query().where(api_tokens.c.id == token_id)).first()
+    if row is None:
+        raise TemporaryAccountExpired(EXPIRED_MESSAGE)
+    _refuse_unusable(row, now)
+
+
 class TokenService:
     def __init__(self, ctx: ServiceContext):
         self.ctx = ctx
@@ -77,39 +120,13 @@ class TokenService:
         now = self.ctx.clock.now()
         with self.ctx.db.read() as conn:
             row = conn.execute(
-                select(
-                    api_tokens.c.id,
-                    api_tokens.c.account_id,
-                    api_tokens.c.kind,
-                    api_tokens.c.user_id,
-                    api_tokens.c.expires_at,
-                    api_tokens.c.revoked_at,
-                    api_tokens.c.revoked_reason,
-                    accounts.c.expires_at.label("account_expires_at"),
-                    users.c.email,
-                )
-                .select_from(
-                    api_tokens.join(accounts, accounts.c.id == api_tokens.c.account_id).outerjoin(
-                        users, users.c.id == api_tokens.c.user_id
-                    )
-                )
-                .where(api_tokens.c.token_hash == hash_token(token))
+                _token_query().where(api_tokens.c.token_hash == hash_token(token))
             ).first()
         if row is None:
             if token.startswith(PREFIXES["temporary"]):
                 raise TemporaryAccountExpired(EXPIRED_MESSAGE)
             raise InvalidToken("Invalid API token.")
-        if row.revoked_at is not None:
-            if row.revoked_reason == "claimed":
-                raise TemporaryAccountClaimed(CLAIMED_MESSAGE)
-            if row.kind == "temporary":
-                raise TemporaryAccountExpired(EXPIRED_MESSAGE)
-            raise InvalidToken("This API token was revoked.")
-        expiry = row.account_expires_at if row.kind == "temporary" else row.expires_at
-        if expiry is not None and as_utc(expiry) <= now:
-            if row.kind == "temporary":
-                raise TemporaryAccountExpired(EXPIRED_MESSAGE)
-            raise InvalidToken("This API token has expired.")
+        _refuse_unusable(row, now)
         return Principal(
             token_id=row.id,
             account_id=row.account_id,

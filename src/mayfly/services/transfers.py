@@ -15,6 +15,7 @@ from mayfly.errors import ValidationError
 from mayfly.model import Account
 from mayfly.services.context import ServiceContext
 from mayfly.services.inventory import namespaces_of, workers_of
+from mayfly.services.quotas import quota_for
 from mayfly.services.scripts import check_script_name
 from mayfly.storage.tables import (
     asset_files,
@@ -92,7 +93,7 @@ def plan_transfer(
     workers = _plan_workers(conn, ctx, source, target, renames)
     namespaces = _plan_namespaces(conn, source, target, title_renames)
     problems = []
-    limit = ctx.settings.max_kv_namespaces
+    limit = quota_for(ctx.settings, target.kind).kv_namespaces
     if len(namespaces_of(conn, target.id)) + len(namespaces) > limit:
         problems.append(
             f"{target.name} would hold more than {limit} KV namespaces; "

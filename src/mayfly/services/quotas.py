@@ -1,0 +1,267 @@
+"""Per-account quotas: what an account may store, and what it stores now.
+
+Limits come from settings, lower for temporary accounts than for permanent ones. Usage is counted
+by SQL aggregates over rows found by indexed account columns (never by reading blobs). Stored bytes
+are summed by kind in one place, `BYTE_COUNTERS`: a new kind of storage adds one counter there.
+Every write path asks before it writes; at the limit it answers 10440 (HTTP 413) saying which quota,
+the usage, the limit and how to free space.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Select, Text, cast, func, select
+
+from mayfly.errors import QuotaExceeded
+from mayfly.model import AccountKind
+from mayfly.settings import Settings
+from mayfly.storage.blobs import sha256_hex
+from mayfly.storage.tables import (
+    accounts,
+    asset_files,
+    blobs,
+    kv_entries,
+    kv_namespaces,
+    modules,
+    scripts,
+    versions,
+)
+
+
+@dataclass(frozen=True)
+class Quota:
+    bytes: int
+    versions_per_worker: int
+    workers: int
+    kv_namespaces: int
+    kv_keys: int
+    asset_files: int
+
+
+def quota_for(settings: Settings, kind: AccountKind) -> Quota:
+    if kind == "temporary":
+        return Quota(
+            bytes=settings.quota_bytes_temporary,
+            versions_per_worker=settings.quota_versions_temporary,
+            workers=settings.quota_workers_temporary,
+            kv_namespaces=settings.quota_kv_namespaces_temporary,
+            kv_keys=settings.quota_kv_keys_temporary,
+            asset_files=settings.quota_asset_files_temporary,
+        )
+    return Quota(
+        bytes=settings.quota_bytes_permanent,
+        versions_per_worker=settings.quota_versions_permanent,
+        workers=settings.quota_workers_permanent,
+        kv_namespaces=settings.quota_kv_namespaces_permanent,
+        kv_keys=settings.quota_kv_keys_permanent,
+        asset_files=settings.quota_asset_files_permanent,
+    )
+
+
+def account_kind(conn: Connection, account_id: str) -> AccountKind:
+    kind = conn.execute(
+        select(accounts.c.kind).where(accounts.c.id == account_id)
+    ).scalar_one_or_none()
+    return "permanent" if kind == "permanent" else "temporary"
+
+
+# -- usage -----------------------------------------------------------------------------------------
+
+
+def code_bytes(conn: Connection, account_id: str, now: int) -> int:
+    """Distinct module blobs of the account's versions (versions sharing code count it once)."""
+    total = conn.execute(
+        select(func.coalesce(func.sum(blobs.c.size), 0)).where(
+            blobs.c.account_id == account_id, blobs.c.sha256.in_(_code_blobs(account_id))
+        )
+    ).scalar_one()
+    return int(total)
+
+
+def _code_blobs(account_id: str) -> Select[tuple[str]]:
+    return (
+        select(modules.c.blob_sha256)
+        .join(versions, versions.c.id == modules.c.version_id)
+        .where(versions.c.account_id == account_id)
+    )
+
+
+def new_code_bytes(conn: Connection, account_id: str, module_data: list[bytes]) -> int:
+    """What a version with these modules adds to `code_bytes`: modules it does not share."""
+    sizes = {sha256_hex(data): len(data) for data in module_data}
+    shared = set(
+        conn.execute(
+            select(blobs.c.sha256).where(
+                blobs.c.account_id == account_id,
+                blobs.c.sha256.in_(list(sizes)),
+                blobs.c.sha256.in_(_code_blobs(account_id)),
+            )
+        ).scalars()
+    )
+    return sum(size for digest, size in sizes.items() if digest not in shared)
+
+
+def _live(now: int) -> ColumnElement[bool]:
+    return (kv_entries.c.expiration.is_(None)) | (kv_entries.c.expiration > now)
+
+
+def _kv_size() -> ColumnElement[int]:
+    # length() of a blob is read from its header: no value is loaded.
+    return (
+        func.length(kv_entries.c.key)
+        + func.length(kv_entries.c.value)
+        + func.coalesce(func.length(cast(kv_entries.c.metadata, Text)), 0)
+    )
+
+
+def kv_entry_bytes(key: str, value: bytes, metadata: Any) -> int:
+    """What `kv_bytes` will count for this entry once stored."""
+    return len(key) + len(value) + (0 if metadata is None else len(json.dumps(metadata)))
+
+
+def kv_entry_stored_bytes(conn: Connection, namespace_id: str, key: str, now: int) -> int | None:
+    """The bytes of the live entry at this key, or None when there is none."""
+    size = conn.execute(
+        select(_kv_size()).where(
+            kv_entries.c.namespace_id == namespace_id, kv_entries.c.key == key, _live(now)
+        )
+    ).scalar_one_or_none()
+    return None if size is None else int(size)
+
+
+def kv_bytes(conn: Connection, account_id: str, now: int) -> int:
+    """Keys, values and metadata of live entries."""
+    total = conn.execute(
+        select(func.coalesce(func.sum(_kv_size()), 0)).where(
+            kv_entries.c.account_id == account_id, _live(now)
+        )
+    ).scalar_one()
+    return int(total)
+
+
+def asset_bytes(conn: Connection, account_id: str, now: int) -> int:
+    total = conn.execute(
+        select(func.coalesce(func.sum(asset_files.c.size), 0)).where(
+            asset_files.c.account_id == account_id
+        )
+    ).scalar_one()
+    return int(total)
+
+
+ByteCounter = Callable[[Connection, str, int], int]
+
+# What each kind of storage holds for an account, in bytes. Label → counter.
+BYTE_COUNTERS: dict[str, ByteCounter] = {
+    "Workers' code": code_bytes,
+    "KV": kv_bytes,
+    "static assets": asset_bytes,
+}
+
+
+def stored_bytes(conn: Connection, account_id: str, now: int) -> dict[str, int]:
+    return {label: count(conn, account_id, now) for label, count in BYTE_COUNTERS.items()}
+
+
+def count_workers(conn: Connection, account_id: str) -> int:
+    return int(
+        conn.execute(
+            select(func.count()).select_from(scripts).where(scripts.c.account_id == account_id)
+        ).scalar_one()
+    )
+
+
+def count_namespaces(conn: Connection, account_id: str) -> int:
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(kv_namespaces)
+            .where(kv_namespaces.c.account_id == account_id)
+        ).scalar_one()
+    )
+
+
+def count_kv_keys(conn: Connection, account_id: str, now: int) -> int:
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(kv_entries)
+            .where(kv_entries.c.account_id == account_id, _live(now))
+        ).scalar_one()
+    )
+
+
+def count_asset_files(conn: Connection, account_id: str) -> int:
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(asset_files)
+            .where(asset_files.c.account_id == account_id)
+        ).scalar_one()
+    )
+
+
+# -- checks ----------------------------------------------------------------------------------------
+
+CLAIM_HINT = " Claiming the account (its claim URL) raises its limits."
+
+FREE_BYTES = (
+    "Free space by deleting KV keys (`wrangler kv key delete`), Workers you no longer need "
+    "(`wrangler delete`; their versions and unused asset files go with them) or KV namespaces."
+)
+
+
+def human_bytes(n: int) -> str:
+    value = float(n)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{n} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} bytes"  # pragma: no cover
+
+
+def _hint(kind: AccountKind) -> str:
+    return CLAIM_HINT if kind == "temporary" else ""
+
+
+def require_bytes(
+    conn: Connection,
+    settings: Settings,
+    account_id: str,
+    kind: AccountKind,
+    adding: int,
+    now: int,
+    *,
+    freeing: int = 0,
+) -> None:
+    """Refuse a write that would take the account's stored bytes over its quota."""
+    if adding <= freeing:
+        return
+    limit = quota_for(settings, kind).bytes
+    usage = stored_bytes(conn, account_id, now)
+    total = sum(usage.values())
+    if total - freeing + adding <= limit:
+        return
+    parts = ", ".join(f"{label} {human_bytes(n)}" for label, n in usage.items() if n)
+    raise QuotaExceeded(
+        f"Storage quota reached: this {kind} account stores {human_bytes(total)}"
+        f"{f' ({parts})' if parts else ''} of its {human_bytes(limit)} limit "
+        f"({limit} bytes), and this write needs {human_bytes(adding - freeing)} more. "
+        + FREE_BYTES
+        + _hint(kind)
+    )
+
+
+def require_count(
+    kind: AccountKind, what: str, usage: int, adding: int, limit: int, how_to_free: str
+) -> None:
+    """Refuse a write that would take a count (Workers, namespaces, keys, files) over its limit."""
+    if adding <= 0 or usage + adding <= limit:
+        return
+    raise QuotaExceeded(
+        f"Quota reached: this {kind} account has {usage} {what} of its limit of {limit}"
+        f"{f', and this write adds {adding}' if adding > 1 else ''}. {how_to_free}" + _hint(kind)
+    )

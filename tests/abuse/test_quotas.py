@@ -1,0 +1,330 @@
+"""Per-account quotas: every write path answers 10440 (413) at the limit with a message naming the
+quota, the usage, the limit and how to free space; freeing space lets the write through; old
+versions are pruned; temporary accounts get lower limits than permanent ones."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from starlette.testclient import TestClient
+
+from mayfly.app import Platform
+from mayfly.errors import QuotaExceeded
+from mayfly.services.clock import ManualClock
+from mayfly.services.quotas import quota_for, stored_bytes
+from mayfly.settings import Settings
+from mayfly.storage import tables
+from tests.conftest import auth, make_settings, provision, upload_body
+from tests.integration.test_assets import manifest
+
+
+@pytest.fixture
+def limits() -> dict[str, Any]:
+    return {}
+
+
+@pytest.fixture
+def quota_platform(
+    database_url: str, tmp_path: Path, clock: ManualClock, limits: dict[str, Any]
+) -> Iterator[Platform]:
+    settings = make_settings(tmp_path, database_url=database_url, **limits)
+    platform = Platform.create(settings, clock=clock)
+    yield platform
+    platform.db.dispose()
+
+
+@pytest.fixture
+def api(quota_platform: Platform) -> Iterator[TestClient]:
+    with TestClient(quota_platform.public_app(), base_url="http://testserver/client/v4/") as c:
+        yield c
+
+
+@pytest.fixture
+def account(api: TestClient) -> dict[str, Any]:
+    result: dict[str, Any] = provision(api)["account"]
+    return result
+
+
+def refused(response: httpx.Response, *words: str) -> str:
+    """Assert a 10440 in Cloudflare's envelope; returns its message."""
+    assert response.status_code == 413, response.text
+    body = response.json()
+    assert body["success"] is False
+    error = body["errors"][0]
+    assert error["code"] == 10440
+    message: str = error["message"]
+    for word in words:
+        assert word in message, message
+    return message
+
+
+def ns_url(account: dict[str, Any], ns: str = "") -> str:
+    base = f"accounts/{account['id']}/storage/kv/namespaces"
+    return f"{base}/{ns}" if ns else base
+
+
+def new_namespace(api: TestClient, account: dict[str, Any], title: str = "data") -> str:
+    response = api.post(ns_url(account), headers=auth(account["apiToken"]), json={"title": title})
+    assert response.status_code == 200, response.text
+    namespace_id: str = response.json()["result"]["id"]
+    return namespace_id
+
+
+def put_value(
+    api: TestClient, account: dict[str, Any], ns: str, key: str, value: bytes
+) -> httpx.Response:
+    return api.put(
+        f"{ns_url(account, ns)}/values/{key}", headers=auth(account["apiToken"]), content=value
+    )
+
+
+def delete_value(api: TestClient, account: dict[str, Any], ns: str, key: str) -> None:
+    response = api.delete(f"{ns_url(account, ns)}/values/{key}", headers=auth(account["apiToken"]))
+    assert response.status_code == 200, response.text
+
+
+def worker(size: int, seed: str = "a") -> dict[str, Any]:
+    """An upload whose module is about `size` bytes, different for each seed."""
+    code = f'export default {{ fetch() {{ return new Response("{seed}"); }} }};\n//'
+    data = (code + seed * max(0, size - len(code))).encode()
+    return upload_body(modules={"index.js": (data, "application/javascript+module")})
+
+
+def deploy(
+    api: TestClient, account: dict[str, Any], script: str, size: int = 100, seed: str = "a"
+) -> httpx.Response:
+    return api.put(
+        f"accounts/{account['id']}/workers/scripts/{script}",
+        headers=auth(account["apiToken"]),
+        **worker(size, seed),
+    )
+
+
+# -- KV ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("limits", [{"quota_bytes_temporary": 10_000}])
+def test_kv_bytes_quota_on_put_bulk_and_binding(
+    api: TestClient, account: dict[str, Any], quota_platform: Platform
+) -> None:
+    ns = new_namespace(api, account)
+    assert put_value(api, account, ns, "first", b"x" * 6000).status_code == 200
+    message = refused(
+        put_value(api, account, ns, "second", b"y" * 6000),
+        "Storage quota",
+        "KV",
+        "10000 bytes",
+        "wrangler kv key delete",
+        "Claiming",
+    )
+    assert "5.9 KiB" in message  # the usage
+    # Replacing a value frees what it replaces.
+    assert put_value(api, account, ns, "first", b"z" * 6500).status_code == 200
+    bulk = api.put(
+        f"{ns_url(account, ns)}/bulk",
+        headers=auth(account["apiToken"]),
+        content=json.dumps([{"key": "b", "value": "v" * 6000}]),
+    )
+    refused(bulk, "Storage quota")
+    with pytest.raises(QuotaExceeded):  # the data plane's KV binding
+        quota_platform.services.kv.put_entry(ns, "binding", b"w" * 6000)
+    delete_value(api, account, ns, "first")
+    assert put_value(api, account, ns, "second", b"y" * 6000).status_code == 200
+
+
+@pytest.mark.parametrize("limits", [{"quota_kv_keys_temporary": 3}])
+def test_kv_keys_quota(api: TestClient, account: dict[str, Any]) -> None:
+    first, second = new_namespace(api, account, "one"), new_namespace(api, account, "two")
+    for ns, key in ((first, "a"), (first, "b"), (second, "c")):
+        assert put_value(api, account, ns, key, b"1").status_code == 200
+    refused(put_value(api, account, second, "d", b"1"), "3 KV keys", "limit of 3", "delete")
+    assert put_value(api, account, first, "a", b"overwrite").status_code == 200
+    delete_value(api, account, first, "b")
+    assert put_value(api, account, second, "d", b"1").status_code == 200
+
+
+@pytest.mark.parametrize("limits", [{"quota_kv_namespaces_temporary": 2}])
+def test_kv_namespaces_quota(api: TestClient, account: dict[str, Any]) -> None:
+    new_namespace(api, account, "one")
+    two = new_namespace(api, account, "two")
+    response = api.post(ns_url(account), headers=auth(account["apiToken"]), json={"title": "3"})
+    refused(response, "2 KV namespaces", "limit of 2", "wrangler kv namespace delete")
+    assert api.delete(ns_url(account, two), headers=auth(account["apiToken"])).status_code == 200
+    new_namespace(api, account, "three")
+
+
+# -- Workers and versions ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("limits", [{"quota_workers_temporary": 2}])
+def test_workers_quota(api: TestClient, account: dict[str, Any]) -> None:
+    assert deploy(api, account, "one").status_code == 200
+    assert deploy(api, account, "two").status_code == 200
+    refused(deploy(api, account, "three"), "2 Workers", "limit of 2", "wrangler delete")
+    assert deploy(api, account, "two", seed="b").status_code == 200  # a new version is no Worker
+    url = f"accounts/{account['id']}/workers/scripts/one"
+    assert api.delete(url, headers=auth(account["apiToken"])).status_code == 200
+    assert deploy(api, account, "three").status_code == 200
+
+
+def version_ids(api: TestClient, account: dict[str, Any], script: str) -> list[str]:
+    response = api.get(
+        f"accounts/{account['id']}/workers/scripts/{script}/versions",
+        headers=auth(account["apiToken"]),
+    )
+    assert response.status_code == 200, response.text
+    result = response.json()["result"]
+    items = result["items"] if isinstance(result, dict) else result
+    return [v["id"] for v in items]
+
+
+def deployed_version(api: TestClient, account: dict[str, Any], script: str) -> str:
+    response = api.get(
+        f"accounts/{account['id']}/workers/scripts/{script}/deployments",
+        headers=auth(account["apiToken"]),
+    )
+    assert response.status_code == 200, response.text
+    version: str = response.json()["result"]["deployments"][0]["versions"][0]["version_id"]
+    return version
+
+
+@pytest.mark.parametrize("limits", [{"quota_versions_temporary": 3}])
+def test_old_undeployed_versions_are_pruned(
+    api: TestClient, account: dict[str, Any], quota_platform: Platform
+) -> None:
+    assert deploy(api, account, "app", seed="0").status_code == 200
+    deployed = deployed_version(api, account, "app")
+    for seed in "123456":  # `wrangler versions upload`: versions that are not deployed
+        response = api.post(
+            f"accounts/{account['id']}/workers/scripts/app/versions",
+            headers=auth(account["apiToken"]),
+            **worker(100, seed),
+        )
+        assert response.status_code == 200, response.text
+    kept = version_ids(api, account, "app")
+    assert len(kept) == 3
+    assert deployed in kept  # the deployed version is never pruned, however old
+    for seed in "789":
+        assert deploy(api, account, "app", seed=seed).status_code == 200
+    assert len(version_ids(api, account, "app")) == 3
+    with quota_platform.db.read() as conn:
+        modules = conn.execute(select(func.count()).select_from(tables.modules)).scalar_one()
+        blobs = conn.execute(select(func.count()).select_from(tables.blobs)).scalar_one()
+        deployments = conn.execute(
+            select(func.count()).select_from(tables.deployments)
+        ).scalar_one()
+    assert modules == 3 and blobs == 3  # the pruned versions' code is collected
+    assert deployments <= 3  # with the history entries that named pruned versions
+
+
+@pytest.mark.parametrize("limits", [{"quota_bytes_temporary": 50_000}])
+def test_script_bytes_quota_prunes_then_refuses(
+    api: TestClient, account: dict[str, Any], quota_platform: Platform
+) -> None:
+    assert deploy(api, account, "one", size=30_000, seed="a").status_code == 200
+    # A new version of the same Worker: its undeployed predecessor is pruned to make room.
+    assert deploy(api, account, "one", size=30_000, seed="b").status_code == 200
+    assert len(version_ids(api, account, "one")) == 1
+    message = refused(
+        deploy(api, account, "two", size=30_000),
+        "Storage quota",
+        "Workers' code",
+        "wrangler delete",
+    )
+    assert "29.3 KiB" in message
+    assert deploy(api, account, "two", size=10_000).status_code == 200
+    with quota_platform.db.read() as conn:
+        usage = stored_bytes(conn, account["id"], 0)
+    assert 40_000 <= usage["Workers' code"] <= 41_000
+
+
+# -- static assets ----------------------------------------------------------------------------------
+
+
+def open_session(
+    api: TestClient, account: dict[str, Any], files: dict[str, bytes]
+) -> httpx.Response:
+    body = {"manifest": manifest({p: (d, "text/plain") for p, d in files.items()})}
+    return api.post(
+        f"accounts/{account['id']}/workers/scripts/site/assets-upload-session",
+        headers=auth(account["apiToken"]),
+        json=body,
+    )
+
+
+def upload_bucket(
+    api: TestClient, account: dict[str, Any], jwt: str, files: dict[str, bytes]
+) -> httpx.Response:
+    import base64
+
+    hashes = manifest({p: (d, "text/plain") for p, d in files.items()})
+    parts = [
+        (hashes[p]["hash"], (hashes[p]["hash"], base64.b64encode(d), "text/plain"))
+        for p, d in files.items()
+    ]
+    return api.post(
+        f"accounts/{account['id']}/workers/assets/upload?base64=true",
+        headers=auth(jwt),
+        files=parts,
+    )
+
+
+@pytest.mark.parametrize("limits", [{"quota_asset_files_temporary": 3}])
+def test_asset_files_quota(api: TestClient, account: dict[str, Any]) -> None:
+    files = {f"/f{i}.txt": f"file {i}".encode() for i in range(4)}
+    refused(open_session(api, account, files), "0 static asset files", "limit of 3", "adds 4")
+    session = open_session(api, account, dict(list(files.items())[:3]))
+    assert session.status_code == 200, session.text
+    upload = upload_bucket(
+        api, account, session.json()["result"]["jwt"], dict(list(files.items())[:3])
+    )
+    assert upload.status_code == 201, upload.text
+
+
+@pytest.mark.parametrize("limits", [{"quota_bytes_temporary": 10_000}])
+def test_asset_bytes_quota_at_session_and_at_upload(
+    api: TestClient, account: dict[str, Any], quota_platform: Platform
+) -> None:
+    big = {"/big.bin": b"b" * 11_000}
+    refused(open_session(api, account, big), "Storage quota", "10.7 KiB")
+    files = {"/a.txt": b"a" * 6000}
+    session = open_session(api, account, files)
+    assert session.status_code == 200, session.text
+    # Meanwhile KV fills the account: the upload itself is refused, and nothing is stored.
+    ns = new_namespace(api, account)
+    assert put_value(api, account, ns, "k", b"k" * 6000).status_code == 200
+    refused(upload_bucket(api, account, session.json()["result"]["jwt"], files), "Storage quota")
+    with quota_platform.db.read() as conn:
+        assert conn.execute(select(func.count()).select_from(tables.asset_files)).scalar_one() == 0
+    delete_value(api, account, ns, "k")
+    upload = upload_bucket(api, account, session.json()["result"]["jwt"], files)
+    assert upload.status_code == 201, upload.text
+
+
+# -- temporary vs permanent -------------------------------------------------------------------------
+
+
+def test_temporary_accounts_get_lower_limits_by_default() -> None:
+    temporary, permanent = quota_for(Settings(), "temporary"), quota_for(Settings(), "permanent")
+    for field in temporary.__dataclass_fields__:
+        assert getattr(temporary, field) < getattr(permanent, field), field
+
+
+@pytest.mark.parametrize("limits", [{"quota_workers_temporary": 1, "quota_workers_permanent": 2}])
+def test_temporary_and_permanent_limits_differ(
+    api: TestClient, account: dict[str, Any], quota_platform: Platform
+) -> None:
+    assert deploy(api, account, "one").status_code == 200
+    refused(deploy(api, account, "two"), "temporary account", "limit of 1", "Claiming")
+    created, token = quota_platform.services.accounts.create_permanent("keeper")
+    owned = {"id": created.id, "apiToken": token}
+    assert deploy(api, owned, "one").status_code == 200
+    assert deploy(api, owned, "two").status_code == 200
+    message = refused(deploy(api, owned, "three"), "permanent account", "limit of 2")
+    assert "Claiming" not in message
