@@ -14,6 +14,7 @@ from typing import Any
 
 import uvicorn
 
+from mayfly.api.http_protocol import EnvelopeHttpProtocol
 from mayfly.api.internal import build_internal_app
 from mayfly.api.routes import build_public_app
 from mayfly.api.ws_protocol import TolerantWebSocketProtocol
@@ -140,6 +141,7 @@ def _uvicorn(
     return QuietSignalsServer(
         uvicorn.Config(
             app,
+            http=EnvelopeHttpProtocol,  # unparsable requests get a JSON error too
             host=host,
             port=port,
             log_level="warning",

@@ -70,6 +70,12 @@ class Conflict(MayflyError):
     code, status = 10409, 409
 
 
+class PayloadTooLarge(MayflyError):
+    """A request body over its route's limit (refused while it streams, never buffered whole)."""
+
+    code, status = 10413, 413
+
+
 class KeyNotFound(MayflyError):
     code, status = 10009, 404
 

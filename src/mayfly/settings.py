@@ -125,6 +125,37 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("max_kv_value_bytes", 25 * 1024 * 1024, "Largest KV value, in bytes.", int),
     Setting(
+        "max_json_body_bytes",
+        1024 * 1024,
+        "Largest JSON body of the API's small requests (secrets, deployments, settings, tokens).",
+        int,
+    ),
+    Setting(
+        "max_manifest_body_bytes",
+        8 * 1024 * 1024,
+        "Largest static-assets manifest body (up to 20,000 files' paths and hashes), in bytes.",
+        int,
+    ),
+    Setting(
+        "max_asset_body_bytes",
+        60 * 1024 * 1024,
+        "Largest static-assets upload request: a bucket of up to 40 MiB, base64-encoded.",
+        int,
+    ),
+    Setting(
+        "max_kv_bulk_bytes",
+        100 * 1024 * 1024,
+        "Largest KV bulk request body, in bytes (Cloudflare: 100 MB).",
+        int,
+    ),
+    Setting("max_kv_bulk_items", 10_000, "Keys in one KV bulk request (Cloudflare: 10,000).", int),
+    Setting(
+        "max_form_body_bytes",
+        64 * 1024,
+        "Largest form body (the pages' forms, OAuth device flow), in bytes.",
+        int,
+    ),
+    Setting(
         "terms_url",
         "https://mayfly.invalid/terms",
         "Terms of service the agent accepts when provisioning.",
@@ -233,6 +264,12 @@ class Settings:
     quota_asset_files_temporary: int = 10_000
     quota_asset_files_permanent: int = 200_000
     max_kv_value_bytes: int = 25 * 1024 * 1024
+    max_json_body_bytes: int = 1024 * 1024
+    max_manifest_body_bytes: int = 8 * 1024 * 1024
+    max_asset_body_bytes: int = 60 * 1024 * 1024
+    max_kv_bulk_bytes: int = 100 * 1024 * 1024
+    max_kv_bulk_items: int = 10_000
+    max_form_body_bytes: int = 64 * 1024
     terms_url: str = "https://mayfly.invalid/terms"
     privacy_url: str = "https://mayfly.invalid/privacy"
     forwarded_allow_ips: str = ""

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mayfly.api.auth import account_access, bearer_token, services
+from mayfly.api.auth import account_access, services, signed_upload_token
 from mayfly.api.envelope import json_body, ok
 from mayfly.errors import ValidationError
 
@@ -31,11 +33,15 @@ def _finished(complete: bool, token: str | None) -> Response:
 
 async def upload_bucket(request: Request) -> Response:
     """AS2: one bucket, multipart, a part per hash; authorised by the session's upload token."""
-    token = bearer_token(request)
     svc = services(request)
-    limit = svc.ctx.settings.max_upload_bytes * 2
+    token = signed_upload_token(request)  # before the body is read
+    limit = svc.ctx.settings.max_asset_body_bytes
     files: list[tuple[str, bytes, str | None]] = []
-    form = await request.form(max_files=1000, max_fields=1000, max_part_size=limit)
+    try:
+        form = await request.form(max_files=1000, max_fields=1000, max_part_size=limit)
+    except (MultiPartException, HTTPException) as exc:
+        detail = getattr(exc, "message", None) or getattr(exc, "detail", str(exc))
+        raise ValidationError(f"The multipart body could not be parsed: {detail}") from exc
     try:
         for name, value in form.multi_items():
             if isinstance(value, UploadFile):
@@ -55,7 +61,7 @@ async def upload_bucket(request: Request) -> Response:
 
 async def upload_one(request: Request) -> Response:
     """AS3: one raw file (single-file mode)."""
-    token = bearer_token(request)
+    token = signed_upload_token(request)  # before the body is read
     data = await request.body()
     complete, completion = await asyncio.to_thread(
         services(request).assets.upload,

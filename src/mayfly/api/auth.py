@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import jwt
 from starlette.requests import Request
 
 from mayfly.errors import InvalidToken
@@ -22,6 +23,35 @@ def bearer_token(request: Request) -> str:
     if scheme.lower() != "bearer" or not token.strip():
         raise InvalidToken("Missing API token: send `Authorization: Bearer <token>`.")
     return token.strip()
+
+
+def signed_upload_token(request: Request) -> str:
+    """An assets upload JWT, checked for this platform's signature and the path's account.
+
+    Cheap and stateless, so it runs before an upload's body is read: a junk token gets its 401
+    without the server reading what follows. The service checks the rest (expiry, revocation,
+    the session) when it stores the files.
+    """
+    token = bearer_token(request)
+    try:
+        claims = jwt.decode(
+            token,
+            services(request).ctx.crypto.jwt_key,
+            algorithms=["HS256"],
+            options={"verify_exp": False},
+        )
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(
+            "The assets upload token is not one this platform issued; deploy again.",
+            code=10020,
+        ) from exc
+    if claims.get("typ") != "upload" or claims.get("account_id") != request.path_params.get(
+        "account_id"
+    ):
+        raise InvalidToken(
+            "This is not an assets upload token for this account; deploy again.", code=10020
+        )
+    return token
 
 
 async def principal(request: Request) -> Principal:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -10,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from mayfly.errors import MayflyError, RateLimited
+from mayfly.services import strict_json
 
 log = logging.getLogger("mayfly.api")
 
@@ -67,10 +67,7 @@ async def json_body(request: Request) -> dict[str, Any]:
     raw = await request.body()
     if not raw.strip():
         return {}
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise ValidationError(f"The request body is not valid JSON: {exc}") from exc
+    data = strict_json.loads(raw)
     if not isinstance(data, dict):
         raise ValidationError("The request body must be a JSON object.")
     return data

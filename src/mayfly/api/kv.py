@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import functools
-import json
 from typing import Any
 from urllib.parse import unquote
 
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from mayfly.api.auth import account_access, services
 from mayfly.api.envelope import json_body, ok
-from mayfly.errors import ValidationError
+from mayfly.errors import PayloadTooLarge, ValidationError
 from mayfly.model import Account, Principal
+from mayfly.services import strict_json
+from mayfly.services.kv import BulkItem, check_expiry_fields, check_key
 
 
 def _actor(who: Principal, account: Account) -> str:
@@ -36,10 +38,9 @@ def _int_param(request: Request, name: str) -> int | None:
     value = request.query_params.get(name)
     if value in (None, ""):
         return None
-    try:
-        return int(value)
-    except ValueError as exc:
-        raise ValidationError(f"{name} must be a whole number of seconds.") from exc
+    if not value.isascii() or not value.isdigit() or len(value) > 19:
+        raise ValidationError(f"{name} must be a whole number of seconds.")
+    return int(value)
 
 
 async def create_namespace(request: Request) -> Response:
@@ -89,9 +90,18 @@ async def namespace(request: Request) -> Response:
 
 
 async def _value_and_metadata(request: Request, max_bytes: int) -> tuple[bytes, Any]:
+    """The value (from the raw body or a multipart `value` part) and its metadata, if any.
+
+    The body limits middleware has already capped the body at about `max_bytes`; the value
+    itself is checked against it here, as it streams, before anything else holds it.
+    """
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        form = await request.form(max_part_size=max_bytes)
+        try:
+            form = await request.form(max_files=2, max_fields=2, max_part_size=max_bytes)
+        except (MultiPartException, HTTPException) as exc:
+            detail = getattr(exc, "message", None) or getattr(exc, "detail", str(exc))
+            raise ValidationError(f"The multipart body could not be parsed: {detail}") from exc
         try:
             value_part = form.get("value")
             if value_part is None:
@@ -106,14 +116,18 @@ async def _value_and_metadata(request: Request, max_bytes: int) -> tuple[bytes, 
                 raw_meta = (await raw_meta.read()).decode()
         finally:
             await form.close()
+        if len(value) > max_bytes:
+            raise PayloadTooLarge(f"KV values are at most {max_bytes} bytes.")
         metadata = None
         if raw_meta not in (None, ""):
-            try:
-                metadata = json.loads(str(raw_meta))
-            except ValueError as exc:
-                raise ValidationError("The `metadata` part must be JSON.") from exc
+            metadata = strict_json.loads(str(raw_meta), "The `metadata` part")
         return value, metadata
-    return await request.body(), None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise PayloadTooLarge(f"KV values are at most {max_bytes} bytes.")
+    return bytes(body), None
 
 
 async def value(request: Request) -> Response:
@@ -128,6 +142,9 @@ async def value(request: Request) -> Response:
             headers["expiration"] = str(entry.expiration)
         return Response(entry.value, media_type="application/octet-stream", headers=headers)
     if request.method == "PUT":
+        check_key(key)  # before the body is read
+        expiration = _int_param(request, "expiration")
+        expiration_ttl = _int_param(request, "expiration_ttl")
         data, metadata = await _value_and_metadata(
             request, services(request).ctx.settings.max_kv_value_bytes
         )
@@ -138,8 +155,8 @@ async def value(request: Request) -> Response:
                 key,
                 data,
                 metadata=metadata,
-                expiration=_int_param(request, "expiration"),
-                expiration_ttl=_int_param(request, "expiration_ttl"),
+                expiration=expiration,
+                expiration_ttl=expiration_ttl,
             )
         )
         return ok(None)
@@ -172,47 +189,66 @@ async def keys(request: Request) -> Response:
     return ok(items, result_info={"count": len(items), "cursor": cursor})
 
 
+def _bulk_items(body: Any, limit: int) -> list[BulkItem]:
+    """Check every field of every item before anything is written (all or nothing)."""
+    if not isinstance(body, list):
+        raise ValidationError("The bulk body must be a JSON array of {key, value} objects.")
+    if len(body) > limit:
+        raise ValidationError(f"A bulk write takes at most {limit} keys; got {len(body)}.")
+    items = []
+    for index, item in enumerate(body):
+        where = f"Bulk item {index}"
+        if not isinstance(item, dict):
+            raise ValidationError(f"{where} must be an object with a `key` and a `value`.")
+        key, raw, encoded = item.get("key"), item.get("value", ""), item.get("base64", False)
+        if not isinstance(key, str):
+            raise ValidationError(f"{where}: `key` must be a string.")
+        check_key(key)
+        if not isinstance(raw, str):
+            raise ValidationError(f"{where}: `value` must be a string.")
+        if not isinstance(encoded, bool):
+            raise ValidationError(f"{where}: `base64` must be true or false.")
+        if encoded:
+            try:
+                data = base64.b64decode(raw, validate=True)
+            except ValueError as exc:
+                raise ValidationError(f"{where}: `value` is not valid base64.") from exc
+        else:
+            data = raw.encode()
+        expiration, ttl = item.get("expiration"), item.get("expiration_ttl")
+        try:
+            check_expiry_fields(expiration, ttl)
+        except ValidationError as exc:
+            raise ValidationError(f"{where}: {exc.message}") from exc
+        items.append(BulkItem(key, data, item.get("metadata"), expiration, ttl))
+    return items
+
+
 async def bulk_write(request: Request) -> Response:
+    """All or nothing: every item is checked, then written in one transaction."""
     _, account = await account_access(request)
     ns = request.path_params["namespace_id"]
-    try:
-        items = json.loads(await request.body())
-    except ValueError as exc:
-        raise ValidationError("The bulk body must be a JSON array.") from exc
-    if not isinstance(items, list):
-        raise ValidationError("The bulk body must be a JSON array.")
-    kv = services(request).kv
-    for item in items:
-        if not isinstance(item, dict) or not isinstance(item.get("key"), str):
-            raise ValidationError("Each bulk item needs a string `key`.")
-        raw = item.get("value", "")
-        data = base64.b64decode(raw) if item.get("base64") else str(raw).encode()
-        await asyncio.to_thread(
-            functools.partial(
-                kv.put,
-                account,
-                ns,
-                item["key"],
-                data,
-                metadata=item.get("metadata"),
-                expiration=item.get("expiration"),
-                expiration_ttl=item.get("expiration_ttl"),
-            )
-        )
+    svc = services(request)
+    body = strict_json.loads(await request.body(), "The bulk body")
+    items = _bulk_items(body, svc.ctx.settings.max_kv_bulk_items)
+    await asyncio.to_thread(svc.kv.put_many, account, ns, items)
     return ok({"successful_key_count": len(items), "unsuccessful_keys": []})
 
 
 async def bulk_delete(request: Request) -> Response:
     _, account = await account_access(request)
     ns = request.path_params["namespace_id"]
-    try:
-        names = json.loads(await request.body())
-    except ValueError as exc:
-        raise ValidationError("The bulk delete body must be a JSON array of keys.") from exc
+    svc = services(request)
+    names = strict_json.loads(await request.body(), "The bulk delete body")
     if not isinstance(names, list) or not all(isinstance(k, str) for k in names):
         raise ValidationError("The bulk delete body must be a JSON array of keys.")
+    limit = svc.ctx.settings.max_kv_bulk_items
+    if len(names) > limit:
+        raise ValidationError(f"A bulk delete takes at most {limit} keys; got {len(names)}.")
     for key in names:
-        await asyncio.to_thread(services(request).kv.delete_key, account, ns, key)
+        check_key(key)
+    for key in names:
+        await asyncio.to_thread(svc.kv.delete_key, account, ns, key)
     return ok({"successful_key_count": len(names), "unsuccessful_keys": []})
 
 

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mayfly import __version__
 from mayfly.api import assets, claims, identity, kv, oauth, provisioning, tail, user_tokens, workers
 from mayfly.api.envelope import failure, mayfly_error_handler, unexpected_error_handler
+from mayfly.api.limits import BodyLimits
 from mayfly.errors import MayflyError
 from mayfly.services.container import Services
 
@@ -88,4 +89,4 @@ def build_public_app(services: Services, extra_routes: list[BaseRoute] | None = 
         },
     )
     app.state.services = services
-    return CollapseSlashes(app)
+    return CollapseSlashes(BodyLimits(app, services.ctx.settings))

@@ -20,9 +20,6 @@ async def read_upload(request: Request, max_bytes: int) -> UploadPlan:
         raise ValidationError(
             "Upload a Worker as multipart/form-data: a `metadata` JSON part and one part per module."
         )
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > max_bytes + 64 * 1024:
-        raise ValidationError(f"The upload is {length} bytes; the limit is {max_bytes} bytes.")
     try:
         form = await request.form(max_files=1000, max_fields=1000, max_part_size=max_bytes)
     except (MultiPartException, HTTPException) as exc:

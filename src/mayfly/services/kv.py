@@ -28,6 +28,8 @@ from mayfly.storage.tables import kv_entries, kv_namespaces
 MAX_KEY_BYTES = 512
 MAX_METADATA_BYTES = 1024
 MIN_EXPIRATION_TTL = 60
+# 9999-12-31T23:59:59Z: a later expiration is no date at all (and 10^30 overflows every column).
+MAX_EXPIRATION = 253_402_300_799
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,26 @@ def check_key(key: str) -> None:
         raise ValidationError(f"KV key {key!r} is not allowed.")
     if len(key.encode()) > MAX_KEY_BYTES:
         raise ValidationError(f"KV keys are at most {MAX_KEY_BYTES} bytes.")
+
+
+def check_expiry_fields(expiration: Any, expiration_ttl: Any) -> None:
+    """Whole numbers of seconds within range (booleans, strings, lists and 10^30 are not)."""
+    for name, value in (("expiration", expiration), ("expiration_ttl", expiration_ttl)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValidationError(f"{name} must be a whole number of seconds.")
+        if not 0 <= value <= MAX_EXPIRATION:
+            raise ValidationError(f"{name} must be between 0 and {MAX_EXPIRATION}.")
+
+
+@dataclass(frozen=True)
+class BulkItem:
+    key: str
+    value: bytes
+    metadata: Any = None
+    expiration: int | None = None
+    expiration_ttl: int | None = None
 
 
 def render_namespace(row: Any) -> dict[str, Any]:
@@ -205,6 +227,25 @@ class KVService:
                 conn, account.id, namespace_id, key, value, metadata, expiration, expiration_ttl
             )
 
+    def put_many(self, account: Account, namespace_id: str, items: list[BulkItem]) -> None:
+        """A bulk write: every item or none (one transaction; a crash midway writes nothing)."""
+        limit = self.ctx.settings.max_kv_bulk_items
+        if len(items) > limit:
+            raise ValidationError(f"A bulk write takes at most {limit} keys; got {len(items)}.")
+        with self.ctx.db.begin() as conn:
+            self._namespace(conn, account, namespace_id)
+            for item in items:
+                self._put(
+                    conn,
+                    account.id,
+                    namespace_id,
+                    item.key,
+                    item.value,
+                    item.metadata,
+                    item.expiration,
+                    item.expiration_ttl,
+                )
+
     def get(self, account: Account, namespace_id: str, key: str) -> Entry:
         with self.ctx.db.read() as conn:
             self._namespace(conn, account, namespace_id)
@@ -236,6 +277,7 @@ class KVService:
         expiration_ttl: int | None,
     ) -> None:
         check_key(key)
+        check_expiry_fields(expiration, expiration_ttl)
         if len(value) > self.ctx.settings.max_kv_value_bytes:
             raise ValidationError(
                 f"KV values are at most {self.ctx.settings.max_kv_value_bytes} bytes."
