@@ -131,8 +131,9 @@ deployments = Table(
     metadata,
     Column("id", String(36), primary_key=True),
     Column("script_id", String(32), ForeignKey("scripts.id"), nullable=False, index=True),
-    Column("account_id", String(32), ForeignKey("accounts.id"), nullable=False),
-    Column("version_id", String(36), ForeignKey("versions.id"), nullable=False),
+    # Indexed for the foreign-key checks when accounts and versions are deleted.
+    Column("account_id", String(32), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("version_id", String(36), ForeignKey("versions.id"), nullable=False, index=True),
     Column("created_at", Timestamp, nullable=False),
     Column("annotations", JSON, nullable=False),
     Column("source", String(32), nullable=False),
