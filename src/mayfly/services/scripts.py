@@ -52,6 +52,22 @@ def check_script_name(name: str) -> None:
         )
 
 
+def check_script_settings(body: dict[str, Any]) -> None:
+    """Each setting has the type Cloudflare gives it, or nothing is stored (a 400)."""
+    if not isinstance(body.get("logpush", False), bool):
+        raise ValidationError("`logpush` must be true or false.")
+    if not isinstance(body.get("observability", {}), dict):
+        raise ValidationError('`observability` must be an object, like {"enabled": true}.')
+    tags = body.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        raise ValidationError("`tags` must be an array of strings.")
+    consumers = body.get("tail_consumers", [])
+    if not isinstance(consumers, list) or not all(
+        isinstance(c, dict) and isinstance(c.get("service"), str) for c in consumers
+    ):
+        raise ValidationError('`tail_consumers` must be an array of {"service": "<Worker>"}.')
+
+
 @dataclass(frozen=True)
 class Uploaded:
     version: dict[str, Any]
@@ -491,6 +507,7 @@ class ScriptService:
         unknown = set(body) - allowed
         if unknown:
             raise ValidationError(f"Unsupported script settings: {', '.join(sorted(unknown))}.")
+        check_script_settings(body)
         with self.ctx.db.begin() as conn:
             row = self._require_script(conn, account.id, name)
             merged = {**(row.settings or {}), **body}
