@@ -106,7 +106,7 @@ def deploy(
     )
 
 
-# -- KV ---------------------------------------------------------------------------------------------
+# -- KV --------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("limits", [{"quota_bytes_temporary": 10_000}])
@@ -149,6 +149,31 @@ def test_kv_keys_quota(api: TestClient, account: dict[str, Any]) -> None:
     assert put_value(api, account, second, "d", b"1").status_code == 200
 
 
+def bulk_put(api: TestClient, account: dict[str, Any], ns: str, items: list[Any]) -> httpx.Response:
+    return api.put(
+        f"{ns_url(account, ns)}/bulk", headers=auth(account["apiToken"]), content=json.dumps(items)
+    )
+
+
+@pytest.mark.parametrize("limits", [{"quota_kv_keys_temporary": 5, "quota_bytes_temporary": 4000}])
+def test_a_bulk_write_is_counted_item_by_item_and_refused_whole(
+    api: TestClient, account: dict[str, Any]
+) -> None:
+    ns = new_namespace(api, account)
+    assert put_value(api, account, ns, "existing", b"1").status_code == 200
+    five = [{"key": f"k{i}", "value": "v"} for i in range(5)]
+    refused(bulk_put(api, account, ns, five), "KV keys", "limit of 5")
+    keys = api.get(f"{ns_url(account, ns)}/keys", headers=auth(account["apiToken"]))
+    assert [k["name"] for k in keys.json()["result"]] == ["existing"]  # nothing of the bulk
+    # The same key twice, and the key that exists: 4 keys in all, within the limit.
+    again = [*five[:3], {"key": "k0", "value": "w"}, {"key": "existing", "value": "2"}]
+    assert bulk_put(api, account, ns, again).status_code == 200
+    # Bytes add up over the items of one bulk.
+    halves = [{"key": "k0", "value": "a" * 1900}, {"key": "k1", "value": "b" * 1900}]
+    assert bulk_put(api, account, ns, halves).status_code == 200
+    refused(bulk_put(api, account, ns, [{"key": "k2", "value": "c" * 300}]), "Storage quota")
+
+
 @pytest.mark.parametrize("limits", [{"quota_kv_namespaces_temporary": 2}])
 def test_kv_namespaces_quota(api: TestClient, account: dict[str, Any]) -> None:
     new_namespace(api, account, "one")
@@ -159,7 +184,7 @@ def test_kv_namespaces_quota(api: TestClient, account: dict[str, Any]) -> None:
     new_namespace(api, account, "three")
 
 
-# -- Workers and versions ---------------------------------------------------------------------------
+# -- Workers and versions --------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("limits", [{"quota_workers_temporary": 2}])
@@ -244,7 +269,7 @@ def test_script_bytes_quota_prunes_then_refuses(
     assert 40_000 <= usage["Workers' code"] <= 41_000
 
 
-# -- static assets ----------------------------------------------------------------------------------
+# -- static assets ---------------------------------------------------------------------------------
 
 
 def open_session(
@@ -307,7 +332,7 @@ def test_asset_bytes_quota_at_session_and_at_upload(
     assert upload.status_code == 201, upload.text
 
 
-# -- temporary vs permanent -------------------------------------------------------------------------
+# -- temporary vs permanent ------------------------------------------------------------------------
 
 
 def test_temporary_accounts_get_lower_limits_by_default() -> None:

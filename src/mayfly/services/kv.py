@@ -234,6 +234,7 @@ class KVService:
             raise ValidationError(f"A bulk write takes at most {limit} keys; got {len(items)}.")
         with self.ctx.db.begin() as conn:
             self._namespace(conn, account, namespace_id)
+            budget = quotas.KVBudget(conn, self.ctx.settings, account.id, self._now())
             for item in items:
                 self._put(
                     conn,
@@ -244,6 +245,7 @@ class KVService:
                     item.metadata,
                     item.expiration,
                     item.expiration_ttl,
+                    budget,
                 )
 
     def get(self, account: Account, namespace_id: str, key: str) -> Entry:
@@ -275,6 +277,7 @@ class KVService:
         metadata: Any,
         expiration: int | None,
         expiration_ttl: int | None,
+        budget: quotas.KVBudget | None = None,
     ) -> None:
         check_key(key)
         check_expiry_fields(expiration, expiration_ttl)
@@ -295,12 +298,19 @@ class KVService:
             raise ValidationError(
                 f"expiration must be at least {MIN_EXPIRATION_TTL} seconds in the future."
             )
-        self._check_quota(conn, account_id, namespace_id, key, value, metadata, now)
-        conn.execute(
-            delete(kv_entries).where(
-                kv_entries.c.namespace_id == namespace_id, kv_entries.c.key == key
-            )
-        )
+        # The entry it replaces is deleted first and its size read back in the same statement;
+        # a refusal then rolls the deletion back with the transaction.
+        replaced = conn.execute(
+            delete(kv_entries)
+            .where(kv_entries.c.namespace_id == namespace_id, kv_entries.c.key == key)
+            .returning(quotas.kv_size_column(), kv_entries.c.expiration)
+        ).first()
+        if budget is None:
+            budget = quotas.KVBudget(conn, self.ctx.settings, account_id, now)
+        old_bytes = None
+        if replaced is not None and (replaced.expiration is None or replaced.expiration > now):
+            old_bytes = int(replaced[0])
+        budget.admit(quotas.kv_entry_bytes(key, value, metadata), old_bytes)
         conn.execute(
             insert(kv_entries).values(
                 namespace_id=namespace_id,
@@ -310,38 +320,6 @@ class KVService:
                 metadata=metadata,
                 expiration=expiration,
             )
-        )
-
-    def _check_quota(
-        self,
-        conn: Connection,
-        account_id: str,
-        namespace_id: str,
-        key: str,
-        value: bytes,
-        metadata: Any,
-        now: int,
-    ) -> None:
-        """10440 when this entry would take the account over its KV keys or stored bytes."""
-        kind = quotas.account_kind(conn, account_id)
-        old_size = quotas.kv_entry_stored_bytes(conn, namespace_id, key, now)
-        if old_size is None:
-            quotas.require_count(
-                kind,
-                "KV keys",
-                quotas.count_kv_keys(conn, account_id, now),
-                1,
-                quotas.quota_for(self.ctx.settings, kind).kv_keys,
-                "Delete keys you no longer need (`wrangler kv key delete`, or `kv bulk delete`).",
-            )
-        quotas.require_bytes(
-            conn,
-            self.ctx.settings,
-            account_id,
-            kind,
-            quotas.kv_entry_bytes(key, value, metadata),
-            now,
-            freeing=old_size or 0,
         )
 
     def put_entry(

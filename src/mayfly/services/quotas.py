@@ -109,7 +109,7 @@ def _live(now: int) -> ColumnElement[bool]:
     return (kv_entries.c.expiration.is_(None)) | (kv_entries.c.expiration > now)
 
 
-def _kv_size() -> ColumnElement[int]:
+def kv_size_column() -> ColumnElement[int]:
     # length() of a blob is read from its header: no value is loaded.
     return (
         func.length(kv_entries.c.key)
@@ -123,20 +123,10 @@ def kv_entry_bytes(key: str, value: bytes, metadata: Any) -> int:
     return len(key) + len(value) + (0 if metadata is None else len(json.dumps(metadata)))
 
 
-def kv_entry_stored_bytes(conn: Connection, namespace_id: str, key: str, now: int) -> int | None:
-    """The bytes of the live entry at this key, or None when there is none."""
-    size = conn.execute(
-        select(_kv_size()).where(
-            kv_entries.c.namespace_id == namespace_id, kv_entries.c.key == key, _live(now)
-        )
-    ).scalar_one_or_none()
-    return None if size is None else int(size)
-
-
 def kv_bytes(conn: Connection, account_id: str, now: int) -> int:
     """Keys, values and metadata of live entries."""
     total = conn.execute(
-        select(func.coalesce(func.sum(_kv_size()), 0)).where(
+        select(func.coalesce(func.sum(kv_size_column()), 0)).where(
             kv_entries.c.account_id == account_id, _live(now)
         )
     ).scalar_one()
@@ -242,17 +232,62 @@ def require_bytes(
         return
     limit = quota_for(settings, kind).bytes
     usage = stored_bytes(conn, account_id, now)
+    if sum(usage.values()) - freeing + adding > limit:
+        raise _bytes_exceeded(kind, usage, limit, adding - freeing)
+
+
+def _bytes_exceeded(
+    kind: AccountKind, usage: dict[str, int], limit: int, needed: int
+) -> QuotaExceeded:
     total = sum(usage.values())
-    if total - freeing + adding <= limit:
-        return
     parts = ", ".join(f"{label} {human_bytes(n)}" for label, n in usage.items() if n)
-    raise QuotaExceeded(
+    return QuotaExceeded(
         f"Storage quota reached: this {kind} account stores {human_bytes(total)}"
         f"{f' ({parts})' if parts else ''} of its {human_bytes(limit)} limit "
-        f"({limit} bytes), and this write needs {human_bytes(adding - freeing)} more. "
+        f"({limit} bytes), and this write needs {human_bytes(needed)} more. "
         + FREE_BYTES
         + _hint(kind)
     )
+
+
+class KVBudget:
+    """The KV quotas of one account within one write transaction: usage is counted once (when
+    first needed) and then kept current by the entries admitted, so that a bulk write of n keys
+    costs O(n), not n aggregate queries."""
+
+    def __init__(self, conn: Connection, settings: Settings, account_id: str, now: int):
+        self.conn, self.account_id, self.now = conn, account_id, now
+        self.kind = account_kind(conn, account_id)
+        self.limits = quota_for(settings, self.kind)
+        self._bytes: dict[str, int] | None = None
+        self._keys: int | None = None
+        self._added_bytes = 0
+
+    def admit(self, new_bytes: int, old_bytes: int | None) -> None:
+        """Check one entry replacing `old_bytes` (None: a new key), then count it."""
+        if old_bytes is None:
+            if self._keys is None:
+                self._keys = count_kv_keys(self.conn, self.account_id, self.now)
+            require_count(
+                self.kind,
+                "KV keys",
+                self._keys,
+                1,
+                self.limits.kv_keys,
+                "Delete keys you no longer need (`wrangler kv key delete`, or `kv bulk delete`).",
+            )
+        delta = new_bytes - (old_bytes or 0)
+        if delta > 0:
+            if self._bytes is None:
+                self._bytes = stored_bytes(self.conn, self.account_id, self.now)
+            total = sum(self._bytes.values()) + self._added_bytes
+            if total + delta > self.limits.bytes:
+                usage = dict(self._bytes)
+                usage["KV"] = usage.get("KV", 0) + self._added_bytes
+                raise _bytes_exceeded(self.kind, usage, self.limits.bytes, delta)
+        if old_bytes is None:
+            self._keys = (self._keys or 0) + 1
+        self._added_bytes += delta
 
 
 def require_count(
