@@ -8,15 +8,17 @@ Bodies are form-encoded (as the RFC says) or JSON.
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mayfly.api.auth import services
-from mayfly.errors import RateLimited
+from mayfly.errors import RateLimited, ValidationError
+from mayfly.services import strict_json
 from mayfly.services.device_auth import GRANT_TYPE, OAuthError
 from mayfly.services.ratelimit import client_address
 
@@ -26,13 +28,18 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 async def _params(request: Request) -> dict[str, str]:
     if request.headers.get("content-type", "").startswith("application/json"):
         try:
-            data: Any = json.loads(await request.body() or b"{}")
-        except ValueError as exc:
-            raise OAuthError("invalid_request", "The body is not valid JSON.") from exc
+            data: Any = strict_json.loads(await request.body() or b"{}")
+        except ValidationError as exc:
+            raise OAuthError("invalid_request", exc.message) from exc
         if not isinstance(data, dict):
             raise OAuthError("invalid_request", "The body must be a JSON object.")
-        return {str(k): str(v) for k, v in data.items() if v is not None}
-    form = await request.form()
+        if not all(isinstance(v, str) for v in data.values() if v is not None):
+            raise OAuthError("invalid_request", "Every parameter must be a string.")
+        return {str(k): v for k, v in data.items() if v is not None}
+    try:
+        form = await request.form(max_files=0, max_fields=20)
+    except (MultiPartException, HTTPException) as exc:
+        raise OAuthError("invalid_request", "The body is not a form.") from exc
     try:
         return {k: v for k, v in form.items() if isinstance(v, str)}
     finally:

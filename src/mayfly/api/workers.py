@@ -211,6 +211,8 @@ async def check_subdomain(request: Request) -> Response:
 async def put_account_subdomain(request: Request) -> Response:
     _, account = await account_access(request)
     body = await json_body(request)
+    if not isinstance(body.get("subdomain"), str):
+        raise ValidationError('Send the subdomain as a string: {"subdomain": "<name>"}.')
     if body.get("subdomain") == account.subdomain:
         return ok({"subdomain": account.subdomain})
     return failure(

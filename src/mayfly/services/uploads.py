@@ -13,11 +13,15 @@ from typing import Any
 
 from mayfly.errors import ValidationError
 from mayfly.model import ModuleUpload
+from mayfly.services import strict_json
 
 # The newest date the pinned workerd (1.20261117.1) supports; newer dates are clamped to it.
 MAX_COMPATIBILITY_DATE = "2026-11-24"
 # A Worker uploaded without a date (wrangler's draft Worker for `secret put`) gets this one.
 DEFAULT_COMPATIBILITY_DATE = "2025-01-01"
+# The oldest date workerd accepts: it refuses years outside 2000-2999 ("Invalid compatibility
+# date"), and the Worker would then answer every request with a 500.
+MIN_COMPATIBILITY_DATE = "2000-01-01"
 
 ALLOWED_FLAGS = frozenset(
     {
@@ -43,6 +47,29 @@ ALLOWED_FLAGS = frozenset(
         "assets_navigation_prefers_asset_serving",
         "assets_navigation_has_no_effect",
     }
+)
+
+# Each flag with its opposite ($compatEnableFlag / $compatDisableFlag of one field in workerd's
+# compatibility-date.capnp), for the flags allowed above: workerd refuses a Worker that names both
+# ("Compatibility flags are mutually contradictory").
+FLAG_PAIRS: tuple[tuple[str, str], ...] = (
+    ("formdata_parser_supports_files", "formdata_parser_converts_files_to_strings"),
+    ("fetch_refuses_unknown_protocols", "fetch_treats_unknown_protocols_as_http"),
+    ("streams_enable_constructors", "streams_disable_constructors"),
+    ("minimal_subrequests", "no_minimal_subrequests"),
+    ("url_standard", "url_original"),
+    ("global_navigator", "no_global_navigator"),
+    ("transformstream_enable_standard_constructor", "transformstream_disable_standard_constructor"),
+    ("web_socket_compression", "no_web_socket_compression"),
+    ("nodejs_compat", "no_nodejs_compat"),
+    ("nodejs_als", "no_nodejs_als"),
+    ("rpc", "no_rpc"),
+    ("nodejs_compat_v2", "no_nodejs_compat_v2"),
+    ("global_fetch_strictly_public", "global_fetch_private_origin"),
+    ("allow_custom_ports", "ignore_custom_ports"),
+    ("assets_navigation_prefers_asset_serving", "assets_navigation_has_no_effect"),
+    ("enable_request_signal", "disable_request_signal"),
+    ("expose_global_message_channel", "no_expose_global_message_channel"),
 )
 
 MODULE_TYPES = {
@@ -109,10 +136,7 @@ def parse_metadata(raw: str | bytes | None) -> dict[str, Any]:
         raise ValidationError(
             "The upload has no `metadata` part (a JSON object naming main_module)."
         )
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationError(f"The `metadata` part is not valid JSON: {exc}") from exc
+    data = strict_json.loads(raw, "The `metadata` part")
     if not isinstance(data, dict):
         raise ValidationError("The `metadata` part must be a JSON object.")
     return data
@@ -165,6 +189,11 @@ def check_compatibility_date(value: Any, messages: list[str]) -> str:
         date.fromisoformat(value)
     except ValueError as exc:
         raise ValidationError(f"compatibility_date {value!r} is not a valid date.") from exc
+    if value < MIN_COMPATIBILITY_DATE:
+        raise ValidationError(
+            f"compatibility_date {value} is older than the runtime supports; "
+            f"use {MIN_COMPATIBILITY_DATE} or later."
+        )
     if value > MAX_COMPATIBILITY_DATE:
         messages.append(
             f"compatibility_date {value} is newer than this runtime supports; "
@@ -185,6 +214,12 @@ def check_flags(value: Any) -> list[str]:
             f"Compatibility flag(s) not allowed on this platform: {', '.join(refused)}. "
             f"Allowed: {', '.join(sorted(ALLOWED_FLAGS))}."
         )
+    named = set(value)
+    for enable, disable in FLAG_PAIRS:
+        if enable in named and disable in named:
+            raise ValidationError(
+                f"Compatibility flags {enable} and {disable} contradict each other; keep one."
+            )
     return list(dict.fromkeys(value))
 
 
