@@ -15,7 +15,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mayfly.errors import MayflyError
+from mayfly.errors import MayflyError, PayloadTooLarge
+from mayfly.services import strict_json
 from mayfly.services.container import Services
 
 SECRET_HEADER = "x-mayfly-internal-secret"
@@ -75,13 +76,14 @@ async def kv_value(request: Request) -> Response:
             return Response(entry.value, media_type="application/octet-stream", headers=headers)
         if request.method == "PUT":
             raw_meta = request.headers.get("x-mayfly-kv-metadata")
-            data = await request.body()
+            metadata = strict_json.loads(raw_meta, "The metadata") if raw_meta else None
+            data = await _kv_value_body(request)
             await asyncio.to_thread(
                 lambda: kv.put_entry(
                     ns,
                     key,
                     data,
-                    metadata=json.loads(raw_meta) if raw_meta else None,
+                    metadata=metadata,
                     expiration=_kv_int(request, "expiration"),
                     expiration_ttl=_kv_int(request, "expiration_ttl"),
                 )
@@ -93,6 +95,17 @@ async def kv_value(request: Request) -> Response:
         return JSONResponse({"error": exc.message}, status_code=exc.status)
     except ValueError as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
+
+
+async def _kv_value_body(request: Request) -> bytes:
+    """A tenant's value, counted as it streams: nothing over the limit is held."""
+    limit = _services(request).ctx.settings.max_kv_value_bytes
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(f"KV values are at most {limit} bytes.")
+    return bytes(body)
 
 
 async def kv_keys(request: Request) -> Response:
@@ -116,7 +129,8 @@ async def tail_events(request: Request) -> Response:
     try:
         body = json.loads(await request.body())
         account_id, script, events = body["account_id"], body["script"], body["events"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
+        # RecursionError: a tenant logged something nested thousands deep; the batch is dropped.
         return JSONResponse({"error": "expected {account_id, script, events}"}, status_code=400)
     if not isinstance(events, list):
         return JSONResponse({"error": "events must be a list"}, status_code=400)
