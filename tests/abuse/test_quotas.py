@@ -15,7 +15,6 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from mayfly.app import Platform
-from mayfly.errors import QuotaExceeded
 from mayfly.services.clock import ManualClock
 from mayfly.services.quotas import quota_for, stored_bytes
 from mayfly.settings import Settings
@@ -132,8 +131,15 @@ def test_kv_bytes_quota_on_put_bulk_and_binding(
         content=json.dumps([{"key": "b", "value": "v" * 6000}]),
     )
     refused(bulk, "Storage quota")
-    with pytest.raises(QuotaExceeded):  # the data plane's KV binding
-        quota_platform.services.kv.put_entry(ns, "binding", b"w" * 6000)
+    # The data plane's KV binding: the Worker's put() throws "KV PUT failed: 413 <message>".
+    with TestClient(
+        quota_platform.internal_app(),
+        base_url="http://internal/internal/v1/",
+        headers={"x-mayfly-internal-secret": quota_platform.internal_secret},
+    ) as internal:
+        binding = internal.put(f"kv/{ns}", params={"key": "binding"}, content=b"w" * 6000)
+    assert binding.status_code == 413, binding.text
+    assert binding.json()["error"].startswith("Storage quota reached")
     delete_value(api, account, ns, "first")
     assert put_value(api, account, ns, "second", b"y" * 6000).status_code == 200
 
@@ -246,6 +252,20 @@ def test_old_undeployed_versions_are_pruned(
         ).scalar_one()
     assert modules == 3 and blobs == 3  # the pruned versions' code is collected
     assert deployments <= 3  # with the history entries that named pruned versions
+
+
+@pytest.mark.parametrize("limits", [{"quota_versions_temporary": 2}])
+def test_secret_changes_prune_old_versions_too(api: TestClient, account: dict[str, Any]) -> None:
+    assert deploy(api, account, "app").status_code == 200
+    for n in range(3):
+        response = api.put(
+            f"accounts/{account['id']}/workers/scripts/app/secrets",
+            headers=auth(account["apiToken"]),
+            json={"name": f"S{n}", "text": "x", "type": "secret_text"},
+        )
+        assert response.status_code == 200, response.text
+    kept = version_ids(api, account, "app")
+    assert len(kept) == 2 and deployed_version(api, account, "app") in kept
 
 
 @pytest.mark.parametrize("limits", [{"quota_bytes_temporary": 50_000}])
