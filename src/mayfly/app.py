@@ -22,6 +22,7 @@ from mayfly.services.clock import Clock, SystemClock
 from mayfly.services.container import Services
 from mayfly.services.context import Invalidator, ServiceContext
 from mayfly.services.crypto import Crypto, load_or_create_key
+from mayfly.services.housekeeping import Housekeeper
 from mayfly.settings import Settings
 from mayfly.storage.blobs import BlobStore
 from mayfly.storage.database import Database
@@ -97,6 +98,7 @@ class Platform:
                 data_plane = await self._start_data_plane(internal_sock.getsockname()[1])
             tasks.append(asyncio.create_task(public.serve()))
             tasks.append(asyncio.create_task(self.services.reaper.run_forever()))
+            tasks.append(asyncio.create_task(Housekeeper(self.services).run_forever()))
             await _until_started(public, tasks[1])
             log.info("Mayfly API listening on %s (bound %s:%s)", s.public_url, s.host, s.api_port)
             if data_plane is not None:
@@ -116,6 +118,7 @@ class Platform:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             internal_sock.close()
+            self.services.users.close()
             self.db.dispose()
             log.info("Mayfly stopped")
 

@@ -15,6 +15,7 @@ from mayfly.api.auth import account_access, services
 from mayfly.api.envelope import json_body, ok
 from mayfly.errors import NotFound
 from mayfly.model import iso
+from mayfly.services.tail import TailSession
 
 
 async def create_tail(request: Request) -> Response:
@@ -50,13 +51,22 @@ async def delete_tail(request: Request) -> Response:
 async def tail_socket(websocket: WebSocket) -> None:
     svc = websocket.app.state.services
     session = svc.tails.hub.by_token(websocket.path_params["token"], svc.ctx.clock.now())
-    if session is None:
+    if session is None or session.connected:
         await websocket.close(code=1008)
         return
-    wants = websocket.headers.get("sec-websocket-protocol", "")
-    subprotocol = "trace-v1" if "trace-v1" in [p.strip() for p in wants.split(",")] else None
-    await websocket.accept(subprotocol=subprotocol)
+    session.connected = True
+    try:
+        wants = websocket.headers.get("sec-websocket-protocol", "")
+        subprotocol = "trace-v1" if "trace-v1" in [p.strip() for p in wants.split(",")] else None
+        await websocket.accept(subprotocol=subprotocol)
+        await _stream(websocket, session)
+    finally:
+        # However the socket ended (client gone, killed `wrangler tail`, error, DELETE, sweep),
+        # the session ends with it, so the Worker stops producing events nobody reads.
+        await svc.tails.end(session)
 
+
+async def _stream(websocket: WebSocket, session: TailSession) -> None:
     async def drain_client() -> None:
         # The client sends {"debug": …} once; reading also notices the disconnect.
         with contextlib.suppress(WebSocketDisconnect):
@@ -64,20 +74,26 @@ async def tail_socket(websocket: WebSocket) -> None:
                 await websocket.receive_text()
 
     reader = asyncio.create_task(drain_client())
+    ended = asyncio.create_task(session.closed.wait())
     try:
-        while not reader.done():
+        while not reader.done() and not ended.done():
             getter = asyncio.create_task(session.queue.get())
-            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {getter, reader, ended}, return_when=asyncio.FIRST_COMPLETED
+            )
             if getter not in done:
                 getter.cancel()
                 break
             await websocket.send_text(json.dumps(getter.result()))
-    except (WebSocketDisconnect, RuntimeError):
+        if ended.done() and not reader.done():
+            await websocket.close(code=1000)  # closed by DELETE, expiry or the account's end
+    except (WebSocketDisconnect, RuntimeError, OSError):
         pass
     finally:
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await reader
+        for task in (reader, ended):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
 
 S = "/accounts/{account_id}/workers/scripts/{script}"

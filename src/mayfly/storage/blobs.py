@@ -6,14 +6,23 @@ control planes share PostgreSQL. Deleting an account's blobs is one directory or
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from sqlalchemy import Connection, String, delete, insert, literal, select
 
 from mayfly.storage.tables import blobs
+
+TMP_SUFFIX = ".tmp"
+SWEEP_SUFFIX = ".sweep"
+ReadTransaction = Callable[[], AbstractContextManager[Connection]]
 
 
 def sha256_hex(data: bytes) -> str:
@@ -40,12 +49,27 @@ class BlobStore:
         return digest
 
     def _write_file(self, account_id: str, digest: str, data: bytes) -> None:
+        """Write (or, when present, touch) the file, always before the row is committed.
+
+        A crash before the commit leaves a file without a row: `sweep_orphans` removes those once
+        they are old. Touching a present file keeps the sweep off a file about to be referenced.
+        """
         path = self._path(account_id, digest)
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_bytes(data)
-            tmp.replace(path)
+        try:
+            os.utime(path)
+            return
+        except FileNotFoundError:
+            pass
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=digest[:16], suffix=TMP_SUFFIX)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     def put(self, conn: Connection, account_id: str, data: bytes, digest: str | None = None) -> str:
         """Record a blob (`digest` from `stage`, or hashed here); returns its digest."""
@@ -84,6 +108,10 @@ class BlobStore:
 
     def delete_account(self, conn: Connection, account_id: str) -> None:
         conn.execute(delete(blobs).where(blobs.c.account_id == account_id))
+        self.delete_account_files(account_id)
+
+    def delete_account_files(self, account_id: str) -> None:
+        """The account's files only (its rows are deleted by the caller, in its transaction)."""
         if self.root is not None:
             shutil.rmtree(self.root / account_id, ignore_errors=True)
 
@@ -118,12 +146,14 @@ class BlobStore:
         for digest in missing:
             src, dst = self._path(source, digest), self._path(target, digest)
             if dst.exists():
+                os.utime(dst)  # see _write_file
                 continue
             dst.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.link(src, dst)
             except OSError:
                 shutil.copyfile(src, dst)
+            os.utime(dst)
             created.append(dst)
         return created
 
@@ -136,3 +166,61 @@ class BlobStore:
         )
         if self.root is not None:
             self._path(account_id, digest).unlink(missing_ok=True)
+
+    def sweep_orphans(self, read: ReadTransaction, max_age_seconds: float) -> int:
+        """Delete blob files no committed row names, and leftover temporary files, once older
+        than max_age_seconds (left by a crash, a rolled-back transaction or a deletion that
+        happened before the commit). Returns how many files were removed.
+
+        Safe against a concurrent writer: writers touch or write the file before committing its
+        row, and a candidate is moved aside, then checked again (age and row) before deletion.
+        """
+        if self.root is None or not self.root.exists():
+            return 0
+        cutoff = time.time() - max_age_seconds
+        removed = 0
+        for account_dir in self.root.iterdir():
+            if not account_dir.is_dir():
+                continue
+            old = [path for path in account_dir.glob("*/*") if _older_than(path, cutoff)]
+            if not old:
+                continue
+            known = self._digests(read, account_dir.name)
+            for path in old:
+                if "." in path.name:  # a temporary file, or one an interrupted sweep set aside
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
+                        removed += 1
+                elif path.name not in known:
+                    removed += self._sweep_one(read, account_dir.name, path, cutoff)
+        return removed
+
+    def _digests(self, read: ReadTransaction, account_id: str) -> set[str]:
+        with read() as conn:
+            return set(
+                conn.execute(select(blobs.c.sha256).where(blobs.c.account_id == account_id))
+                .scalars()
+                .all()
+            )
+
+    def _sweep_one(self, read: ReadTransaction, account_id: str, path: Path, cutoff: float) -> int:
+        aside = path.with_name(path.name + SWEEP_SUFFIX)
+        try:
+            os.rename(path, aside)
+        except FileNotFoundError:
+            return 0
+        # A writer that touched the file, or committed its row, since the first look wins.
+        if _older_than(aside, cutoff) and path.name not in self._digests(read, account_id):
+            aside.unlink(missing_ok=True)
+            return 1
+        with contextlib.suppress(FileExistsError):
+            os.link(aside, path)  # unless a writer wrote it anew meanwhile
+        aside.unlink(missing_ok=True)
+        return 0
+
+
+def _older_than(path: Path, cutoff: float) -> bool:
+    try:
+        return path.is_file() and path.stat().st_mtime < cutoff
+    except FileNotFoundError:
+        return False

@@ -1,0 +1,93 @@
+"""What nobody else would ever clean: tails nobody reads, expired asset upload sessions and the
+files only they kept, blob files no row names, and idle keys of the in-memory limiters.
+
+Runs next to the reaper in `mayfly serve`: tails every few seconds (an expired or deleted
+account's tail must stop soon), the rest every reaper interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from sqlalchemy import select
+
+from mayfly.services.assets import TOKEN_LIFETIME
+from mayfly.services.cleanup import collect_garbage_blobs
+from mayfly.services.container import Services
+from mayfly.services.ratelimit import SlidingWindowLimiter
+from mayfly.storage.tables import asset_upload_sessions
+
+log = logging.getLogger("mayfly.housekeeping")
+
+TAIL_SWEEP_SECONDS = 5.0
+# A blob file without a row is removed once this old: far longer than any write transaction.
+ORPHAN_BLOB_AGE_SECONDS = 3600.0
+
+
+class Housekeeper:
+    def __init__(self, services: Services):
+        self.services = services
+        self.ctx = services.ctx
+
+    @property
+    def limiters(self) -> list[SlidingWindowLimiter]:
+        svc = self.services
+        return [
+            *svc.users.limiters,
+            *svc.device_auth.limiters,
+            svc.provisioning.challenge_limiter,
+            svc.provisioning.account_limiter,
+        ]
+
+    async def sweep_tails(self) -> int:
+        return await self.services.tails.sweep()
+
+    def prune_limiters(self) -> int:
+        now = self.ctx.clock.now().timestamp()
+        return sum(limiter.prune(now) for limiter in self.limiters)
+
+    def purge_upload_sessions(self) -> int:
+        """Delete asset upload sessions past their tokens' lifetime, then the asset files and
+        blobs that only those sessions wanted. Returns how many accounts were cleaned."""
+        now = self.ctx.clock.now()
+        with self.ctx.db.read() as conn:
+            account_ids = list(
+                conn.execute(
+                    select(asset_upload_sessions.c.account_id)
+                    .where(asset_upload_sessions.c.expires_at <= now - TOKEN_LIFETIME)
+                    .distinct()
+                ).scalars()
+            )
+        if not account_ids:
+            return 0
+        with self.ctx.db.begin() as conn:
+            self.services.assets.purge_sessions(conn, now)
+            for account_id in account_ids:
+                collect_garbage_blobs(conn, self.ctx, account_id)
+        return len(account_ids)
+
+    def sweep_blobs(self) -> int:
+        return self.ctx.blobs.sweep_orphans(self.ctx.db.read, ORPHAN_BLOB_AGE_SECONDS)
+
+    async def run_once(self) -> None:
+        """One full pass (tails, limiters, upload sessions, orphan blobs)."""
+        await self.sweep_tails()
+        self.prune_limiters()
+        await asyncio.to_thread(self.purge_upload_sessions)
+        await asyncio.to_thread(self.sweep_blobs)
+
+    async def run_forever(self) -> None:
+        interval = self.ctx.settings.reaper_interval
+        last_full = -float("inf")
+        while True:
+            try:
+                if time.monotonic() - last_full >= interval:
+                    last_full = time.monotonic()
+                    await self.run_once()
+                else:
+                    await self.sweep_tails()
+            except Exception:
+                log.exception("housekeeping pass failed; retrying at the next interval")
+            await asyncio.sleep(min(TAIL_SWEEP_SECONDS, interval))
