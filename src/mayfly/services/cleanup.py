@@ -33,6 +33,17 @@ def delete_version_rows(conn: Connection, version_ids: list[str]) -> None:
     conn.execute(delete(versions).where(versions.c.id.in_(version_ids)))
 
 
+def delete_scripts_of_accounts(conn: Connection, account_ids: list[str]) -> None:
+    """Every Worker of these accounts with its versions, modules and deployments (the reaper's
+    batches: set-based, by indexed columns)."""
+    script_ids = select(scripts.c.id).where(scripts.c.account_id.in_(account_ids))
+    version_ids = select(versions.c.id).where(versions.c.account_id.in_(account_ids))
+    conn.execute(delete(deployments).where(deployments.c.script_id.in_(script_ids)))
+    conn.execute(delete(modules).where(modules.c.version_id.in_(version_ids)))
+    conn.execute(delete(versions).where(versions.c.account_id.in_(account_ids)))
+    conn.execute(delete(scripts).where(scripts.c.account_id.in_(account_ids)))
+
+
 def collect_garbage_blobs(conn: Connection, ctx: ServiceContext, account_id: str) -> None:
     """Delete the account's asset files and blobs that nothing references any more."""
     wanted: set[str] = set()

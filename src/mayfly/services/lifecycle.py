@@ -1,20 +1,24 @@
 """The reaper: deletes expired temporary accounts completely, leaving a tombstone and audit entries.
 
-Idempotent and safe to run on several replicas at once: each account is taken with a row lock
-(`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite serialises writers), and an account that another
-replica already deleted is simply gone.
+Accounts go in batches: one short write transaction deletes a batch's rows from every table with
+set-based statements on indexed columns, then the batch's blob files are removed and its hosts
+invalidated, outside the transaction. Idempotent and safe to run on several replicas at once: a
+batch is taken with row locks (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so replicas take disjoint
+batches; SQLite serialises writers), and an account another replica already deleted is simply gone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import ColumnElement, Connection, Table, delete, insert, select, tuple_
 
-from mayfly.services import audit
-from mayfly.services.cleanup import delete_script_rows
+from mayfly.services.cleanup import delete_scripts_of_accounts
 from mayfly.services.context import ServiceContext
 from mayfly.storage.tables import (
     accounts,
@@ -22,11 +26,14 @@ from mayfly.storage.tables import (
     asset_files,
     asset_upload_sessions,
     audit_events,
+    blobs,
     device_authorizations,
+    incidents,
     kv_entries,
     kv_namespaces,
     memberships,
     moved_hosts,
+    quarantines,
     scripts,
     sessions,
     tombstones,
@@ -35,12 +42,20 @@ from mayfly.storage.tables import (
 
 log = logging.getLogger("mayfly.reaper")
 
+REAP_BATCH = 100  # accounts per write transaction: short enough for other writers to interleave
+PURGE_BATCH = 1000  # rows per write transaction when purging old records
+
 
 class Reaper:
-    def __init__(self, ctx: ServiceContext):
+    def __init__(self, ctx: ServiceContext, batch_size: int = REAP_BATCH):
         self.ctx = ctx
+        self.batch_size = batch_size
+        # Removing a directory tree costs milliseconds per directory (file-system latency, not
+        # CPU): a few threads do it while the next batches are deleted from the database.
+        self._file_deleter = ThreadPoolExecutor(max_workers=4, thread_name_prefix="reaper-files")
+        self._pending_files: list[Future[None]] = []
 
-    def expired_account_ids(self, limit: int = 100) -> list[str]:
+    def expired_account_ids(self, limit: int = REAP_BATCH) -> list[str]:
         now = self.ctx.clock.now()
         with self.ctx.db.read() as conn:
             return list(
@@ -53,86 +68,109 @@ class Reaper:
 
     def reap_account(self, account_id: str) -> list[str] | None:
         """Delete one expired account; returns the hosts whose routes changed (None if not reaped)."""
+        hosts, count = self._reap([account_id], 1)
+        self.delete_files()
+        return hosts if count else None
+
+    def reap_batch(self) -> tuple[list[str], int]:
+        """Delete up to `batch_size` expired accounts; returns (hosts whose routes changed, count)."""
+        return self._reap(None, self.batch_size)
+
+    def _reap(self, only: list[str] | None, limit: int) -> tuple[list[str], int]:
         now = self.ctx.clock.now()
         with self.ctx.db.begin() as conn:
             query = select(accounts).where(
-                accounts.c.id == account_id,
-                accounts.c.kind == "temporary",
-                accounts.c.expires_at <= now,
+                accounts.c.kind == "temporary", accounts.c.expires_at <= now
             )
+            if only is not None:
+                query = query.where(accounts.c.id.in_(only))
+            query = query.order_by(accounts.c.expires_at, accounts.c.id).limit(limit)
             if not self.ctx.db.is_sqlite:
                 query = query.with_for_update(skip_locked=True)
-            account = conn.execute(query).first()
-            if account is None:
-                return None  # claimed meanwhile, or another replica took it
-            script_names = list(
-                conn.execute(
-                    select(scripts.c.name).where(scripts.c.account_id == account_id)
-                ).scalars()
-            )
-            delete_account_content(conn, self.ctx, account_id)
-            conn.execute(delete(api_tokens).where(api_tokens.c.account_id == account_id))
-            conn.execute(delete(memberships).where(memberships.c.account_id == account_id))
-            conn.execute(delete(accounts).where(accounts.c.id == account_id))
+            taken = conn.execute(query).all()
+            if not taken:
+                return [], 0  # claimed meanwhile, or another replica took them
+            ids = [a.id for a in taken]
+            names = {a.id: a.name for a in taken}
+            script_rows = conn.execute(
+                select(scripts.c.account_id, scripts.c.name).where(scripts.c.account_id.in_(ids))
+            ).all()
+            delete_accounts_content(conn, ids)
+            conn.execute(delete(api_tokens).where(api_tokens.c.account_id.in_(ids)))
+            conn.execute(delete(memberships).where(memberships.c.account_id.in_(ids)))
+            conn.execute(delete(accounts).where(accounts.c.id.in_(ids)))
+            keep_until = now + timedelta(seconds=self.ctx.settings.tombstone_cooldown)
             conn.execute(
-                insert(tombstones).values(
-                    account_id=account_id,
-                    name=account.name,
-                    created_at=account.created_at,
-                    expired_at=account.expires_at,
-                    deleted_at=now,
-                    keep_until=now + timedelta(seconds=self.ctx.settings.tombstone_cooldown),
-                    claim_token_hash=account.claim_token_hash,
-                )
+                insert(tombstones),
+                [
+                    {
+                        "account_id": a.id,
+                        "name": a.name,
+                        "created_at": a.created_at,
+                        "expired_at": a.expires_at,
+                        "deleted_at": now,
+                        "keep_until": keep_until,
+                        "claim_token_hash": a.claim_token_hash,
+                    }
+                    for a in taken
+                ],
             )
-            audit.record(
-                conn,
-                account_id,
-                "account.deleted",
-                "reaper",
-                now,
-                reason="expired",
-                scripts=len(script_names),
-            )
-        log.info("reaped expired temporary account %s (%s)", account.name, account_id)
-        return [self.ctx.worker_host(s, account.name) for s in script_names]
+            conn.execute(insert(audit_events), _deletion_audit(taken, script_rows, now))
+        # After the commit, at the end of the pass: files of rows that are gone (a crash before
+        # leaves files of no account, which the blob sweep collects; never rows without files).
+        self._pending_files += [
+            self._file_deleter.submit(self.ctx.blobs.delete_account_files, i) for i in ids
+        ]
+        for account in taken:
+            log.info("reaped expired temporary account %s (%s)", account.name, account.id)
+        hosts = [self.ctx.worker_host(s.name, names[s.account_id]) for s in script_rows]
+        return hosts, len(taken)
+
+    def delete_files(self) -> None:
+        """Wait until the blob files of the accounts reaped so far are gone."""
+        pending, self._pending_files = self._pending_files, []
+        for future in pending:
+            future.result()
 
     def purge_old_records(self) -> None:
-        """Tombstones past their cooldown, audit entries past retention, used challenges."""
+        """Tombstones past their cooldown, audit entries past retention, used challenges, …; in
+        batches, so that a large backlog never holds the write lock for long."""
         now = self.ctx.clock.now()
+        retention = now - timedelta(seconds=self.ctx.settings.audit_retention)
+        purges: list[tuple[Table, ColumnElement[bool]]] = [
+            (tombstones, tombstones.c.keep_until <= now),
+            (audit_events, audit_events.c.created_at <= retention),
+            (used_challenges, used_challenges.c.expires_at <= now),
+            (moved_hosts, moved_hosts.c.keep_until <= now),
+            (sessions, sessions.c.expires_at <= now),
+            (device_authorizations, device_authorizations.c.expires_at <= now),
+            (kv_entries, kv_entries.c.expiration <= int(now.timestamp())),
+        ]
+        for table, condition in purges:
+            while self._purge_batch(table, condition) == PURGE_BATCH:
+                pass
+
+    def _purge_batch(self, table: Table, condition: ColumnElement[bool]) -> int:
+        key = list(table.primary_key.columns)
         with self.ctx.db.begin() as conn:
-            conn.execute(delete(tombstones).where(tombstones.c.keep_until <= now))
-            conn.execute(
-                delete(audit_events).where(
-                    audit_events.c.created_at
-                    <= now - timedelta(seconds=self.ctx.settings.audit_retention)
-                )
-            )
-            conn.execute(delete(used_challenges).where(used_challenges.c.expires_at <= now))
-            conn.execute(delete(moved_hosts).where(moved_hosts.c.keep_until <= now))
-            conn.execute(delete(sessions).where(sessions.c.expires_at <= now))
-            conn.execute(
-                delete(device_authorizations).where(device_authorizations.c.expires_at <= now)
-            )
-            conn.execute(delete(kv_entries).where(kv_entries.c.expiration <= int(now.timestamp())))
+            found = conn.execute(select(*key).where(condition).limit(PURGE_BATCH)).all()
+            if found:
+                target = key[0] if len(key) == 1 else tuple_(*key)
+                values = [r[0] for r in found] if len(key) == 1 else [tuple(r) for r in found]
+                conn.execute(delete(table).where(target.in_(values)))
+        return len(found)
 
     async def run_once(self) -> int:
         """One pass: reap every expired account. Returns how many were deleted."""
         count = 0
         while True:
-            ids = await asyncio.to_thread(self.expired_account_ids)
-            if not ids:
+            hosts, reaped = await asyncio.to_thread(self.reap_batch)
+            if not reaped:
                 break
-            progressed = False
-            for account_id in ids:
-                hosts = await asyncio.to_thread(self.reap_account, account_id)
-                if hosts is not None:
-                    progressed = True
-                    count += 1
-                    if hosts:
-                        await self.ctx.invalidator.invalidate(hosts)
-            if not progressed:
-                break
+            count += reaped
+            if hosts:
+                await self.ctx.invalidator.invalidate(hosts)
+        await asyncio.to_thread(self.delete_files)
         await asyncio.to_thread(self.purge_old_records)
         return count
 
@@ -145,16 +183,36 @@ class Reaper:
             await asyncio.sleep(self.ctx.settings.reaper_interval)
 
 
-def delete_account_content(conn: Connection, ctx: ServiceContext, account_id: str) -> None:
-    """Every content row and blob of an account: scripts, versions, modules, KV."""
-    for script_id in (
-        conn.execute(select(scripts.c.id).where(scripts.c.account_id == account_id)).scalars().all()
+def _deletion_audit(
+    taken: Sequence[Any], script_rows: Sequence[Any], now: datetime
+) -> list[dict[str, Any]]:
+    per_account: dict[str, int] = {}
+    for row in script_rows:
+        per_account[row.account_id] = per_account.get(row.account_id, 0) + 1
+    return [
+        {
+            "account_id": a.id,
+            "event": "account.deleted",
+            "actor": "reaper",
+            "created_at": now,
+            "details": {"reason": "expired", "scripts": per_account.get(a.id, 0)},
+        }
+        for a in taken
+    ]
+
+
+def delete_accounts_content(conn: Connection, account_ids: list[str]) -> None:
+    """Every content row of these accounts (scripts, versions, modules, deployments, KV, assets,
+    blob rows, incidents and quarantines); the blob files are the caller's, after its commit
+    (BlobStore.delete_accounts_files)."""
+    delete_scripts_of_accounts(conn, account_ids)
+    for table in (
+        kv_entries,
+        kv_namespaces,
+        asset_files,
+        asset_upload_sessions,
+        blobs,
+        incidents,
+        quarantines,
     ):
-        delete_script_rows(conn, script_id)
-    conn.execute(delete(kv_entries).where(kv_entries.c.account_id == account_id))
-    conn.execute(delete(kv_namespaces).where(kv_namespaces.c.account_id == account_id))
-    conn.execute(delete(asset_files).where(asset_files.c.account_id == account_id))
-    conn.execute(
-        delete(asset_upload_sessions).where(asset_upload_sessions.c.account_id == account_id)
-    )
-    ctx.blobs.delete_account(conn, account_id)
+        conn.execute(delete(table).where(table.c.account_id.in_(account_ids)))
