@@ -284,3 +284,23 @@ def test_orphan_blob_files_are_swept_once_old(client: TestClient, platform: Plat
         blobs.put(conn, account["id"], b"staged for a transaction still running")
     assert housekeeper.sweep_blobs() == 0
     assert fresh_path.exists()
+
+
+def test_one_housekeeping_pass_cleans_tails_limiters_and_blobs(
+    client: TestClient, platform: Platform, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    account, base = tailed_worker(client)
+    open_tail(client, account, base)  # never connected
+    users = platform.services.users
+    users.signups.record("192.0.2.1", clock.now().timestamp())
+    orphan_digest = platform.services.ctx.blobs.stage(account["id"], b"orphan")
+    orphan = platform.settings.data_dir / "blobs" / account["id"] / orphan_digest[:2]
+    orphan = orphan / orphan_digest
+    age(orphan, ORPHAN_BLOB_AGE_SECONDS + 60)
+    clock.advance(3600 + 1)  # past the tail's grace and the sign-up window
+    caplog.set_level("INFO", logger="mayfly.housekeeping")
+    asyncio.run(Housekeeper(platform.services).run_once())
+    assert len(platform.services.tails.hub) == 0
+    assert len(users.signups) == 0
+    assert not orphan.exists()
+    assert "housekeeping: 1 tails closed" in caplog.text

@@ -24,12 +24,15 @@ log = logging.getLogger("mayfly.housekeeping")
 TAIL_SWEEP_SECONDS = 5.0
 # A blob file without a row is removed once this old: far longer than any write transaction.
 ORPHAN_BLOB_AGE_SECONDS = 3600.0
+# The blob sweep stats every file: it runs this often, not every pass.
+BLOB_SWEEP_SECONDS = ORPHAN_BLOB_AGE_SECONDS / 4
 
 
 class Housekeeper:
     def __init__(self, services: Services):
         self.services = services
         self.ctx = services.ctx
+        self._last_blob_sweep = -float("inf")
 
     @property
     def limiters(self) -> list[SlidingWindowLimiter]:
@@ -72,11 +75,20 @@ class Housekeeper:
         return self.ctx.blobs.sweep_orphans(self.ctx.db.read, ORPHAN_BLOB_AGE_SECONDS)
 
     async def run_once(self) -> None:
-        """One full pass (tails, limiters, upload sessions, orphan blobs)."""
-        await self.sweep_tails()
-        self.prune_limiters()
-        await asyncio.to_thread(self.purge_upload_sessions)
-        await asyncio.to_thread(self.sweep_blobs)
+        """One full pass: tails, limiters, upload sessions, and orphan blobs when they are due."""
+        done = {
+            "tails closed": await self.sweep_tails(),
+            "limiter keys forgotten": self.prune_limiters(),
+            "accounts' expired upload sessions purged": await asyncio.to_thread(
+                self.purge_upload_sessions
+            ),
+        }
+        if time.monotonic() - self._last_blob_sweep >= BLOB_SWEEP_SECONDS:
+            self._last_blob_sweep = time.monotonic()
+            done["orphan blob files removed"] = await asyncio.to_thread(self.sweep_blobs)
+        for what, count in done.items():
+            if count:
+                log.info("housekeeping: %d %s", count, what)
 
     async def run_forever(self) -> None:
         interval = self.ctx.settings.reaper_interval
