@@ -135,8 +135,8 @@ def main() -> None:
         try:
             s = live.settings
             print(
-                f"Mayfly data plane, endless-loop incidents: {s.shards} shards, probe timeout "
-                f"{s.probe_timeout} s, {args.clients} clients (new connection per request, "
+                f"Mayfly data plane, endless-loop incidents: {s.shards} shards, CPU limit "
+                f"{s.cpu_limit_ms} ms, {args.clients} clients (new connection per request, "
                 "no retries)"
             )
             good, bad = live.provision(), live.provision()

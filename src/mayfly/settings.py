@@ -220,7 +220,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Memory budget of a shard in MiB; above it the shard is replaced.",
         int,
     ),
-    Setting("probe_timeout", 1.0, "Seconds a shard may take to answer its health probe.", float),
+    Setting(
+        "cpu_limit_ms",
+        1500,
+        "CPU a Worker request may hold a shard's event loop for, in ms; then the shard is killed.",
+        int,
+    ),
     Setting("request_timeout", 30.0, "Wall-clock limit of one Worker request, in seconds.", float),
     Setting("runtime", True, "Start the workerd data plane (disable for API-only nodes).", _bool),
     Setting("log_level", "info", "Log level: debug, info, warning, error."),
@@ -285,7 +290,7 @@ class Settings:
     password_hash_queue: int = 8
     shards: int = 2
     shard_memory: int = 1024
-    probe_timeout: float = 1.0
+    cpu_limit_ms: int = 1500
     request_timeout: float = 30.0
     runtime: bool = True
     log_level: str = "info"

@@ -1,6 +1,7 @@
 """A fake workerd that speaks the CLI the supervisor uses and misbehaves on request.
 
-    little_workerd.py [--crash-after S] [--wedge-after S] [--ignore-sigterm] [--drain S]
+    little_workerd.py [--crash-after S] [--wedge-after S] [--stall-after S] [--ignore-sigterm]
+                      [--drain S]
                       [--grow-mb N] [--no-ack] [--record FILE] serve CONFIG --experimental
                       --socket-fd http=FD --socket-fd admin=FD --control-fd FD
 
@@ -24,6 +25,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--crash-after", type=float)
     parser.add_argument("--wedge-after", type=float)
+    parser.add_argument("--stall-after", type=float)
     parser.add_argument("--ignore-sigterm", action="store_true")
     parser.add_argument("--drain", type=float, default=0.0)
     parser.add_argument("--grow-mb", type=int, default=0)
@@ -56,6 +58,11 @@ def answer(writer: asyncio.StreamWriter, status: int, body: bytes, kind: str) ->
         "Connection: close\r\n\r\n".encode()
         + body
     )
+
+
+def spin() -> None:
+    while True:
+        pass
 
 
 def main() -> None:
@@ -105,7 +112,10 @@ def main() -> None:
             loop.call_later(args.crash_after, os._exit, 3)
         if args.wedge_after is not None:
             # Like a tenant's endless loop: the event loop stops turning, SIGTERM included.
-            loop.call_later(args.wedge_after, time.sleep, 3600)
+            loop.call_later(args.wedge_after, spin)
+        if args.stall_after is not None:
+            # Stuck without burning CPU, like a process the host gives no CPU to.
+            loop.call_later(args.stall_after, time.sleep, 3600)
         await stop.wait()
         for server in servers:
             server.close()

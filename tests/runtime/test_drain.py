@@ -26,7 +26,7 @@ def start(tmp_path: Path, source: str, grace: float) -> tuple[LiveDataPlane, Fak
     cp = FakeControlPlane(SECRET)
     cp.add_version("v", [esm(source)])
     cp.serve("w.acct.localhost", "v")
-    settings = platform_settings(tmp_path, shards=1, probe_timeout=30.0)
+    settings = platform_settings(tmp_path, shards=1, cpu_limit_ms=30_000)
     return LiveDataPlane(settings, cp.app(), SECRET, drain_grace=grace), cp
 
 

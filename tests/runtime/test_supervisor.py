@@ -87,6 +87,7 @@ def limits(**overrides: Any) -> Limits:
         "invalidate_timeout": 1.0,
         "drain_grace": 2.0,
         "max_backoff": 0.5,
+        "stall_timeout": 1.2,
     }
     values.update(overrides)
     return Limits(**values)
@@ -209,6 +210,30 @@ def test_an_unresponsive_shard_is_killed_and_replaced(
         await eventually(lambda: bool(supervisor.live_shards()))
         assert first.returncode == -9  # SIGKILL: a wedged process ignores SIGTERM
         assert supervisor.live_shards()[0].pid != first.pid
+        await supervisor.stop()
+
+    run(scenario())
+
+
+def test_a_shard_that_stalls_without_burning_cpu_is_given_the_stall_timeout(
+    launch: Callable[..., ShardLauncher],
+) -> None:
+    """Not answering while idle is starvation (the host's, or the GIL's), not a tenant's loop: no
+    kill at the probe timeout, and no incident blaming anyone."""
+
+    async def scenario() -> None:
+        supervisor = Supervisor(
+            launch(fake("little_workerd.py", "--stall-after", "0.3")),
+            1,
+            limits(stall_timeout=4.0),
+        )
+        await supervisor.start()
+        first = supervisor.live_shards()[0]
+        await asyncio.sleep(0.3 + 3 * (0.5 + 0.1))  # three probe timeouts
+        assert first.alive
+        assert not any(e.kind == "unresponsive" for e in supervisor.events)
+        await eventually(lambda: any(e.kind == "unresponsive" for e in supervisor.events))
+        assert not any(i.certain for i in supervisor.incidents)
         await supervisor.stop()
 
     run(scenario())

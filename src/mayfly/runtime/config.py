@@ -11,6 +11,8 @@ from mayfly.runtime import asset_workers
 HTTP_SOCKET = "http"
 ADMIN_SOCKET = "admin"
 SECRET_ENV_VAR = "MAYFLY_INTERNAL_SECRET"  # noqa: S105 (a variable name)
+# The per-shard token that starts the dispatcher's request marks on stdout (shard.py).
+MARK_ENV_VAR = "MAYFLY_SHARD_MARK"
 DISPATCHER_FILE = "dispatcher.js"
 # Every module of the dispatcher Worker, its main module first; each is a file in this package.
 DISPATCHER_MODULES = (DISPATCHER_FILE, "kv.js", "tail.js", "assets.js")
@@ -73,6 +75,7 @@ const config :Workerd.Config = (
           (name = "LOADER", workerLoader = ()),
           (name = "CONTROL_PLANE", service = "control-plane"),
           (name = "INTERNAL_SECRET", fromEnvironment = "{SECRET_ENV_VAR}"),
+          (name = "SHARD_MARK", fromEnvironment = "{MARK_ENV_VAR}"),
           (name = "PUBLIC_NET", service = "public-net"),
           (name = "SETTINGS", json = {settings_json}),
         ],

@@ -3,19 +3,33 @@
 It binds the Workers socket, writes the shard config and the dispatcher into a runtime directory
 the shard user can read (outside the data dir), decides how shards are sandboxed, and leaves the
 rest to the Supervisor.
+
+The Supervisor runs on an event loop of its own, in a thread of its own ("mayfly-supervisor"):
+probes, kills and restarts never wait behind the API's work on the caller's loop (large uploads,
+tails, deploys). A thread rather than a process: the shards' sockets, pipes and pidfds stay in one
+process, and the only thing the two loops share is what crosses them explicitly (invalidations one
+way, incidents the other, each awaited through a concurrent future). The GIL remains shared; a
+thread that wants it gets it within the switch interval (5 ms), far inside any probe's timeout.
+
+Per-request CPU: workerd enforces none (workerd-facts §5a); the probe is the limit. From
+`cpu_limit_ms` (L): the probe runs every L/6 (at most 0.5 s) and may take L − L/6, so a loop that
+starts right after an answered probe is found within L, then killed (SIGKILL) and replaced.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import shutil
 import socket
 import stat
 import tempfile
-from collections.abc import Sequence
+import threading
+from collections.abc import Coroutine, Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from mayfly.runtime.asset_workers import asset_worker_modules, find_asset_workers
@@ -25,7 +39,7 @@ from mayfly.runtime.config import (
     DispatcherSettings,
     render_config,
 )
-from mayfly.runtime.incidents import IncidentSink
+from mayfly.runtime.incidents import Incident, IncidentSink
 from mayfly.runtime.sandbox import Sandbox, checked_sandbox, plan_sandbox
 from mayfly.runtime.shard import ShardLauncher
 from mayfly.runtime.supervisor import Limits, Supervisor
@@ -35,6 +49,46 @@ from mayfly.settings import Settings
 log = logging.getLogger("mayfly.runtime")
 
 CONFIG_FILE = "shard.capnp"
+
+T = TypeVar("T")
+
+
+def probe_schedule(cpu_limit_ms: int) -> tuple[float, float]:
+    """(interval, timeout) of the health probe, in seconds, so that interval + timeout is the
+    CPU limit."""
+    limit = max(cpu_limit_ms, 100) / 1000
+    interval = min(limit / 6, 0.5)
+    return interval, limit - interval
+
+
+class LoopThread:
+    """An event loop running in a daemon thread of its own."""
+
+    def __init__(self, name: str):
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    async def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Runs `coro` there; awaited from another loop."""
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+
+    def close(self) -> None:
+        async def finish() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.loop.shutdown_asyncgens()
+
+        if self.loop.is_closed():
+            return
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(finish(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        if not self._thread.is_alive():
+            self.loop.close()
 
 
 class DataPlane:
@@ -52,7 +106,7 @@ class DataPlane:
         route_ttl: float = 5.0,
         stale_route: float = 600.0,
         control_plane_timeout: float = 5.0,
-        probe_interval: float = 0.25,
+        probe_interval: float | None = None,
         startup_timeout: float = 15.0,
         drain_grace: float = 10.0,
         on_incident: IncidentSink | None = None,
@@ -69,15 +123,18 @@ class DataPlane:
             stale_route_ms=round(stale_route * 1000),
             control_plane_timeout_ms=round(control_plane_timeout * 1000),
         )
+        interval, probe_timeout = probe_schedule(settings.cpu_limit_ms)
         self._limits = Limits(
             memory_bytes=settings.shard_memory * 1024 * 1024,
-            probe_timeout=settings.probe_timeout,
-            probe_interval=probe_interval,
+            probe_timeout=probe_timeout,
+            probe_interval=interval if probe_interval is None else probe_interval,
             startup_timeout=startup_timeout,
-            invalidate_timeout=max(1.0, 2 * settings.probe_timeout),
+            invalidate_timeout=max(1.0, 2 * probe_timeout),
             drain_grace=drain_grace,
         )
         self.supervisor: Supervisor | None = None
+        self._supervision: LoopThread | None = None
+        self._home: asyncio.AbstractEventLoop | None = None
         self._listener: socket.socket | None = None
         self._dirs: list[Path] = []
 
@@ -97,13 +154,17 @@ class DataPlane:
             raise
 
     async def invalidate(self, hosts: list[str]) -> None:
-        if self.supervisor is not None and hosts:
-            await self.supervisor.invalidate([_host_key(h) for h in hosts])
+        if self.supervisor is not None and self._supervision is not None and hosts:
+            keys = [_host_key(h) for h in hosts]
+            await self._supervision.run(self.supervisor.invalidate(keys))
 
     async def stop(self) -> None:
         supervisor, self.supervisor = self.supervisor, None
-        if supervisor is not None:
-            await supervisor.stop()
+        supervision, self._supervision = self._supervision, None
+        if supervisor is not None and supervision is not None:
+            await supervision.run(supervisor.stop())
+        if supervision is not None:
+            await asyncio.to_thread(supervision.close)
         if self._listener is not None:
             self._listener.close()
             self._listener = None
@@ -134,14 +195,29 @@ class DataPlane:
             admin_dir=admin_dir,
             listener=self._listener,
         )
-        self.supervisor = Supervisor(launcher, s.shards, self._limits)
-        await self.supervisor.start()
+        self._home = asyncio.get_running_loop()
+        self._supervision = LoopThread("mayfly-supervisor")
+        self.supervisor = Supervisor(launcher, s.shards, self._limits, self._deliver)
+        await self._supervision.run(self.supervisor.start())
         log.info(
             "Data plane: %d workerd shard(s) serving Workers on %s:%d",
             s.shards,
             s.host,
             self.port,
         )
+
+    async def _deliver(self, incident: Incident) -> None:
+        """On the supervisor's loop: hands the incident to `on_incident` on the caller's loop, and
+        returns when it is done (the supervisor bounds the wait; the sink is not cancelled)."""
+        sink, home = self.on_incident, self._home
+        if sink is None or home is None:
+            return
+
+        async def deliver() -> None:
+            await sink(incident)
+
+        done = asyncio.run_coroutine_threadsafe(deliver(), home)
+        await asyncio.shield(asyncio.wrap_future(done))
 
     def _runtime_dir(self) -> Path:
         """World-readable (the shard user must read it) and holding no secret."""

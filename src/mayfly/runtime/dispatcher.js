@@ -13,6 +13,7 @@
 //   INTERNAL_SECRET  the internal API's per-boot secret (from the shard's environment)
 //   PUBLIC_NET       network service that reaches public addresses only
 //   SETTINGS         {requestTimeoutMs, routeTtlMs, staleRouteMs, controlPlaneTimeoutMs}
+//   SHARD_MARK       per-shard token that starts the request marks on stdout (runtime/shard.py)
 
 import { WorkerEntrypoint } from "cloudflare:workers";
 
@@ -39,6 +40,12 @@ const siteLookups = new Map();
 const loaded = new Set();
 // Bumped by every invalidation: a lookup that started before it must not fill the cache.
 let epoch = 0;
+// Tenant requests handed to a tenant and not answered yet, id -> {id, version_id, account_id,
+// script, started_ms}: the supervisor reads them on every probe, and reads the same starts and
+// ends as marks on stdout, which still tell it who was running once this process froze.
+const inFlight = new Map();
+const MAX_REPORTED = 256;
+let requestCount = 0;
 
 export default {
   async fetch(request, env, ctx) {
@@ -75,7 +82,8 @@ export default {
         "retry-after": "1",
       });
     }
-    const run = (req) => runWithDeadline(worker, req, settings(env).requestTimeoutMs);
+    const run = (req) =>
+      tracked(env, route, () => runWithDeadline(worker, req, settings(env).requestTimeoutMs));
     return site.assets ? serveSite(env, ctx, site, request, worker && run) : run(request);
   },
 };
@@ -84,7 +92,8 @@ export class Admin extends WorkerEntrypoint {
   async fetch(request) {
     const { pathname } = new URL(request.url);
     if (pathname === "/health") {
-      return Response.json({ ok: true, routes: routes.size, loaded: loaded.size });
+      const running = [...inFlight.values()].slice(-MAX_REPORTED);
+      return Response.json({ ok: true, routes: routes.size, loaded: loaded.size, inflight: running });
     }
     if (pathname === "/invalidate" && request.method === "POST") {
       const { hosts } = await request.json();
@@ -95,6 +104,26 @@ export class Admin extends WorkerEntrypoint {
       return Response.json({ ok: true, invalidated: hosts.length });
     }
     return Response.json({ error: "not found" }, { status: 404 });
+  }
+}
+
+// The start mark is written right before the tenant's code runs (workerd writes console output
+// synchronously), the end mark once it answered: the body it may still stream is not counted.
+async function tracked(env, route, work) {
+  const id = String(++requestCount);
+  inFlight.set(id, {
+    id,
+    version_id: route.version_id,
+    account_id: route.account_id,
+    script: route.script,
+    started_ms: Date.now(),
+  });
+  if (env.SHARD_MARK) console.log(`${env.SHARD_MARK} + ${id} ${route.version_id}`);
+  try {
+    return await work();
+  } finally {
+    inFlight.delete(id);
+    if (env.SHARD_MARK) console.log(`${env.SHARD_MARK} - ${id}`);
   }
 }
 

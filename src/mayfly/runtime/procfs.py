@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _parent(pid: int) -> int | None:
@@ -43,6 +44,18 @@ def rss_bytes(pids: list[int]) -> int:
             continue
         total += resident * _PAGE
     return total
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time these processes used so far (live ones only)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / _TICKS
 
 
 def real_uid(pid: int) -> int | None:

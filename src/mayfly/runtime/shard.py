@@ -3,6 +3,14 @@
 The supervisor owns the listening socket every shard accepts on. Each shard gets, per generation,
 its own admin socket (a unix socket in a directory only the supervisor can enter) and a control
 socket on which workerd reports `{"event": "listen", "socket": ...}` for each socket it serves.
+
+Attribution: the dispatcher writes a line on stdout right before it hands a request to a tenant
+(`<mark> + <request id> <version id>`) and when the tenant answered (`<mark> - <request id>`).
+`<mark>` is a per-shard random token in the dispatcher's environment, which no tenant can read
+(workerd-facts §5d), so a tenant cannot forge or hide one (its own console output goes to the same
+stdout). workerd writes these lines synchronously, before the tenant's code runs: when a tenant
+freezes the process, its request's start is already in the pipe, and the shard knows exactly
+which requests were in flight at that moment (`in_flight`).
 """
 
 from __future__ import annotations
@@ -10,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import fcntl
 import json
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -24,7 +34,7 @@ from typing import Any
 
 from mayfly.runtime import procfs
 from mayfly.runtime.admin import admin_call
-from mayfly.runtime.config import ADMIN_SOCKET, HTTP_SOCKET
+from mayfly.runtime.config import ADMIN_SOCKET, HTTP_SOCKET, MARK_ENV_VAR
 from mayfly.runtime.sandbox import Sandbox
 from mayfly.runtime.workerd import ShardFds, serve_argv
 
@@ -33,6 +43,21 @@ log = logging.getLogger("mayfly.runtime")
 output_log = logging.getLogger("mayfly.runtime.output")
 
 _OUTPUT_LINES = 40
+# Requests remembered per shard for attribution: the in-flight ones (a dispatcher that loses track
+# cannot make this grow without bound) and the last ones started.
+_MAX_TRACKED = 4096
+_RECENT_STARTS = 64
+# A heavily logging tenant must not block workerd on a full stdout pipe (its event loop would
+# stall in write() and the shard would look frozen): 1 MiB rather than Linux's 64 KiB.
+_PIPE_BYTES = 1 << 20
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+
+
+@dataclass(frozen=True)
+class RequestStart:
+    request_id: str
+    version_id: str
+    at: float  # time.monotonic() when the supervisor read the mark
 
 
 class ShardStartError(RuntimeError):
@@ -64,6 +89,7 @@ class Shard:
         process: asyncio.subprocess.Process,
         admin_path: Path,
         control: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+        mark: str = "",
     ):
         self.slot = slot
         self.generation = generation
@@ -75,6 +101,19 @@ class Shard:
         self._listening: set[str] = set()
         self._control_writer = control[1]
         self._output: collections.deque[str] = collections.deque(maxlen=_OUTPUT_LINES)
+        self._mark = (mark + " ").encode() if mark else None
+        # request id → its start, in the order they started (the newest last)
+        self.in_flight: dict[str, RequestStart] = {}
+        self.recent_starts: collections.deque[RequestStart] = collections.deque(
+            maxlen=_RECENT_STARTS
+        )
+        self.marks_seen = False
+        # Set by the supervisor: its last health answer, when the shard last answered one (and the
+        # CPU it had used by then), when its memory was last within budget.
+        self.last_health: dict[str, Any] | None = None
+        self.responsive_at = self.started_at
+        self.responsive_cpu = 0.0
+        self.within_budget_at = self.started_at
         self._tree: dict[int, int] = {}  # pid → pidfd of the descendants, taken once ready
         self._exited = asyncio.ensure_future(process.wait())
         self._tasks = [
@@ -88,6 +127,7 @@ class Shard:
         admin_path.unlink(missing_ok=True)
         admin = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         ours, theirs = socket.socketpair()
+        mark = secrets.token_hex(16)
         try:
             admin.bind(str(admin_path))
             admin.listen(64)
@@ -98,7 +138,7 @@ class Shard:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 pass_fds=fds.all(),
-                env=launcher.env,
+                env={**launcher.env, MARK_ENV_VAR: mark},
                 cwd=launcher.config.parent,
                 start_new_session=True,
                 **launcher.sandbox.popen_kwargs(),
@@ -111,8 +151,9 @@ class Shard:
             # The child holds its copies; ours would keep a dead shard's admin socket accepting.
             admin.close()
             theirs.close()
+        _widen_pipe(process)
         control = await asyncio.open_connection(sock=ours)
-        return cls(slot, generation, process, admin_path, control)
+        return cls(slot, generation, process, admin_path, control, mark)
 
     def __repr__(self) -> str:
         return f"<Shard {self.slot}.{self.generation} pid={self.pid}>"
@@ -176,6 +217,9 @@ class Shard:
     def rss_bytes(self) -> int:
         return procfs.rss_bytes([self.pid, *self._tree])
 
+    def cpu_seconds(self) -> float:
+        return procfs.cpu_seconds([self.pid, *self._tree])
+
     def terminate(self) -> None:
         """Asks workerd to drain: it stops accepting and exits after its in-flight requests."""
         if self._tree:
@@ -232,16 +276,41 @@ class Shard:
             if not self.ready.is_set() and {HTTP_SOCKET, ADMIN_SOCKET} <= self._listening:
                 if self.alive:
                     self._open_tree()
-                self.ready_at = time.monotonic()
+                self.ready_at = self.responsive_at = time.monotonic()
+                self.responsive_cpu = self.cpu_seconds()
                 self.ready.set()
 
     async def _read_output(self) -> None:
         stream = self.process.stdout
         assert stream is not None
         async for line in _lines(stream):
+            if self._mark is not None and line.startswith(self._mark):
+                self._read_mark(line[len(self._mark) :])
+                continue
             text = line.decode(errors="replace").rstrip()
             self._output.append(text)
             output_log.debug("shard %d: %s", self.slot, text)
+
+    def _read_mark(self, mark: bytes) -> None:
+        self.marks_seen = True
+        parts = mark.decode(errors="replace").split()
+        if len(parts) == 3 and parts[0] == "+":
+            start = RequestStart(parts[1], parts[2], time.monotonic())
+            if len(self.in_flight) >= _MAX_TRACKED:
+                self.in_flight.pop(next(iter(self.in_flight)))
+            self.in_flight[start.request_id] = start
+            self.recent_starts.append(start)
+        elif len(parts) == 2 and parts[0] == "-":
+            self.in_flight.pop(parts[1], None)
+
+
+def _widen_pipe(process: asyncio.subprocess.Process) -> None:
+    transport = getattr(process, "_transport", None)
+    pipe = transport.get_pipe_transport(1) if transport is not None else None
+    handle = pipe.get_extra_info("pipe") if pipe is not None else None
+    if handle is not None:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(handle.fileno(), _F_SETPIPE_SZ, _PIPE_BYTES)
 
 
 async def _lines(stream: asyncio.StreamReader, limit: int = 8192) -> AsyncIterator[bytes]:
