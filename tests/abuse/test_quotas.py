@@ -4,6 +4,7 @@ versions are pruned; temporary accounts get lower limits than permanent ones."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,10 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from starlette.testclient import TestClient
 
 from mayfly.app import Platform
+from mayfly.services import quotas
 from mayfly.services.clock import ManualClock
 from mayfly.services.quotas import quota_for, stored_bytes
 from mayfly.settings import Settings
@@ -178,6 +180,83 @@ def test_a_bulk_write_is_counted_item_by_item_and_refused_whole(
     halves = [{"key": "k0", "value": "a" * 1900}, {"key": "k1", "value": "b" * 1900}]
     assert bulk_put(api, account, ns, halves).status_code == 200
     refused(bulk_put(api, account, ns, [{"key": "k2", "value": "c" * 300}]), "Storage quota")
+
+
+def kv_usage_matches_the_entries(platform: Platform) -> dict[str, tuple[int, int]]:
+    """The trigger-kept kv_usage rows equal a fresh aggregate over kv_entries; returns them."""
+    entries = tables.kv_entries
+    size = quotas.kv_size_column()
+    with platform.db.read() as conn:
+        counted = {
+            r.account_id: (int(r.entries), int(r.stored_bytes))
+            for r in conn.execute(select(tables.kv_usage)).all()
+        }
+        actual = {
+            r[0]: (int(r[1]), int(r[2]))
+            for r in conn.execute(
+                select(entries.c.account_id, func.count(), func.sum(size)).group_by(
+                    entries.c.account_id
+                )
+            ).all()
+        }
+    assert counted == actual
+    return counted
+
+
+def test_kv_usage_follows_every_path_that_writes_entries(
+    api: TestClient, quota_platform: Platform, clock: ManualClock
+) -> None:
+    one, two = provision(api)["account"], provision(api)["account"]
+    ns = new_namespace(api, one)
+    assert put_value(api, one, ns, "a", b"1234").status_code == 200
+    put = api.put(
+        f"{ns_url(one, ns)}/values/b",
+        headers=auth(one["apiToken"]),
+        files={"value": (None, "xyz"), "metadata": (None, '{"m": [1, 2]}')},
+    )
+    assert put.status_code == 200, put.text
+    assert put_value(api, one, ns, "a", b"12").status_code == 200  # replaced: smaller
+    expected = quotas.kv_entry_bytes("a", b"12", None) + quotas.kv_entry_bytes(
+        "b", b"xyz", {"m": [1, 2]}
+    )
+    assert kv_usage_matches_the_entries(quota_platform)[one["id"]] == (2, expected)
+    assert bulk_put(api, one, ns, [{"key": "c", "value": "v"}, {"key": "d", "value": "w"}])
+    delete_value(api, one, ns, "c")
+    short = api.put(
+        f"{ns_url(one, ns)}/values/brief?expiration_ttl=60",
+        headers=auth(one["apiToken"]),
+        content=b"soon gone",
+    )
+    assert short.status_code == 200, short.text
+    assert kv_usage_matches_the_entries(quota_platform)[one["id"]][0] == 4
+    clock.advance(61)
+    quota_platform.services.reaper.purge_old_records()  # expired entries go, and their count
+    assert kv_usage_matches_the_entries(quota_platform)[one["id"]][0] == 3
+    # A claim moves entries by updating their account (services/transfers.py does this).
+    with quota_platform.db.begin() as conn:
+        conn.execute(
+            update(tables.kv_entries)
+            .where(tables.kv_entries.c.account_id == one["id"])
+            .values(account_id=two["id"])
+        )
+    moved = kv_usage_matches_the_entries(quota_platform)
+    assert one["id"] not in moved and moved[two["id"]][0] == 3
+    ns_two = new_namespace(api, two, "own")
+    assert put_value(api, two, ns_two, "x", b"1").status_code == 200
+    with quota_platform.db.begin() as conn:  # the namespace moved with the claim, too
+        conn.execute(
+            update(tables.kv_namespaces)
+            .where(tables.kv_namespaces.c.id == ns)
+            .values(account_id=two["id"])
+        )
+    assert api.delete(ns_url(two, ns), headers=auth(two["apiToken"])).status_code == 200
+    assert kv_usage_matches_the_entries(quota_platform)[two["id"]] == (
+        1,
+        quotas.kv_entry_bytes("x", b"1", None),
+    )
+    clock.advance(quota_platform.settings.temporary_ttl)
+    asyncio.run(quota_platform.services.reaper.run_once())  # expired accounts are reaped
+    assert kv_usage_matches_the_entries(quota_platform) == {}
 
 
 @pytest.mark.parametrize("limits", [{"quota_kv_namespaces_temporary": 2}])

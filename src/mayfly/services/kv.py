@@ -298,19 +298,19 @@ class KVService:
             raise ValidationError(
                 f"expiration must be at least {MIN_EXPIRATION_TTL} seconds in the future."
             )
+        if budget is None:
+            budget = quotas.KVBudget(conn, self.ctx.settings, account_id, now)
         # The entry it replaces is deleted first and its size read back in the same statement;
         # a refusal then rolls the deletion back with the transaction.
         replaced = conn.execute(
             delete(kv_entries)
             .where(kv_entries.c.namespace_id == namespace_id, kv_entries.c.key == key)
-            .returning(quotas.kv_size_column(), kv_entries.c.expiration)
-        ).first()
-        if budget is None:
-            budget = quotas.KVBudget(conn, self.ctx.settings, account_id, now)
-        old_bytes = None
-        if replaced is not None and (replaced.expiration is None or replaced.expiration > now):
-            old_bytes = int(replaced[0])
-        budget.admit(quotas.kv_entry_bytes(key, value, metadata), old_bytes)
+            .returning(quotas.kv_size_column())
+        ).scalar_one_or_none()
+        budget.admit(
+            quotas.kv_entry_bytes(key, value, metadata),
+            None if replaced is None else int(replaced),
+        )
         conn.execute(
             insert(kv_entries).values(
                 namespace_id=namespace_id,

@@ -26,6 +26,7 @@ from mayfly.storage.tables import (
     blobs,
     kv_entries,
     kv_namespaces,
+    kv_usage,
     modules,
     scripts,
     versions,
@@ -105,10 +106,6 @@ def new_code_bytes(conn: Connection, account_id: str, module_data: list[bytes]) 
     return sum(size for digest, size in sizes.items() if digest not in shared)
 
 
-def _live(now: int) -> ColumnElement[bool]:
-    return (kv_entries.c.expiration.is_(None)) | (kv_entries.c.expiration > now)
-
-
 def kv_size_column() -> ColumnElement[int]:
     # length() of a blob is read from its header: no value is loaded.
     return (
@@ -120,17 +117,17 @@ def kv_size_column() -> ColumnElement[int]:
 
 def kv_entry_bytes(key: str, value: bytes, metadata: Any) -> int:
     """What `kv_bytes` will count for this entry once stored."""
-    return len(key) + len(value) + (0 if metadata is None else len(json.dumps(metadata)))
+    # No metadata is stored as JSON null: "null", 4 characters, as the SQL side counts it.
+    return len(key) + len(value) + len(json.dumps(metadata))
 
 
 def kv_bytes(conn: Connection, account_id: str, now: int) -> int:
-    """Keys, values and metadata of live entries."""
+    """Keys, values and metadata of the account's entries, as the kv_usage triggers count them
+    (expired entries until a read, a write or the reaper deletes them)."""
     total = conn.execute(
-        select(func.coalesce(func.sum(kv_size_column()), 0)).where(
-            kv_entries.c.account_id == account_id, _live(now)
-        )
-    ).scalar_one()
-    return int(total)
+        select(kv_usage.c.stored_bytes).where(kv_usage.c.account_id == account_id)
+    ).scalar_one_or_none()
+    return int(total or 0)
 
 
 def asset_bytes(conn: Connection, account_id: str, now: int) -> int:
@@ -145,9 +142,10 @@ def asset_bytes(conn: Connection, account_id: str, now: int) -> int:
 ByteCounter = Callable[[Connection, str, int], int]
 
 # What each kind of storage holds for an account, in bytes. Label → counter.
+KV_LABEL = "KV"
 BYTE_COUNTERS: dict[str, ByteCounter] = {
     "Workers' code": code_bytes,
-    "KV": kv_bytes,
+    KV_LABEL: kv_bytes,
     "static assets": asset_bytes,
 }
 
@@ -175,13 +173,10 @@ def count_namespaces(conn: Connection, account_id: str) -> int:
 
 
 def count_kv_keys(conn: Connection, account_id: str, now: int) -> int:
-    return int(
-        conn.execute(
-            select(func.count())
-            .select_from(kv_entries)
-            .where(kv_entries.c.account_id == account_id, _live(now))
-        ).scalar_one()
-    )
+    count = conn.execute(
+        select(kv_usage.c.entries).where(kv_usage.c.account_id == account_id)
+    ).scalar_one_or_none()
+    return int(count or 0)
 
 
 def count_asset_files(conn: Connection, account_id: str) -> int:
@@ -251,43 +246,44 @@ def _bytes_exceeded(
 
 
 class KVBudget:
-    """The KV quotas of one account within one write transaction: usage is counted once (when
-    first needed) and then kept current by the entries admitted, so that a bulk write of n keys
-    costs O(n), not n aggregate queries."""
+    """The KV quotas of one account within one write transaction. Its KV usage (the kv_usage row)
+    is read when the budget is made, before the transaction deletes anything, and then kept
+    current by the entries admitted; the other kinds' bytes are summed once, when first needed.
+    A bulk write of n keys therefore costs O(n), and a put does not grow with the account."""
 
     def __init__(self, conn: Connection, settings: Settings, account_id: str, now: int):
         self.conn, self.account_id, self.now = conn, account_id, now
         self.kind = account_kind(conn, account_id)
         self.limits = quota_for(settings, self.kind)
-        self._bytes: dict[str, int] | None = None
-        self._keys: int | None = None
-        self._added_bytes = 0
+        self.keys = count_kv_keys(conn, account_id, now)
+        self.kv_bytes = kv_bytes(conn, account_id, now)
+        self._others: dict[str, int] | None = None
 
     def admit(self, new_bytes: int, old_bytes: int | None) -> None:
-        """Check one entry replacing `old_bytes` (None: a new key), then count it."""
+        """Check one entry that replaces one of `old_bytes` (None: a new key), then count it."""
         if old_bytes is None:
-            if self._keys is None:
-                self._keys = count_kv_keys(self.conn, self.account_id, self.now)
             require_count(
                 self.kind,
                 "KV keys",
-                self._keys,
+                self.keys,
                 1,
                 self.limits.kv_keys,
                 "Delete keys you no longer need (`wrangler kv key delete`, or `kv bulk delete`).",
             )
         delta = new_bytes - (old_bytes or 0)
         if delta > 0:
-            if self._bytes is None:
-                self._bytes = stored_bytes(self.conn, self.account_id, self.now)
-            total = sum(self._bytes.values()) + self._added_bytes
-            if total + delta > self.limits.bytes:
-                usage = dict(self._bytes)
-                usage["KV"] = usage.get("KV", 0) + self._added_bytes
+            if self._others is None:
+                self._others = {
+                    label: count(self.conn, self.account_id, self.now)
+                    for label, count in BYTE_COUNTERS.items()
+                    if count is not kv_bytes
+                }
+            usage = {**self._others, KV_LABEL: self.kv_bytes}
+            if sum(usage.values()) + delta > self.limits.bytes:
                 raise _bytes_exceeded(self.kind, usage, self.limits.bytes, delta)
         if old_bytes is None:
-            self._keys = (self._keys or 0) + 1
-        self._added_bytes += delta
+            self.keys += 1
+        self.kv_bytes += delta
 
 
 def require_count(

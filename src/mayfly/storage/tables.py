@@ -177,6 +177,16 @@ kv_entries = Table(
     Column("expiration", BigInteger, nullable=True, index=True),
 )
 
+kv_usage = Table(
+    "kv_usage",
+    metadata,
+    # Each account's KV entries and their bytes (key + value + metadata text), kept by triggers on
+    # kv_entries (migration 0007) for quota checks; no row when the account has no entry.
+    Column("account_id", String(32), primary_key=True),
+    Column("entries", BigInteger, nullable=False),
+    Column("stored_bytes", BigInteger, nullable=False),
+)
+
 tombstones = Table(
     "tombstones",
     metadata,
