@@ -11,19 +11,24 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import os
 import re
+import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from mayfly.api import oauth
 from mayfly.api.routes import api_routes
 from mayfly.app import Platform
-from tests.conftest import HELLO, auth, upload_body
+from tests.conftest import HELLO, POSTGRES_URL, _pg, auth, make_settings, upload_body
 
 JSON_READERS = ("json_body(", "strict_json.loads(", "_params(request)")
 MULTIPART_METADATA = ("read_upload(", "_value_and_metadata(")
@@ -78,7 +83,7 @@ FIELDS = [
     "message",
     "workers_message",
 ]
-WRONG_VALUES: list[Any] = [[], {}, True, -1, 1.5, "", None, [{"x": [1]}]]
+WRONG_VALUES: list[Any] = [[], {}, True, -1, 1.5, "", None, [{"x": [1]}], 2**62, -(2**62)]
 # A list of objects fits no field of this API except where any JSON is welcome: KV metadata.
 NO_FIELD_TAKES = [{"x": [1]}]
 ANY_JSON = {"PUT /accounts/{account_id}/storage/kv/namespaces/{namespace_id}/values/{key:path}"}
@@ -149,11 +154,42 @@ class World:
     params: dict[str, str]
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    from tests.conftest import make_settings
+@contextmanager
+def _database(kind: str, directory: Path) -> Iterator[str]:
+    """SQLite, or a fresh PostgreSQL schema (whose 32-bit columns overflow where SQLite's do not)."""
+    if kind == "sqlite":
+        yield f"sqlite:///{directory / 'mayfly.db'}"
+        return
+    if not _pg():
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not reachable at " + POSTGRES_URL)
+        pytest.skip("PostgreSQL is not reachable")
+    schema = "t_" + secrets.token_hex(6)
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    try:
+        yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
 
-    platform = Platform.create(make_settings(tmp_path_factory.mktemp("json")))
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
+    directory = tmp_path_factory.mktemp("json")
+    with _database(request.param, directory) as database_url:
+        yield from _world(directory, database_url)
+
+
+def _world(directory: Path, database_url: str) -> Iterator[World]:
+    platform = Platform.create(make_settings(directory, database_url=database_url))
     svc = platform.services
     user = svc.users.sign_up("fuzz@example.com", "a long enough password 1")
     account = svc.memberships.create_account(user, "fuzz")
