@@ -195,9 +195,12 @@ def content_matches(digest: str, data: bytes, extensions: set[str]) -> bool:
     hex(H(base64(data) + extension)) truncated to the digest's length, H being BLAKE3 (wrangler)
     or SHA-256 (the example client of Cloudflare's direct-upload guide)."""
     encoded = base64.b64encode(data)
-    return any(
-        blake3(encoded + ext.encode()).hexdigest()[: len(digest)] == digest for ext in extensions
-    )
+    for ext in extensions:
+        text = encoded + ext.encode()
+        for hashed in (blake3(text).hexdigest(), hashlib.sha256(text).hexdigest()):
+            if hashed[: len(digest)] == digest:
+                return True
+    return False
 
 
 def verify_contents(
