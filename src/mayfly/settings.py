@@ -217,7 +217,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "shard_memory",
         1024,
-        "Memory budget of a shard in MiB; above it the shard is replaced.",
+        "Memory budget of a shard in MiB; above it the shard is recycled (replaced without "
+        "dropping requests).",
+        int,
+    ),
+    Setting(
+        "shard_memory_ceiling",
+        0,
+        "Memory in MiB above which a shard is killed at once (it grows too fast to be recycled); "
+        "0: 1.5 × shard-memory.",
+        int,
+    ),
+    Setting(
+        "shard_isolates",
+        1000,
+        "Workers a shard may hold loaded; at this many it is recycled (workerd never unloads one "
+        "and crashes at ~1,900-4,000); 0: no limit.",
         int,
     ),
     Setting(
@@ -290,6 +305,8 @@ class Settings:
     password_hash_queue: int = 8
     shards: int = 2
     shard_memory: int = 1024
+    shard_memory_ceiling: int = 0
+    shard_isolates: int = 1000
     cpu_limit_ms: int = 1500
     request_timeout: float = 30.0
     runtime: bool = True

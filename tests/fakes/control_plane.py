@@ -30,7 +30,9 @@ class FakeControlPlane:
         self.down = False
         self.delay = 0.0
         self.route_lookups: collections.Counter[str] = collections.Counter()
+        # Code sent, with a route answer or on its own; `version_requests`: on its own only.
         self.version_fetches: collections.Counter[str] = collections.Counter()
+        self.version_requests: collections.Counter[str] = collections.Counter()
         self.refused = 0  # requests without the right secret
         self.kv: dict[tuple[str, str], bytes] = {}  # (namespace id, key) -> value
         self.tail_batches: list[dict[str, Any]] = []
@@ -114,6 +116,15 @@ class FakeControlPlane:
             "message": f"No Worker is served at {host}.",
         }
         await asyncio.sleep(self.delay)
+        version_id = answer.get("version_id")
+        if (
+            request.query_params.get("code") == "1"
+            and answer["status"] == "ok"
+            and version_id != request.query_params.get("have")
+            and version_id in self.versions
+        ):
+            self.version_fetches[version_id] += 1
+            answer = {**answer, "version": self.versions[version_id]}
         return JSONResponse(answer)
 
     async def _version(self, request: Request) -> Response:
@@ -122,6 +133,7 @@ class FakeControlPlane:
             return refused
         version_id = request.path_params["version_id"]
         self.version_fetches[version_id] += 1
+        self.version_requests[version_id] += 1
         if version_id not in self.versions:
             return JSONResponse({"error": "not found"}, status_code=404)
         return JSONResponse(self.versions[version_id])

@@ -60,6 +60,27 @@ def test_routes_and_code(client: TestClient, internal: TestClient, clock: Manual
     assert internal.get("route", params={"host": host}).json()["status"] == "expired"
 
 
+def test_a_route_answer_carries_the_code_the_asker_lacks(
+    client: TestClient, internal: TestClient
+) -> None:
+    account = provision(client)["account"]
+    response = client.put(
+        f"accounts/{account['id']}/workers/scripts/hello",
+        headers=auth(account["apiToken"]),
+        **upload_body(),
+    )
+    version_id = response.json()["result"]["deployment_id"]
+    host = f"hello.{account['name']}.localhost"
+    answer = internal.get("route", params={"host": host, "code": "1"}).json()
+    assert answer["status"] == "ok" and answer["version_id"] == version_id
+    assert answer["version"] == internal.get(f"versions/{version_id}").json()
+    held = internal.get("route", params={"host": host, "code": "1", "have": version_id}).json()
+    assert held["version_id"] == version_id and "version" not in held
+    assert "version" not in internal.get("route", params={"host": host}).json()
+    unknown = internal.get("route", params={"host": "nope.nothing.localhost", "code": "1"}).json()
+    assert unknown["status"] == "unknown" and "version" not in unknown
+
+
 def test_kv_through_the_internal_api(client: TestClient, internal: TestClient) -> None:
     account = provision(client)["account"]
     ns = client.post(

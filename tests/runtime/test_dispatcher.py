@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.fakes.control_plane import FakeControlPlane, esm
@@ -152,6 +153,17 @@ def test_concurrent_misses_make_one_lookup_of_each_kind(
     assert cp.version_fetches["v-dedupe"] == 1
 
 
+def test_a_worker_never_seen_loads_in_one_round_trip(
+    cp: FakeControlPlane, live: LiveDataPlane
+) -> None:
+    cp.add_version("v-once", [esm(HELLO % "'once'")])
+    cp.serve("once.acct.localhost", "v-once")
+    assert live.get("once.acct.localhost").text == "hello once"
+    assert cp.route_lookups["once.acct.localhost"] == 1
+    assert cp.version_fetches["v-once"] == 1
+    assert cp.version_requests["v-once"] == 0  # the code came with the route
+
+
 def test_an_invalidation_makes_the_next_request_see_the_change(
     cp: FakeControlPlane, live: LiveDataPlane
 ) -> None:
@@ -248,6 +260,80 @@ def test_an_async_hang_ends_with_504_after_the_request_timeout(
     assert response.status_code == 504
     assert 0.9 < time.monotonic() - started < 10
     assert "did not answer within 1 s" in response.text
+
+
+ENDLESS = """
+export default {
+  fetch() {
+    const tick = new TextEncoder().encode("tick\\n");
+    const body = new ReadableStream({
+      async pull(controller) {
+        await scheduler.wait(50);
+        controller.enqueue(tick);
+      },
+    });
+    return new Response(body, { headers: { "content-type": "text/plain" } });
+  },
+};
+"""
+
+
+def test_an_endless_streamed_body_is_cut_at_the_request_timeout(
+    cp: FakeControlPlane, live: LiveDataPlane
+) -> None:
+    cp.add_version("v-endless", [esm(ENDLESS)])
+    cp.serve("endless.acct.localhost", "v-endless")
+    received = b""
+    started = time.monotonic()
+    with (
+        httpx.Client(timeout=30) as client,
+        client.stream(
+            "GET", f"http://127.0.0.1:{live.port}/", headers={"host": "endless.acct.localhost"}
+        ) as response,
+    ):
+        assert response.status_code == 200
+        with pytest.raises(httpx.HTTPError):
+            for chunk in response.iter_raw():
+                received += chunk
+    assert 0.9 < time.monotonic() - started < 10
+    assert received.startswith(b"tick\n")
+
+
+def test_a_body_that_ends_in_time_is_whole_with_its_length(
+    cp: FakeControlPlane, live: LiveDataPlane
+) -> None:
+    source = """
+    export default {
+      fetch() {
+        const { readable, writable } = new TransformStream();
+        (async () => {
+          const writer = writable.getWriter();
+          for (let i = 0; i < 5; i++) {
+            await scheduler.wait(20);
+            await writer.write(new TextEncoder().encode("part" + i + ";"));
+          }
+          await writer.close();
+        })();
+        return new Response(readable);
+      },
+    };
+    """
+    cp.add_version("v-parts", [esm(source)])
+    cp.serve("parts.acct.localhost", "v-parts")
+    cp.add_version(
+        "v-sized",
+        [
+            esm(
+                "export default { fetch() { return new Response('x'.repeat(100000),"
+                " { headers: { 'content-length': '100000' } }); } };"
+            )
+        ],
+    )
+    cp.serve("sized.acct.localhost", "v-sized")
+    assert live.get("parts.acct.localhost").text == "part0;part1;part2;part3;part4;"
+    sized = live.get("sized.acct.localhost")
+    assert sized.text == "x" * 100000
+    assert sized.headers["content-length"] == "100000"
 
 
 def test_a_tenant_exception_is_500_without_details(

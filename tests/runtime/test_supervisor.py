@@ -244,12 +244,35 @@ def test_a_shard_over_its_memory_budget_is_replaced(launch: Callable[..., ShardL
         supervisor = Supervisor(
             launch(fake("little_workerd.py", "--grow-mb", "96")),
             1,
-            limits(memory_bytes=64 * 1024 * 1024),
+            limits(memory_bytes=64 * 1024 * 1024, memory_ceiling_bytes=1024 * 1024 * 1024),
         )
         await supervisor.start()
+        first = supervisor.live_shards()[0]
+        await eventually(lambda: any(e.kind == "recycle" for e in supervisor.events))
+        event = next(e for e in supervisor.events if e.kind == "recycle")
+        assert "MiB > 64 MiB" in event.detail
+        await eventually(lambda: any(e.kind == "drained" for e in supervisor.events))
+        assert first.returncode == 0  # replaced gracefully: SIGTERM, not SIGKILL
+        assert not any(e.kind == "memory" for e in supervisor.events)
+        await supervisor.stop()
+        assert all(gone(e.pid) for e in supervisor.events)
+
+    run(scenario())
+
+
+def test_a_shard_over_its_memory_ceiling_is_killed(launch: Callable[..., ShardLauncher]) -> None:
+    async def scenario() -> None:
+        supervisor = Supervisor(
+            launch(fake("little_workerd.py", "--grow-mb", "96")),
+            1,
+            limits(memory_bytes=32 * 1024 * 1024, memory_ceiling_bytes=64 * 1024 * 1024),
+        )
+        await supervisor.start()
+        first = supervisor.live_shards()[0]
         await eventually(lambda: any(e.kind == "memory" for e in supervisor.events))
         event = next(e for e in supervisor.events if e.kind == "memory")
         assert "MiB > 64 MiB" in event.detail
+        assert first.returncode == -9
         await supervisor.stop()
         assert all(gone(e.pid) for e in supervisor.events)
 

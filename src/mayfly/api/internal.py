@@ -42,8 +42,14 @@ def _services(request: Request) -> Services:
 
 
 async def route(request: Request) -> Response:
-    host = request.query_params.get("host", "")
-    found = await asyncio.to_thread(_services(request).routing.route, host)
+    """`?host=`; with `code=1`, also the code of the version it serves unless it is `have`."""
+    params = request.query_params
+    routing = _services(request).routing
+    host = params.get("host", "")
+    if params.get("code") == "1":
+        answer = await asyncio.to_thread(routing.route_with_code, host, params.get("have", ""))
+        return JSONResponse(answer)
+    found = await asyncio.to_thread(routing.route, host)
     return JSONResponse(found.to_json())
 
 

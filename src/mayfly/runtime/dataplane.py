@@ -42,7 +42,7 @@ from mayfly.runtime.config import (
 from mayfly.runtime.incidents import Incident, IncidentSink
 from mayfly.runtime.sandbox import Sandbox, checked_sandbox, plan_sandbox
 from mayfly.runtime.shard import ShardLauncher
-from mayfly.runtime.supervisor import Limits, Supervisor
+from mayfly.runtime.supervisor import Limits, Supervisor, Usage
 from mayfly.runtime.workerd import find_workerd
 from mayfly.settings import Settings
 
@@ -126,6 +126,8 @@ class DataPlane:
         interval, probe_timeout = probe_schedule(settings.cpu_limit_ms)
         self._limits = Limits(
             memory_bytes=settings.shard_memory * 1024 * 1024,
+            memory_ceiling_bytes=settings.shard_memory_ceiling * 1024 * 1024,
+            max_isolates=settings.shard_isolates,
             probe_timeout=probe_timeout,
             probe_interval=interval if probe_interval is None else probe_interval,
             startup_timeout=startup_timeout,
@@ -157,6 +159,17 @@ class DataPlane:
         if self.supervisor is not None and self._supervision is not None and hosts:
             keys = [_host_key(h) for h in hosts]
             await self._supervision.run(self.supervisor.invalidate(keys))
+
+    async def recycle(self, slot: int, reason: str) -> None:
+        """Replaces a shard without dropping a request (Supervisor.recycle)."""
+        if self.supervisor is not None and self._supervision is not None:
+            await self._supervision.run(self.supervisor.recycle(slot, reason))
+
+    async def usage(self) -> Usage:
+        """What the shards hold now: memory, and Workers loaded since the start."""
+        if self.supervisor is None or self._supervision is None:
+            return Usage(0, 0)
+        return await self._supervision.run(self.supervisor.usage())
 
     async def stop(self) -> None:
         supervisor, self.supervisor = self.supervisor, None

@@ -35,11 +35,18 @@ const routes = new Map();
 const routeLookups = new Map();
 const codeLookups = new Map();
 const siteLookups = new Map();
+// version id -> its code, from a route answer (see prefetch).
+const prefetched = new Map();
+const MAX_PREFETCHED = 256;
 // Loader keys whose isolate the loader already holds (the loader never evicts them): a version id,
 // or `${versionId}:tail` for the same version loaded with a tail while someone tails it.
 const loaded = new Set();
 // Bumped by every invalidation: a lookup that started before it must not fill the cache.
 let epoch = 0;
+// host -> when a request for it last reached a Worker here, the most recent last: the hot set the
+// supervisor preloads into this shard's replacement when it recycles it (GET /hot, POST /preload).
+const lastUsed = new Map();
+const PRELOAD_CONCURRENCY = 8;
 // Tenant requests handed to a tenant and not answered yet, id -> {id, version_id, account_id,
 // script, started_ms}: the supervisor reads them on every probe, and reads the same starts and
 // ends as marks on stdout, which still tell it who was running once this process froze.
@@ -73,6 +80,7 @@ export default {
       return platformError(410, "expired", "This temporary deployment expired.");
     }
 
+    used(host, Date.now());
     let site;
     let worker = null;
     try {
@@ -83,7 +91,7 @@ export default {
       });
     }
     const run = (req) =>
-      tracked(env, route, () => runWithDeadline(worker, req, settings(env).requestTimeoutMs));
+      tracked(env, route, () => runWithDeadline(worker, req, settings(env).requestTimeoutMs, ctx));
     return site.assets ? serveSite(env, ctx, site, request, worker && run) : run(request);
   },
 };
@@ -102,6 +110,16 @@ export class Admin extends WorkerEntrypoint {
       }
       invalidate(hosts);
       return Response.json({ ok: true, invalidated: hosts.length });
+    }
+    if (pathname === "/hot") {
+      return Response.json(hotSet(new URL(request.url).searchParams));
+    }
+    if (pathname === "/preload" && request.method === "POST") {
+      const { hosts, ages_ms: ages } = await request.json();
+      if (!Array.isArray(hosts)) {
+        return Response.json({ error: "expected {hosts: [...]}" }, { status: 400 });
+      }
+      return Response.json(await preload(this.env, this.ctx, hosts, Array.isArray(ages) ? ages : []));
     }
     return Response.json({ error: "not found" }, { status: 404 });
   }
@@ -129,6 +147,58 @@ async function tracked(env, route, work) {
 
 function settings(env) {
   return env.SETTINGS;
+}
+
+function used(host, at) {
+  lastUsed.delete(host);
+  lastUsed.set(host, at);
+  if (lastUsed.size > MAX_ROUTES) lastUsed.delete(lastUsed.keys().next().value);
+}
+
+// The hosts served within `seconds`, the most recent first, at most `limit`; with their ages, so
+// that a replacement does not make a host younger than it is.
+function hotSet(params) {
+  const windowMs = Number(params.get("seconds") ?? "60") * 1000;
+  const limit = Number(params.get("limit") ?? "1000");
+  const now = Date.now();
+  const hosts = [];
+  const ages = [];
+  for (const [host, at] of [...lastUsed].reverse()) {
+    if (hosts.length >= limit || now - at > windowMs) break;
+    hosts.push(host);
+    ages.push(now - at);
+  }
+  return { hosts, ages_ms: ages };
+}
+
+// Resolves and loads each host's Worker (its isolate is created by LOADER.get) without running any
+// tenant code. A host that fails to load is skipped: its first request will try again.
+async function preload(env, ctx, hosts, ages) {
+  const now = Date.now();
+  let next = 0;
+  let loadedNow = 0;
+  const worker = async () => {
+    while (next < hosts.length) {
+      const index = next++;
+      const host = normalizeHost(hosts[index]);
+      try {
+        const route = await resolveRoute(env, host);
+        if (route.status !== "ok") continue;
+        const before = loaded.size;
+        await tenantFor(env, ctx, route.version_id, route.tail === true);
+        loadedNow += loaded.size - before;
+        if (!lastUsed.has(host)) used(host, now - (Number(ages[index]) || 0));
+      } catch (err) {
+        // skipped
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: PRELOAD_CONCURRENCY }, worker));
+  // Hosts were added oldest-last by the concurrent loaders: put them back in order of use.
+  const order = [...lastUsed].sort((a, b) => a[1] - b[1]);
+  lastUsed.clear();
+  for (const [host, at] of order) lastUsed.set(host, at);
+  return { ok: true, loaded: loadedNow };
 }
 
 function normalizeHost(host) {
@@ -197,7 +267,14 @@ async function resolveRoute(env, host) {
   try {
     return await shared(routeLookups, host, async () => {
       const started = epoch;
-      const route = await internalGet(env, `/internal/v1/route?host=${encodeURIComponent(host)}`);
+      // One round trip for a Worker never seen: the answer carries the code of the version it
+      // routes to, unless it is the version this shard already has for the host.
+      const have = cached ? `&have=${encodeURIComponent(cached.route.version_id ?? "")}` : "";
+      const { version, ...route } = await internalGet(
+        env,
+        `/internal/v1/route?host=${encodeURIComponent(host)}&code=1${have}`,
+      );
+      if (version && route.status === "ok") prefetch(route.version_id, version);
       if (epoch === started) remember(host, route);
       return route;
     });
@@ -205,6 +282,20 @@ async function resolveRoute(env, host) {
     if (cached && Date.now() - cached.at < staleRouteMs) return cached.route;
     throw err;
   }
+}
+
+// Versions are immutable: code that came with a route answer is good until the request that asked
+// for it takes it (a few at most are waiting at any time).
+function prefetch(versionId, version) {
+  prefetched.delete(versionId);
+  prefetched.set(versionId, version);
+  if (prefetched.size > MAX_PREFETCHED) prefetched.delete(prefetched.keys().next().value);
+}
+
+function takePrefetched(versionId) {
+  const version = prefetched.get(versionId);
+  prefetched.delete(versionId);
+  return version;
 }
 
 function remember(host, route) {
@@ -220,7 +311,9 @@ async function tenantFor(env, ctx, versionId, tailed) {
   let version;
   if (site === undefined) {
     ({ site, version } = await shared(siteLookups, versionId, async () => {
-      const answer = await internalGet(env, `/internal/v1/versions/${encodeURIComponent(versionId)}`);
+      const answer =
+        takePrefetched(versionId) ??
+        (await internalGet(env, `/internal/v1/versions/${encodeURIComponent(versionId)}`));
       return { site: await rememberSite(answer), version: answer };
     }));
   }
@@ -309,22 +402,41 @@ function bytesOf(module) {
   return bytes.buffer;
 }
 
-// Ends an asynchronous hang with 504. A synchronous loop blocks this whole process: only the
-// supervisor's probe can end that, by killing the shard.
-async function runWithDeadline(worker, request, timeoutMs) {
+// The wall-clock limit covers the whole response: an asynchronous hang before the headers ends with
+// 504, a body still streaming at the deadline is cut there (the client sees a truncated response).
+// A synchronous loop blocks this whole process: only the supervisor's probe can end that, by killing
+// the shard.
+async function runWithDeadline(worker, request, timeoutMs, ctx) {
+  const deadline = Date.now() + timeoutMs;
   let timer;
-  const deadline = new Promise((resolve) => {
+  const expired = new Promise((resolve) => {
     timer = setTimeout(() => resolve(null), timeoutMs);
   });
+  let response;
   try {
-    const response = await Promise.race([worker.getEntrypoint().fetch(request), deadline]);
-    if (response === null) {
-      return platformError(504, "timeout", `The Worker did not answer within ${timeoutMs / 1000} s.`);
-    }
-    return response;
+    response = await Promise.race([worker.getEntrypoint().fetch(request), expired]);
   } catch (err) {
     return platformError(500, "exception", "The Worker threw an exception.");
   } finally {
     clearTimeout(timer);
   }
+  if (response === null) {
+    return platformError(504, "timeout", `The Worker did not answer within ${timeoutMs / 1000} s.`);
+  }
+  return bodyWithDeadline(response, deadline - Date.now(), ctx);
+}
+
+// The body goes through a native pipe that the deadline's signal aborts: no JavaScript runs per chunk.
+function bodyWithDeadline(response, remainingMs, ctx) {
+  if (response.body === null || response.webSocket) return response;
+  const length = Number(response.headers.get("content-length"));
+  const { readable, writable } =
+    Number.isSafeInteger(length) && length >= 0 && response.headers.has("content-length")
+      ? new FixedLengthStream(length)
+      : new IdentityTransformStream();
+  const piping = response.body
+    .pipeTo(writable, { signal: AbortSignal.timeout(Math.max(1, remainingMs)) })
+    .catch(() => {});
+  ctx.waitUntil(piping);
+  return new Response(readable, response);
 }

@@ -60,6 +60,12 @@ class RequestStart:
     at: float  # time.monotonic() when the supervisor read the mark
 
 
+@dataclass(frozen=True)
+class HotSet:
+    hosts: list[str]  # the most recently served first
+    ages_ms: list[int]  # how long ago each was last served
+
+
 class ShardStartError(RuntimeError):
     pass
 
@@ -213,6 +219,21 @@ class Shard:
         await admin_call(
             str(self.admin_path), "POST", "/invalidate", {"hosts": hosts}, timeout=timeout
         )
+
+    async def hot_set(self, window: float, limit: int, timeout: float) -> HotSet:
+        """The hosts this shard served within `window` seconds, the most recent first."""
+        answer = await admin_call(
+            str(self.admin_path), "GET", f"/hot?seconds={window:g}&limit={limit}", timeout=timeout
+        )
+        hosts, ages = answer.get("hosts"), answer.get("ages_ms")
+        if not isinstance(hosts, list) or not isinstance(ages, list) or len(hosts) != len(ages):
+            return HotSet([], [])
+        return HotSet([str(h) for h in hosts], [int(a) for a in ages])
+
+    async def preload(self, hot: HotSet, timeout: float) -> dict[str, Any]:
+        """Loads the Workers these hosts route to (routes, code and isolates) before any request."""
+        body = {"hosts": hot.hosts, "ages_ms": hot.ages_ms}
+        return await admin_call(str(self.admin_path), "POST", "/preload", body, timeout=timeout)
 
     def rss_bytes(self) -> int:
         return procfs.rss_bytes([self.pid, *self._tree])

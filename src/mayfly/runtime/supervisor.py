@@ -28,11 +28,13 @@ from typing import Any, Literal
 
 from mayfly.runtime.admin import AdminError
 from mayfly.runtime.incidents import Incident, IncidentKind, IncidentSink
-from mayfly.runtime.shard import RequestStart, Shard, ShardLauncher, ShardStartError
+from mayfly.runtime.shard import HotSet, RequestStart, Shard, ShardLauncher, ShardStartError
 
 log = logging.getLogger("mayfly.runtime")
 
-EventKind = Literal["started", "start-failed", "exited", "unresponsive", "memory", "no-ack"]
+EventKind = Literal[
+    "started", "start-failed", "exited", "unresponsive", "memory", "no-ack", "recycle", "drained"
+]
 
 # A shard that exits sooner than this after becoming ready counts as crash-looping.
 _STABLE_AFTER = 10.0
@@ -63,6 +65,32 @@ class Limits:
     # A shard that stops answering without burning CPU is not frozen by a tenant: the host (or
     # this process: the GIL) starved it or its prober. It is given this long before it is killed.
     stall_timeout: float = 10.0
+    # Recycling (see `Supervisor.recycle`): over `memory_bytes`, or holding `max_isolates` loaded
+    # Workers (0: no such budget; the loader never evicts one, workerd-facts §3), a shard is
+    # replaced gracefully. Over the ceiling (0: 1.5 × memory_bytes) it is killed at once: it grows
+    # too fast to wait for a replacement.
+    memory_ceiling_bytes: int = 0
+    max_isolates: int = 0
+    # The Workers a shard served within `hot_window` seconds are loaded into its replacement before
+    # the old one stops accepting, the most recent first, at most `hot_max` of them (0: half of
+    # max_isolates, or 1000), within `preload_timeout` seconds.
+    hot_window: float = 60.0
+    hot_max: int = 0
+    preload_timeout: float = 10.0
+
+    @property
+    def ceiling_bytes(self) -> int:
+        return self.memory_ceiling_bytes or self.memory_bytes * 3 // 2
+
+    @property
+    def hot_limit(self) -> int:
+        return self.hot_max or (self.max_isolates // 2 if self.max_isolates else 1000)
+
+
+@dataclass(frozen=True)
+class Usage:
+    rss_bytes: int  # every shard process running, draining ones included
+    isolate_loads: int  # Workers loaded so far by every shard (loaded by two shards: counted twice)
 
 
 @dataclass(frozen=True)
@@ -98,6 +126,13 @@ class Supervisor:
         self._generations = itertools.count()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        # Recycling: one replacement at a time (it bounds the memory a recycle adds), what was asked
+        # for each slot, the old shards draining and the tasks that wait for them.
+        self._recycling = asyncio.Lock()
+        self._recycle_wanted: dict[int, tuple[str, list[asyncio.Future[None]]]] = {}
+        self._retiring: set[Shard] = set()
+        self._drains: set[asyncio.Task[None]] = set()
+        self.retired_loads = 0  # Workers loaded by shards no longer running
 
     def live_shards(self) -> list[Shard]:
         return [s for s in self.slots if s is not None and s.alive and s.ready.is_set()]
@@ -120,15 +155,43 @@ class Supervisor:
     async def invalidate(self, hosts: list[str]) -> None:
         """Returns when every live shard dropped these routes; a shard that does not say so in
         time is killed (its replacement starts with an empty cache)."""
-        targets = [s for s in self._spawned if s.alive]
+        # A draining shard reads no new request (its in-flight ones already have their route).
+        targets = [s for s in self._spawned if s.alive and s not in self._retiring]
         await asyncio.gather(*(self._invalidate_one(s, hosts) for s in targets))
+
+    async def recycle(self, slot: int, reason: str) -> None:
+        """Replaces the slot's shard without dropping a request; returns once the replacement
+        serves (the old shard may still be draining).
+
+        The replacement starts on the shared socket and is given the old shard's hot set (the
+        Workers it served within `hot_window`) while the old one keeps serving; then the old one is
+        sent SIGTERM: workerd stops accepting, answers its requests in flight (each with
+        `Connection: close`), closes its idle keep-alive connections and exits. It is killed only
+        if it has not drained after `drain_grace`, or if it grows over the memory ceiling."""
+        if self.slots[slot] is None:
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiting = self._recycle_wanted.setdefault(slot, (reason, []))[1]
+        waiting.append(done)
+        await done
+
+    async def usage(self) -> Usage:
+        return Usage(
+            rss_bytes=sum(s.rss_bytes() for s in self._spawned if s.alive),
+            isolate_loads=self.retired_loads + sum(_loaded(s) for s in self._spawned),
+        )
 
     async def stop(self) -> None:
         """Drain: SIGTERM, then SIGKILL whatever is left after the grace period."""
         self._stopping = True
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._drains]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for _, asked in self._recycle_wanted.values():
+            for future in asked:
+                if not future.done():
+                    future.cancel()
         shards = list(self._spawned)
         for shard in shards:
             shard.terminate()
@@ -161,7 +224,10 @@ class Supervisor:
     async def _release(self, shard: Shard) -> None:
         shard.kill()
         await shard.close()
+        if shard in self._spawned:
+            self.retired_loads += _loaded(shard)
         self._spawned.discard(shard)
+        self._retiring.discard(shard)
         self._doomed.pop(shard, None)
         self._doomed_detail.pop(shard, None)
 
@@ -182,6 +248,9 @@ class Supervisor:
             return failures
         reason, detail = await self._watch(shard)
         reason = self._doomed.get(shard, reason)
+        if reason == "recycle":
+            await self._recycle(slot, shard, detail)
+            return 0
         if reason == "exited":
             log.warning("%s exited with status %s; restarting it", shard.name, shard.returncode)
         elif reason in ("unresponsive", "memory"):
@@ -209,7 +278,8 @@ class Supervisor:
                 failures += 1
                 log.error("shard %d failed to start: %s", slot, exc)
 
-    async def _watch(self, shard: Shard) -> tuple[EventKind, str]:
+    async def _watch(self, shard: Shard, *, recycling: bool = False) -> tuple[EventKind, str]:
+        """Returns why the shard must go. While it is being recycled, only a reason to kill it."""
         limits = self.limits
         while True:
             if await _exits_within(shard, limits.probe_interval):
@@ -230,11 +300,107 @@ class Supervisor:
             if rss <= limits.memory_bytes:
                 shard.within_budget_at = time.monotonic()
             shard.responsive_at, shard.responsive_cpu = time.monotonic(), shard.cpu_seconds()
-            if rss > limits.memory_bytes:
-                mib = 1024 * 1024
+            mib = 1024 * 1024
+            if rss > limits.ceiling_bytes:
                 return "memory", (
+                    f"over its memory ceiling ({rss // mib} MiB > {limits.ceiling_bytes // mib} MiB)"
+                )
+            if recycling:
+                continue
+            wanted = self._recycle_wanted.get(shard.slot)
+            if wanted is not None:
+                return "recycle", wanted[0]
+            if rss > limits.memory_bytes:
+                return "recycle", (
                     f"over its memory budget ({rss // mib} MiB > {limits.memory_bytes // mib} MiB)"
                 )
+            loaded = _loaded(shard)
+            if limits.max_isolates and loaded >= limits.max_isolates:
+                return "recycle", f"holding {loaded} Workers (budget {limits.max_isolates})"
+
+    async def _recycle(self, slot: int, old: Shard, why: str) -> None:
+        """See `recycle`. While the replacement starts and warms up, `old` is still watched: if it
+        freezes, dies or passes the ceiling meanwhile, it goes the way any such shard goes."""
+        log.info("%s is %s; recycling it", old.name, why)
+        self._record(old, "recycle", why)
+        guard = asyncio.ensure_future(self._watch(old, recycling=True))
+        new: Shard | None = None
+        try:
+            async with self._recycling:
+                if not guard.done():
+                    hot = await self._hot_set(old)
+                    new = await self._restart(slot, 0)
+                    if hot.hosts and not guard.done():
+                        await self._preload(new, hot, guard)
+        except BaseException:
+            guard.cancel()
+            if new is not None:
+                await self._release(new)
+            raise
+        if guard.done():
+            guard.cancel()
+            reason, detail = guard.result() if not guard.cancelled() else ("exited", "")
+            reason = self._doomed.get(old, reason)
+            log.warning("%s is %s while being recycled; killing it", old.name, detail)
+            incident = await self._incident(old, reason, detail)
+            await self._release(old)
+            self._record(old, reason, detail)
+            if incident is not None:
+                await self._report(incident)
+            if new is None:
+                new = await self._restart(slot, 0)
+            self.slots[slot] = new
+        else:
+            guard.cancel()
+            self.slots[slot] = new
+            drain = asyncio.create_task(self._drain(old), name=f"mayfly-drain-{old.pid}")
+            self._drains.add(drain)
+            drain.add_done_callback(self._drains.discard)
+        assert new is not None
+        log.info("%s serving in place of pid %d", new.name, old.pid)
+        _, waiting = self._recycle_wanted.pop(slot, ("", []))
+        for future in waiting:
+            if not future.done():
+                future.set_result(None)
+
+    async def _preload(self, shard: Shard, hot: HotSet, guard: asyncio.Future[Any]) -> None:
+        """Until the hot set is loaded, the time is up, or the guard finds the old shard must go."""
+        preload = asyncio.ensure_future(shard.preload(hot, timeout=self.limits.preload_timeout))
+        try:
+            await asyncio.wait([preload, guard], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            preload.cancel()
+            with contextlib.suppress(asyncio.CancelledError, AdminError):
+                await preload
+
+    async def _hot_set(self, shard: Shard) -> HotSet:
+        try:
+            return await shard.hot_set(
+                self.limits.hot_window, self.limits.hot_limit, timeout=self.limits.probe_timeout
+            )
+        except AdminError as exc:
+            log.warning("%s did not tell its hot Workers (%s)", shard.name, exc)
+            return HotSet([], [])
+
+    async def _drain(self, shard: Shard) -> None:
+        """SIGTERM, then wait for the shard to finish its requests in flight: killed only after
+        `drain_grace` (it is frozen) or over the memory ceiling."""
+        self._retiring.add(shard)
+        shard.terminate()
+        limits = self.limits
+        deadline = time.monotonic() + limits.drain_grace
+        detail = ""
+        while not await _exits_within(shard, limits.probe_interval):
+            if shard.rss_bytes() > limits.ceiling_bytes:
+                detail = "over its memory ceiling while draining"
+                break
+            if time.monotonic() > deadline:
+                detail = f"not drained within {limits.drain_grace} s"
+                break
+        if detail:
+            log.warning("%s is %s; killing it", shard.name, detail)
+        await self._release(shard)
+        self._record(shard, "drained", detail or f"status {shard.returncode}")
 
     async def _invalidate_one(self, shard: Shard, hosts: list[str]) -> None:
         timeout = self.limits.invalidate_timeout
@@ -397,6 +563,12 @@ def _cores(shard: Shard) -> float:
     """CPU the shard used since it last answered a probe, in cores (1.0: one core all along)."""
     elapsed = time.monotonic() - shard.responsive_at
     return (shard.cpu_seconds() - shard.responsive_cpu) / elapsed if elapsed > 0 else 0.0
+
+
+def _loaded(shard: Shard) -> int:
+    """Workers the shard had loaded at its last health answer."""
+    loaded = (shard.last_health or {}).get("loaded")
+    return loaded if isinstance(loaded, int) else 0
 
 
 async def _exits_within(shard: Shard, seconds: float) -> bool:

@@ -92,6 +92,18 @@ class RoutingService:
             return None
         return Route(status="moved", message=f"{MOVED_MESSAGE} {new_url}")
 
+    def route_with_code(self, host: str, have: str = "") -> dict[str, Any]:
+        """The route's answer and, when it serves a version other than `have` (the one the asking
+        shard already holds), that version's code: a Worker never seen loads in one round trip."""
+        found = self.route(host)
+        answer = found.to_json()
+        if found.status == "ok" and found.version_id and found.version_id != have:
+            try:
+                answer["version"] = self.version_code(found.version_id)
+            except NotFound:
+                pass  # deleted meanwhile: the shard asks for it (and gets the 404) on its own
+        return answer
+
     def version_code(self, version_id: str) -> dict[str, Any]:
         """Everything the dispatcher needs to load a version: modules, env, bindings."""
         with self.ctx.db.read() as conn:
