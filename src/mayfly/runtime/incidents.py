@@ -6,14 +6,16 @@ own (V8 aborts the whole process when one isolate runs out of heap, §5b). Every
 one `Incident` naming the versions whose requests were in flight on that shard at that moment,
 the prime suspect first (the request that started last: a frozen process starts nothing new).
 
-`certain` is True only when every request in flight belonged to one version: an innocent tenant
+`certain` is True only when every request in flight belonged to one version and the evidence
+agrees (a frozen shard was burning CPU; a crashed one reported a fatal error): an innocent tenant
 whose request merely shared the shard is then not among the suspects at all. When several
 versions were in flight, or the in-flight set is not known exactly, `certain` is False.
 
 The rule the control plane applies (services/quarantine.py):
   * certain   -> quarantine the (single) suspect at once;
-  * uncertain -> a version that is a suspect in 2 incidents within a window is quarantined; one
-                 ambiguous incident alone never punishes anyone.
+  * uncertain -> a version is quarantined once it is a suspect of a second uncertain incident
+                 within a window and was the prime suspect of at least one of them; one ambiguous
+                 incident alone never punishes anyone.
 """
 
 from __future__ import annotations
