@@ -13,9 +13,40 @@ from starlette.routing import Route
 
 from mayfly.api.auth import account_access, services, signed_upload_token
 from mayfly.api.envelope import json_body, ok
+from mayfly.api.openapi import INTEGER, STRING, array, nullable, obj, operation
 from mayfly.errors import ValidationError
 
+TAG = "Workers static assets"
+JWT_RESULT = obj({"jwt": nullable(STRING)}, "jwt")
+UPLOAD_PARTS = {
+    # one part per file, named by its hash; base64 text when ?base64=true
+    "multipart/form-data": {"type": "object", "additionalProperties": STRING}
+}
 
+
+@operation(
+    "POST",
+    "Open an assets upload session: which files (by hash) the server still needs",
+    operation_id="worker-assets-upload-session",
+    tag=TAG,
+    body={
+        "application/json": obj(
+            {
+                "manifest": {
+                    "type": "object",
+                    "additionalProperties": obj(
+                        {"hash": {"type": "string", "maxLength": 64}, "size": INTEGER},
+                        "hash",
+                        "size",
+                    ),
+                }
+            },
+            "manifest",
+        )
+    },
+    body_required=True,
+    result=obj({"jwt": STRING, "buckets": array(array(STRING))}, "jwt"),
+)
 async def upload_session(request: Request) -> Response:
     """AS1: answered for a Worker that does not exist yet (first deploys open it first)."""
     who, account = await account_access(request)
@@ -31,6 +62,18 @@ def _finished(complete: bool, token: str | None) -> Response:
     return ok({"jwt": token}, status=201 if complete else 202)
 
 
+@operation(
+    "POST",
+    "Upload one bucket of files (201 with the completion token once all are in)",
+    operation_id="worker-assets-upload",
+    tag=TAG,
+    auth="upload",
+    query={"base64": {"type": "string", "enum": ["true", "false"]}},
+    body=UPLOAD_PARTS,
+    body_required=True,
+    status=202,
+    result=JWT_RESULT,
+)
 async def upload_bucket(request: Request) -> Response:
     """AS2: one bucket, multipart, a part per hash; authorised by the session's upload token."""
     svc = services(request)
@@ -59,6 +102,15 @@ async def upload_bucket(request: Request) -> Response:
     return _finished(complete, completion)
 
 
+@operation(
+    "POST",
+    "Upload one file, raw",
+    tag=TAG,
+    auth="upload",
+    body={"application/octet-stream": {"type": "string", "format": "binary"}},
+    status=202,
+    result=JWT_RESULT,
+)
 async def upload_one(request: Request) -> Response:
     """AS3: one raw file (single-file mode)."""
     token = signed_upload_token(request)  # before the body is read

@@ -14,9 +14,27 @@ from starlette.routing import Route
 
 from mayfly.api.auth import bearer_token, services
 from mayfly.api.envelope import ok
+from mayfly.api.openapi import STRING, TIMESTAMP, nullable, obj, operation
 from mayfly.model import iso_seconds
 
 
+@operation(
+    "GET",
+    "Claim status of a temporary account, for the holder of its token (even once claimed)",
+    tag="Provisioning",
+    result=obj(
+        {
+            "id": STRING,
+            "name": STRING,
+            "status": STRING,
+            "expiresAt": nullable(TIMESTAMP),
+            "claimedAt": nullable(TIMESTAMP),
+            "deletedAt": nullable(TIMESTAMP),
+        },
+        "id",
+        "status",
+    ),
+)
 async def preview_status(request: Request) -> Response:
     found = await asyncio.to_thread(
         services(request).claims.preview_status,

@@ -16,10 +16,32 @@ from starlette.routing import Route
 
 from mayfly.api.auth import account_access, services
 from mayfly.api.envelope import json_body, ok
+from mayfly.api.openapi import (
+    ANY_OBJECT,
+    BOOLEAN,
+    INTEGER,
+    STRING,
+    array,
+    component,
+    nullable,
+    obj,
+    operation,
+)
 from mayfly.errors import PayloadTooLarge, ValidationError
 from mayfly.model import Account, Principal
 from mayfly.services import strict_json
 from mayfly.services.kv import BulkItem, check_expiry_fields, check_key
+
+TAG = "Workers KV"
+NAMESPACE = component(
+    "kv-namespace",
+    obj({"id": STRING, "title": STRING, "supports_url_encoding": BOOLEAN}, "id", "title"),
+)
+TITLE = {"application/json": obj({"title": {"type": "string", "maxLength": 512}}, "title")}
+# Seconds since the epoch, and seconds from now (at least 60), as Cloudflare's API takes them.
+EXPIRY_QUERY = {"expiration": INTEGER, "expiration_ttl": INTEGER}
+BULK_RESULT = obj({"successful_key_count": INTEGER, "unsuccessful_keys": array(STRING)})
+KEY_NAMES = {"application/json": array({"type": "string", "maxLength": 512})}
 
 
 def _actor(who: Principal, account: Account) -> str:
@@ -43,6 +65,16 @@ def _int_param(request: Request, name: str) -> int | None:
     return int(value)
 
 
+@operation(
+    "POST",
+    "Create a namespace",
+    operation_id="workers-kv-namespace-create-a-namespace",
+    tag=TAG,
+    body=TITLE,
+    body_required=True,
+    examples={"application/json": {"title": "my-namespace"}},
+    result=NAMESPACE,
+)
 async def create_namespace(request: Request) -> Response:
     who, account = await account_access(request)
     body = await json_body(request)
@@ -52,6 +84,20 @@ async def create_namespace(request: Request) -> Response:
     return ok(created)
 
 
+@operation(
+    "GET",
+    "The account's namespaces",
+    operation_id="workers-kv-namespace-list-namespaces",
+    tag=TAG,
+    query={
+        "page": {"type": "integer", "minimum": 1},
+        "per_page": {"type": "integer", "minimum": 1, "maximum": 1000},
+        "order": {"type": "string", "enum": ["id", "title"]},
+        "direction": {"type": "string", "enum": ["asc", "desc"]},
+    },
+    result=array(NAMESPACE),
+    result_info=True,
+)
 async def list_namespaces(request: Request) -> Response:
     """Page-until-empty (the SDK) and page/per_page with total_count (wrangler) both work."""
     _, account = await account_access(request)
@@ -76,6 +122,29 @@ async def list_namespaces(request: Request) -> Response:
     )
 
 
+@operation(
+    "GET",
+    "One namespace",
+    operation_id="workers-kv-namespace-get-a-namespace",
+    tag=TAG,
+    result=NAMESPACE,
+)
+@operation(
+    "PUT",
+    "Rename a namespace",
+    operation_id="workers-kv-namespace-rename-a-namespace",
+    tag=TAG,
+    body=TITLE,
+    body_required=True,
+    examples={"application/json": {"title": "my-namespace"}},
+    result=NAMESPACE,
+)
+@operation(
+    "DELETE",
+    "Delete a namespace and its keys",
+    operation_id="workers-kv-namespace-remove-a-namespace",
+    tag=TAG,
+)
 async def namespace(request: Request) -> Response:
     who, account = await account_access(request)
     kv = services(request).kv
@@ -130,6 +199,31 @@ async def _value_and_metadata(request: Request, max_bytes: int) -> tuple[bytes, 
     return bytes(body), None
 
 
+@operation(
+    "GET",
+    "A key's value, as stored (not in the envelope)",
+    operation_id="workers-kv-namespace-read-key-value-pair",
+    tag=TAG,
+    raw={"application/octet-stream": {"type": "string", "format": "binary"}},
+)
+@operation(
+    "PUT",
+    "Write a value: the raw body, or multipart with `value` and JSON `metadata`",
+    operation_id="workers-kv-namespace-write-key-value-pair-with-metadata",
+    tag=TAG,
+    query=EXPIRY_QUERY,
+    body={
+        "application/octet-stream": {"type": "string", "format": "binary"},
+        "multipart/form-data": obj({"value": STRING, "metadata": STRING}, "value"),
+    },
+    examples={"multipart/form-data": {"value": "hello", "metadata": '{"lang": "en"}'}},
+)
+@operation(
+    "DELETE",
+    "Delete a key",
+    operation_id="workers-kv-namespace-delete-key-value-pair",
+    tag=TAG,
+)
 async def value(request: Request) -> Response:
     _, account = await account_access(request)
     kv = services(request).kv
@@ -164,6 +258,13 @@ async def value(request: Request) -> Response:
     return ok(None)
 
 
+@operation(
+    "GET",
+    "A key's metadata",
+    operation_id="workers-kv-namespace-read-the-metadata-for-a-key",
+    tag=TAG,
+    result=nullable(ANY_OBJECT),
+)
 async def metadata(request: Request) -> Response:
     _, account = await account_access(request)
     entry = await asyncio.to_thread(
@@ -172,6 +273,28 @@ async def metadata(request: Request) -> Response:
     return ok(entry.metadata)
 
 
+@operation(
+    "GET",
+    "A namespace's keys in byte order, a cursor at a time",
+    operation_id="workers-kv-namespace-list-a-namespace-s-keys",
+    tag=TAG,
+    query={
+        "limit": {"type": "integer", "minimum": 10, "maximum": 1000, "default": 1000},
+        "prefix": STRING,
+        "cursor": STRING,
+    },
+    result=array(
+        obj(
+            {
+                "name": STRING,
+                "expiration": INTEGER,
+                "metadata": ANY_OBJECT,
+            },
+            "name",
+        )
+    ),
+    result_info=True,
+)
 async def keys(request: Request) -> Response:
     _, account = await account_access(request)
     try:
@@ -224,6 +347,36 @@ def _bulk_items(body: Any, limit: int) -> list[BulkItem]:
     return items
 
 
+@operation(
+    "PUT",
+    "Write many keys at once, all or nothing",
+    operation_id="workers-kv-namespace-write-multiple-key-value-pairs",
+    tag=TAG,
+    body={
+        "application/json": array(
+            obj(
+                {
+                    "key": {"type": "string", "maxLength": 512},
+                    "value": STRING,
+                    "base64": BOOLEAN,
+                    "expiration": INTEGER,
+                    "expiration_ttl": INTEGER,
+                    "metadata": ANY_OBJECT,
+                },
+                "key",
+                "value",
+            )
+        )
+    },
+    body_required=True,
+    examples={
+        "application/json": [
+            {"key": "greeting", "value": "hello", "expiration_ttl": 3600},
+            {"key": "blob", "value": "aGVsbG8=", "base64": True, "metadata": {"type": "text"}},
+        ]
+    },
+    result=BULK_RESULT,
+)
 async def bulk_write(request: Request) -> Response:
     """All or nothing: every item is checked, then written in one transaction."""
     _, account = await account_access(request)
@@ -235,6 +388,24 @@ async def bulk_write(request: Request) -> Response:
     return ok({"successful_key_count": len(items), "unsuccessful_keys": []})
 
 
+@operation(
+    "POST",
+    "Delete many keys at once",
+    operation_id="workers-kv-namespace-delete-multiple-key-value-pairs",
+    tag=TAG,
+    body=KEY_NAMES,
+    body_required=True,
+    result=BULK_RESULT,
+)
+@operation(
+    "DELETE",
+    "Delete many keys at once (the older form)",
+    operation_id="workers-kv-namespace-delete-multiple-key-value-pairs-deprecated",
+    tag=TAG,
+    body=KEY_NAMES,
+    body_required=True,
+    result=BULK_RESULT,
+)
 async def bulk_delete(request: Request) -> Response:
     _, account = await account_access(request)
     ns = request.path_params["namespace_id"]

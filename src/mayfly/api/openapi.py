@@ -100,6 +100,8 @@ class Operation:
     # media type -> schema of the request body
     body: Mapping[str, Schema] | None = None
     body_required: bool = False
+    # media type -> a request body that works (documentation, and the fuzzer's first case)
+    examples: Mapping[str, Any] = field(default_factory=dict)
     auth: Auth = "token"
     status: int = 200
     # media type -> schema, for the few answers that are not in Cloudflare's envelope
@@ -194,7 +196,13 @@ def _render(op: Operation, method: str, path: str, used_ids: set[str]) -> Schema
     if op.body is not None:
         rendered["requestBody"] = {
             "required": op.body_required,
-            "content": {media: {"schema": s} for media, s in op.body.items()},
+            "content": {
+                media: {
+                    "schema": s,
+                    **({"example": op.examples[media]} if media in op.examples else {}),
+                }
+                for media, s in op.body.items()
+            },
         }
     return rendered
 

@@ -8,14 +8,76 @@ from starlette.routing import Route
 
 from mayfly.api.auth import services
 from mayfly.api.envelope import json_body, ok
+from mayfly.api.openapi import BOOLEAN, IDENTIFIER, INTEGER, STRING, TIMESTAMP, obj, operation
 from mayfly.model import iso_seconds
 from mayfly.services.ratelimit import client_address
 
+TAG = "Provisioning"
 
+
+@operation(
+    "POST",
+    "A proof-of-work challenge for creating a temporary account (no token)",
+    tag=TAG,
+    auth="none",
+    result=obj(
+        {
+            "challengeToken": STRING,
+            "seed": STRING,
+            "k": INTEGER,
+            "g": INTEGER,
+            "termsOfService": STRING,
+            "privacyPolicy": STRING,
+        },
+        "challengeToken",
+        "seed",
+        "k",
+        "g",
+    ),
+)
 async def challenge(request: Request) -> Response:
     return ok(services(request).provisioning.challenge(client_address(request)))
 
 
+@operation(
+    "POST",
+    "Create a temporary account from a solved challenge (no token)",
+    tag=TAG,
+    auth="none",
+    body={
+        "application/json": obj(
+            {
+                "acceptTermsOfService": {"type": "string", "enum": ["yes"]},
+                "challengeToken": STRING,
+                "solution": obj({"checkpoints": STRING}, "checkpoints"),
+                "eventCode": STRING,
+            },
+            "acceptTermsOfService",
+            "challengeToken",
+            "solution",
+        )
+    },
+    body_required=True,
+    result=obj(
+        {
+            "account": obj(
+                {
+                    "id": IDENTIFIER,
+                    "name": STRING,
+                    "apiToken": STRING,
+                    "expiresAt": TIMESTAMP,
+                },
+                "id",
+                "name",
+                "apiToken",
+            ),
+            "claim": obj({"url": STRING, "expiresAt": TIMESTAMP}, "url"),
+            "eventCodeAccepted": BOOLEAN,
+        },
+        "account",
+        "claim",
+    ),
+)
 async def create(request: Request) -> Response:
     body = await json_body(request)
     created = await services(request).provisioning.create(body, client_address(request))

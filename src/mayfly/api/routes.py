@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import re
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -14,6 +17,7 @@ from mayfly import __version__
 from mayfly.api import assets, claims, identity, kv, oauth, provisioning, tail, user_tokens, workers
 from mayfly.api.envelope import failure, mayfly_error_handler, unexpected_error_handler
 from mayfly.api.limits import BodyLimits
+from mayfly.api.openapi import build_document, operation
 from mayfly.errors import MayflyError
 from mayfly.services.container import Services
 
@@ -56,8 +60,30 @@ async def index(request: Request) -> Response:
     return JSONResponse({"name": "mayfly", "version": __version__, "api": "/client/v4"})
 
 
+@operation(
+    "GET",
+    "This OpenAPI document, generated from the route table (no token)",
+    tag="Meta",
+    auth="none",
+    raw={"application/json": {"type": "object", "required": ["openapi", "info", "paths"]}},
+)
+async def openapi_json(request: Request) -> Response:
+    return Response(_openapi_bytes(), media_type="application/json")
+
+
+def openapi_document() -> dict[str, Any]:
+    """Built from api_routes() and what each handler declares (api/openapi.py)."""
+    return build_document(api_routes(), version=__version__)
+
+
+@functools.cache
+def _openapi_bytes() -> bytes:
+    return json.dumps(openapi_document()).encode()
+
+
 def api_routes() -> list[BaseRoute]:
     return [
+        Route("/openapi.json", openapi_json, methods=["GET"]),
         *provisioning.routes,
         *identity.routes,
         *workers.routes,

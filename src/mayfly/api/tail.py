@@ -13,11 +13,20 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from mayfly.api.auth import account_access, services
 from mayfly.api.envelope import json_body, ok
+from mayfly.api.openapi import ANY_OBJECT, STRING, TIMESTAMP, array, obj, operation
 from mayfly.errors import NotFound
 from mayfly.model import iso
 from mayfly.services.tail import TailSession
 
 
+@operation(
+    "POST",
+    "Start a tail: a WebSocket URL (subprotocol trace-v1) that is its own credential",
+    operation_id="worker-tail-logs-start-tail",
+    tag="Workers",
+    body={"application/json": obj({"filters": array(ANY_OBJECT)})},
+    result=obj({"id": STRING, "url": STRING, "expires_at": TIMESTAMP}, "id", "url"),
+)
 async def create_tail(request: Request) -> Response:
     _, account = await account_access(request)
     svc = services(request)
@@ -40,6 +49,7 @@ async def create_tail(request: Request) -> Response:
     )
 
 
+@operation("DELETE", "Stop a tail", operation_id="worker-tail-logs-delete-tail", tag="Workers")
 async def delete_tail(request: Request) -> Response:
     _, account = await account_access(request)
     closed = await services(request).tails.close(account, request.path_params["tail_id"])

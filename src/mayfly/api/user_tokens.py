@@ -17,10 +17,44 @@ from starlette.routing import Route
 
 from mayfly.api.auth import principal, services
 from mayfly.api.envelope import json_body, ok, paginate
+from mayfly.api.openapi import (
+    ANY_OBJECT,
+    IDENTIFIER,
+    PAGE_QUERY,
+    STRING,
+    TIMESTAMP,
+    array,
+    component,
+    nullable,
+    obj,
+    operation,
+)
 from mayfly.errors import Forbidden, ValidationError
 from mayfly.model import Principal, as_utc, iso
 from mayfly.services.user_tokens import TokenInfo
 from mayfly.services.users import User
+
+TAG = "User API tokens"
+TOKEN = component(
+    "user-token",
+    obj(
+        {
+            "id": STRING,
+            "name": STRING,
+            "status": STRING,
+            "issued_on": TIMESTAMP,
+            "modified_on": TIMESTAMP,
+            "expires_on": nullable(TIMESTAMP),
+            "last_used_on": nullable(TIMESTAMP),
+            "policies": array(ANY_OBJECT),
+            "mayfly": obj({"account_id": IDENTIFIER, "account_name": STRING}),
+            "value": STRING,
+        },
+        "id",
+        "name",
+        "status",
+    ),
+)
 
 
 def render_token(info: TokenInfo, value: str | None = None) -> dict[str, Any]:
@@ -76,6 +110,15 @@ def _expiry(body: dict[str, Any]) -> datetime | None:
         ) from exc
 
 
+@operation(
+    "GET",
+    "The user's tokens for this token's account",
+    operation_id="user-api-tokens-list-tokens",
+    tag=TAG,
+    query=PAGE_QUERY,
+    result=array(TOKEN),
+    result_info=True,
+)
 async def list_tokens(request: Request) -> Response:
     who, user = await _user(request)
     found = await asyncio.to_thread(
@@ -85,6 +128,25 @@ async def list_tokens(request: Request) -> Response:
     return ok(page, result_info=info)
 
 
+@operation(
+    "POST",
+    "Create a token for this token's account (its value is shown once)",
+    operation_id="user-api-tokens-create-token",
+    tag=TAG,
+    body={
+        "application/json": obj(
+            {
+                "name": {"type": "string", "maxLength": 120},
+                "expires_on": {"type": "string", "format": "date-time"},
+                "account_id": IDENTIFIER,
+                "policies": array(ANY_OBJECT),
+            },
+            "name",
+        )
+    },
+    body_required=True,
+    result=TOKEN,
+)
 async def create_token(request: Request) -> Response:
     who, user = await _user(request)
     body = await json_body(request)
@@ -100,6 +162,7 @@ async def create_token(request: Request) -> Response:
     return ok(render_token(info, value))
 
 
+@operation("GET", "One token", operation_id="user-api-tokens-token-details", tag=TAG, result=TOKEN)
 async def get_token(request: Request) -> Response:
     who, user = await _user(request)
     info = await asyncio.to_thread(
@@ -108,6 +171,13 @@ async def get_token(request: Request) -> Response:
     return ok(render_token(info))
 
 
+@operation(
+    "DELETE",
+    "Revoke a token",
+    operation_id="user-api-tokens-delete-token",
+    tag=TAG,
+    result=obj({"id": STRING}, "id"),
+)
 async def delete_token(request: Request) -> Response:
     who, user = await _user(request)
     info = await asyncio.to_thread(

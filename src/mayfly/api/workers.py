@@ -10,9 +10,118 @@ from starlette.routing import Route
 
 from mayfly.api.auth import account_access, services
 from mayfly.api.envelope import failure, json_body, ok, page_params
+from mayfly.api.openapi import (
+    ANY_OBJECT,
+    BOOLEAN,
+    INTEGER,
+    STRING,
+    TIMESTAMP,
+    array,
+    component,
+    nullable,
+    obj,
+    operation,
+)
 from mayfly.api.uploads import read_upload
 from mayfly.errors import SecretNotFound, ValidationError
 from mayfly.model import Account, iso
+
+TAG = "Workers"
+# `?bindings_inherit=strict`: a binding to inherit must exist in the previous version.
+UPLOAD_QUERY = {"bindings_inherit": {"type": "string", "enum": ["strict"]}}
+UPLOAD = {
+    "multipart/form-data": obj(
+        {
+            "metadata": obj(
+                {
+                    "main_module": STRING,
+                    "body_part": STRING,
+                    "compatibility_date": STRING,
+                    "compatibility_flags": array(STRING),
+                    "bindings": array(ANY_OBJECT),
+                    "keep_bindings": array(STRING),
+                    "annotations": obj({"workers/message": STRING, "workers/tag": STRING}),
+                    "assets": ANY_OBJECT,
+                    "usage_model": STRING,
+                }
+            ),
+        },
+        "metadata",
+    )
+    # and one part per module, named by its file name
+    | {"additionalProperties": {"type": "string", "format": "binary"}}
+}
+UPLOAD_EXAMPLE = {
+    "multipart/form-data": {
+        "metadata": {"main_module": "index.js", "compatibility_date": "2025-01-01"},
+        "index.js": 'export default { fetch() { return new Response("hello"); } };',
+    }
+}
+SECRET_NAME = {"type": "string", "pattern": "^[A-Za-z_$][A-Za-z0-9_$]{0,63}$"}
+VERSION = component(
+    "worker-version",
+    obj(
+        {
+            "id": STRING,
+            "number": INTEGER,
+            "metadata": obj(
+                {
+                    "created_on": TIMESTAMP,
+                    "modified_on": TIMESTAMP,
+                    "source": STRING,
+                    "author_email": STRING,
+                }
+            ),
+            "annotations": ANY_OBJECT,
+            "resources": obj(
+                {
+                    "script": obj({"etag": STRING, "handlers": array(STRING)}),
+                    "script_runtime": obj(
+                        {"compatibility_date": STRING, "compatibility_flags": array(STRING)}
+                    ),
+                    "bindings": array(ANY_OBJECT),
+                }
+            ),
+        },
+        "id",
+        "resources",
+    ),
+)
+DEPLOYMENT = component(
+    "worker-deployment",
+    obj(
+        {
+            "id": STRING,
+            "created_on": TIMESTAMP,
+            "source": STRING,
+            "strategy": STRING,
+            "author_email": STRING,
+            "annotations": ANY_OBJECT,
+            "versions": array(obj({"version_id": STRING, "percentage": {"type": "number"}})),
+        },
+        "id",
+        "versions",
+    ),
+)
+SETTINGS = component(
+    "worker-settings",
+    obj(
+        {
+            "bindings": array(ANY_OBJECT),
+            "compatibility_date": STRING,
+            "compatibility_flags": array(STRING),
+            "usage_model": STRING,
+            "logpush": BOOLEAN,
+            "observability": ANY_OBJECT,
+            "tags": array(STRING),
+            "tail_consumers": array(ANY_OBJECT),
+        }
+    ),
+)
+SECRET = obj({"name": STRING, "type": {"type": "string", "enum": ["secret_text"]}}, "name", "type")
+SCRIPT_SUBDOMAIN = obj({"enabled": BOOLEAN, "previews_enabled": BOOLEAN}, "enabled")
+SUBDOMAIN = obj({"subdomain": STRING}, "subdomain")
+TIMES = {"created_on": TIMESTAMP, "modified_on": TIMESTAMP}
 
 
 def _script(request: Request) -> str:
@@ -27,6 +136,25 @@ def worker_url(request: Request, account: Account, script: str) -> str:
     return services(request).ctx.worker_url(script, account.name)
 
 
+@operation(
+    "GET",
+    "A Worker as a service with its production environment (10007 for a new Worker)",
+    tag=TAG,
+    result=obj(
+        {
+            "id": STRING,
+            **TIMES,
+            "default_environment": obj(
+                {
+                    "environment": STRING,
+                    **TIMES,
+                    "script": obj({"id": STRING, "tag": STRING, "etag": nullable(STRING), **TIMES}),
+                }
+            ),
+        },
+        "id",
+    ),
+)
 async def get_service(request: Request) -> Response:
     """W1: 10007 for a new Worker (wrangler's first deploy depends on it)."""
     _, account = await account_access(request)
@@ -56,6 +184,31 @@ async def get_service(request: Request) -> Response:
     )
 
 
+@operation(
+    "PUT",
+    "Upload a Worker's modules as a new version and deploy it",
+    operation_id="worker-script-upload-worker-module",
+    tag=TAG,
+    query=UPLOAD_QUERY,
+    body=UPLOAD,
+    examples=UPLOAD_EXAMPLE,
+    body_required=True,
+    result=obj(
+        {
+            "id": STRING,
+            "etag": STRING,
+            "handlers": array(STRING),
+            **TIMES,
+            "compatibility_date": STRING,
+            "compatibility_flags": array(STRING),
+            "deployment_id": STRING,
+            "startup_time_ms": INTEGER,
+            "usage_model": STRING,
+            "url": STRING,
+        },
+        "id",
+    ),
+)
 async def put_script(request: Request) -> Response:
     """W9: store a version and deploy it (creates the Worker if new)."""
     who, account = await account_access(request)
@@ -83,6 +236,17 @@ async def put_script(request: Request) -> Response:
     )
 
 
+@operation(
+    "POST",
+    "Upload a version without deploying it",
+    operation_id="worker-versions-upload-version",
+    tag=TAG,
+    query=UPLOAD_QUERY,
+    body=UPLOAD,
+    examples=UPLOAD_EXAMPLE,
+    body_required=True,
+    result=VERSION,
+)
 async def post_version(request: Request) -> Response:
     """W10: store a version without deploying it."""
     who, account = await account_access(request)
@@ -98,6 +262,18 @@ async def post_version(request: Request) -> Response:
 VERSIONS_PER_PAGE = 100  # wrangler asks once, without page/per_page, and shows the newest 10
 
 
+@operation(
+    "GET",
+    "A Worker's versions, newest first, a page at a time",
+    operation_id="worker-versions-list-versions",
+    tag=TAG,
+    query={
+        "page": {"type": "integer", "minimum": 1, "default": 1},
+        "per_page": {"type": "integer", "minimum": 1, "maximum": 100, "default": 100},
+    },
+    result=obj({"items": array(VERSION)}, "items"),
+    result_info=True,
+)
 async def list_versions(request: Request) -> Response:
     """W16: newest first, a page at a time (`page`, `per_page` as Cloudflare's lists)."""
     _, account = await account_access(request)
@@ -117,6 +293,9 @@ async def list_versions(request: Request) -> Response:
     )
 
 
+@operation(
+    "GET", "One version", operation_id="worker-versions-get-version-detail", tag=TAG, result=VERSION
+)
 async def get_version(request: Request) -> Response:
     _, account = await account_access(request)
     version = await asyncio.to_thread(
@@ -128,6 +307,13 @@ async def get_version(request: Request) -> Response:
     return ok(version)
 
 
+@operation(
+    "GET",
+    "A Worker's deployments, newest first",
+    operation_id="worker-deployments-list-deployments",
+    tag=TAG,
+    result=obj({"deployments": array(DEPLOYMENT)}, "deployments"),
+)
 async def list_deployments(request: Request) -> Response:
     _, account = await account_access(request)
     items = await asyncio.to_thread(
@@ -136,6 +322,35 @@ async def list_deployments(request: Request) -> Response:
     return ok({"deployments": items})
 
 
+@operation(
+    "POST",
+    "Deploy one version at 100%",
+    operation_id="worker-deployments-create-deployment",
+    tag=TAG,
+    body={
+        "application/json": obj(
+            {
+                "strategy": {"type": "string", "enum": ["percentage"]},
+                "versions": array(
+                    obj(
+                        {
+                            "version_id": STRING,
+                            "percentage": {"type": "number", "minimum": 0.01, "maximum": 100},
+                        },
+                        "version_id",
+                        "percentage",
+                    ),
+                    minItems=1,
+                ),
+                "annotations": obj({"workers/message": {"type": "string", "maxLength": 50}}),
+            },
+            "strategy",
+            "versions",
+        )
+    },
+    body_required=True,
+    result=DEPLOYMENT,
+)
 async def post_deployment(request: Request) -> Response:
     who, account = await account_access(request)
     body = await json_body(request)
@@ -145,6 +360,13 @@ async def post_deployment(request: Request) -> Response:
     return ok(deployment)
 
 
+@operation(
+    "GET",
+    "A Worker's settings (bindings, compatibility, observability)",
+    operation_id="worker-script-get-settings",
+    tag=TAG,
+    result=SETTINGS,
+)
 async def get_settings(request: Request) -> Response:
     _, account = await account_access(request)
     return ok(
@@ -152,6 +374,25 @@ async def get_settings(request: Request) -> Response:
     )
 
 
+@operation(
+    "PATCH",
+    "Change a Worker's script settings",
+    operation_id="worker-script-settings-patch-settings",
+    tag=TAG,
+    body={
+        "application/json": obj(
+            {
+                "logpush": BOOLEAN,
+                "observability": ANY_OBJECT,
+                "tags": array(STRING),
+                "tail_consumers": array(obj({"service": STRING}, "service")),
+            },
+            extra=False,
+        )
+    },
+    body_required=True,
+    result=SETTINGS,
+)
 async def patch_script_settings(request: Request) -> Response:
     _, account = await account_access(request)
     body = await json_body(request)
@@ -161,6 +402,7 @@ async def patch_script_settings(request: Request) -> Response:
     return ok(result)
 
 
+@operation("GET", "A Worker's secrets (names only)", tag=TAG, result=array(SECRET))
 async def list_secrets(request: Request) -> Response:
     _, account = await account_access(request)
     bindings = await asyncio.to_thread(
@@ -171,6 +413,25 @@ async def list_secrets(request: Request) -> Response:
     )
 
 
+@operation(
+    "PUT",
+    "Set a secret (a new version, deployed)",
+    tag=TAG,
+    body={
+        "application/json": obj(
+            {
+                "name": SECRET_NAME,
+                "text": STRING,
+                "type": {"type": "string", "enum": ["secret_text"]},
+            },
+            "name",
+            "text",
+        )
+    },
+    examples={"application/json": {"name": "API_KEY", "text": "s3cret", "type": "secret_text"}},
+    body_required=True,
+    result=SECRET,
+)
 async def put_secret(request: Request) -> Response:
     """W14: a secret change makes a new version and deploys it (10007 for a missing Worker)."""
     who, account = await account_access(request)
@@ -178,6 +439,20 @@ async def put_secret(request: Request) -> Response:
     return ok(await services(request).scripts.put_secret(who, account, _script(request), body))
 
 
+@operation(
+    "GET",
+    "One secret's name and type",
+    tag=TAG,
+    path={"secret_name": SECRET_NAME},
+    result=SECRET,
+)
+@operation(
+    "DELETE",
+    "Delete a secret (a new version, deployed)",
+    tag=TAG,
+    path={"secret_name": SECRET_NAME},
+    query={"url_encoded": BOOLEAN},
+)
 async def secret(request: Request) -> Response:
     """W15 (DELETE, `?url_encoded=true`) and GET of one secret's name and type."""
     who, account = await account_access(request)
@@ -194,11 +469,24 @@ async def secret(request: Request) -> Response:
     raise SecretNotFound(f"Worker {_script(request)!r} has no secret named {secret_name!r}.")
 
 
+@operation(
+    "GET",
+    "The account's workers subdomain",
+    operation_id="worker-subdomain-get-subdomain",
+    tag=TAG,
+    result=SUBDOMAIN,
+)
 async def get_account_subdomain(request: Request) -> Response:
     _, account = await account_access(request)
     return ok({"subdomain": account.subdomain})
 
 
+@operation(
+    "GET",
+    "Is a subdomain free? (an account's subdomain is its name)",
+    tag=TAG,
+    result=obj({"available": BOOLEAN, "owned": BOOLEAN}),
+)
 async def check_subdomain(request: Request) -> Response:
     """W4: is a subdomain free? Every account's subdomain is its (unique) name."""
     _, account = await account_access(request)
@@ -208,6 +496,15 @@ async def check_subdomain(request: Request) -> Response:
     return failure(10031, f"The subdomain {wanted!r} is taken or reserved.", 409)
 
 
+@operation(
+    "PUT",
+    "Set the account's subdomain (only to its current name: 10031 otherwise)",
+    operation_id="worker-subdomain-create-subdomain",
+    tag=TAG,
+    body={"application/json": obj({"subdomain": STRING}, "subdomain")},
+    body_required=True,
+    result=SUBDOMAIN,
+)
 async def put_account_subdomain(request: Request) -> Response:
     _, account = await account_access(request)
     body = await json_body(request)
@@ -222,6 +519,22 @@ async def put_account_subdomain(request: Request) -> Response:
     )
 
 
+@operation(
+    "GET",
+    "A Worker and its URL",
+    tag=TAG,
+    result=obj(
+        {
+            "id": STRING,
+            "name": STRING,
+            "created_on": TIMESTAMP,
+            "updated_on": TIMESTAMP,
+            "subdomain": obj({"enabled": BOOLEAN, "previews_enabled": BOOLEAN, "url": STRING}),
+        },
+        "id",
+        "name",
+    ),
+)
 async def get_worker(request: Request) -> Response:
     """W8: the Worker and its URL (wrangler prints subdomain.url's hostname)."""
     _, account = await account_access(request)
@@ -241,6 +554,14 @@ async def get_worker(request: Request) -> Response:
     )
 
 
+@operation("GET", "Whether the Worker is served on workers.dev", tag=TAG, result=SCRIPT_SUBDOMAIN)
+@operation(
+    "POST",
+    "Serve the Worker on the account's subdomain, or stop",
+    tag=TAG,
+    body={"application/json": obj({"enabled": BOOLEAN, "previews_enabled": BOOLEAN})},
+    result=SCRIPT_SUBDOMAIN,
+)
 async def script_subdomain(request: Request) -> Response:
     """W13: enable or disable the Worker on the account's subdomain."""
     _, account = await account_access(request)
@@ -258,6 +579,18 @@ async def script_subdomain(request: Request) -> Response:
     )
 
 
+@operation(
+    "GET",
+    "What refers to this Worker (nothing: no service bindings or Durable Objects)",
+    tag=TAG,
+    result=obj(
+        {
+            "services": obj({"incoming": array(ANY_OBJECT), "outgoing": array(ANY_OBJECT)}),
+            "durable_objects": array(ANY_OBJECT),
+            "dispatch_outbounds": array(ANY_OBJECT),
+        }
+    ),
+)
 async def references(request: Request) -> Response:
     _, account = await account_access(request)
     await asyncio.to_thread(services(request).scripts.current, account, _script(request))
@@ -270,16 +603,31 @@ async def references(request: Request) -> Response:
     )
 
 
+@operation("GET", "Tail consumers of a Worker (none)", tag=TAG, result=array(ANY_OBJECT))
 async def tails_by_consumer(request: Request) -> Response:
     await account_access(request)
     return ok([])
 
 
+@operation(
+    "GET",
+    "Durable Object namespaces (none: Mayfly has no Durable Objects)",
+    operation_id="durable-objects-namespace-list-namespaces",
+    tag=TAG,
+    result=array(ANY_OBJECT),
+    result_info=True,
+)
 async def durable_object_namespaces(request: Request) -> Response:
     await account_access(request)
     return ok([], result_info={"page": 1, "per_page": 1000, "count": 0, "total_count": 0})
 
 
+@operation(
+    "DELETE",
+    "Delete a Worker with its versions, secrets and tails",
+    operation_id="worker-script-delete-worker",
+    tag=TAG,
+)
 async def delete_script(request: Request) -> Response:
     who, account = await account_access(request)
     await services(request).scripts.delete(who, account, _script(request))
