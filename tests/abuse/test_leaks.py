@@ -21,6 +21,7 @@ from mayfly.errors import RateLimited
 from mayfly.services.assets import TOKEN_LIFETIME
 from mayfly.services.clock import ManualClock
 from mayfly.services.housekeeping import ORPHAN_BLOB_AGE_SECONDS, Housekeeper
+from mayfly.services.sessions import MAX_SESSIONS_PER_USER
 from mayfly.services.tail import CONNECT_GRACE_SECONDS, MAX_SESSIONS_PER_ACCOUNT, TailHub
 from mayfly.storage import tables
 from mayfly.storage.blobs import sha256_hex
@@ -304,3 +305,24 @@ def test_one_housekeeping_pass_cleans_tails_limiters_and_blobs(
     assert len(users.signups) == 0
     assert not orphan.exists()
     assert "housekeeping: 1 tails closed" in caplog.text
+
+
+def test_a_user_keeps_at_most_max_sessions_the_newest_win(
+    tmp_path: Path, database_url: str, clock: ManualClock
+) -> None:
+    platform = Platform.create(make_settings(tmp_path, database_url=database_url), clock=clock)
+    sessions = platform.services.sessions
+    user = platform.services.users._insert("ada@example.com", "not-a-real-hash")
+    first = sessions.create(user.id)
+    clock.advance(1)
+    cookies = [sessions.create(user.id) for _ in range(MAX_SESSIONS_PER_USER + 5)]
+    with platform.db.read() as conn:
+        kept = conn.execute(
+            select(func.count())
+            .select_from(tables.sessions)
+            .where(tables.sessions.c.user_id == user.id)
+        ).scalar_one()
+    assert kept == MAX_SESSIONS_PER_USER
+    assert sessions.lookup(first) is None  # the oldest went first
+    assert sessions.lookup(cookies[-1]) is not None  # never the one just made
+    platform.db.dispose()

@@ -15,6 +15,9 @@ from mayfly.services.users import User
 from mayfly.storage.tables import sessions, users
 
 SESSION_TTL = timedelta(days=14)
+# Log-ins a user may keep at once; a new one ends the oldest beyond it (a log-in loop, or a
+# script that never logs out, cannot grow the table without bound).
+MAX_SESSIONS_PER_USER = 50
 
 
 @dataclass(frozen=True)
@@ -31,16 +34,29 @@ class SessionService:
     def create(self, user_id: str) -> str:
         """A new session; returns the cookie value (256 random bits, never stored)."""
         session_id = secrets.token_urlsafe(32)
+        id_hash = hash_token(session_id)
         now = self.ctx.clock.now()
         with self.ctx.db.begin() as conn:
             conn.execute(
                 insert(sessions).values(
-                    id_hash=hash_token(session_id),
+                    id_hash=id_hash,
                     user_id=user_id,
                     created_at=now,
                     expires_at=now + self.ttl,
                 )
             )
+            oldest = (
+                conn.execute(
+                    select(sessions.c.id_hash)
+                    .where(sessions.c.user_id == user_id, sessions.c.id_hash != id_hash)
+                    .order_by(sessions.c.created_at.desc(), sessions.c.id_hash)
+                    .offset(MAX_SESSIONS_PER_USER - 1)
+                )
+                .scalars()
+                .all()
+            )
+            if oldest:
+                conn.execute(delete(sessions).where(sessions.c.id_hash.in_(oldest)))
         return session_id
 
     def lookup(self, session_id: str) -> Session | None:
