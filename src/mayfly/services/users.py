@@ -172,12 +172,6 @@ class UserService:
             row = conn.execute(select(users).where(users.c.id == user_id)).first()
         return _user(row) if row else None
 
-    def prune(self) -> None:
-        """Forget limiter keys whose windows have passed (called by the housekeeper)."""
-        now = self.ctx.clock.now().timestamp()
-        for limiter in self.limiters:
-            limiter.prune(now)
-
     def close(self) -> None:
         self.passwords.close()
 
