@@ -362,6 +362,14 @@ def test_script_bytes_quota_prunes_then_refuses(
         "wrangler delete",
     )
     assert "29.3 KiB" in message
+    # `wrangler versions upload` of the same: refused too, and the deployed version stays.
+    versions_upload = api.post(
+        f"accounts/{account['id']}/workers/scripts/one/versions",
+        headers=auth(account["apiToken"]),
+        **worker(30_000, "c"),
+    )
+    refused(versions_upload, "Storage quota", "Workers' code")
+    assert len(version_ids(api, account, "one")) == 1
     assert deploy(api, account, "two", size=10_000).status_code == 200
     with quota_platform.db.read() as conn:
         usage = stored_bytes(conn, account["id"], 0)

@@ -331,8 +331,8 @@ class AssetService:
             quotas.count_asset_files(conn, account_id),
             len(new_sizes),
             quotas.quota_for(self.ctx.settings, kind).asset_files,
-            "Files no deployed version uses are deleted with the Worker (`wrangler delete`) "
-            "and when old versions are pruned; deploy fewer files.",
+            "Files stay while a version or an upload session (one hour) uses them; delete "
+            "Workers you no longer need (`wrangler delete`), or deploy fewer files.",
         )
         quotas.require_bytes(
             conn,
