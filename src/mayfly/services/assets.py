@@ -205,9 +205,11 @@ def verify_contents(
     (10021 otherwise, before anything is stored)."""
     sizes: dict[str, int] = {}
     extensions: dict[str, set[str]] = {}
+    wanted = {digest for digest, _, _ in files}
     for path, entry in manifest.items():
         sizes[entry["hash"]] = entry["size"]
-        extensions.setdefault(entry["hash"], set()).add(extension(path))
+        if entry["hash"] in wanted:  # not every path of the manifest at every bucket
+            extensions.setdefault(entry["hash"], set()).add(extension(path))
     for digest, data, _ in files:
         if digest not in sizes:
             raise ValidationError(f"Asset {digest} is not in this upload session's manifest.")
@@ -367,13 +369,14 @@ class AssetService:
             claims = self._claims(conn, token, "upload")
             if claims["account_id"] != account_id:
                 raise InvalidAssetToken("This upload token is for another account.")
-            manifest = conn.execute(
-                select(asset_upload_sessions.c.manifest).where(
+            found = conn.execute(
+                select(asset_upload_sessions.c.manifest, asset_upload_sessions.c.missing).where(
                     asset_upload_sessions.c.id == claims["sid"]
                 )
-            ).scalar_one_or_none()
-        if manifest is None:
+            ).first()
+        if found is None:
             raise InvalidAssetToken("This upload session no longer exists; deploy again.")
+        manifest, was_missing = found.manifest, set(found.missing)
         decoded = []
         for digest, data, content_type in files:
             if encoded:
@@ -385,8 +388,20 @@ class AssetService:
             decoded.append((digest, data, ctype))
         # Hashing happens here, outside the write transaction; nothing is stored on a mismatch.
         verify_contents(manifest, decoded)
+        # So are the blob files (a few threads; `missing` only shrinks, so this covers the files
+        # the transaction stores): it then writes a few rows per request, whatever its size.
+        staging = {d: (data, ctype) for d, data, ctype in decoded if d in was_missing}
+        blob_of = dict(
+            zip(
+                staging,
+                self.ctx.blobs.stage_many(account_id, [data for data, _ in staging.values()]),
+                strict=True,
+            )
+        )
         with self.ctx.db.begin() as conn:
-            query = select(asset_upload_sessions).where(asset_upload_sessions.c.id == claims["sid"])
+            query = select(asset_upload_sessions.c.id, asset_upload_sessions.c.missing).where(
+                asset_upload_sessions.c.id == claims["sid"]
+            )
             if not self.ctx.db.is_sqlite:
                 query = query.with_for_update()
             session = conn.execute(query).first()
@@ -399,9 +414,8 @@ class AssetService:
             self._check_quota(
                 conn, account_id, kind, [len(v[0]) for d, v in new.items() if d not in stored]
             )
-            for digest, (data, ctype) in new.items():
-                self._store(conn, account_id, digest, data, ctype)
-                missing.discard(digest)
+            self._store_many(conn, account_id, new, stored, blob_of)
+            missing.difference_update(new)
             conn.execute(
                 update(asset_upload_sessions)
                 .where(asset_upload_sessions.c.id == session.id)
@@ -413,26 +427,37 @@ class AssetService:
             "completion", claims["sid"], account_id, claims["script"], claims["tid"]
         )
 
-    def _store(
-        self, conn: Connection, account_id: str, digest: str, data: bytes, content_type: str | None
+    def _store_many(
+        self,
+        conn: Connection,
+        account_id: str,
+        new: dict[str, tuple[bytes, str | None]],
+        stored: set[str],
+        blob_of: dict[str, str],
     ) -> None:
-        exists = conn.execute(
-            select(asset_files.c.hash).where(
-                asset_files.c.account_id == account_id, asset_files.c.hash == digest
-            )
-        ).first()
-        if exists is not None:
-            return
-        blob = self.ctx.blobs.put(conn, account_id, data)
-        conn.execute(
-            insert(asset_files).values(
-                account_id=account_id,
-                hash=digest,
-                blob_sha256=blob,
-                content_type=content_type,
-                size=len(data),
-            )
+        """Blob rows and asset-file rows for the files the account does not have yet, in one
+        insert each (the blob files were staged before the transaction)."""
+        fresh = {d: v for d, v in new.items() if d not in stored}
+        for digest, (data, _) in fresh.items():
+            if digest not in blob_of:  # not staged before: cannot happen, `missing` only shrinks
+                blob_of[digest] = self.ctx.blobs.stage(account_id, data)
+        self.ctx.blobs.record_many(
+            conn, account_id, [(blob_of[d], data) for d, (data, _) in fresh.items()]
         )
+        if fresh:
+            conn.execute(
+                insert(asset_files),
+                [
+                    {
+                        "account_id": account_id,
+                        "hash": digest,
+                        "blob_sha256": blob_of[digest],
+                        "content_type": ctype,
+                        "size": len(data),
+                    }
+                    for digest, (data, ctype) in fresh.items()
+                ],
+            )
 
     # -- attaching to a version ------------------------------------------------------------------
 

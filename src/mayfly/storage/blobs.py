@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -33,6 +34,7 @@ class BlobStore:
     def __init__(self, root: Path | None):
         """root=None stores bytes in the database; otherwise in files below root."""
         self.root = root
+        self._stagers: ThreadPoolExecutor | None = None
         if root is not None:
             root.mkdir(parents=True, exist_ok=True)
 
@@ -47,6 +49,52 @@ class BlobStore:
         if self.root is not None:
             self._write_file(account_id, digest, data)
         return digest
+
+    def stage_many(self, account_id: str, items: list[bytes]) -> list[str]:
+        """`stage` for many blobs, the files written by a few threads at once (writing a file
+        costs file-system latency, not CPU)."""
+        if self.root is None or len(items) < 2:
+            return [self.stage(account_id, data) for data in items]
+        if self._stagers is None:
+            self._stagers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="blob-stage")
+        return list(self._stagers.map(lambda data: self.stage(account_id, data), items))
+
+    def record_many(
+        self, conn: Connection, account_id: str, staged: list[tuple[str, bytes]]
+    ) -> None:
+        """Rows for staged blobs (digest, data) the account does not have yet: one query and one
+        insert. A staged file a garbage collection removed meanwhile is written again."""
+        wanted = {digest: data for digest, data in staged}
+        have: set[str] = set()
+        digests = sorted(wanted)
+        for start in range(0, len(digests), 500):
+            have.update(
+                conn.execute(
+                    select(blobs.c.sha256).where(
+                        blobs.c.account_id == account_id,
+                        blobs.c.sha256.in_(digests[start : start + 500]),
+                    )
+                ).scalars()
+            )
+        new = [digest for digest in digests if digest not in have]
+        if not new:
+            return
+        conn.execute(
+            insert(blobs),
+            [
+                {
+                    "account_id": account_id,
+                    "sha256": digest,
+                    "size": len(wanted[digest]),
+                    "data": wanted[digest] if self.root is None else None,
+                }
+                for digest in new
+            ],
+        )
+        if self.root is not None:
+            for digest in new:
+                if not self._path(account_id, digest).exists():
+                    self._write_file(account_id, digest, wanted[digest])
 
     def _write_file(self, account_id: str, digest: str, data: bytes) -> None:
         """Write (or, when present, touch) the file, always before the row is committed.
