@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,11 @@ def test_the_server_hash_is_wranglers() -> None:
     assert not content_matches("f9bc91770fa5e997cbd47fba833629fc", b"", {"css"})
     assert extension("/.hidden") == "" and extension("/a.tar.gz") == "gz"
     assert extension("/dir/README") == ""
+    # Cloudflare's direct-upload guide: SHA-256 of the same text, first 32 hex digits.
+    sha = hashlib.sha256(base64.b64encode(b"body{}") + b"css").hexdigest()
+    assert content_matches(sha[:32], b"body{}", {"css"})
+    assert content_matches(sha, b"body{}", {"css"})  # untruncated
+    assert not content_matches(sha[:32], b"body{ }", {"css"})
 
 
 def test_bytes_uploaded_under_another_files_hash_are_rejected(

@@ -9,6 +9,7 @@ never shared across accounts.
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import re
 import secrets
@@ -190,12 +191,16 @@ def extension(path: str) -> str:
 
 
 def content_matches(digest: str, data: bytes, extensions: set[str]) -> bool:
-    """Whether `digest` is wrangler's hash of these bytes under one of the extensions its paths
-    have: hex(BLAKE3(base64(data) + extension)), truncated to the digest's length."""
+    """Whether `digest` is a hash of these bytes under one of the extensions its paths have:
+    hex(H(base64(data) + extension)) truncated to the digest's length, H being BLAKE3 (wrangler)
+    or SHA-256 (the example client of Cloudflare's direct-upload guide)."""
     encoded = base64.b64encode(data)
-    return any(
-        blake3(encoded + ext.encode()).hexdigest()[: len(digest)] == digest for ext in extensions
-    )
+    for ext in extensions:
+        text = encoded + ext.encode()
+        for hashed in (blake3(text).hexdigest(), hashlib.sha256(text).hexdigest()):
+            if hashed[: len(digest)] == digest:
+                return True
+    return False
 
 
 def verify_contents(
@@ -220,7 +225,8 @@ def verify_contents(
         if not content_matches(digest, data, extensions[digest]):
             raise ValidationError(
                 f"Asset {digest}: the uploaded bytes do not match this hash (expected "
-                "hex(BLAKE3(base64(content) + extension)), as wrangler computes it)."
+                "hex(BLAKE3(base64(content) + extension)) as wrangler computes it, or the same "
+                "with SHA-256, truncated to the hash's length)."
             )
 
 
