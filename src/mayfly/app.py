@@ -18,6 +18,7 @@ from mayfly.api.http_protocol import EnvelopeHttpProtocol
 from mayfly.api.internal import build_internal_app
 from mayfly.api.routes import build_public_app
 from mayfly.api.ws_protocol import TolerantWebSocketProtocol
+from mayfly.runtime.incidents import Incident
 from mayfly.services.clock import Clock, SystemClock
 from mayfly.services.container import Services
 from mayfly.services.context import Invalidator, ServiceContext
@@ -44,6 +45,7 @@ class Platform:
     db: Database
     services: Services
     internal_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
     def create(cls, settings: Settings, clock: Clock | None = None) -> Platform:
@@ -129,10 +131,39 @@ class Platform:
             settings=self.settings,
             internal_url=f"http://127.0.0.1:{internal_port}",
             internal_secret=self.internal_secret,
+            on_incident=self.handle_incident,
         )
         await data_plane.start()
         self.set_invalidator(data_plane)
         return data_plane
+
+    async def handle_incident(self, incident: Incident) -> None:
+        """The data plane killed a shard: quarantine whom the rule finds guilty, then make every
+        shard drop those Workers' cached routes. Never raises (runtime/incidents.py)."""
+        try:
+            outcome = await self.services.quarantine.report(
+                kind=incident.kind,
+                shard=incident.shard,
+                suspects=incident.suspects,
+                certain=incident.certain,
+                detail=incident.detail,
+            )
+        except Exception:
+            log.exception("could not record the incident on %s", incident.shard)
+            return
+        if outcome.hosts:
+            # Not awaited: the data plane may be waiting on this callback to replace the shard,
+            # and an invalidation waits on every live shard. A shard that starts meanwhile asks
+            # the control plane, which already answers "quarantined".
+            task = asyncio.create_task(self._invalidate(outcome.hosts))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _invalidate(self, hosts: list[str]) -> None:
+        try:
+            await self.services.ctx.invalidator.invalidate(hosts)
+        except Exception:
+            log.exception("could not invalidate the routes of quarantined Workers %s", hosts)
 
 
 def _uvicorn(

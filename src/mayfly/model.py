@@ -76,13 +76,15 @@ class ModuleUpload:
 class Route:
     """What the data plane needs to serve a host."""
 
-    status: Literal["ok", "unknown", "expired", "disabled", "moved"]
+    status: Literal["ok", "unknown", "expired", "disabled", "moved", "quarantined"]
     account_id: str | None = None
     script: str | None = None
     version_id: str | None = None
     expires_at: datetime | None = None
     message: str | None = None
     tail: bool = False
+    # A quarantined Worker answers 503 until then (services/quarantine.py).
+    quarantined_until: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -95,4 +97,7 @@ class Route:
             else None,
             "message": self.message,
             "tail": self.tail,
+            "quarantined_until_ms": int(as_utc(self.quarantined_until).timestamp() * 1000)
+            if self.quarantined_until
+            else None,
         }

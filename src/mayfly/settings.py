@@ -242,6 +242,26 @@ SETTINGS: tuple[Setting, ...] = (
         int,
     ),
     Setting("request_timeout", 30.0, "Wall-clock limit of one Worker request, in seconds.", float),
+    Setting(
+        "quarantine_cooldown",
+        60.0,
+        "Seconds a Worker that took a shard down is quarantined (503) the first time; doubles on "
+        "each repeat.",
+        float,
+    ),
+    Setting("quarantine_max", 3600.0, "Longest quarantine, in seconds.", float),
+    Setting(
+        "quarantine_decay",
+        3600.0,
+        "Quiet seconds after a quarantine ends that forgive one repeat (the cooldown halves).",
+        float,
+    ),
+    Setting(
+        "quarantine_window",
+        600.0,
+        "Seconds within which a second ambiguous incident naming the same Worker quarantines it.",
+        float,
+    ),
     Setting("runtime", True, "Start the workerd data plane (disable for API-only nodes).", _bool),
     Setting("log_level", "info", "Log level: debug, info, warning, error."),
 )
@@ -309,6 +329,10 @@ class Settings:
     shard_isolates: int = 1000
     cpu_limit_ms: int = 1500
     request_timeout: float = 30.0
+    quarantine_cooldown: float = 60.0
+    quarantine_max: float = 3600.0
+    quarantine_decay: float = 3600.0
+    quarantine_window: float = 600.0
     runtime: bool = True
     log_level: str = "info"
 

@@ -8,7 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mayfly.errors import MayflyError, RateLimited
+from mayfly.errors import MayflyError
 from mayfly.services import strict_json
 
 log = logging.getLogger("mayfly.api")
@@ -49,7 +49,9 @@ def failure(
 
 async def mayfly_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, MayflyError)
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    # Rate limits (10429) and quarantines (10060) say when to come back.
+    retry_after = getattr(exc, "retry_after", None)
+    headers = {"Retry-After": str(retry_after)} if isinstance(retry_after, int) else None
     return failure(exc.code, exc.message, exc.status, headers)
 
 

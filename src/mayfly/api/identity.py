@@ -14,6 +14,7 @@ from mayfly.api.envelope import failure, ok, paginate
 from mayfly.api.openapi import (
     BOOLEAN,
     IDENTIFIER,
+    INTEGER,
     PAGE_QUERY,
     STRING,
     TIMESTAMP,
@@ -24,7 +25,25 @@ from mayfly.api.openapi import (
     operation,
 )
 from mayfly.model import Account, iso
+from mayfly.services.container import Services
 
+# A Worker paused because it took a data-plane shard down (services/quarantine.py).
+QUARANTINE = obj(
+    {
+        "script": STRING,
+        "version_id": STRING,
+        "kind": {"type": "string", "enum": ["unresponsive", "memory", "crashed"]},
+        "reason": STRING,
+        "detail": STRING,
+        "started_at": TIMESTAMP,
+        "until": TIMESTAMP,
+        "seconds_left": INTEGER,
+        "strikes": INTEGER,
+    },
+    "script",
+    "until",
+    "seconds_left",
+)
 ACCOUNT = component(
     "account",
     obj(
@@ -39,6 +58,7 @@ ACCOUNT = component(
                     "kind": {"type": "string", "enum": ["temporary", "permanent"]},
                     "expires_at": nullable(TIMESTAMP),
                     "subdomain": STRING,
+                    "quarantined": array(QUARANTINE),
                 }
             ),
         },
@@ -49,7 +69,7 @@ ACCOUNT = component(
 TOKEN_STATUS = obj({"id": STRING, "status": STRING}, "id", "status")
 
 
-def render_account(account: Account) -> dict[str, Any]:
+def render_account(account: Account, quarantined: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "id": account.id,
         "name": account.name,
@@ -60,8 +80,18 @@ def render_account(account: Account) -> dict[str, Any]:
             "kind": account.kind,
             "expires_at": iso(account.expires_at),
             "subdomain": account.subdomain,
+            "quarantined": quarantined,
         },
     }
+
+
+def _rendered(svc: Services, found: list[Account]) -> list[dict[str, Any]]:
+    """The accounts with their running quarantines (one query for all of them)."""
+    now = svc.ctx.clock.now()
+    by_account: dict[str, list[dict[str, Any]]] = {a.id: [] for a in found}
+    for q in svc.quarantine.active_in([a.id for a in found]):
+        by_account[q.account_id].append(q.to_json(now))
+    return [render_account(a, by_account[a.id]) for a in found]
 
 
 @operation(
@@ -119,8 +149,9 @@ async def user(request: Request) -> Response:
 )
 async def list_accounts(request: Request) -> Response:
     who = await principal(request)
-    found = await asyncio.to_thread(services(request).accounts.for_principal, who)
-    page, info = paginate([render_account(a) for a in found], request)
+    svc = services(request)
+    found = await asyncio.to_thread(svc.accounts.for_principal, who)
+    page, info = paginate(await asyncio.to_thread(_rendered, svc, found), request)
     return ok(page, result_info=info)
 
 
@@ -130,7 +161,7 @@ async def get_account(request: Request) -> Response:
     account = await asyncio.to_thread(
         services(request).accounts.require_access, who, request.path_params["account_id"]
     )
-    return ok(render_account(account))
+    return ok((await asyncio.to_thread(_rendered, services(request), [account]))[0])
 
 
 @operation(

@@ -132,6 +132,11 @@ def _strict(request: Request) -> bool:
     return request.query_params.get("bindings_inherit") == "strict"
 
 
+async def _not_quarantined(request: Request, account: Account) -> None:
+    """10060 while the Worker is quarantined: it cannot be read, changed or deployed."""
+    await asyncio.to_thread(services(request).quarantine.check, account, _script(request))
+
+
 def worker_url(request: Request, account: Account, script: str) -> str:
     return services(request).ctx.worker_url(script, account.name)
 
@@ -158,6 +163,7 @@ def worker_url(request: Request, account: Account, script: str) -> str:
 async def get_service(request: Request) -> Response:
     """W1: 10007 for a new Worker (wrangler's first deploy depends on it)."""
     _, account = await account_access(request)
+    await _not_quarantined(request, account)
     row, version = await asyncio.to_thread(
         services(request).scripts.current, account, _script(request)
     )
@@ -212,6 +218,7 @@ async def get_service(request: Request) -> Response:
 async def put_script(request: Request) -> Response:
     """W9: store a version and deploy it (creates the Worker if new)."""
     who, account = await account_access(request)
+    await _not_quarantined(request, account)
     svc = services(request)
     plan = await read_upload(request, svc.ctx.settings.max_upload_bytes)
     uploaded = await svc.scripts.upload(
@@ -250,6 +257,7 @@ async def put_script(request: Request) -> Response:
 async def post_version(request: Request) -> Response:
     """W10: store a version without deploying it."""
     who, account = await account_access(request)
+    await _not_quarantined(request, account)
     svc = services(request)
     plan = await read_upload(request, svc.ctx.settings.max_upload_bytes)
     uploaded = await svc.scripts.upload(
@@ -353,6 +361,7 @@ async def list_deployments(request: Request) -> Response:
 )
 async def post_deployment(request: Request) -> Response:
     who, account = await account_access(request)
+    await _not_quarantined(request, account)
     body = await json_body(request)
     deployment = await services(request).scripts.create_deployment(
         who, account, _script(request), body
@@ -369,6 +378,7 @@ async def post_deployment(request: Request) -> Response:
 )
 async def get_settings(request: Request) -> Response:
     _, account = await account_access(request)
+    await _not_quarantined(request, account)
     return ok(
         await asyncio.to_thread(services(request).scripts.settings, account, _script(request))
     )
@@ -395,6 +405,7 @@ async def get_settings(request: Request) -> Response:
 )
 async def patch_script_settings(request: Request) -> Response:
     _, account = await account_access(request)
+    await _not_quarantined(request, account)
     body = await json_body(request)
     result = await asyncio.to_thread(
         services(request).scripts.patch_settings, account, _script(request), body
@@ -435,6 +446,7 @@ async def list_secrets(request: Request) -> Response:
 async def put_secret(request: Request) -> Response:
     """W14: a secret change makes a new version and deploys it (10007 for a missing Worker)."""
     who, account = await account_access(request)
+    await _not_quarantined(request, account)
     body = await json_body(request)
     return ok(await services(request).scripts.put_secret(who, account, _script(request), body))
 
@@ -538,6 +550,7 @@ async def put_account_subdomain(request: Request) -> Response:
 async def get_worker(request: Request) -> Response:
     """W8: the Worker and its URL (wrangler prints subdomain.url's hostname)."""
     _, account = await account_access(request)
+    await _not_quarantined(request, account)
     row, _ = await asyncio.to_thread(services(request).scripts.current, account, _script(request))
     return ok(
         {

@@ -9,6 +9,7 @@ import click
 
 from mayfly.cli.serve import settings_options
 from mayfly.errors import MayflyError
+from mayfly.model import iso_seconds as iso
 from mayfly.settings import load_settings
 
 
@@ -46,3 +47,78 @@ def create(name: str, as_json: bool, **flags: Any) -> None:
     click.echo(
         f"Use it:  CLOUDFLARE_API_TOKEN={token} CLOUDFLARE_ACCOUNT_ID={created.id} wrangler deploy"
     )
+
+
+@admin.group("quarantine")
+def quarantine_group() -> None:
+    """Workers quarantined because they took a data-plane shard down."""
+
+
+@quarantine_group.command("list")
+@click.option("--all", "include_ended", is_flag=True, help="Also list quarantines that ended.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@settings_options
+def quarantine_list(include_ended: bool, as_json: bool, **flags: Any) -> None:
+    """List quarantined Workers: which, until when, why.
+
+    \b
+    --json prints: quarantined ([{account_id, account_name, script,
+      version_id, kind, reason, detail, started_at, until, seconds_left,
+      strikes, lifted_at, lifted_by}]).
+    """
+    from mayfly.app import Platform
+
+    platform = Platform.create(load_settings(flags))
+    now = platform.services.ctx.clock.now()
+    found = platform.services.quarantine.list_all(include_ended=include_ended)
+    items = [
+        {
+            "account_id": q.account_id,
+            "account_name": account_name,
+            **q.to_json(now),
+            "lifted_at": iso(q.lifted_at) if q.lifted_at else None,
+            "lifted_by": q.lifted_by,
+        }
+        for q, account_name in found
+    ]
+    if as_json:
+        click.echo(json.dumps({"quarantined": items}))
+        return
+    if not items:
+        click.echo("No Worker is quarantined." if not include_ended else "No quarantine yet.")
+        return
+    for item in items:
+        state = (
+            f"lifted by {item['lifted_by']}"
+            if item["lifted_by"]
+            else f"until {item['until']} ({item['seconds_left']} s left)"
+        )
+        click.echo(f"{item['account_name']}/{item['script']}  {state}, strike {item['strikes']}")
+        click.echo(f"  {item['reason']}: {item['detail']}")
+
+
+@quarantine_group.command("lift")
+@click.argument("account")
+@click.argument("script")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@settings_options
+def quarantine_lift(account: str, script: str, as_json: bool, **flags: Any) -> None:
+    """End the quarantine of Worker SCRIPT of ACCOUNT (a name or an id) now.
+
+    Its strikes are forgiven: a next incident starts again from the shortest cooldown. Shards of
+    a running server notice within their route cache's lifetime (seconds).
+    """
+    from mayfly.app import Platform
+
+    platform = Platform.create(load_settings(flags))
+    try:
+        lifted, host = platform.services.quarantine.lift(account, script, actor="operator")
+    except MayflyError as exc:
+        if as_json:
+            click.echo(json.dumps({"error": {"code": exc.code, "message": exc.message}}))
+            raise SystemExit(1) from exc
+        raise click.ClickException(exc.message) from exc
+    if as_json:
+        click.echo(json.dumps({"lifted": {"script": lifted.script, "host": host}}))
+        return
+    click.echo(f"Lifted the quarantine of {host} (it was until {iso(lifted.until)}).")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import re
 from typing import Any
 
@@ -20,7 +22,7 @@ from mayfly.sdk import (
     resolve_credentials,
 )
 from mayfly.sdk.errors import TEMPORARY_CLAIMED, TEMPORARY_EXPIRED
-from mayfly.sdk.models import AccountInfo, format_time
+from mayfly.sdk.models import AccountInfo, QuarantineInfo, format_time
 
 NOT_AUTHENTICATED = (
     "Not authenticated: no --api-token, no MAYFLY_API_TOKEN, no saved login and no cached "
@@ -42,7 +44,9 @@ def whoami(show_token: bool, api_token: str | None, api_url: str, as_json: bool)
     --json prints: api_url, source ("--api-token" | "MAYFLY_API_TOKEN" |
       "login" | "temporary"), source_description, account_id, account_name,
       kind, expires_at, seconds_left, claim_url, claim_status ("unclaimed"
-      for a temporary account, else null), api_token (--show-token).
+      for a temporary account, else null), quarantined ([{script,
+      version_id, kind, reason, until, seconds_left}]: Workers paused
+      because they took a server down), api_token (--show-token).
     """
     env = client_env()
     out = Output(as_json, env.now)
@@ -67,6 +71,8 @@ def whoami(show_token: bool, api_token: str | None, api_url: str, as_json: bool)
             authed = client.with_token(credentials.token)
             if credentials.temporary is not None:
                 account = temporary_account(authed, credentials.temporary, cache)
+                quarantined = authed.get_account(account.id).quarantined
+                account = dataclasses.replace(account, quarantined=quarantined)
             else:
                 account = Deployer.account_for(authed, credentials)
         source = describe_source(credentials, cache, LoginStore(directory))
@@ -144,6 +150,7 @@ def whoami_json(
         "seconds_left": round(left) if left is not None else None,
         "claim_url": credentials.temporary.claim_url if credentials.temporary else None,
         "claim_status": "unclaimed" if credentials.temporary else None,
+        "quarantined": [quarantine_json(q, out) for q in account.quarantined],
     }
     if show_token:
         data["api_token"] = credentials.token
@@ -170,6 +177,8 @@ def whoami_lines(
         rows.append(("Kind", account.kind))
     if credentials.temporary is not None:
         rows.append(("Claim URL", credentials.temporary.claim_url))
+    for q in account.quarantined:
+        rows.append(("Quarantined", quarantine_line(q, out)))
     if show_token:
         rows.append(("API token", credentials.token))
     else:
@@ -177,3 +186,23 @@ def whoami_lines(
         prefix = match.group() if match else ""
         rows.append(("API token", f"{prefix}… (hidden; --show-token prints it)"))
     return table(rows, indent="")
+
+
+def _quarantine_left(q: QuarantineInfo, out: Output) -> int:
+    return max(0, math.ceil((q.until - out.now()).total_seconds()))
+
+
+def quarantine_json(q: QuarantineInfo, out: Output) -> dict[str, Any]:
+    return {
+        "script": q.script,
+        "version_id": q.version_id,
+        "kind": q.kind,
+        "reason": q.reason,
+        "until": format_time(q.until),
+        "seconds_left": _quarantine_left(q, out),
+    }
+
+
+def quarantine_line(q: QuarantineInfo, out: Output) -> str:
+    left = format_duration(_quarantine_left(q, out))
+    return f"{q.script} until {format_time(q.until)} ({left} left): {q.reason}"

@@ -27,8 +27,20 @@ async def dashboard(request: Request) -> Response:
     user = await _user(request)
     if user is None:
         return login_redirect(request)
-    found = await asyncio.to_thread(services(request).memberships.inventories, user.id)
-    return render(request, "dashboard.html", {"accounts": found})
+    svc = services(request)
+    found = await asyncio.to_thread(svc.memberships.inventories, user.id)
+    quarantines = await _quarantines(request, [account.id for account, _ in found])
+    return render(request, "dashboard.html", {"accounts": found, "quarantines": quarantines})
+
+
+async def _quarantines(request: Request, account_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """account id -> script -> its running quarantine (for _inventory.html)."""
+    running = await asyncio.to_thread(services(request).quarantine.active_in, account_ids)
+    now = services(request).ctx.clock.now()
+    out: dict[str, dict[str, Any]] = {}
+    for q in running:
+        out.setdefault(q.account_id, {})[q.script] = q.to_json(now)
+    return out
 
 
 @page
@@ -43,10 +55,16 @@ async def create_account(request: Request) -> Response:
         )
     except MayflyError as exc:
         found = await asyncio.to_thread(svc.memberships.inventories, who.session.user.id)
+        quarantines = await _quarantines(request, [a.id for a, _ in found])
         return render(
             request,
             "dashboard.html",
-            {"accounts": found, "error": exc.message, "name": field(data, "name")},
+            {
+                "accounts": found,
+                "quarantines": quarantines,
+                "error": exc.message,
+                "name": field(data, "name"),
+            },
             status=exc.status,
         )
     return redirect(request, f"/dashboard/accounts/{account.id}")
@@ -58,8 +76,10 @@ async def _account_page(
     svc = services(request)
     view = await asyncio.to_thread(svc.memberships.view, user.id, account_id)
     tokens = await asyncio.to_thread(svc.user_tokens.tokens_of, user.id, account_id)
+    quarantines = await _quarantines(request, [view.account.id])
     context = {
         "view": view,
+        "quarantined": quarantines.get(view.account.id, {}),
         "tokens": tokens,
         "expiry_choices": EXPIRY_CHOICES,
         "claimed": request.query_params.get("claimed") == "1",

@@ -73,6 +73,9 @@ export default {
       // is gone for good, and following it silently would hide that from the caller.
       return platformError(410, "moved", route.message || "This Worker moved.");
     }
+    if (route.status === "quarantined") {
+      return quarantined(route);
+    }
     if (route.status !== "ok") {
       return platformError(404, route.status, route.message || `No Worker is served at ${host}.`);
     }
@@ -218,6 +221,24 @@ function invalidate(hosts) {
   }
 }
 
+// A Worker that took a shard down answers 503 until its quarantine ends (services/quarantine.py).
+function quarantined(route) {
+  const seconds = Math.max(1, Math.ceil((route.quarantined_until_ms - Date.now()) / 1000));
+  return platformError(
+    503,
+    "quarantined",
+    `${route.message || "This Worker is quarantined."} Try again in ${seconds} s.`,
+    { "retry-after": String(seconds) },
+  );
+}
+
+// A cached quarantine is never served past its end, fresh or stale.
+function usable(entry, maxAgeMs) {
+  const now = Date.now();
+  if (now - entry.at >= maxAgeMs) return false;
+  return entry.route.status !== "quarantined" || now < entry.route.quarantined_until_ms;
+}
+
 function platformError(status, kind, message, headers = {}) {
   return new Response(message + "\n", {
     status,
@@ -261,7 +282,7 @@ async function shared(inflight, key, lookup) {
 async function resolveRoute(env, host) {
   const { routeTtlMs, staleRouteMs } = settings(env);
   const cached = routes.get(host);
-  if (cached && Date.now() - cached.at < routeTtlMs) {
+  if (cached && usable(cached, routeTtlMs)) {
     return cached.route;
   }
   try {
@@ -279,7 +300,7 @@ async function resolveRoute(env, host) {
       return route;
     });
   } catch (err) {
-    if (cached && Date.now() - cached.at < staleRouteMs) return cached.route;
+    if (cached && usable(cached, staleRouteMs)) return cached.route;
     throw err;
   }
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ from mayfly.sdk.models import (
     AccountInfo,
     Challenge,
     ClaimStatus,
+    QuarantineInfo,
     TemporaryAccount,
     UploadResult,
     WorkerInfo,
@@ -333,4 +335,21 @@ def _account(raw: Any) -> AccountInfo:
         name=str(raw.get("name") or raw["id"]),
         kind=kind if kind in ("temporary", "permanent") else None,
         expires_at=parse_time(expires) if isinstance(expires, str) else None,
+        quarantined=tuple(_quarantines(extra.get("quarantined"))),
     )
+
+
+def _quarantines(raw: Any) -> Iterator[QuarantineInfo]:
+    """The account's quarantined Workers; entries this client cannot read are skipped."""
+    for item in raw if isinstance(raw, list) else []:
+        try:
+            yield QuarantineInfo(
+                script=str(item["script"]),
+                version_id=str(item.get("version_id") or ""),
+                kind=str(item.get("kind") or ""),
+                reason=str(item.get("reason") or ""),
+                until=parse_time(item["until"]),
+                strikes=int(item.get("strikes") or 1),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            continue

@@ -53,11 +53,24 @@ class TemporaryAccount:
 
 
 @dataclass(frozen=True)
+class QuarantineInfo:
+    """A Worker paused (503, and 10060 through the API) because it took a server down."""
+
+    script: str
+    version_id: str
+    kind: str  # unresponsive | memory | crashed
+    reason: str
+    until: datetime
+    strikes: int = 1
+
+
+@dataclass(frozen=True)
 class AccountInfo:
     id: str
     name: str
     kind: Literal["temporary", "permanent"] | None = None
     expires_at: datetime | None = None
+    quarantined: tuple[QuarantineInfo, ...] = ()
 
 
 @dataclass(frozen=True)

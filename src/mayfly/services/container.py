@@ -13,6 +13,7 @@ from mayfly.services.kv import KVService
 from mayfly.services.lifecycle import Reaper
 from mayfly.services.memberships import MembershipService
 from mayfly.services.provisioning import ProvisioningService
+from mayfly.services.quarantine import QuarantineService
 from mayfly.services.routing import RoutingService
 from mayfly.services.scripts import ScriptService
 from mayfly.services.sessions import SessionService
@@ -40,6 +41,7 @@ class Services:
     user_tokens: UserTokenService
     claims: ClaimService
     device_auth: DeviceAuthService
+    quarantine: QuarantineService
 
     @classmethod
     def build(cls, ctx: ServiceContext) -> Services:
@@ -63,4 +65,5 @@ class Services:
             user_tokens=user_tokens,
             claims=ClaimService(ctx),
             device_auth=DeviceAuthService(ctx, user_tokens),
+            quarantine=QuarantineService(ctx),
         )

@@ -10,12 +10,16 @@ from mayfly.errors import NotFound
 from mayfly.model import Route, as_utc
 from mayfly.services.assets import AssetService
 from mayfly.services.context import ServiceContext
+from mayfly.services.quarantine import active_quarantine
 from mayfly.services.tail import TailHub
 from mayfly.services.versions import load_modules, module_payload
 from mayfly.storage.tables import accounts, moved_hosts, scripts, tombstones, versions
 
 EXPIRED_MESSAGE = "This temporary deployment expired and was deleted."
 MOVED_MESSAGE = "This Worker was claimed and moved; it now lives at"
+QUARANTINED_MESSAGE = (
+    "This Worker is quarantined: it took down the server it ran on, so it is paused for a while."
+)
 
 
 class RoutingService:
@@ -68,6 +72,16 @@ class RoutingService:
                 moved = self._moved(conn, script_name, account_name)
                 if moved is not None:
                     return moved
+            elif script.current_version_id is not None:
+                quarantine = active_quarantine(conn, account.id, script_name, now)
+                if quarantine is not None:
+                    return Route(
+                        status="quarantined",
+                        account_id=account.id,
+                        script=script_name,
+                        message=QUARANTINED_MESSAGE,
+                        quarantined_until=quarantine.until,
+                    )
         if script is None or script.current_version_id is None:
             return Route(status="unknown", message=f"No Worker is served at {host}.")
         if not script.subdomain_enabled:

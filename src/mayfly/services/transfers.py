@@ -15,6 +15,7 @@ from mayfly.errors import ValidationError
 from mayfly.model import Account
 from mayfly.services.context import ServiceContext
 from mayfly.services.inventory import namespaces_of, workers_of
+from mayfly.services.quarantine import move_worker_quarantine
 from mayfly.services.quotas import quota_for
 from mayfly.services.scripts import check_script_name
 from mayfly.storage.tables import (
@@ -169,6 +170,7 @@ def transfer(conn: Connection, ctx: ServiceContext, plan: MovePlan, now: datetim
             .where(scripts.c.account_id == source.id, scripts.c.name == m.name)
             .values(account_id=target.id, name=m.new_name, updated_at=now)
         )
+        move_worker_quarantine(conn, source.id, m.name, target.id, m.new_name)
         conn.execute(
             insert(moved_hosts).values(
                 old_host=m.old_host,
