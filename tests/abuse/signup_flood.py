@@ -1,8 +1,10 @@
 """A sign-up flood, run as its own process so that it does not share the measuring test's GIL.
 
-python -m tests.abuse.signup_flood API_URL SECONDS THREADS  → prints {"status": count, …}
+python -m tests.abuse.signup_flood API_URL SECONDS THREADS [PAUSE]  → prints {"status": count, …}
 Half the threads post from one address, half from a new address each time (X-Forwarded-For, for
-a server that trusts the local proxy).
+a server that trusts the local proxy); each thread waits PAUSE seconds (default 0.05) between
+posts, so that the flood tests what sign-ups cost rather than how many requests per second one
+Python process can parse.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import httpx
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-def flood(api_url: str, seconds: float, threads: int) -> Counter[int]:
+def flood(api_url: str, seconds: float, threads: int, pause: float = 0.05) -> Counter[int]:
     statuses: Counter[int] = Counter()
     numbers = itertools.count()
     lock = threading.Lock()
@@ -45,6 +47,7 @@ def flood(api_url: str, seconds: float, threads: int) -> Counter[int]:
                 browser.cookies.delete("mayfly_session")  # stay anonymous: the token still fits
                 with lock:
                     statuses[response.status_code] += 1
+                time.sleep(pause)
 
     running = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
     for thread in running:
@@ -55,5 +58,6 @@ def flood(api_url: str, seconds: float, threads: int) -> Counter[int]:
 
 
 if __name__ == "__main__":
-    counts = flood(sys.argv[1], float(sys.argv[2]), int(sys.argv[3]))
+    pause = float(sys.argv[4]) if len(sys.argv) > 4 else 0.05
+    counts = flood(sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), pause)
     print(json.dumps({str(k): v for k, v in counts.items()}))

@@ -85,5 +85,6 @@ def test_sign_up_flood_gets_429_while_another_tenant_stays_fast(tmp_path: Path) 
     assert statuses.get(429, 0) > 0
     assert all(status < 500 for status in statuses), statuses
     assert statuses.get(303, 0) <= 60  # --signups-per-minute-total
-    # 50 ms, unless the machine is so loaded that even the idle baseline is slow.
-    assert during < max(0.050, 3 * baseline), (baseline, during)
+    # 50 ms, unless the machine is so loaded that even the idle baseline is slow. (Before the
+    # password pool: 6 ms idle, 913 ms during a flood.)
+    assert during < max(0.050, 4 * baseline), (baseline, during)
