@@ -230,7 +230,10 @@ class BlobStore:
         for account_dir in self.root.iterdir():
             if not account_dir.is_dir():
                 continue
-            old = [path for path in account_dir.glob("*/*") if _older_than(path, cutoff)]
+            try:
+                old = [path for path in account_dir.glob("*/*") if _older_than(path, cutoff)]
+            except FileNotFoundError:  # the account was deleted meanwhile
+                continue
             if not old:
                 continue
             known = self._digests(read, account_dir.name)
