@@ -19,7 +19,6 @@ from sqlalchemy import ColumnElement, Connection, Select, Text, cast, func, sele
 from mayfly.errors import QuotaExceeded
 from mayfly.model import AccountKind
 from mayfly.settings import Settings
-from mayfly.storage.blobs import sha256_hex
 from mayfly.storage.tables import (
     accounts,
     asset_files,
@@ -91,9 +90,9 @@ def _code_blobs(account_id: str) -> Select[tuple[str]]:
     )
 
 
-def new_code_bytes(conn: Connection, account_id: str, module_data: list[bytes]) -> int:
-    """What a version with these modules adds to `code_bytes`: modules it does not share."""
-    sizes = {sha256_hex(data): len(data) for data in module_data}
+def new_code_bytes(conn: Connection, account_id: str, sizes: dict[str, int]) -> int:
+    """What a version with these modules ({blob digest: size}, hashed before the transaction)
+    adds to `code_bytes`: the modules no version of the account has yet."""
     shared = set(
         conn.execute(
             select(blobs.c.sha256).where(

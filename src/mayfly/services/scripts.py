@@ -26,6 +26,7 @@ from mayfly.services.cleanup import (
 from mayfly.services.context import ServiceContext
 from mayfly.services.uploads import BINDING_NAME_RE, DEFAULT_COMPATIBILITY_DATE, UploadPlan
 from mayfly.services.versions import (
+    PreparedCode,
     copy_version,
     detect_handlers,
     prepare_code,
@@ -249,7 +250,7 @@ class ScriptService:
                     has_assets=assets is not None,
                 )
                 plan.annotations.setdefault("workers/triggered_by", triggered_by)
-                pruned = self._make_room(conn, account, row, plan, now, deploy)
+                pruned = self._make_room(conn, account, row, plan, prepared, now, deploy)
                 version_id = store_version(
                     conn,
                     self.ctx.blobs,
@@ -343,6 +344,7 @@ class ScriptService:
         account: Account,
         script_row: Any,
         plan: UploadPlan,
+        prepared: PreparedCode,
         now: datetime,
         deploy: bool,
     ) -> bool:
@@ -355,7 +357,10 @@ class ScriptService:
         if deploy and script_row.current_version_id is not None:
             remaining.append(script_row.current_version_id)
         pruned = count > 0
-        adding = quotas.new_code_bytes(conn, account.id, [m.data for m in plan.modules])
+        sizes = [len(m.data) for m in plan.modules]
+        adding = quotas.new_code_bytes(
+            conn, account.id, dict(zip(prepared.digests, sizes, strict=True))
+        )
         timestamp = int(now.timestamp())
         while True:
             try:
