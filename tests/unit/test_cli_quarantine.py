@@ -67,6 +67,11 @@ def test_whoami_and_deploy_show_the_quarantine(
     assert failed["error"]["code"] == 10060
     assert "'hello' is quarantined until" in failed["error"]["message"]
     assert deployed["version_id"] in failed["error"]["message"]
+    shown = failed["error"]["quarantine"]
+    assert {k: v for k, v in shown.items() if k != "seconds_left"} == {
+        k: v for k, v in entry.items() if k != "seconds_left"
+    }
+    assert 0 < shown["seconds_left"] <= 60
     text = mayfly("deploy")
     assert text.exit_code == 1
     assert "is quarantined until" in text.stderr

@@ -17,7 +17,8 @@ from mayfly.cli.options import (
     token_option,
     worker_options,
 )
-from mayfly.cli.output import Output, format_duration, format_seconds, table
+from mayfly.cli.output import CommandFailed, Output, format_duration, format_seconds, table
+from mayfly.cli.whoami import quarantine_json
 from mayfly.project import (
     AssetManifest,
     DevVars,
@@ -32,14 +33,19 @@ from mayfly.project import (
 from mayfly.sdk import (
     AssetSource,
     AssetUpload,
+    Credentials,
     Deployer,
     Deployment,
     KVBinding,
+    MayflyAPIError,
+    MayflyClient,
+    SDKError,
     TemporaryAccountCache,
     UploadModule,
     WorkerUpload,
     resolve_credentials,
 )
+from mayfly.sdk.errors import SUSPENDED
 from mayfly.sdk.models import format_time
 
 
@@ -95,7 +101,9 @@ def deploy(
       kv_namespaces ([{binding, id, title, state: "configured" |
       "existing" | "created"}]), assets ({files, uploaded,
       already_uploaded} or null), dev_vars ({file, uploaded, names} or
-      null; never the values), messages, notices, timings_ms.
+      null; never the values), messages, notices, timings_ms. A deploy to a
+      quarantined Worker fails with code 10060 and the error has
+      quarantine ({script, version_id, kind, reason, until, seconds_left}).
     """
     env = client_env()
     out = Output(as_json, env.now)
@@ -124,15 +132,21 @@ def deploy(
         started = time.perf_counter()
         with env.client(api_url) as client:
             deployer = Deployer(client, TemporaryAccountCache(env.config_dir()), out, env.now)
-            deployment = deployer.deploy(
-                project.name,
-                upload,
-                resolution,
-                temporary=temporary,
-                account_id=project.account_id,
-                kv=[KVBinding(k.binding, k.id) for k in project.kv_namespaces],
-                assets=asset_upload(manifest) if manifest is not None else None,
-            )
+            try:
+                deployment = deployer.deploy(
+                    project.name,
+                    upload,
+                    resolution,
+                    temporary=temporary,
+                    account_id=project.account_id,
+                    kv=[KVBinding(k.binding, k.id) for k in project.kv_namespaces],
+                    assets=asset_upload(manifest) if manifest is not None else None,
+                )
+            except MayflyAPIError as exc:
+                if exc.code != SUSPENDED or credentials is None:
+                    raise
+                found = quarantine_of(client, credentials, project, out)
+                raise CommandFailed(exc.code, exc.message, details=found) from exc
         elapsed = time.perf_counter() - started
         for line in deployment.messages:
             out.warn(line)
@@ -276,3 +290,22 @@ def deployment_lines(deployment: Deployment, out: Output, elapsed: float) -> lis
         if deployment.created_account:
             rows.append(("API token", f"{temporary.api_token} (shown once; cached for reuse)"))
     return lines + table(rows)
+
+
+def quarantine_of(
+    client: MayflyClient, credentials: Credentials, project: Project, out: Output
+) -> dict[str, Any]:
+    """`{"quarantine": …}` for the JSON error of a deploy refused because the Worker is
+    quarantined (which version, until when, why); empty if the account does not say."""
+    try:
+        account = Deployer.account_for(
+            client.with_token(credentials.token), credentials, project.account_id
+        )
+        if credentials.temporary is not None:
+            account = client.with_token(credentials.token).get_account(account.id)
+    except SDKError:
+        return {}
+    for q in account.quarantined:
+        if q.script == project.name:
+            return {"quarantine": quarantine_json(q, out)}
+    return {}

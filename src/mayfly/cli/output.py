@@ -29,11 +29,18 @@ USAGE_CODES = frozenset({"temporary_conflict", "usage"})
 class CommandFailed(Exception):
     """A failure a command reports itself: a stable code, an actionable message."""
 
-    def __init__(self, code: int | str, message: str, exit_code: int = EXIT_FAILURE) -> None:
+    def __init__(
+        self,
+        code: int | str,
+        message: str,
+        exit_code: int = EXIT_FAILURE,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.exit_code = exit_code
+        self.details = details or {}
 
 
 class Output:
@@ -57,10 +64,17 @@ class Output:
             for line in lines:
                 click.echo(line)
 
-    def fail(self, code: int | str, message: str, exit_code: int = EXIT_FAILURE) -> NoReturn:
+    def fail(
+        self,
+        code: int | str,
+        message: str,
+        exit_code: int = EXIT_FAILURE,
+        details: dict[str, Any] | None = None,
+    ) -> NoReturn:
+        """`details` go into the JSON error object next to code and message."""
         self._close_line()
         if self.as_json:
-            click.echo(json.dumps({"error": {"code": code, "message": message}}))
+            click.echo(json.dumps({"error": {"code": code, "message": message, **(details or {})}}))
         else:
             prefix = click.style("Error:", fg="red", bold=True)
             click.echo(f"{prefix} {message}", err=True)
@@ -72,7 +86,7 @@ class Output:
         try:
             yield
         except CommandFailed as exc:
-            self.fail(exc.code, exc.message, exc.exit_code)
+            self.fail(exc.code, exc.message, exc.exit_code, exc.details)
         except ProjectError as exc:
             for diagnostic in exc.diagnostics:
                 if diagnostic.severity == "warning":
