@@ -7,11 +7,13 @@ like that would answer every request with a 500.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
+from mayfly.services.clock import ManualClock
 from mayfly.services.uploads import ALLOWED_FLAGS, FLAG_PAIRS
 from tests.conftest import auth, provision, upload_body
 
@@ -94,3 +96,17 @@ def test_the_oldest_date_workerd_takes_is_accepted(
     )
     assert response.status_code == 200, response.text
     assert response.json()["result"]["compatibility_date"] == "2000-01-01"
+
+
+def test_a_date_after_today_is_clamped_to_today(client: TestClient, clock: ManualClock) -> None:
+    """workerd's loader refuses a date in the future even when its build knows the date."""
+    clock.advance((datetime(2026, 6, 1, 12, tzinfo=UTC) - clock.now()).total_seconds())
+    account = provision(client)["account"]
+    response = client.put(
+        f"accounts/{account['id']}/workers/scripts/hello",
+        headers=auth(account["apiToken"]),
+        **upload_body(compatibility_date="2026-07-01"),
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["result"]["compatibility_date"] == "2026-06-01"
+    assert "newer" in response.json()["messages"][0]["message"]

@@ -9,6 +9,7 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
+from mayfly.api.auth import services
 from mayfly.errors import ValidationError
 from mayfly.model import ModuleUpload
 from mayfly.services.uploads import UploadPlan, parse_metadata, plan_upload
@@ -42,4 +43,5 @@ async def read_upload(request: Request, max_bytes: int) -> UploadPlan:
     finally:
         await form.close()
     metadata = parse_metadata(metadata_raw)
-    return plan_upload(metadata, parts, max_bytes)
+    today = services(request).ctx.clock.now().date().isoformat()
+    return plan_upload(metadata, parts, max_bytes, today)

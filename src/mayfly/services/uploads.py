@@ -180,7 +180,10 @@ def module_kind(module: ModuleUpload, main_module: str) -> str:
     )
 
 
-def check_compatibility_date(value: Any, messages: list[str]) -> str:
+def check_compatibility_date(value: Any, messages: list[str], today: str | None = None) -> str:
+    """The date to run with. workerd refuses one before 2000, one past the newest its build
+    knows and (the Worker Loader validates as `CODE_VERSION`) one after today: newer dates are
+    clamped to the newest it would take, with a message."""
     if value in (None, ""):
         return DEFAULT_COMPATIBILITY_DATE
     if not isinstance(value, str) or not DATE_RE.match(value):
@@ -194,12 +197,12 @@ def check_compatibility_date(value: Any, messages: list[str]) -> str:
             f"compatibility_date {value} is older than the runtime supports; "
             f"use {MIN_COMPATIBILITY_DATE} or later."
         )
-    if value > MAX_COMPATIBILITY_DATE:
+    newest = min(MAX_COMPATIBILITY_DATE, today or MAX_COMPATIBILITY_DATE)
+    if value > newest:
         messages.append(
-            f"compatibility_date {value} is newer than this runtime supports; "
-            f"using {MAX_COMPATIBILITY_DATE}."
+            f"compatibility_date {value} is newer than this runtime supports; using {newest}."
         )
-        return MAX_COMPATIBILITY_DATE
+        return newest
     return value
 
 
@@ -254,8 +257,14 @@ def check_bindings(value: Any) -> list[dict[str, Any]]:
     return out
 
 
-def plan_upload(metadata: dict[str, Any], parts: list[ModuleUpload], max_bytes: int) -> UploadPlan:
-    """Validate everything about an upload that does not need the database."""
+def plan_upload(
+    metadata: dict[str, Any],
+    parts: list[ModuleUpload],
+    max_bytes: int,
+    today: str | None = None,
+) -> UploadPlan:
+    """Validate everything about an upload that does not need the database (`today`: the UTC
+    date, ISO; no compatibility date after it is kept)."""
     messages: list[str] = []
     if "body_part" in metadata and "main_module" not in metadata:
         raise ValidationError(
@@ -305,7 +314,9 @@ def plan_upload(metadata: dict[str, Any], parts: list[ModuleUpload], max_bytes: 
     return UploadPlan(
         main_module=main_module,
         modules=typed,
-        compatibility_date=check_compatibility_date(metadata.get("compatibility_date"), messages),
+        compatibility_date=check_compatibility_date(
+            metadata.get("compatibility_date"), messages, today
+        ),
         compatibility_flags=check_flags(metadata.get("compatibility_flags")),
         bindings=check_bindings(metadata.get("bindings")),
         keep_bindings=[str(k) for k in keep],
