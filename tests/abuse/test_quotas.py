@@ -17,8 +17,10 @@ from starlette.testclient import TestClient
 
 from mayfly.app import Platform
 from mayfly.services import quotas
+from mayfly.services.accounts import get_account
 from mayfly.services.clock import ManualClock
 from mayfly.services.quotas import quota_for, stored_bytes
+from mayfly.services.transfers import plan_transfer
 from mayfly.settings import Settings
 from mayfly.storage import tables
 from tests.conftest import auth, make_settings, provision, upload_body
@@ -460,3 +462,27 @@ def test_temporary_and_permanent_limits_differ(
     assert deploy(api, owned, "two").status_code == 200
     message = refused(deploy(api, owned, "three"), "permanent account", "limit of 2")
     assert "Claiming" not in message
+
+
+@pytest.mark.parametrize(
+    "limits", [{"quota_workers_permanent": 2, "quota_bytes_permanent": 20_000}]
+)
+def test_a_claim_that_would_move_the_target_over_its_quotas_is_a_problem_to_solve_first(
+    api: TestClient, account: dict[str, Any], quota_platform: Platform
+) -> None:
+    target, token = quota_platform.services.accounts.create_permanent("keeper")
+    assert deploy(api, {"id": target.id, "apiToken": token}, "home").status_code == 200
+    assert deploy(api, account, "one").status_code == 200
+    ctx = quota_platform.services.ctx
+    with quota_platform.db.read() as conn:
+        source = get_account(conn, account["id"])
+        assert source is not None
+        plan = plan_transfer(conn, ctx, source, target, {}, {})
+    assert plan.ready, plan.problems
+    response = deploy(api, account, "two", size=25_000)
+    assert response.status_code == 200, response.text
+    with quota_platform.db.read() as conn:
+        plan = plan_transfer(conn, ctx, source, target, {}, {})
+    assert not plan.ready
+    assert any("3 Workers, over its limit of 2" in p for p in plan.problems), plan.problems
+    assert any("stored bytes, over its limit of 20000" in p for p in plan.problems), plan.problems

@@ -16,7 +16,7 @@ from mayfly.model import Account
 from mayfly.services.context import ServiceContext
 from mayfly.services.inventory import namespaces_of, workers_of
 from mayfly.services.quarantine import move_worker_quarantine
-from mayfly.services.quotas import quota_for
+from mayfly.services.quotas import count_kv_keys, count_workers, quota_for, stored_bytes
 from mayfly.services.scripts import check_script_name
 from mayfly.storage.tables import (
     asset_files,
@@ -100,7 +100,39 @@ def plan_transfer(
             f"{target.name} would hold more than {limit} KV namespaces; "
             "delete some there first, or keep this account instead."
         )
+    problems.extend(quota_problems(conn, ctx, source, target, len(workers)))
     return MovePlan(source, target, workers, namespaces, problems)
+
+
+def quota_problems(
+    conn: Connection, ctx: ServiceContext, source: Account, target: Account, workers: int
+) -> list[str]:
+    """What the target's other quotas say about taking in everything the source holds (counted
+    as if nothing were shared: asset files the target already has move as nothing)."""
+    limits = quota_for(ctx.settings, target.kind)
+    now = int(ctx.clock.now().timestamp())
+    problems = []
+    counts = (
+        ("Workers", count_workers(conn, target.id) + workers, limits.workers),
+        (
+            "KV keys",
+            count_kv_keys(conn, target.id, now) + count_kv_keys(conn, source.id, now),
+            limits.kv_keys,
+        ),
+        (
+            "stored bytes",
+            sum(stored_bytes(conn, target.id, now).values())
+            + sum(stored_bytes(conn, source.id, now).values()),
+            limits.bytes,
+        ),
+    )
+    for what, total, limit in counts:
+        if total > limit:
+            problems.append(
+                f"{target.name} would hold {total} {what}, over its limit of {limit}; "
+                "free space there first, or keep this account instead."
+            )
+    return problems
 
 
 def _plan_workers(
