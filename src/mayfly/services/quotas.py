@@ -1,8 +1,9 @@
 """Per-account quotas: what an account may store, and what it stores now.
 
-Limits come from settings, lower for temporary accounts than for permanent ones. Usage is counted
-by SQL aggregates over rows found by indexed account columns (never by reading blobs). Stored bytes
-are summed by kind in one place, `BYTE_COUNTERS`: a new kind of storage adds one counter there.
+Limits come from settings, lower for temporary accounts than for permanent ones. Usage is never
+counted by reading blobs: KV from the kv_usage row that triggers on kv_entries keep (migration
+0007), the rest by SQL aggregates over rows found by indexed account columns. Stored bytes are
+summed by kind in one place, `BYTE_COUNTERS`: a new kind of storage adds one counter there.
 Every write path asks before it writes; at the limit it answers 10440 (HTTP 413) saying which quota,
 the usage, the limit and how to free space.
 """
