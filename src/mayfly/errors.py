@@ -66,6 +66,14 @@ class Suspended(MayflyError):
     code, status = 10060, 503
 
 
+class Quarantined(Suspended):
+    """A Worker quarantined for taking a data-plane shard down; `retry_after`: seconds left."""
+
+    def __init__(self, message: str, *, retry_after: int):
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
+
+
 class Conflict(MayflyError):
     code, status = 10409, 409
 

@@ -7,8 +7,8 @@ new deploy does not lift a quarantine by itself, nor does deleting and re-creati
 * A certain incident (one version was all that ran) quarantines that version's Worker at once.
 * An uncertain incident quarantines nobody by itself. Every suspect is recorded; a Worker is
   quarantined when it is a suspect of a second uncertain incident within `quarantine_window` and
-  was the prime suspect (the request that started last: a frozen shard starts nothing new) of at
-  least one of them. A neighbour that merely had requests in flight next to the offender is never
+  was the prime suspect (the data plane's first suspect: runtime/incidents.py) of at least one of
+  them. A neighbour that merely had requests in flight next to the offender is never
   the prime suspect, so it is never quarantined, however often the offender strikes.
 * An incident naming a Worker already in quarantine adds no strike: several shards can fall to
   one offender at the same moment, before the quarantine reaches them.
@@ -33,7 +33,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from mayfly.errors import NotFound, Suspended
+from mayfly.errors import NotFound, Quarantined
 from mayfly.model import Account, as_utc, iso_seconds
 from mayfly.services import audit
 from mayfly.services.context import ServiceContext
@@ -117,14 +117,6 @@ def active_quarantine(
         )
     ).first()
     return _from_row(row) if row is not None else None
-
-
-class Quarantined(Suspended):
-    """10060 for a quarantined Worker; `retry_after` is the seconds left (a Retry-After header)."""
-
-    def __init__(self, message: str, *, retry_after: int):
-        super().__init__(message)
-        self.retry_after = max(1, retry_after)
 
 
 def suspended_error(quarantine: Quarantine, now: datetime) -> Quarantined:
