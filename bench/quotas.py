@@ -23,13 +23,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from sqlalchemy import insert  # noqa: E402
+from sqlalchemy import insert
 
-from mayfly.app import Platform  # noqa: E402
-from mayfly.services import quotas  # noqa: E402
-from mayfly.services.clock import ManualClock  # noqa: E402
-from mayfly.settings import Settings  # noqa: E402
-from mayfly.storage.tables import kv_entries  # noqa: E402
+from mayfly.app import Platform
+from mayfly.services import quotas
+from mayfly.services.clock import ManualClock
+from mayfly.settings import Settings
+from mayfly.storage.tables import kv_entries
 
 
 def fill(platform: Platform, account_id: str, namespace_id: str, start: int, stop: int) -> None:
