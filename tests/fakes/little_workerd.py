@@ -2,7 +2,8 @@
 
     little_workerd.py [--crash-after S] [--wedge-after S] [--stall-after S] [--ignore-sigterm]
                       [--drain S]
-                      [--grow-mb N] [--no-ack] [--record FILE] serve CONFIG --experimental
+                      [--grow-mb N] [--no-ack] [--record FILE] [--running VERSION] [--fatal]
+                      serve CONFIG --experimental
                       --socket-fd http=FD --socket-fd admin=FD --control-fd FD
 
 It reports `listen` on the control fd, answers every request on the http socket with
@@ -26,6 +27,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--crash-after", type=float)
     parser.add_argument("--wedge-after", type=float)
     parser.add_argument("--stall-after", type=float)
+    # Marks a request of VERSION as running (as the dispatcher does), and, with --fatal, says what
+    # workerd says when V8 aborts, before --crash-after.
+    parser.add_argument("--running")
+    parser.add_argument("--fatal", action="store_true")
     parser.add_argument("--ignore-sigterm", action="store_true")
     parser.add_argument("--drain", type=float, default=0.0)
     parser.add_argument("--grow-mb", type=int, default=0)
@@ -108,6 +113,11 @@ def main() -> None:
             os.write(args.control_fd, (json.dumps(event) + "\n").encode())
         if args.grow_mb:
             ballast.append(bytearray(os.urandom(1024)) * (args.grow_mb * 1024))
+        mark = os.environ.get("MAYFLY_SHARD_MARK")
+        if args.running and mark:
+            print(f"{mark} + 1 {args.running}", flush=True)
+        if args.fatal:
+            print("fatal: V8 fatal error; message = Reached heap limit", flush=True)
         if args.crash_after is not None:
             loop.call_later(args.crash_after, os._exit, 3)
         if args.wedge_after is not None:

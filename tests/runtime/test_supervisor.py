@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from mayfly.runtime.incidents import Incident
 from mayfly.runtime.sandbox import Sandbox
 from mayfly.runtime.shard import ShardLauncher, ShardStartError
 from mayfly.runtime.supervisor import Limits, Supervisor
@@ -176,6 +177,24 @@ def test_a_shard_that_crashes_later_is_restarted(launch: Callable[..., ShardLaun
         assert all(gone(e.pid) for e in supervisor.events)
 
     run(scenario())
+
+
+def test_a_crash_names_the_version_that_was_running(
+    launch: Callable[..., ShardLauncher],
+) -> None:
+    async def scenario(*options: str) -> list[Incident]:
+        command = fake("little_workerd.py", "--crash-after", "0.5", "--running", "v1", *options)
+        supervisor = Supervisor(launch(command), 1, limits())
+        await supervisor.start()
+        await eventually(lambda: bool(supervisor.incidents))
+        await supervisor.stop()
+        return supervisor.incidents
+
+    fatal = asyncio.run(scenario("--fatal"))[0]
+    assert (fatal.kind, fatal.suspects, fatal.certain) == ("crashed", ("v1",), True)
+    # Without workerd saying it aborted, the crash may not be the tenant's doing.
+    silent = asyncio.run(scenario())[0]
+    assert (silent.kind, silent.suspects, silent.certain) == ("crashed", ("v1",), False)
 
 
 def test_a_crash_looping_shard_is_restarted_with_backoff(
