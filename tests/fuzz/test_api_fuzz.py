@@ -114,8 +114,22 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     platform.db.dispose()
 
 
+def _mark_properties(schema: Any) -> None:
+    """Body fields named like a marked path parameter (a deployment's `version_id`) too."""
+    if isinstance(schema, dict):
+        for name, value in schema.get("properties", {}).items():
+            if name in MARKERS and value.get("type") == "string":
+                schema["properties"][name] = {"type": "string", "enum": [MARKERS[name]]}
+        for value in schema.values():
+            _mark_properties(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            _mark_properties(value)
+
+
 def _with_markers(document: dict[str, Any]) -> dict[str, Any]:
-    """Path parameters may also be a marker, replaced by the caller's own resource."""
+    """Valid path parameters (and body fields of the same name) are markers, replaced by the
+    caller's own resource when sent."""
     patched = copy.deepcopy(document)
     for item in patched["paths"].values():
         for operation in item.values():
@@ -123,7 +137,18 @@ def _with_markers(document: dict[str, Any]) -> dict[str, Any]:
                 marker = MARKERS.get(parameter["name"])
                 if parameter["in"] == "path" and marker:
                     parameter["schema"] = {"type": "string", "enum": [marker]}
+            _mark_properties(operation.get("requestBody"))
     return patched
+
+
+def _own(value: Any, resources: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        return resources.get(value, value)
+    if isinstance(value, list):
+        return [_own(v, resources) for v in value]
+    if isinstance(value, dict):
+        return {k: _own(v, resources) for k, v in value.items()}
+    return value
 
 
 def _config() -> SchemathesisConfig:
@@ -180,11 +205,11 @@ schema = schemathesis.openapi.from_dict(_with_markers(openapi_document()), confi
 def test_no_request_gets_a_server_error(case: Case, target: Target, session: ASGIClient) -> None:
     generated = dict(case.path_parameters or {})
     headers = dict(case.headers or {})
+    body = case.body
     for caller in target.callers:
-        case.path_parameters = {
-            name: caller.resources.get(value, value) if isinstance(value, str) else value
-            for name, value in generated.items()
-        }
+        case.path_parameters = _own(generated, caller.resources)
+        if isinstance(body, (dict, list)):
+            case.body = _own(body, caller.resources)
         case.headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
         if caller.token is not None:
             case.headers["Authorization"] = f"Bearer {caller.token}"

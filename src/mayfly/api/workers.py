@@ -343,12 +343,14 @@ async def list_deployments(request: Request) -> Response:
                     obj(
                         {
                             "version_id": STRING,
-                            "percentage": {"type": "number", "minimum": 0.01, "maximum": 100},
+                            # one version at 100%: Mayfly has no gradual deployments
+                            "percentage": {"type": "number", "enum": [100]},
                         },
                         "version_id",
                         "percentage",
                     ),
                     minItems=1,
+                    maxItems=1,
                 ),
                 "annotations": obj({"workers/message": {"type": "string", "maxLength": 50}}),
             },
