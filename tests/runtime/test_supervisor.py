@@ -197,6 +197,25 @@ def test_a_crash_names_the_version_that_was_running(
     assert (silent.kind, silent.suspects, silent.certain) == ("crashed", ("v1",), False)
 
 
+def test_a_memory_kill_names_the_request_still_running(
+    launch: Callable[..., ShardLauncher],
+) -> None:
+    async def scenario() -> None:
+        command = fake("little_workerd.py", "--grow-mb", "96", "--running", "v1")
+        supervisor = Supervisor(
+            launch(command),
+            1,
+            limits(memory_bytes=32 * 1024 * 1024, memory_ceiling_bytes=64 * 1024 * 1024),
+        )
+        await supervisor.start()
+        await eventually(lambda: bool(supervisor.incidents))
+        await supervisor.stop()
+        (incident, *_) = supervisor.incidents
+        assert (incident.kind, incident.suspects, incident.certain) == ("memory", ("v1",), True)
+
+    run(scenario())
+
+
 def test_a_crash_looping_shard_is_restarted_with_backoff(
     launch: Callable[..., ShardLauncher],
 ) -> None:
