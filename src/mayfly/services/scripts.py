@@ -357,12 +357,11 @@ class ScriptService:
         if deploy and script_row.current_version_id is not None:
             remaining.append(script_row.current_version_id)
         pruned = count > 0
-        sizes = [len(m.data) for m in plan.modules]
-        adding = quotas.new_code_bytes(
-            conn, account.id, dict(zip(prepared.digests, sizes, strict=True))
-        )
+        sizes = dict(zip(prepared.digests, [len(m.data) for m in plan.modules], strict=True))
         timestamp = int(now.timestamp())
         while True:
+            # Again after each pruning: code the upload shared with a pruned version is new again.
+            adding = quotas.new_code_bytes(conn, account.id, sizes)
             try:
                 quotas.require_bytes(
                     conn, self.ctx.settings, account.id, account.kind, adding, timestamp
