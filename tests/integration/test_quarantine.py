@@ -334,6 +334,9 @@ def test_the_rule_on_sqlite_and_postgresql(
             found = db_platform.services.quarantine.active(account["id"], "loop")
             assert found is not None and found.strikes == 2
             assert db_platform.services.quarantine.active(account["id"], "good") is None
+            routes = db_platform.services.routing
+            assert routes.route(f"loop.{account['name']}.localhost").status == "quarantined"
+            assert routes.route(f"good.{account['name']}.localhost").status == "ok"
             assert [q.script for q, _ in db_platform.services.quarantine.list_all()] == ["loop"]
     finally:
         db_platform.db.dispose()

@@ -10,10 +10,16 @@ from mayfly.errors import NotFound
 from mayfly.model import Route, as_utc
 from mayfly.services.assets import AssetService
 from mayfly.services.context import ServiceContext
-from mayfly.services.quarantine import active_quarantine
 from mayfly.services.tail import TailHub
 from mayfly.services.versions import load_modules, module_payload
-from mayfly.storage.tables import accounts, moved_hosts, scripts, tombstones, versions
+from mayfly.storage.tables import (
+    accounts,
+    moved_hosts,
+    quarantines,
+    scripts,
+    tombstones,
+    versions,
+)
 
 EXPIRED_MESSAGE = "This temporary deployment expired and was deleted."
 MOVED_MESSAGE = "This Worker was claimed and moved; it now lives at"
@@ -63,25 +69,36 @@ class RoutingService:
                 return Route(status="unknown", message=f"No Worker is served at {host}.")
             if account.expires_at is not None and as_utc(account.expires_at) <= now:
                 return Route(status="expired", account_id=account.id, message=EXPIRED_MESSAGE)
+            # The Worker's running quarantine comes with it (one statement on the serving path).
             script = conn.execute(
-                select(scripts.c.current_version_id, scripts.c.subdomain_enabled).where(
-                    scripts.c.account_id == account.id, scripts.c.name == script_name
+                select(
+                    scripts.c.current_version_id,
+                    scripts.c.subdomain_enabled,
+                    quarantines.c.until.label("quarantined_until"),
                 )
+                .select_from(
+                    scripts.outerjoin(
+                        quarantines,
+                        (quarantines.c.account_id == scripts.c.account_id)
+                        & (quarantines.c.script == scripts.c.name)
+                        & (quarantines.c.until > now)
+                        & quarantines.c.lifted_at.is_(None),
+                    )
+                )
+                .where(scripts.c.account_id == account.id, scripts.c.name == script_name)
             ).first()
             if script is None:
                 moved = self._moved(conn, script_name, account_name)
                 if moved is not None:
                     return moved
-            elif script.current_version_id is not None:
-                quarantine = active_quarantine(conn, account.id, script_name, now)
-                if quarantine is not None:
-                    return Route(
-                        status="quarantined",
-                        account_id=account.id,
-                        script=script_name,
-                        message=QUARANTINED_MESSAGE,
-                        quarantined_until=quarantine.until,
-                    )
+            elif script.current_version_id is not None and script.quarantined_until is not None:
+                return Route(
+                    status="quarantined",
+                    account_id=account.id,
+                    script=script_name,
+                    message=QUARANTINED_MESSAGE,
+                    quarantined_until=as_utc(script.quarantined_until),
+                )
         if script is None or script.current_version_id is None:
             return Route(status="unknown", message=f"No Worker is served at {host}.")
         if not script.subdomain_enabled:
