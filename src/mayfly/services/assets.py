@@ -475,9 +475,12 @@ class AssetService:
         assets: Any,
         has_worker: bool,
         messages: list[str] | None = None,
+        config: dict[str, Any] | None = None,
     ) -> dict[str, Any] | None:
         """metadata.assets → what a version stores: {config, manifest {path: hash}}; lines
-        skipped in _redirects/_headers are added to `messages`."""
+        skipped in _redirects/_headers are added to `messages`. `config` is check_config's
+        result when the caller parsed it before its write transaction (a regex scan of up to
+        200 kB)."""
         if assets is None:
             return None
         if not isinstance(assets, dict) or not isinstance(assets.get("jwt"), str):
@@ -499,7 +502,11 @@ class AssetService:
                 "Some assets of this deployment were never uploaded; deploy again."
             )
         return {
-            "config": check_config(assets.get("config"), has_worker, messages),
+            "config": (
+                config
+                if config is not None
+                else check_config(assets.get("config"), has_worker, messages)
+            ),
             "manifest": {path: entry["hash"] for path, entry in session.manifest.items()},
         }
 

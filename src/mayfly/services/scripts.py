@@ -17,7 +17,7 @@ from mayfly.errors import QuotaExceeded, ScriptNotFound, SecretNotFound, Validat
 from mayfly.model import Account, Principal, as_utc, iso
 from mayfly.services import audit, quotas
 from mayfly.services.accounts import get_account
-from mayfly.services.assets import AssetService
+from mayfly.services.assets import AssetService, check_config
 from mayfly.services.cleanup import (
     collect_garbage_blobs,
     delete_script_rows,
@@ -214,6 +214,11 @@ class ScriptService:
         now = self.ctx.clock.now()
         author = self._author(principal, account)
         prepared = prepare_code(self.ctx.blobs, account.id, plan)  # slow: before the transaction
+        assets_config = (  # so is parsing _redirects and _headers
+            check_config(plan.assets.get("config"), plan.has_worker, plan.messages)
+            if isinstance(plan.assets, dict)
+            else None
+        )
         try:
             with self.ctx.db.begin() as conn:
                 row = self._script_row(conn, account.id, name)
@@ -238,7 +243,7 @@ class ScriptService:
                         select(versions.c.bindings).where(versions.c.id == row.current_version_id)
                     ).scalar_one()
                 assets = self.assets.resolve_for_version(
-                    conn, account, name, plan.assets, plan.has_worker, plan.messages
+                    conn, account, name, plan.assets, plan.has_worker, plan.messages, assets_config
                 )
                 bindings = resolve_bindings(
                     conn,
