@@ -18,6 +18,7 @@
 import { WorkerEntrypoint } from "cloudflare:workers";
 
 import { assetsBindingEnv, knownSite, rememberSite, serveSite } from "./assets.js";
+import { withPrelude } from "./tenant.js";
 
 export { KV } from "./kv.js";
 export { TailSink } from "./tail.js";
@@ -376,8 +377,7 @@ function workerCode(env, ctx, version) {
   return {
     compatibilityDate: version.compatibility_date,
     compatibilityFlags: version.compatibility_flags,
-    mainModule: version.main_module,
-    modules,
+    ...withPrelude(version.main_module, modules, mainKind(version)),
     env: tenantEnv(env, ctx, version),
     // Always explicit: an omitted globalOutbound would inherit the dispatcher's.
     globalOutbound: env.PUBLIC_NET,
@@ -394,6 +394,10 @@ function tenantEnv(env, ctx, version) {
   }
   Object.assign(tenant, assetsBindingEnv(ctx, version));
   return tenant;
+}
+
+function mainKind(version) {
+  return version.modules.find((module) => module.name === version.main_module)?.kind;
 }
 
 function moduleSource(module) {
