@@ -46,6 +46,7 @@ class Platform:
     services: Services
     internal_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     _background: set[asyncio.Task[None]] = field(default_factory=set)
+    remote_mcp: Any = None  # mayfly.mcp.http.RemoteMCP, made with the public app
 
     @classmethod
     def create(cls, settings: Settings, clock: Clock | None = None) -> Platform:
@@ -68,9 +69,14 @@ class Platform:
         self.services.ctx.invalidator = invalidator
 
     def public_app(self) -> Any:
+        from starlette.routing import Route
+
+        from mayfly.mcp.http import RemoteMCP
         from mayfly.pages import page_routes
 
-        return build_public_app(self.services, page_routes())
+        # MCP for remote agents: the tools call this server's own API with the caller's token.
+        self.remote_mcp = RemoteMCP(_loopback_api_url(self.settings))
+        return build_public_app(self.services, [*page_routes(), Route("/mcp", self.remote_mcp)])
 
     def internal_app(self) -> Any:
         return build_internal_app(self.services, self.internal_secret)
@@ -101,6 +107,7 @@ class Platform:
             tasks.append(asyncio.create_task(public.serve()))
             tasks.append(asyncio.create_task(self.services.reaper.run_forever()))
             tasks.append(asyncio.create_task(Housekeeper(self.services).run_forever()))
+            tasks.append(asyncio.create_task(self._run_remote_mcp()))
             await _until_started(public, tasks[1])
             log.info("Mayfly API listening on %s (bound %s:%s)", s.public_url, s.host, s.api_port)
             if data_plane is not None:
@@ -123,6 +130,12 @@ class Platform:
             self.services.users.close()
             self.db.dispose()
             log.info("Mayfly stopped")
+
+    async def _run_remote_mcp(self) -> None:
+        """The /mcp sessions live in a task group that lasts as long as the server."""
+        if self.remote_mcp is not None:
+            async with self.remote_mcp.running():
+                await asyncio.Event().wait()
 
     async def _start_data_plane(self, internal_port: int) -> Any:
         from mayfly.runtime.dataplane import DataPlane
@@ -219,6 +232,13 @@ async def _settle(tasks: list[asyncio.Task[Any]], timeout: float = 5.0) -> None:
     """Let servers told to exit close their connections and sockets."""
     if tasks:
         await asyncio.wait(tasks, timeout=timeout)
+
+
+def _loopback_api_url(settings: Settings) -> str:
+    """This server's own API as seen from this machine (public_url may be a proxy's)."""
+    host = settings.host if settings.host not in ("", "0.0.0.0", "::") else "127.0.0.1"  # noqa: S104
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{settings.api_port}"
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -11,6 +11,7 @@ from mayfly.cli.deploy import deploy
 from mayfly.cli.deployments import deployments, rollback
 from mayfly.cli.kv import kv
 from mayfly.cli.login import login, logout
+from mayfly.cli.mcp import mcp
 from mayfly.cli.secret import secret
 from mayfly.cli.serve import serve
 from mayfly.cli.tail import tail
@@ -37,6 +38,7 @@ for command in (
     deployments,
     rollback,
     delete,
+    mcp,
     admin,
 ):
     cli.add_command(command)

@@ -1,0 +1,113 @@
+"""The same MCP tools over streamable HTTP (mounted at /mcp by `mayfly serve`), for remote agents.
+
+Every request carries an API token (`Authorization: Bearer mft_…` or `mfp_…`); it is checked
+against the API before the MCP transport sees the request, and each tool call runs with it
+through `mayfly.sdk` against `api_url` (the server's own API). Nothing is ever provisioned here
+and `path` is refused: a remote agent deploys inline `files`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+
+import anyio.to_thread
+from mcp.server.mcpserver import Context
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.types import Receive, Scope, Send
+
+from mayfly.mcp.backend import Backend
+from mayfly.mcp.server import build_server
+from mayfly.sdk import MayflyClient, SDKError
+
+INVALID_TOKEN = 10000
+MAX_AGENTS = 1000  # tokens whose last deployed Worker is remembered
+
+
+def bearer(headers: Mapping[str, str] | None) -> str | None:
+    value = (headers or {}).get("authorization", "")
+    scheme, _, token = value.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+class RemoteMCP:
+    """The ASGI app for /mcp, and the session manager's lifetime (`async with running()`)."""
+
+    def __init__(self, api_url: str) -> None:
+        self.api_url = api_url
+        self._agents: OrderedDict[str, Backend] = OrderedDict()
+        self.server = build_server(self._backend_for)
+        # Authentication is the bearer token, checked on every request, so the SDK's DNS
+        # rebinding guard (Host/Origin allow-lists) is not needed and would refuse public names.
+        self.server.streamable_http_app(
+            transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False)
+        )
+        self.manager = self.server.session_manager
+
+    def _backend_for(self, ctx: Context) -> Backend:
+        token = bearer(ctx.headers)
+        if token is None:  # the middleware let nothing through without one
+            raise SDKError("No API token.", code=INVALID_TOKEN)
+        backend = self._agents.get(token)
+        if backend is None:
+            backend = Backend(
+                self.api_url, token=token, directory=Path("/nonexistent"), remote=True
+            )
+            self._agents[token] = backend
+            while len(self._agents) > MAX_AGENTS:
+                self._agents.popitem(last=False)
+        self._agents.move_to_end(token)
+        return backend
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        async with self.manager.run():
+            yield
+
+    def _token_works(self, token: str) -> bool:
+        with MayflyClient(self.api_url) as client:
+            try:
+                client.with_token(token).list_accounts()
+            except SDKError:
+                return False
+        return True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        token = bearer(headers)
+        if token is None or not await anyio.to_thread.run_sync(self._token_works, token):
+            await _unauthorized(send, "missing" if token is None else "invalid")
+            return
+        await self.manager.asgi_app(scope, receive, send)
+
+
+async def _unauthorized(send: Send, why: str) -> None:
+    message = (
+        "Authentication error: send `Authorization: Bearer <API token>` (a temporary account's "
+        f"mft_ token or a user's mfp_ token); the token is {why}."
+    )
+    body = json.dumps(
+        {
+            "success": False,
+            "errors": [{"code": INVALID_TOKEN, "message": message}],
+            "messages": [],
+            "result": None,
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"www-authenticate", b'Bearer realm="mayfly"'),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
