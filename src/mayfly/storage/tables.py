@@ -41,6 +41,8 @@ accounts = Table(
     Column("claimed_at", Timestamp, nullable=True),
     Column("owner_user_id", String(32), nullable=True),
     Column("created_by_ip", String(64), nullable=True),
+    # Set by `mayfly admin account suspend`: its Workers answer 503, its tokens cannot write.
+    Column("suspended_at", Timestamp, nullable=True),
     Index("ix_accounts_kind_expires_at", "kind", "expires_at"),
 )
 
@@ -320,4 +322,14 @@ quarantines = Table(
     Column("strikes", Integer, nullable=False),
     Column("lifted_at", Timestamp, nullable=True),
     Column("lifted_by", String(320), nullable=True),
+)
+
+# -- operating (issue 13) -------------------------------------------------------------------------
+
+platform_meta = Table(
+    "platform_meta",
+    metadata,
+    # Facts about the installation every replica checks, e.g. `key_fingerprint` (services/crypto).
+    Column("name", String(64), primary_key=True),
+    Column("value", String(256), nullable=False),
 )
