@@ -107,6 +107,71 @@ async def check_inline_deploy(session: ClientSession, server: Server, name: str)
     return str(deployed["url"])
 
 
+def kv_project(body: str) -> dict[str, str]:
+    return {
+        "wrangler.toml": 'name = "remote-kv"\nmain = "src/worker.js"\n'
+        'compatibility_date = "2025-01-01"\n\n[[kv_namespaces]]\nbinding = "STORE"\n',
+        "src/worker.js": "export default { async fetch(request, env) { " + body + " } };\n",
+    }
+
+
+def eventually_text(server: Server, url: str, expected: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        response = server.get_worker(url)
+        if response.text == expected or time.monotonic() > deadline:
+            assert response.text == expected, (response.status_code, response.text)
+            return
+        time.sleep(0.1)
+
+
+async def check_kv_rollback_delete(session: ClientSession, server: Server) -> None:
+    """A wrangler.toml among `files` (a KV binding provisioned on deploy), the KV tools through
+    that binding, a rollback to the first version and the Worker's deletion."""
+    reads_kv = 'return new Response((await env.STORE.get("greeting")) ?? "none");'
+    first = structured(await session.call_tool("deploy", {"files": kv_project(reads_kv)}))
+    assert first["script"] == "remote-kv"
+    eventually_text(server, first["url"], "none")
+
+    missing = structured(await session.call_tool("kv_get", {"key": "greeting"}))
+    assert missing["found"] is False
+    written = structured(
+        await session.call_tool("kv_put", {"key": "greeting", "value": "hi from kv"})
+    )
+    namespace = written["namespace_id"]
+    read = structured(await session.call_tool("kv_get", {"key": "greeting", "binding": "STORE"}))
+    assert read == {
+        "namespace_id": namespace,
+        "key": "greeting",
+        "found": True,
+        "value": "hi from kv",
+    }
+    listed = structured(await session.call_tool("kv_list", {"namespace_id": namespace}))
+    assert [k["name"] for k in listed["keys"]] == ["greeting"]
+    assert listed["complete"] is True
+    eventually_text(server, first["url"], "hi from kv")
+    wrong = await session.call_tool("kv_get", {"key": "greeting", "binding": "NOPE"})
+    assert error_of(wrong)["code"] == "namespace_required"
+
+    second = structured(
+        await session.call_tool("deploy", {"files": kv_project('return new Response("v2");')})
+    )
+    eventually_text(server, first["url"], "v2")
+    rolled = structured(await session.call_tool("rollback", {}))
+    assert rolled["version_id"] == first["version_id"]
+    assert rolled["previous_version_id"] == second["version_id"]
+    eventually_text(server, first["url"], "hi from kv")
+
+    deleted = structured(await session.call_tool("delete", {"name": "remote-kv"}))
+    assert deleted == {"script": "remote-kv", "deleted": True}
+    deadline = time.monotonic() + 20
+    while server.get_worker(first["url"]).status_code != 404:
+        assert time.monotonic() < deadline, "the deleted Worker still answers"
+        await anyio.sleep(0.1)
+    gone = await session.call_tool("versions", {"name": "remote-kv"})
+    assert error_of(gone)["code"] == 10007
+
+
 def run(scenario: Callable[[], Awaitable[None]]) -> None:
     anyio.run(scenario)
 
@@ -229,5 +294,7 @@ def test_streamable_http_with_token(agent: Agent, server: Server, tmp_path: Path
                 await session.call_tool("secret_put", {"secret": "API_KEY", "value": "s3cret"})
             )
             assert written == {"script": "remote-inline", "secret": "API_KEY", "written": True}
+
+            await check_kv_rollback_delete(session, server)
 
     run(scenario)
