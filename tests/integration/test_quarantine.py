@@ -91,6 +91,21 @@ def test_a_prime_suspect_of_two_ambiguous_incidents_is_quarantined_its_neighbour
     assert platform.services.quarantine.active(account["id"], "good") is None
 
 
+def test_a_neighbour_prime_suspect_once_by_a_race_is_not_quarantined(
+    client: TestClient, platform: Platform, clock: ManualClock
+) -> None:
+    account = provision(client)["account"]
+    offender, neighbour = deploy(client, account, "loop"), deploy(client, account, "good")
+    # Its request started just after the offender's, before the loop began: prime suspect once.
+    assert incident(platform, [neighbour, offender], certain=False) == []
+    clock.advance(30)
+    assert incident(platform, [offender, neighbour], certain=False) == []
+    assert platform.services.quarantine.active(account["id"], "good") is None
+    clock.advance(30)
+    assert incident(platform, [offender, neighbour], certain=False) == ["loop"]
+    assert platform.services.quarantine.active(account["id"], "good") is None
+
+
 def test_ambiguous_incidents_further_apart_than_the_window_do_not_add_up(
     client: TestClient, platform: Platform, clock: ManualClock
 ) -> None:

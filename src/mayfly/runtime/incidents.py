@@ -13,9 +13,8 @@ versions were in flight, or the in-flight set is not known exactly, `certain` is
 
 The rule the control plane applies (services/quarantine.py):
   * certain   -> quarantine the (single) suspect at once;
-  * uncertain -> a version is quarantined once it is a suspect of a second uncertain incident
-                 within a window and was the prime suspect of at least one of them; one ambiguous
-                 incident alone never punishes anyone.
+  * uncertain -> a version is quarantined once it was the prime suspect of two uncertain
+                 incidents within a window; one ambiguous incident alone never punishes anyone.
 """
 
 from __future__ import annotations

@@ -6,10 +6,12 @@ new deploy does not lift a quarantine by itself, nor does deleting and re-creati
 
 * A certain incident (one version was all that ran) quarantines that version's Worker at once.
 * An uncertain incident quarantines nobody by itself. Every suspect is recorded; a Worker is
-  quarantined when it is a suspect of a second uncertain incident within `quarantine_window` and
-  was the prime suspect (the data plane's first suspect: runtime/incidents.py) of at least one of
-  them. A neighbour that merely had requests in flight next to the offender is never
-  the prime suspect, so it is never quarantined, however often the offender strikes.
+  quarantined when it was the prime suspect (the data plane's first suspect:
+  runtime/incidents.py) of two uncertain incidents within `quarantine_window`. A neighbour that
+  merely had requests in flight next to the offender is never the prime suspect, so it is never
+  quarantined, however often the offender strikes; one that became the prime suspect once by a
+  race (its request started just after the offender's, before the offender began to spin) is
+  not quarantined either.
 * An incident naming a Worker already in quarantine adds no strike: several shards can fall to
   one offender at the same moment, before the quarantine reaches them.
 * Cooldown: `quarantine_cooldown` × 2^(strikes − 1), at most `quarantine_max`. Strikes decay: each
@@ -264,7 +266,7 @@ class QuarantineService:
                     incidents.c.created_at >= since,
                 )
             ).all()
-            if len({r.incident_id for r in rows}) >= 2 and any(r.prime for r in rows):
+            if len({r.incident_id for r in rows if r.prime}) >= 2:
                 guilty.append(suspect)
         return guilty
 
