@@ -51,7 +51,7 @@ def test_a_pass_reaps_several_batches_and_cleans_every_table(
         survivor = with_content(client)
     clock.advance(3)  # the first five expired, the survivor has 2 s left
     reaper = db_platform.services.reaper
-    reaper.batch_size = 2
+    reaper.batch_size, reaper.adaptive = 2, False
     invalidated: list[list[str]] = []
 
     class Recorder:
@@ -105,3 +105,37 @@ def test_old_records_are_purged_in_batches(
     with db_platform.db.read() as conn:
         left = conn.execute(select(tables.used_challenges.c.id)).scalars().all()
     assert sorted(left) == ["new0", "new1", "new2"]
+
+
+@pytest.mark.parametrize(
+    ("target", "sizes", "final"),
+    [
+        (3600.0, [2, 4, 1], 8),  # quick transactions: the batch doubles while batches are full
+        (0.0, [8, 4, 2, 1], 1),  # slow ones: it halves, down to the minimum
+    ],
+)
+def test_the_batch_adapts_to_how_long_its_transaction_takes(
+    db_platform: Platform,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+    target: float,
+    sizes: list[int],
+    final: int,
+) -> None:
+    monkeypatch.setattr(lifecycle, "REAP_TARGET_SECONDS", target)
+    monkeypatch.setattr(lifecycle, "REAP_BATCH_MIN", 1)
+    with TestClient(db_platform.public_app(), base_url="http://t/client/v4/") as client:
+        for _ in range(sum(sizes)):
+            deploy(client, provision(client)["account"])
+    clock.advance(6)
+    reaper = db_platform.services.reaper
+    reaper.batch_size = sizes[0] if target else 8
+    done = []
+    while True:
+        hosts, count = reaper.reap_batch()
+        if not count:
+            break
+        done.append(count)
+        assert len(hosts) == count
+    assert done == sizes
+    assert reaper.batch_size == final

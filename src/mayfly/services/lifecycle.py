@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -42,14 +43,19 @@ from mayfly.storage.tables import (
 
 log = logging.getLogger("mayfly.reaper")
 
-REAP_BATCH = 100  # accounts per write transaction: short enough for other writers to interleave
+REAP_BATCH = 100  # accounts in the first write transaction of a pass
+# Then the batch doubles or halves (within these bounds) to keep each transaction near the target:
+# long enough to amortise its fixed costs, short enough that other writers barely wait for it.
+REAP_BATCH_MIN, REAP_BATCH_MAX = 10, 1000
+REAP_TARGET_SECONDS = 0.2
 PURGE_BATCH = 1000  # rows per write transaction when purging old records
 
 
 class Reaper:
-    def __init__(self, ctx: ServiceContext, batch_size: int = REAP_BATCH):
+    def __init__(self, ctx: ServiceContext, batch_size: int = REAP_BATCH, adaptive: bool = True):
         self.ctx = ctx
         self.batch_size = batch_size
+        self.adaptive = adaptive
         # Removing a directory tree costs milliseconds per directory (file-system latency, not
         # CPU): a few threads do it while the next batches are deleted from the database.
         self._file_deleter = ThreadPoolExecutor(max_workers=4, thread_name_prefix="reaper-files")
@@ -68,17 +74,26 @@ class Reaper:
 
     def reap_account(self, account_id: str) -> list[str] | None:
         """Delete one expired account; returns the hosts whose routes changed (None if not reaped)."""
-        hosts, count = self._reap([account_id], 1)
+        hosts, count, _ = self._reap([account_id], 1)
         self.delete_files()
         return hosts if count else None
 
     def reap_batch(self) -> tuple[list[str], int]:
         """Delete up to `batch_size` expired accounts; returns (hosts whose routes changed, count)."""
-        return self._reap(None, self.batch_size)
+        size = self.batch_size
+        hosts, count, seconds = self._reap(None, size)
+        if self.adaptive and count == size:
+            if seconds < REAP_TARGET_SECONDS / 2:
+                self.batch_size = min(REAP_BATCH_MAX, size * 2)
+            elif seconds > REAP_TARGET_SECONDS * 2:
+                self.batch_size = max(REAP_BATCH_MIN, size // 2)
+        return hosts, count
 
-    def _reap(self, only: list[str] | None, limit: int) -> tuple[list[str], int]:
+    def _reap(self, only: list[str] | None, limit: int) -> tuple[list[str], int, float]:
+        """(hosts whose routes changed, accounts deleted, seconds the write transaction took)."""
         now = self.ctx.clock.now()
         with self.ctx.db.begin() as conn:
+            started = time.monotonic()
             query = select(accounts).where(
                 accounts.c.kind == "temporary", accounts.c.expires_at <= now
             )
@@ -89,7 +104,7 @@ class Reaper:
                 query = query.with_for_update(skip_locked=True)
             taken = conn.execute(query).all()
             if not taken:
-                return [], 0  # claimed meanwhile, or another replica took them
+                return [], 0, 0.0  # claimed meanwhile, or another replica took them
             ids = [a.id for a in taken]
             names = {a.id: a.name for a in taken}
             script_rows = conn.execute(
@@ -116,6 +131,7 @@ class Reaper:
                 ],
             )
             conn.execute(insert(audit_events), _deletion_audit(taken, script_rows, now))
+        seconds = time.monotonic() - started
         # After the commit, at the end of the pass: files of rows that are gone (a crash before
         # leaves files of no account, which the blob sweep collects; never rows without files).
         self._pending_files += [
@@ -124,7 +140,7 @@ class Reaper:
         for account in taken:
             log.info("reaped expired temporary account %s (%s)", account.name, account.id)
         hosts = [self.ctx.worker_host(s.name, names[s.account_id]) for s in script_rows]
-        return hosts, len(taken)
+        return hosts, len(taken), seconds
 
     def delete_files(self) -> None:
         """Wait until the blob files of the accounts reaped so far are gone."""
