@@ -79,6 +79,10 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "api_port": 8787,
     }
     values.update(overrides)
+    if str(values.get("database_url", "")).startswith("postgresql") and not values.get(
+        "secret_key"
+    ):
+        values["secret_key"] = "test-platform-key"  # a shared database requires one
     return Settings(**values)
 
 

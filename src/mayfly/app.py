@@ -24,6 +24,7 @@ from mayfly.services.container import Services
 from mayfly.services.context import Invalidator, ServiceContext
 from mayfly.services.crypto import Crypto, load_or_create_key
 from mayfly.services.housekeeping import Housekeeper
+from mayfly.services.platform_key import check_fingerprint, require_shared_key
 from mayfly.settings import Settings
 from mayfly.storage.blobs import BlobStore
 from mayfly.storage.database import Database
@@ -53,14 +54,21 @@ class Platform:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         settings.data_dir.chmod(0o700)
         db = Database(settings.database_url)
-        db.migrate()
+        try:
+            require_shared_key(db, settings.secret_key)
+            db.migrate()
+            key = load_or_create_key(settings.secret_key, settings.data_dir)
+            check_fingerprint(db, key)
+        except BaseException:
+            db.dispose()
+            raise
         # With PostgreSQL, blobs live in the database so that several control planes share them.
         blob_root = settings.data_dir / "blobs" if db.is_sqlite else None
         ctx = ServiceContext(
             settings=settings,
             db=db,
             blobs=BlobStore(blob_root),
-            crypto=Crypto(load_or_create_key(settings.secret_key, settings.data_dir)),
+            crypto=Crypto(key),
             clock=clock or SystemClock(),
         )
         return cls(settings=settings, db=db, services=Services.build(ctx))

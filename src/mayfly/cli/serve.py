@@ -50,8 +50,13 @@ def serve(**flags: Any) -> None:
     # Migrations log every plugin at INFO; only their warnings matter to an operator.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.root.level))
     from mayfly.app import Platform  # the composition root, imported only here
+    from mayfly.services.platform_key import PlatformKeyError
 
-    platform = Platform.create(settings)
+    try:
+        platform = Platform.create(settings)
+    except PlatformKeyError as exc:
+        click.echo(f"Error: Mayfly cannot start: {exc}", err=True)
+        raise SystemExit(2) from exc
     click.echo(f"Mayfly API      {settings.public_url}  (data in {settings.data_dir.absolute()})")
     if settings.runtime:
         click.echo(f"Workers         http://<script>.<account>.{settings.workers_url_suffix}")
