@@ -14,7 +14,18 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mayfly import __version__
-from mayfly.api import assets, claims, identity, kv, oauth, provisioning, tail, user_tokens, workers
+from mayfly.api import (
+    assets,
+    claims,
+    identity,
+    kv,
+    oauth,
+    provisioning,
+    tail,
+    unsupported,
+    user_tokens,
+    workers,
+)
 from mayfly.api.envelope import failure, mayfly_error_handler, unexpected_error_handler
 from mayfly.api.limits import BodyLimits
 from mayfly.api.openapi import build_document, operation
@@ -92,6 +103,7 @@ def api_routes() -> list[BaseRoute]:
         *assets.routes,
         *claims.routes,
         *user_tokens.routes,
+        *unsupported.routes,
     ]
 
 

@@ -20,6 +20,7 @@ from typing import Any, Literal, Self
 
 import json5
 
+from mayfly import surface
 from mayfly.project.environments import select_environment
 from mayfly.project.resources import (
     BINDING_NAME_RE,
@@ -89,6 +90,13 @@ class ProjectError(Exception):
     @classmethod
     def single(cls, message: str) -> Self:
         return cls([Diagnostic("error", message)])
+
+
+class UnsupportedFeature(ProjectError):
+    """The project uses a feature Mayfly does not serve (mayfly/surface.py): the server would refuse
+    its upload with the same 10021, so it is refused before anything is built or uploaded."""
+
+    code = 10021  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -219,13 +227,18 @@ def load_project(
         checker.error(
             f"the binding name {duplicate!r} is used twice (vars, kv_namespaces, assets)."
         )
+    refused = False
     for key in raw:
-        if key not in USED_KEYS and key not in QUIET_KEYS:
+        refusal = surface.refused_config(key, raw[key])
+        if refusal:
+            refused = True
+            checker.error(refusal)
+        elif key not in USED_KEYS and key not in QUIET_KEYS:
             diagnostics.append(
                 Diagnostic("warning", f"{where}: `{key}` is not supported by Mayfly yet; ignored.")
             )
     if any(d.severity == "error" for d in diagnostics):
-        raise ProjectError(diagnostics)
+        raise (UnsupportedFeature if refused else ProjectError)(diagnostics)
     return dataclasses.replace(project, diagnostics=tuple(diagnostics))
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from mayfly import surface
 from mayfly.errors import ValidationError
 from mayfly.model import ModuleUpload
 from mayfly.services import strict_json
@@ -242,6 +243,9 @@ def check_bindings(value: Any) -> list[dict[str, Any]]:
         if name in seen:
             raise ValidationError(f"Binding {name!r} is declared twice.")
         seen.add(name)
+        refusal = surface.refused_binding(str(kind), name)
+        if refusal:
+            raise ValidationError(refusal)
         if kind not in BINDING_TYPES:
             raise ValidationError(
                 f"Binding {name!r} has type {kind!r}, which this platform does not support "
@@ -266,11 +270,11 @@ def plan_upload(
     """Validate everything about an upload that does not need the database (`today`: the UTC
     date, ISO; no compatibility date after it is kept)."""
     messages: list[str] = []
-    if "body_part" in metadata and "main_module" not in metadata:
-        raise ValidationError(
-            "Service-worker syntax (metadata.body_part) is not supported; upload ES modules "
-            "with metadata.main_module."
-        )
+    # Before anything else: nothing of a Worker Mayfly cannot run is stored or goes live.
+    for key, value in metadata.items():
+        refusal = surface.refused_metadata(key, value)
+        if refusal:
+            raise ValidationError(refusal)
     main_module = metadata.get("main_module")
     assets = metadata.get("assets")
     if main_module is None and assets is not None and not parts:

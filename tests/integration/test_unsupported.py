@@ -1,0 +1,92 @@
+"""Features Mayfly does not serve answer 10021 naming them (mayfly/surface.py), before anything is
+stored: an upload that binds one leaves the deployed version serving, and wrangler's lookups of
+queues, R2 buckets, D1 databases and zones stop on the same 10021 instead of "No route" (7003)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from mayfly import surface
+from mayfly.app import Platform
+from tests.conftest import auth, provision, upload_body
+
+
+@pytest.fixture
+def account(client: TestClient) -> dict[str, Any]:
+    result: dict[str, Any] = provision(client)["account"]
+    return result
+
+
+def refusal(response: Any) -> str:
+    assert response.status_code == 400, response.text
+    error = response.json()["errors"][0]
+    assert error["code"] == 10021
+    message: str = error["message"]
+    return message
+
+
+@pytest.mark.parametrize(
+    ("binding", "feature"),
+    [
+        ({"type": "r2_bucket", "bucket_name": "b"}, "R2 buckets"),
+        ({"type": "queue", "queue_name": "q"}, "Queues"),
+        ({"type": "durable_object_namespace", "class_name": "C"}, "Durable Objects"),
+        ({"type": "d1", "id": "x"}, "D1 databases"),
+        ({"type": "service", "service": "other"}, "Service bindings"),
+    ],
+)
+def test_an_upload_with_a_refused_binding_changes_nothing(
+    client: TestClient,
+    account: dict[str, Any],
+    platform: Platform,
+    binding: dict[str, str],
+    feature: str,
+) -> None:
+    token = auth(account["apiToken"])
+    url = f"accounts/{account['id']}/workers/scripts/hello"
+    first = client.put(url, headers=token, **upload_body())
+    assert first.status_code == 200, first.text
+    host = f"hello.{account['name']}.localhost"
+    before = platform.services.routing.route(host).version_id
+    refused = client.put(url, headers=token, **upload_body(bindings=[{"name": "X", **binding}]))
+    assert feature in refusal(refused)
+    assert platform.services.routing.route(host).version_id == before
+    versions = client.get(url + "/versions", headers=token).json()["result"]
+    assert len(versions["items"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "feature"),
+    [
+        ("queues?name=q", "Queues"),
+        ("queues/abc", "Queues"),
+        ("r2/buckets/b", "R2 buckets"),
+        ("d1/database", "D1 databases"),
+        ("workflows", "Workflows"),
+    ],
+)
+def test_product_lookups_are_refused_by_name(
+    client: TestClient, account: dict[str, Any], path: str, feature: str
+) -> None:
+    response = client.get(f"accounts/{account['id']}/{path}", headers=auth(account["apiToken"]))
+    assert feature in refusal(response)
+
+
+def test_routes_are_refused_and_none_is_fine(client: TestClient, account: dict[str, Any]) -> None:
+    token = auth(account["apiToken"])
+    url = f"accounts/{account['id']}/workers/scripts/hello/routes"
+    listed = client.get(url, headers=token)
+    assert listed.json()["result"] == []
+    assert client.put(url, headers=token, json=[]).json()["result"] == []
+    message = refusal(client.put(url, headers=token, json=[{"pattern": "example.com/*"}]))
+    assert surface.BASE_URL_NOTE in message
+    zones = client.get("zones?name=example.com", headers=token)
+    assert surface.BASE_URL_NOTE in refusal(zones)
+
+
+def test_product_lookups_need_a_token(client: TestClient, account: dict[str, Any]) -> None:
+    response = client.get(f"accounts/{account['id']}/queues")
+    assert response.status_code in (401, 403), response.text
