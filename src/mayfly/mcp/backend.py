@@ -62,6 +62,8 @@ MAX_LOG_EVENTS = 1000
 class ToolFailure(SDKError):
     """A bad tool argument, reported like the API's errors (a code and what to do)."""
 
+    code = "invalid_arguments"
+
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
