@@ -119,7 +119,7 @@ class Platform:
             await _until_started(public, tasks[1])
             log.info("Mayfly API listening on %s (bound %s:%s)", s.public_url, s.host, s.api_port)
             if data_plane is not None:
-                log.info("Workers served at http://<script>.<account>.%s", s.workers_url_suffix)
+                log.info("Workers served at %s", s.worker_url("<script>", "<account>"))
             if ready is not None:
                 ready.set()
             await _until_stopped(stop, tasks)

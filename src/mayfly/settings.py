@@ -45,6 +45,13 @@ SETTINGS: tuple[Setting, ...] = (
         "default http://localhost:<api-port>.",
     ),
     Setting("domain", "localhost", "Workers are served at <script>.<account>.<domain>."),
+    Setting(
+        "workers_url",
+        "",
+        "Public URL of the Workers, printed by the API, the pages and the CLI: a base "
+        "(https://example.com: Workers at https://<script>.<account>.example.com) or a template "
+        "with {script} and {account}; default http://<script>.<account>.<domain>:<workers-port>.",
+    ),
     Setting("data_dir", ".mayfly", "Directory for the database, blobs and keys."),
     Setting(
         "database_url",
@@ -276,6 +283,7 @@ class Settings:
     workers_port: int = 8788
     public_url: str = ""
     domain: str = "localhost"
+    workers_url: str = ""
     data_dir: Path = field(default_factory=lambda: Path(".mayfly"))
     database_url: str = ""
     secret_key: str = ""
@@ -344,6 +352,7 @@ class Settings:
         if not self.database_url:
             db = (self.data_dir / "mayfly.db").absolute()
             object.__setattr__(self, "database_url", f"sqlite:///{db}")
+        _check_workers_url(self.workers_url)
 
     @property
     def workers_url_suffix(self) -> str:
@@ -351,8 +360,26 @@ class Settings:
         port = "" if self.workers_port == 80 else f":{self.workers_port}"
         return f"{self.domain}{port}"
 
+    def worker_url(self, script: str, account: str) -> str:
+        """Where users reach a Worker (a proxy may stand between them and the Workers port)."""
+        if not self.workers_url:
+            return f"http://{script}.{account}.{self.workers_url_suffix}"
+        if "{script}" in self.workers_url:
+            return self.workers_url.replace("{script}", script).replace("{account}", account)
+        scheme, _, rest = self.workers_url.partition("://")
+        return f"{scheme}://{script}.{account}.{rest.split('/', 1)[0]}"
+
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+
+def _check_workers_url(url: str) -> None:
+    if not url:
+        return
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"workers_url {url!r}: must start with http:// or https://")
+    if ("{script}" in url) != ("{account}" in url):
+        raise ValueError(f"workers_url {url!r}: a template names both {{script}} and {{account}}")
 
 
 def load_settings(

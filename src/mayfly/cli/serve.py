@@ -59,7 +59,7 @@ def serve(**flags: Any) -> None:
         raise SystemExit(2) from exc
     click.echo(f"Mayfly API      {settings.public_url}  (data in {settings.data_dir.absolute()})")
     if settings.runtime:
-        click.echo(f"Workers         http://<script>.<account>.{settings.workers_url_suffix}")
+        click.echo(f"Workers         {settings.worker_url('<script>', '<account>')}")
     click.echo(f"Deploy with     mayfly deploy --temporary --api-url {settings.public_url}")
     try:
         asyncio.run(platform.serve())

@@ -36,4 +36,4 @@ class ServiceContext:
         return f"{script}.{account_name}.{self.settings.domain}"
 
     def worker_url(self, script: str, account_name: str) -> str:
-        return f"http://{script}.{account_name}.{self.settings.workers_url_suffix}"
+        return self.settings.worker_url(script, account_name)
