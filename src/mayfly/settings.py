@@ -67,7 +67,44 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("audit_retention", 90 * 24 * 3600, "Seconds audit entries are kept.", int),
     Setting("reaper_interval", 30.0, "Seconds between reaper passes.", float),
     Setting("pow_k", 1000, "Proof of work: number of checkpoints.", int),
-    Setting("pow_g", 2000, "Proof of work: SHA-256 iterations per checkpoint.", int),
+    Setting(
+        "pow_g",
+        2000,
+        "Proof of work: SHA-256 iterations per checkpoint at the most (k × g is the maximum work, "
+        "kept within wrangler's 64 M).",
+        int,
+    ),
+    Setting(
+        "pow_adaptive",
+        True,
+        "Proof of work adapts to provisioning pressure (false: always the maximum).",
+        _bool,
+    ),
+    Setting(
+        "pow_min_work",
+        300_000,
+        "Proof of work: hashes asked when the platform and the address are idle.",
+        int,
+    ),
+    Setting(
+        "pow_pressure_window",
+        600,
+        "Seconds of recent account creations that set the proof of work's difficulty.",
+        int,
+    ),
+    Setting(
+        "pow_busy_platform",
+        100,
+        "Accounts created platform-wide within the window at which the work reaches its maximum.",
+        int,
+    ),
+    Setting(
+        "pow_busy_address",
+        5,
+        "Accounts created from one address within the window at which its work reaches the "
+        "maximum.",
+        int,
+    ),
     Setting("pow_samples", 16, "Proof of work: segments the server verifies.", int),
     Setting("challenge_ttl", 120, "Seconds a proof-of-work challenge stays valid.", int),
     Setting(
@@ -293,6 +330,11 @@ class Settings:
     reaper_interval: float = 30.0
     pow_k: int = 1000
     pow_g: int = 2000
+    pow_adaptive: bool = True
+    pow_min_work: int = 300_000
+    pow_pressure_window: int = 600
+    pow_busy_platform: int = 100
+    pow_busy_address: int = 5
     pow_samples: int = 16
     challenge_ttl: int = 120
     challenges_per_minute: int = 30

@@ -34,12 +34,71 @@ def test_challenge_has_wranglers_fields(client: TestClient) -> None:
     assert result["k"] == 8 and result["g"] == 50
 
 
-def test_default_work_is_k1000_g2000(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, pow_k=1000, pow_g=2000)
-    platform = Platform.create(settings)
-    with TestClient(platform.public_app(), base_url="http://t/client/v4/") as client:
+def test_default_work_is_k1000_g2000_at_most_and_300k_hashes_idle(tmp_path: Path) -> None:
+    fixed = Platform.create(
+        make_settings(tmp_path / "a", pow_k=1000, pow_g=2000, pow_adaptive=False)
+    )
+    with TestClient(fixed.public_app(), base_url="http://t/client/v4/") as client:
         result = client.post("provisioning/previews/challenge").json()["result"]
     assert (result["k"], result["g"]) == (1000, 2000)
+    adaptive = Platform.create(make_settings(tmp_path / "b", pow_k=1000, pow_g=2000))
+    with TestClient(adaptive.public_app(), base_url="http://t/client/v4/") as client:
+        result = client.post("provisioning/previews/challenge").json()["result"]
+    assert (result["k"], result["g"]) == (1000, 300)
+    assert adaptive.services.provisioning.difficulty().work == 300_000
+
+
+def challenge_g(client: TestClient) -> int:
+    result = client.post("provisioning/previews/challenge").json()["result"]
+    assert result["k"] == 8
+    return int(result["g"])
+
+
+def test_difficulty_rises_under_a_provisioning_flood_and_falls_back(tmp_path: Path) -> None:
+    clock = ManualClock()
+    settings = make_settings(
+        tmp_path,
+        pow_k=8,
+        pow_g=500,
+        pow_min_work=800,
+        pow_busy_address=4,
+        pow_busy_platform=6,
+        pow_pressure_window=600,
+        accounts_per_hour=100,
+    )
+    platform = Platform.create(settings, clock=clock)
+    app = platform.public_app()
+    base = "http://t/client/v4/"
+    provisioning = platform.services.provisioning
+    with (
+        TestClient(app, base_url=base, client=("198.51.100.7", 1)) as flooder,
+        TestClient(app, base_url=base, client=("203.0.113.9", 1)) as bystander,
+    ):
+        assert challenge_g(flooder) == challenge_g(bystander) == 100  # idle: the minimum
+        for _ in range(2):
+            provision(flooder)
+        # The flooding address pays more than its neighbour.
+        assert challenge_g(flooder) == 300
+        assert challenge_g(bystander) == 100 + round(400 * 2 / 6)
+        for _ in range(2):
+            provision(flooder)
+        assert challenge_g(flooder) == 500  # the configured maximum, never more
+        for _ in range(2):
+            provision(flooder)
+        assert challenge_g(bystander) == 500  # platform-wide pressure reaches everyone
+        assert provisioning.difficulty().work == 8 * 500
+        assert provisioning.difficulty().pressure == 1.0
+        clock.advance(300)
+        assert challenge_g(bystander) == 500  # still inside the window
+        clock.advance(301)
+        assert challenge_g(flooder) == challenge_g(bystander) == 100
+        assert provisioning.difficulty().pressure == 0.0
+
+
+def test_difficulty_stays_within_wranglers_bound(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, pow_k=1000, pow_g=100_000, pow_min_work=10**9)
+    platform = Platform.create(settings)
+    assert platform.services.provisioning.difficulty().work == 64_000_000
 
 
 def test_provisioning_creates_a_usable_account(client: TestClient, platform: Platform) -> None:

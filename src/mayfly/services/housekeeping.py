@@ -42,6 +42,7 @@ class Housekeeper:
             *svc.device_auth.limiters,
             svc.provisioning.challenge_limiter,
             svc.provisioning.account_limiter,
+            *svc.provisioning.adaptive.limiters,
         ]
 
     async def sweep_tails(self) -> int:

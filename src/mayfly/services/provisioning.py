@@ -16,6 +16,7 @@ from mayfly.services import audit, pow
 from mayfly.services.accounts import get_account, name_taken
 from mayfly.services.context import ServiceContext
 from mayfly.services.crypto import hash_token
+from mayfly.services.difficulty import AdaptiveDifficulty, Difficulty
 from mayfly.services.names import random_name
 from mayfly.services.ratelimit import SlidingWindowLimiter
 from mayfly.services.tokens import create_token
@@ -32,12 +33,18 @@ class ProvisioningService:
         self.account_limiter = SlidingWindowLimiter(
             s.accounts_per_hour, 3600, "temporary accounts from this address"
         )
+        self.adaptive = AdaptiveDifficulty(s)
+
+    def difficulty(self, client: str | None = None) -> Difficulty:
+        """The work a challenge issued now asks (for client, or platform-wide when None)."""
+        return self.adaptive.difficulty(client, now=self.ctx.clock.now().timestamp())
 
     def challenge(self, client: str) -> dict[str, Any]:
         now = self.ctx.clock.now()
         self.challenge_limiter.hit(client, now.timestamp())
         s = self.ctx.settings
-        token, challenge = pow.issue(self.ctx.crypto, s.pow_k, s.pow_g, now, s.challenge_ttl)
+        work = self.adaptive.difficulty(client, now=now.timestamp())
+        token, challenge = pow.issue(self.ctx.crypto, work.k, work.g, now, s.challenge_ttl)
         return {
             "challengeToken": token,
             "seed": pow.b64url(challenge.seed),
@@ -63,7 +70,9 @@ class ProvisioningService:
         challenge = pow.open_token(self.ctx.crypto, token, now)
         await asyncio.to_thread(pow.verify, challenge, checkpoints, self.ctx.settings.pow_samples)
         self.account_limiter.hit(client, now.timestamp())
-        return await asyncio.to_thread(self._create_account, challenge, client)
+        created = await asyncio.to_thread(self._create_account, challenge, client)
+        self.adaptive.record(client, now.timestamp())
+        return created
 
     def _create_account(self, challenge: pow.Challenge, client: str) -> ProvisionedAccount:
         s = self.ctx.settings

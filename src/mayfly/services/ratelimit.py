@@ -63,6 +63,12 @@ class SlidingWindowLimiter:
         with self._lock:
             self._append(key, now)
 
+    def count(self, key: str, now: float) -> int:
+        """Events of key still inside the window (at most `limit`: older ones are not kept)."""
+        with self._lock:
+            hits = self._hits.get(key[:MAX_KEY_LENGTH]) or []
+            return sum(1 for at in hits if at > now - self.window)
+
     def reset(self, key: str) -> None:
         with self._lock:
             self._hits.pop(key[:MAX_KEY_LENGTH], None)
