@@ -63,6 +63,19 @@ SETTINGS: tuple[Setting, ...] = (
         "secret_key", "", "Key for signing and encrypting; default a key file in the data dir."
     ),
     Setting("temporary_ttl", 3600, "Lifetime of a temporary account, in seconds.", int),
+    Setting(
+        "extension_seconds",
+        24 * 3600,
+        "Seconds a logged-in human adds to a temporary account from its claim page.",
+        int,
+    ),
+    Setting("extensions_max", 3, "How many times a temporary account may be extended.", int),
+    Setting(
+        "extension_max_lifetime",
+        7 * 24 * 3600,
+        "Hard maximum lifetime of an extended temporary account, in seconds from its creation.",
+        int,
+    ),
     Setting("tombstone_cooldown", 7 * 24 * 3600, "Seconds a deleted account's name is kept.", int),
     Setting("audit_retention", 90 * 24 * 3600, "Seconds audit entries are kept.", int),
     Setting("reaper_interval", 30.0, "Seconds between reaper passes.", float),
@@ -308,6 +321,18 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("runtime", True, "Start the workerd data plane (disable for API-only nodes).", _bool),
     Setting("log_level", "info", "Log level: debug, info, warning, error."),
+    Setting(
+        "log_format",
+        "text",
+        "Log format: text (one readable line per entry) or json (one JSON object per line: "
+        "time, level, logger, message and the entry's extra fields).",
+    ),
+    Setting(
+        "metrics_port",
+        0,
+        "Port of the Prometheus metrics (/metrics), on its own listener at --host; 0: off.",
+        int,
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -325,6 +350,9 @@ class Settings:
     database_url: str = ""
     secret_key: str = ""
     temporary_ttl: int = 3600
+    extension_seconds: int = 24 * 3600
+    extensions_max: int = 3
+    extension_max_lifetime: int = 7 * 24 * 3600
     tombstone_cooldown: int = 7 * 24 * 3600
     audit_retention: int = 90 * 24 * 3600
     reaper_interval: float = 30.0
@@ -385,6 +413,8 @@ class Settings:
     quarantine_window: float = 600.0
     runtime: bool = True
     log_level: str = "info"
+    log_format: str = "text"
+    metrics_port: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -395,6 +425,8 @@ class Settings:
             db = (self.data_dir / "mayfly.db").absolute()
             object.__setattr__(self, "database_url", f"sqlite:///{db}")
         _check_workers_url(self.workers_url)
+        if self.log_format not in ("text", "json"):
+            raise ValueError(f"log_format {self.log_format!r}: text or json")
 
     @property
     def workers_url_suffix(self) -> str:

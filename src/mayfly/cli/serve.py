@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from typing import Any
 
 import click
 
+from mayfly.cli.logs import configure_logging
 from mayfly.settings import SETTINGS, Setting, load_settings
 
 
@@ -43,12 +43,7 @@ def serve(**flags: Any) -> None:
         settings = load_settings(flags)
     except (ValueError, KeyError) as exc:
         raise click.UsageError(str(exc)) from exc
-    logging.basicConfig(
-        level=getattr(logging, settings.log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # Migrations log every plugin at INFO; only their warnings matter to an operator.
-    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.root.level))
+    configure_logging(settings.log_level, settings.log_format)
     from mayfly.app import Platform  # the composition root, imported only here
     from mayfly.services.platform_key import PlatformKeyError
 
