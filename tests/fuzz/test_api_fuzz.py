@@ -17,7 +17,9 @@ from __future__ import annotations
 import copy
 import json
 import os
+import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,12 +31,13 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 from schemathesis.python.asgi import ASGIClient
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
+from sqlalchemy import create_engine, text
 from starlette.testclient import TestClient
 
 from mayfly.api.routes import openapi_document
 from mayfly.app import Platform
 from mayfly.services.clock import ManualClock
-from tests.conftest import auth, make_settings, provision, upload_body
+from tests.conftest import POSTGRES_URL, auth, make_settings, provision, upload_body
 from tests.fuzz.conftest import FUZZ_STATS
 
 EXAMPLES = int(os.environ.get("MAYFLY_FUZZ_EXAMPLES", "10"))
@@ -89,10 +92,34 @@ def _restore(http: ASGIClient, caller: Caller) -> None:
         assert http.put(key, headers=headers, data=b"v").status_code == 200
 
 
+@contextmanager
+def _database(tmp: Path) -> Iterator[str]:
+    """SQLite in tmp; MAYFLY_FUZZ_DATABASE=postgres: a fresh schema on the test PostgreSQL."""
+    if os.environ.get("MAYFLY_FUZZ_DATABASE") != "postgres":
+        yield f"sqlite:///{tmp / 'mayfly.db'}"
+        return
+    schema = "fuzz_" + secrets.token_hex(6)
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    try:
+        yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
 @pytest.fixture(scope="module")
 def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     tmp: Path = tmp_path_factory.mktemp("fuzz")
-    platform = Platform.create(make_settings(tmp), clock=ManualClock())
+    with _database(tmp) as url:
+        yield from _target(tmp, url)
+
+
+def _target(tmp: Path, database_url: str) -> Iterator[Target]:
+    platform = Platform.create(make_settings(tmp, database_url=database_url), clock=ManualClock())
     app = platform.public_app()
     svc = platform.services
     permanent, permanent_token = svc.accounts.create_permanent("fuzzing")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
-from tests.conftest import auth, provision, upload_body
+from mayfly.app import Platform
+from tests.conftest import auth, make_settings, provision, upload_body
 
 
 @pytest.fixture
@@ -56,3 +59,42 @@ def test_script_settings_of_the_right_type_are_stored(
     patched = client.patch(f"{path}/script-settings", headers=auth(token), json=body)
     assert patched.status_code == 200, patched.text
     assert {k: patched.json()["result"][k] for k in body} == body
+
+
+@pytest.fixture
+def any_backend(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
+    platform = Platform.create(make_settings(tmp_path, database_url=database_url))
+    with TestClient(platform.public_app(), base_url="http://testserver/client/v4/") as client:
+        yield client
+    platform.db.dispose()
+
+
+def test_nul_characters_are_a_400_on_every_backend(any_backend: TestClient) -> None:
+    """PostgreSQL refuses NUL in text (psycopg's DataError was a 500); SQLite stored it."""
+    client = any_backend
+    created = provision(client)["account"]
+    token, base = created["apiToken"], f"accounts/{created['id']}"
+    namespaces = f"{base}/storage/kv/namespaces"
+    ns = client.post(namespaces, headers=auth(token), json={"title": "kv"}).json()["result"]["id"]
+    sent = [
+        client.post(namespaces, headers=auth(token), json={"title": "a\x00b"}),
+        client.put(f"{namespaces}/{ns}", headers=auth(token), json={"title": "a\x00b"}),
+        client.post(f"{namespaces}/{ns}/bulk/delete", headers=auth(token), json=["k\x00"]),
+        client.put(
+            f"{namespaces}/{ns}/bulk", headers=auth(token), json=[{"key": "\x00", "value": "v"}]
+        ),
+        client.put(f"{namespaces}/{ns}/values/a%00b", headers=auth(token), content=b"v"),
+        client.get(f"{namespaces}/{ns}/values/a%00b", headers=auth(token)),
+        client.get(f"{namespaces}/{ns}/keys?prefix=%00", headers=auth(token)),
+        client.get(f"{namespaces}/x%00y", headers=auth(token)),
+        client.get(f"accounts/{created['id']}%00", headers=auth(token)),
+        client.get(f"{base}/workers/scripts/x/versions/v%00", headers=auth(token)),
+    ]
+    for response in sent:
+        assert response.status_code in (400, 403, 404), (response.request.url, response.text)
+        assert response.json()["success"] is False
+    assert [r.status_code for r in sent[:6]] == [400] * 6
+    # a value may hold NUL bytes: it is stored as bytes
+    value = f"{namespaces}/{ns}/values/k"
+    assert client.put(value, headers=auth(token), content=b"a\x00b").status_code == 200
+    assert client.get(value, headers=auth(token)).content == b"a\x00b"

@@ -25,6 +25,8 @@ from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.pool import NullPool
 
+from mayfly.errors import ValidationError
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 WRITE_LOCK_TIMEOUT = 60.0  # seconds; a writer stuck longer than this is a bug, not load
 
@@ -63,6 +65,23 @@ def _sqlite_begin_immediate(connection: Connection) -> None:
 
 def _sqlite_begin_deferred(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN")
+
+
+def _refuse_nul_text(
+    _conn: Connection,
+    _cursor: Any,
+    _statement: str,
+    parameters: Any,
+    _context: Any,
+    executemany: bool,
+) -> None:
+    """PostgreSQL cannot take NUL in text (psycopg raises DataError, a 500): a 400 instead, on
+    every backend alike, for any name, key or id a request brings."""
+    for row in parameters if executemany else (parameters,):
+        values = row.values() if isinstance(row, dict) else (row or ())
+        for value in values:
+            if isinstance(value, str) and "\x00" in value:
+                raise ValidationError("Text cannot contain NUL characters (\\u0000).")
 
 
 class WriteLockTimeout(RuntimeError):
@@ -108,6 +127,8 @@ class Database:
                 pool_pre_ping=True,
                 execution_options={"postgresql_readonly": True},
             )
+        for engine in {id(e): e for e in (self.engine, self.read_engine)}.values():
+            event.listen(engine, "before_cursor_execute", _refuse_nul_text)
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration (safe to run at every start)."""
