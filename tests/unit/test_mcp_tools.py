@@ -3,6 +3,7 @@ with a code, the server answering on afterwards. The real thing is tests/e2e/tes
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,44 @@ def test_remote_backend_refuses_paths_on_the_server(tmp_path: Path) -> None:
         assert error["code"] == "path_not_allowed"
 
     with_client(Backend(UNREACHABLE, token="mft_x", directory=tmp_path, remote=True), scenario)
+
+
+@pytest.mark.parametrize(
+    ("files", "code"),
+    [
+        ({"index.ts": "export default {} satisfies object;"}, "bundling_unavailable"),
+        (
+            {
+                "wrangler.toml": 'name = "w"\nmain = "index.js"\n[assets]\ndirectory = "/etc"\n',
+                "index.js": "export default {};",
+            },
+            "project_invalid",
+        ),
+    ],
+)
+def test_remote_files_read_nothing_outside_them(
+    tmp_path: Path, files: dict[str, str], code: str
+) -> None:
+    async def scenario(client: Client) -> None:
+        error = error_of(await client.call_tool("deploy", {"files": files}))
+        assert error["code"] == code, error
+
+    with_client(Backend(UNREACHABLE, token="mft_x", directory=tmp_path, remote=True), scenario)
+
+
+def test_inline_files_ignore_a_wrangler_file_above_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    above = tmp_path / "tmp"
+    above.mkdir()
+    (above / "wrangler.toml").write_text('name = "other"\ncompatibility_date = "bogus"\n')
+    monkeypatch.setattr(tempfile, "tempdir", str(above))
+
+    async def scenario(client: Client) -> None:
+        result = await client.call_tool("deploy", {"files": {"index.js": "export default {};"}})
+        assert error_of(result)["code"] == "api_unreachable"  # read fine; then the upload fails
+
+    with_client(Backend(UNREACHABLE, directory=tmp_path), scenario)
 
 
 def test_an_unexpected_exception_is_a_tool_error_not_a_crash(tmp_path: Path) -> None:

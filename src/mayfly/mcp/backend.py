@@ -8,6 +8,7 @@ credential and no account is ever provisioned).
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import threading
@@ -22,6 +23,7 @@ import httpx
 from mayfly.project import (
     CONFIG_FILES,
     AssetManifest,
+    ModuleSet,
     Project,
     build_manifest,
     build_modules,
@@ -130,6 +132,9 @@ class Backend:
                 root = Path(directory)
                 _write_files(root, files)
                 name, main = _files_target(files, name, main)
+                if not any(n in CONFIG_FILES for n in files):
+                    # Without it, a wrangler file in a parent of the temporary directory counts.
+                    (root / "wrangler.json").write_text(json.dumps({"name": name, "main": main}))
                 project = load_project(root, name=name, main=main)
                 return self._deploy_project(project, listener, temporary)
         assert path is not None
@@ -147,7 +152,10 @@ class Backend:
     def _deploy_project(
         self, project: Project, listener: Listener, temporary: bool
     ) -> dict[str, Any]:
-        modules = build_modules(project) if project.main is not None else None
+        if self.remote:
+            _confine(project)
+        bundler = _no_bundling if self.remote else None
+        modules = build_modules(project, bundler) if project.main is not None else None
         manifest = build_manifest(project)
         upload = WorkerUpload(
             main_module=modules.main if modules is not None else None,
@@ -187,7 +195,7 @@ class Backend:
             "account_id": account.id,
             "version_id": deployment.version_id,
             "created_or_reused": created_or_reused,
-            "messages": [*deployment.notices, *deployment.messages],
+            "messages": [*project.warnings, *deployment.notices, *deployment.messages],
         }
 
     # -- the account ----------------------------------------------------------------------------
@@ -513,6 +521,25 @@ def _files_target(
             code="project_invalid",
         )
     return name or "worker", main
+
+
+def _confine(project: Project) -> None:
+    """A remote agent's project reads nothing outside its temporary directory (modules are
+    confined by the project reader; the assets directory is checked here)."""
+    root = project.root.resolve()
+    if project.assets is not None and not project.assets.directory.resolve().is_relative_to(root):
+        raise ToolFailure(
+            "`assets.directory` must be a folder among `files`.", code="project_invalid"
+        )
+
+
+def _no_bundling(project: Project) -> ModuleSet:
+    raise ToolFailure(
+        f"{project.main} needs bundling (TypeScript, JSX or an npm import), which the remote MCP "
+        "server does not do: send plain JavaScript modules (bundle locally, or use `mayfly mcp` "
+        "on your machine).",
+        code="bundling_unavailable",
+    )
 
 
 def _guess_main(files: Mapping[str, str]) -> str | None:

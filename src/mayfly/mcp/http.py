@@ -70,7 +70,7 @@ class RemoteMCP:
     def _token_works(self, token: str) -> bool:
         with MayflyClient(self.api_url) as client:
             try:
-                client.with_token(token).list_accounts()
+                client.with_token(token).envelope("GET", "/accounts", params={"per_page": 1})
             except SDKError:
                 return False
         return True
