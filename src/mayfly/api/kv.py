@@ -423,6 +423,77 @@ async def bulk_delete(request: Request) -> Response:
     return ok({"successful_key_count": len(names), "unsuccessful_keys": []})
 
 
+BULK_GET_MAX = 100  # Cloudflare's limit for one bulk get
+
+
+@operation(
+    "POST",
+    "Read up to 100 keys at once (absent keys are null)",
+    operation_id="workers-kv-namespace-get-multiple-key-value-pairs",
+    tag=TAG,
+    body={
+        "application/json": obj(
+            {
+                "keys": array({"type": "string", "maxLength": 512}, maxItems=BULK_GET_MAX),
+                "type": {"type": "string", "enum": ["text", "json"]},
+                "withMetadata": BOOLEAN,
+            },
+            "keys",
+        )
+    },
+    body_required=True,
+    result=obj({"values": ANY_OBJECT}, "values"),
+)
+async def bulk_get(request: Request) -> Response:
+    """`{keys, type: text|json, withMetadata}` → `{values: {key: value | {value, metadata,
+    expiration}}}`, null for an absent key (what `wrangler kv bulk get` and the SDKs read)."""
+    _, account = await account_access(request)
+    body = strict_json.loads(await request.body(), "The bulk get body")
+    keys = body.get("keys") if isinstance(body, dict) else None
+    if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
+        raise ValidationError('Send {"keys": ["<key>", ...]} with at least one key.')
+    if len(keys) > BULK_GET_MAX:
+        raise ValidationError(f"A bulk get takes at most {BULK_GET_MAX} keys; got {len(keys)}.")
+    for key in keys:
+        check_key(key)
+    kind = body.get("type", "text")
+    if kind not in ("text", "json"):
+        raise ValidationError('`type` is "text" or "json".')
+    with_metadata = body.get("withMetadata", False)
+    if not isinstance(with_metadata, bool):
+        raise ValidationError("`withMetadata` must be true or false.")
+    entries = await asyncio.to_thread(
+        services(request).kv.get_many, account, request.path_params["namespace_id"], keys
+    )
+    values: dict[str, Any] = {}
+    for key in keys:
+        entry = entries.get(key)
+        value = None if entry is None else _bulk_value(key, entry.value, kind)
+        values[key] = (
+            {
+                "value": value,
+                "metadata": entry.metadata if entry else None,
+                "expiration": entry.expiration if entry else None,
+            }
+            if with_metadata
+            else value
+        )
+    return ok({"values": values})
+
+
+def _bulk_value(key: str, data: bytes, kind: str) -> Any:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationError(f"KV key {key!r} is not UTF-8 text; read it on its own.") from exc
+    if kind == "text":
+        return text
+    try:
+        return strict_json.loads(data, f"KV key {key!r}")
+    except ValidationError as exc:
+        raise ValidationError(f"KV key {key!r} is not JSON; ask for type text.") from exc
+
+
 N = "/accounts/{account_id}/storage/kv/namespaces"
 V = N + "/{namespace_id}"
 routes = [
@@ -435,4 +506,5 @@ routes = [
     Route(V + "/bulk", bulk_write, methods=["PUT"]),
     Route(V + "/bulk", bulk_delete, methods=["DELETE"]),
     Route(V + "/bulk/delete", bulk_delete, methods=["POST"]),
+    Route(V + "/bulk/get", bulk_get, methods=["POST"]),
 ]

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
+from typing import Any
 
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -25,6 +28,7 @@ from mayfly.api.openapi import (
 from mayfly.api.uploads import read_upload
 from mayfly.errors import SecretNotFound, ValidationError
 from mayfly.model import Account, iso
+from mayfly.services import strict_json
 
 TAG = "Workers"
 # `?bindings_inherit=strict`: a binding to inherit must exist in the previous version.
@@ -320,14 +324,30 @@ async def get_version(request: Request) -> Response:
     "A Worker's deployments, newest first",
     operation_id="worker-deployments-list-deployments",
     tag=TAG,
-    result=obj({"deployments": array(DEPLOYMENT)}, "deployments"),
+    query={
+        "page": {"type": "integer", "minimum": 1, "default": 1},
+        "per_page": {"type": "integer", "minimum": 1, "maximum": 100, "default": 100},
+    },
+    # `deployments` is what wrangler reads; `items` what the SDKs' page iterators read.
+    result=obj({"deployments": array(DEPLOYMENT), "items": array(DEPLOYMENT)}, "deployments"),
+    result_info=True,
 )
 async def list_deployments(request: Request) -> Response:
     _, account = await account_access(request)
-    items = await asyncio.to_thread(
-        services(request).scripts.list_deployments, account, _script(request)
+    page, per_page = page_params(request, VERSIONS_PER_PAGE, maximum=VERSIONS_PER_PAGE)
+    items, total = await asyncio.to_thread(
+        services(request).scripts.list_deployments, account, _script(request), page, per_page
     )
-    return ok({"deployments": items})
+    return ok(
+        {"deployments": items, "items": items},
+        result_info={
+            "page": page,
+            "per_page": per_page,
+            "count": len(items),
+            "total_count": total,
+            "total_pages": (total + per_page - 1) // per_page,
+        },
+    )
 
 
 @operation(
@@ -649,12 +669,274 @@ async def delete_script(request: Request) -> Response:
     return ok(None)
 
 
+SCRIPT_SUMMARY = obj(
+    {
+        "id": STRING,
+        "tag": STRING,
+        "etag": nullable(STRING),
+        "handlers": array(STRING),
+        **TIMES,
+        "usage_model": STRING,
+        "has_assets": BOOLEAN,
+        "has_modules": BOOLEAN,
+        "logpush": BOOLEAN,
+        "compatibility_date": STRING,
+        "compatibility_flags": array(STRING),
+    },
+    "id",
+)
+
+
+@operation(
+    "GET",
+    "The account's Workers, by name",
+    operation_id="worker-script-list-workers",
+    tag=TAG,
+    result=array(SCRIPT_SUMMARY),
+)
+async def list_scripts(request: Request) -> Response:
+    _, account = await account_access(request)
+    rows = await asyncio.to_thread(services(request).scripts.list_script_summaries, account)
+    return ok(rows)
+
+
+MODULE_TYPES = {
+    "esm": "application/javascript+module",
+    "cjs": "application/javascript",
+    "text": "text/plain",
+    "json": "application/json",
+    "wasm": "application/wasm",
+    "data": "application/octet-stream",
+    "sourcemap": "application/source-map",
+}
+MULTIPART = {"multipart/form-data": {"type": "object", "additionalProperties": {"type": "string"}}}
+
+
+async def _modules_response(request: Request) -> Response:
+    """The deployed version's modules as multipart/form-data, one part per module (as Cloudflare
+    answers for module Workers), the main module named in `CF-Entrypoint`."""
+    _, account = await account_access(request)
+    await _not_quarantined(request, account)
+    main, modules = await asyncio.to_thread(
+        services(request).scripts.script_modules, account, _script(request)
+    )
+    boundary = secrets.token_hex(16)
+    body = bytearray()
+    for module in modules:
+        kind = MODULE_TYPES.get(module.kind, "application/octet-stream")
+        body += (
+            f"--{boundary}\r\n"
+            f'Content-Disposition: form-data; name="{module.name}"; filename="{module.name}"\r\n'
+            f"Content-Type: {kind}\r\n\r\n"
+        ).encode()
+        body += module.data + b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    return Response(
+        bytes(body),
+        media_type=f"multipart/form-data; boundary={boundary}",
+        headers={"CF-Entrypoint": main},
+    )
+
+
+@operation(
+    "GET",
+    "Download a Worker's deployed modules (multipart/form-data)",
+    operation_id="worker-script-download-worker",
+    tag=TAG,
+    raw=MULTIPART,
+)
+async def get_script(request: Request) -> Response:
+    return await _modules_response(request)
+
+
+@operation(
+    "GET",
+    "Download a Worker's deployed modules (multipart/form-data; CF-Entrypoint names the main one)",
+    operation_id="worker-script-get-content",
+    tag=TAG,
+    raw=MULTIPART,
+)
+async def get_content(request: Request) -> Response:
+    return await _modules_response(request)
+
+
+@operation(
+    "PATCH",
+    "Change a Worker's settings (a multipart `settings` part, or JSON)",
+    operation_id="worker-script-patch-settings",
+    tag=TAG,
+    body={
+        "multipart/form-data": obj({"settings": SETTINGS}, "settings"),
+        "application/json": SETTINGS,
+    },
+    body_required=True,
+    result=SETTINGS,
+)
+async def patch_settings(request: Request) -> Response:
+    """Only the script-level settings can change here (logpush, observability, tags,
+    tail_consumers); bindings and compatibility change with a new version (10021 names them)."""
+    _, account = await account_access(request)
+    await _not_quarantined(request, account)
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        body = await _settings_part(request)
+    else:
+        body = await json_body(request)
+    current = await asyncio.to_thread(services(request).scripts.settings, account, _script(request))
+    # Clients send back what they read: unchanged version-level fields are not a change.
+    changes = {k: v for k, v in body.items() if current.get(k) != v or k in SCRIPT_LEVEL}
+    result = await asyncio.to_thread(
+        services(request).scripts.patch_settings, account, _script(request), changes
+    )
+    return ok(result)
+
+
+SCRIPT_LEVEL = {"logpush", "observability", "tags", "tail_consumers"}
+
+
+async def _settings_part(request: Request) -> dict[str, Any]:
+    limit = services(request).ctx.settings.max_upload_bytes
+    async with request.form(max_files=4, max_fields=4, max_part_size=limit) as form:
+        part = form.get("settings")
+        raw = await part.read() if isinstance(part, UploadFile) else part
+    if raw is None:
+        raise ValidationError("Send the settings as a multipart part named `settings`.")
+    settings = strict_json.loads(raw, "The settings part")
+    if not isinstance(settings, dict):
+        raise ValidationError("The settings part must be a JSON object.")
+    return settings
+
+
+@operation(
+    "GET",
+    "A Worker's cron schedules (Mayfly runs no cron triggers yet: always empty)",
+    operation_id="worker-cron-trigger-get-cron-triggers",
+    tag=TAG,
+    result=obj({"schedules": array(obj({"cron": STRING}, "cron"))}, "schedules"),
+)
+async def get_schedules(request: Request) -> Response:
+    _, account = await account_access(request)
+    await asyncio.to_thread(services(request).scripts.current, account, _script(request))
+    return ok({"schedules": []})
+
+
+ACCOUNT_SETTINGS = obj({"default_usage_model": STRING, "green_compute": BOOLEAN})
+FIXED_ACCOUNT_SETTINGS = {"default_usage_model": "standard", "green_compute": False}
+
+
+@operation(
+    "GET",
+    "Account-level Workers settings (fixed: the standard usage model)",
+    operation_id="worker-account-settings-fetch-worker-account-settings",
+    tag=TAG,
+    result=ACCOUNT_SETTINGS,
+)
+@operation(
+    "PUT",
+    "Account-level Workers settings: only the values Mayfly has are accepted (10021 otherwise)",
+    operation_id="worker-account-settings-create-worker-account-settings",
+    tag=TAG,
+    body={"application/json": ACCOUNT_SETTINGS},
+    body_required=True,
+    result=ACCOUNT_SETTINGS,
+)
+@operation(
+    "PATCH",
+    "Account-level Workers settings, as PUT",
+    tag=TAG,
+    body={"application/json": ACCOUNT_SETTINGS},
+    body_required=True,
+    result=ACCOUNT_SETTINGS,
+)
+async def account_settings(request: Request) -> Response:
+    await account_access(request)
+    if request.method in ("PUT", "PATCH"):
+        body = await json_body(request)
+        for key, value in body.items():
+            if key not in FIXED_ACCOUNT_SETTINGS:
+                raise ValidationError(f"Unknown account setting {key!r}.")
+            if value != FIXED_ACCOUNT_SETTINGS[key]:
+                raise ValidationError(
+                    f"Mayfly has one value for {key}: {FIXED_ACCOUNT_SETTINGS[key]!r}."
+                )
+    return ok(FIXED_ACCOUNT_SETTINGS)
+
+
+SECRET_CHANGE = nullable(obj({"name": STRING, "text": STRING, "type": STRING}, "text"))
+
+
+@operation(
+    "PATCH",
+    "Set and remove several secrets in one new version, deployed (`wrangler secret bulk`)",
+    tag=TAG,
+    body={
+        "application/merge-patch+json": obj(
+            {"secrets": {"type": "object", "additionalProperties": SECRET_CHANGE}}, "secrets"
+        )
+    },
+    body_required=True,
+    result=array(SECRET),
+)
+async def secrets_bulk(request: Request) -> Response:
+    who, account = await account_access(request)
+    await _not_quarantined(request, account)
+    body = await json_body(request)
+    version = await services(request).scripts.patch_secrets(
+        who, account, _script(request), body.get("secrets"), deploy=True
+    )
+    return ok(
+        [
+            {"name": b["name"], "type": b["type"]}
+            for b in version["resources"]["bindings"]
+            if b["type"] == "secret_text"
+        ]
+    )
+
+
+@operation(
+    "PATCH",
+    "A new version from the newest one with secrets set or removed, not deployed "
+    "(`wrangler versions secret put|bulk|delete`)",
+    tag=TAG,
+    body={
+        "application/merge-patch+json": obj(
+            {
+                "env": {"type": "object", "additionalProperties": SECRET_CHANGE},
+                "annotations": obj({"workers/message": STRING, "workers/tag": STRING}),
+            },
+            "env",
+        )
+    },
+    body_required=True,
+    result=VERSION,
+)
+async def patch_latest_version(request: Request) -> Response:
+    who, account = await account_access(request)
+    await _not_quarantined(request, account)
+    body = await json_body(request)
+    marks = body.get("annotations") or {}
+    if not isinstance(marks, dict):
+        raise ValidationError("`annotations` must be an object.")
+    annotations = {k: v for k, v in marks.items() if isinstance(v, str)}
+    version = await services(request).scripts.patch_secrets(
+        who, account, _script(request), body.get("env"), deploy=False, annotations=annotations
+    )
+    return ok(version)
+
+
 A = "/accounts/{account_id}"
 S = A + "/workers/scripts/{script}"
 routes = [
     Route(A + "/workers/services/{script}", get_service, methods=["GET"]),
     Route(A + "/workers/services/{script}", delete_script, methods=["DELETE"]),
+    Route(A + "/workers/scripts", list_scripts, methods=["GET"]),
+    Route(S, get_script, methods=["GET"]),
     Route(S, put_script, methods=["PUT"]),
+    Route(S + "/content/v2", get_content, methods=["GET"]),
+    Route(S + "/settings", patch_settings, methods=["PATCH"]),
+    Route(S + "/schedules", get_schedules, methods=["GET"]),
+    Route(S + "/secrets-bulk", secrets_bulk, methods=["PATCH"]),
+    Route(A + "/workers/workers/{script}/versions/latest", patch_latest_version, methods=["PATCH"]),
+    Route(A + "/workers/account-settings", account_settings, methods=["GET", "PUT", "PATCH"]),
     Route(S, delete_script, methods=["DELETE"]),
     Route(S + "/versions", post_version, methods=["POST"]),
     Route(S + "/versions", list_versions, methods=["GET"]),

@@ -279,6 +279,22 @@ class KVService:
             self._namespace(conn, account, namespace_id)
         return self.get_entry(namespace_id, key)
 
+    def get_many(self, account: Account, namespace_id: str, keys: list[str]) -> dict[str, Entry]:
+        """The live entries among `keys` (one statement; absent and expired keys are left out)."""
+        now = self._now()
+        with self.ctx.db.read() as conn:
+            self._namespace(conn, account, namespace_id)
+            rows = conn.execute(
+                select(kv_entries).where(
+                    kv_entries.c.namespace_id == namespace_id, kv_entries.c.key.in_(keys)
+                )
+            ).all()
+        return {
+            r.key: Entry(bytes(r.value), r.metadata, r.expiration)
+            for r in rows
+            if r.expiration is None or r.expiration > now
+        }
+
     def delete_key(self, account: Account, namespace_id: str, key: str) -> None:
         with self.ctx.db.begin() as conn:
             self._namespace(conn, account, namespace_id)

@@ -24,11 +24,12 @@ from mayfly.services.cleanup import (
     delete_version_rows,
 )
 from mayfly.services.context import ServiceContext
-from mayfly.services.uploads import BINDING_NAME_RE, DEFAULT_COMPATIBILITY_DATE, UploadPlan
+from mayfly.services.uploads import BINDING_NAME_RE, DEFAULT_COMPATIBILITY_DATE, Module, UploadPlan
 from mayfly.services.versions import (
     PreparedCode,
     copy_version,
     detect_handlers,
+    load_modules,
     prepare_code,
     public_binding,
     render_version,
@@ -432,15 +433,25 @@ class ScriptService:
 
     # -- reads ---------------------------------------------------------------------------------
 
-    def list_deployments(self, account: Account, name: str) -> list[dict[str, Any]]:
+    def list_deployments(
+        self, account: Account, name: str, page: int = 1, per_page: int = 100
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One page of the Worker's deployments, newest first, and how many there are in all."""
         with self.ctx.db.read() as conn:
             row = self._require_script(conn, account.id, name)
+            total = conn.execute(
+                select(func.count())
+                .select_from(deployments)
+                .where(deployments.c.script_id == row.id)
+            ).scalar_one()
             rows = conn.execute(
                 select(deployments)
                 .where(deployments.c.script_id == row.id)
                 .order_by(deployments.c.created_at.desc(), deployments.c.id)
+                .limit(per_page)
+                .offset((page - 1) * per_page)
             ).all()
-        return [render_deployment(r) for r in rows]
+        return [render_deployment(r) for r in rows], total
 
     def list_versions(
         self, account: Account, name: str, page: int = 1, per_page: int = 100
@@ -486,6 +497,41 @@ class ScriptService:
                     .order_by(scripts.c.name)
                 ).all()
             )
+
+    def list_script_summaries(self, account: Account) -> list[dict[str, Any]]:
+        """Each Worker with its deployed version's etag, handlers and compatibility (one query)."""
+        with self.ctx.db.read() as conn:
+            rows = conn.execute(
+                select(
+                    scripts,
+                    versions.c.handlers,
+                    versions.c.compatibility_date,
+                    versions.c.compatibility_flags,
+                    versions.c.assets,
+                )
+                .select_from(
+                    scripts.outerjoin(versions, versions.c.id == scripts.c.current_version_id)
+                )
+                .where(scripts.c.account_id == account.id)
+                .order_by(scripts.c.name)
+            ).all()
+        return [
+            {
+                "id": r.name,
+                "tag": r.id,
+                "etag": r.current_version_id.replace("-", "") if r.current_version_id else None,
+                "handlers": list(r.handlers or []),
+                "created_on": iso(r.created_at),
+                "modified_on": iso(r.updated_at),
+                "usage_model": "standard",
+                "has_assets": r.assets is not None,
+                "has_modules": True,
+                "logpush": bool((r.settings or {}).get("logpush", False)),
+                "compatibility_date": r.compatibility_date or DEFAULT_COMPATIBILITY_DATE,
+                "compatibility_flags": list(r.compatibility_flags or []),
+            }
+            for r in rows
+        ]
 
     def current_bindings(self, account: Account, name: str) -> list[dict[str, Any]]:
         with self.ctx.db.read() as conn:
@@ -609,6 +655,106 @@ class ScriptService:
         if pruned:
             self._collect_garbage(account.id)
         return version_id
+
+    async def patch_secrets(
+        self,
+        principal: Principal,
+        account: Account,
+        name: str,
+        changes: Any,
+        *,
+        deploy: bool,
+        annotations: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Several secrets set (`{name: {text, type}}`) or removed (`{name: null}`) in one new
+        version, as a JSON merge patch: `secret bulk` deploys it (based on the deployed version),
+        `versions secret put|bulk|delete` only uploads it (based on the newest version)."""
+        if not isinstance(changes, dict) or not changes:
+            raise ValidationError("Send the secrets as an object: {name: {text, type} or null}.")
+        replacements: dict[str, dict[str, Any] | None] = {}
+        for secret_name, change in changes.items():
+            if not BINDING_NAME_RE.match(secret_name):
+                raise ValidationError(f"Secret name {secret_name!r} is not a valid identifier.")
+            if change is None:
+                replacements[secret_name] = None
+                continue
+            if not isinstance(change, dict) or not isinstance(change.get("text"), str):
+                raise ValidationError(f"Secret {secret_name!r} needs a string `text` (or null).")
+            if change.get("type", "secret_text") != "secret_text":
+                raise ValidationError(f"Secret {secret_name!r}: only secret_text is supported.")
+            replacements[secret_name] = {
+                "name": secret_name,
+                "type": "secret_text",
+                "ciphertext": self.ctx.crypto.encrypt(change["text"]),
+            }
+        version = await asyncio.to_thread(
+            self._patch_secrets_sync, principal, account, name, replacements, deploy, annotations
+        )
+        if deploy:
+            await self._invalidate(account, [name])
+        return version
+
+    def _patch_secrets_sync(
+        self,
+        principal: Principal,
+        account: Account,
+        name: str,
+        replacements: dict[str, dict[str, Any] | None],
+        deploy: bool,
+        annotations: dict[str, str] | None,
+    ) -> dict[str, Any]:
+        now = self.ctx.clock.now()
+        author = self._author(principal, account)
+        marks = {"workers/triggered_by": "secret", **(annotations or {})}
+        with self.ctx.db.begin() as conn:
+            row = self._require_script(conn, account.id, name)
+            if deploy:
+                base = self._version_row(conn, row.id, row.current_version_id or "")
+            else:
+                base = conn.execute(
+                    select(versions)
+                    .where(versions.c.script_id == row.id)
+                    .order_by(versions.c.number.desc())
+                    .limit(1)
+                ).first()
+            if base is None:
+                raise ScriptNotFound(f"Worker {name!r} has no version to add secrets to.")
+            bindings = [b for b in base.bindings or [] if b["name"] not in replacements]
+            bindings += [b for b in replacements.values() if b is not None]
+            pruned, _ = self._prune_versions(conn, account, row, keep_room=1)
+            version_id = copy_version(conn, base, bindings, marks, now, author)
+            if deploy:
+                self._deploy(
+                    conn,
+                    row,
+                    version_id,
+                    annotations={"workers/triggered_by": "secret"},
+                    author=author,
+                    source="api",
+                    now=now,
+                )
+            audit.record(
+                conn,
+                account.id,
+                "secret.bulk",
+                author,
+                now,
+                script=name,
+                secret=",".join(replacements),
+            )
+            rendered = self._render(conn, self._version_row(conn, row.id, version_id), account)
+        if pruned:
+            self._collect_garbage(account.id)
+        return rendered
+
+    def script_modules(self, account: Account, name: str) -> tuple[str, list[Module]]:
+        """The deployed version's main module name and its modules (10007 without one)."""
+        with self.ctx.db.read() as conn:
+            row = self._require_script(conn, account.id, name)
+            current = self._version_row(conn, row.id, row.current_version_id or "")
+            if current is None:
+                raise ScriptNotFound(f"Worker {name!r} has no deployed version.")
+            return current.main_module, load_modules(conn, self.ctx.blobs, account.id, current.id)
 
     # -- delete ----------------------------------------------------------------------------------
 
