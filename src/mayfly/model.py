@@ -38,6 +38,7 @@ class Account:
     expires_at: datetime | None
     claimed_at: datetime | None
     owner_user_id: str | None
+    suspended_at: datetime | None = None  # by the operator: Workers answer 503, no writes
 
     @property
     def subdomain(self) -> str:

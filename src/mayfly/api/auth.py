@@ -7,9 +7,11 @@ import asyncio
 import jwt
 from starlette.requests import Request
 
-from mayfly.errors import InvalidToken
+from mayfly.errors import InvalidToken, Suspended
 from mayfly.model import Account, Principal
 from mayfly.services.container import Services
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def services(request: Request) -> Services:
@@ -64,4 +66,9 @@ async def account_access(request: Request) -> tuple[Principal, Account]:
     account = await asyncio.to_thread(
         services(request).accounts.require_access, who, request.path_params["account_id"]
     )
+    if account.suspended_at is not None and request.method not in READ_METHODS:
+        raise Suspended(
+            f"The account {account.name} is suspended by the platform's operator: its tokens "
+            "can read but not change anything."
+        )
     return who, account

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from mayfly.cli.admin_accounts import ACCOUNT_COMMANDS
 from mayfly.cli.serve import settings_options
 from mayfly.errors import MayflyError
 from mayfly.model import iso_seconds as iso
@@ -21,6 +22,10 @@ def admin() -> None:
 @admin.group()
 def account() -> None:
     """Manage accounts."""
+
+
+for _command in ACCOUNT_COMMANDS:
+    account.add_command(_command)
 
 
 @account.command("create")

@@ -28,6 +28,7 @@ def account_from_row(row: Any) -> Account:
         expires_at=row.expires_at,
         claimed_at=row.claimed_at,
         owner_user_id=row.owner_user_id,
+        suspended_at=getattr(row, "suspended_at", None),
     )
 
 

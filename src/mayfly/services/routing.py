@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -26,6 +27,10 @@ MOVED_MESSAGE = "This Worker was claimed and moved; it now lives at"
 QUARANTINED_MESSAGE = (
     "This Worker is quarantined: it took down the server it ran on, so it is paused for a while."
 )
+SUSPENDED_MESSAGE = "This Worker's account is suspended by the platform's operator."
+# A suspended account's Workers answer like a quarantined Worker (503, 10060), asking callers to
+# retry after this long; the data plane asks again when that time is over.
+SUSPENDED_RETRY = timedelta(seconds=60)
 
 
 class RoutingService:
@@ -55,7 +60,9 @@ class RoutingService:
         now = self.ctx.clock.now()
         with self.ctx.db.read() as conn:
             account = conn.execute(
-                select(accounts.c.id, accounts.c.expires_at).where(accounts.c.name == account_name)
+                select(accounts.c.id, accounts.c.expires_at, accounts.c.suspended_at).where(
+                    accounts.c.name == account_name
+                )
             ).first()
             if account is None:
                 moved = self._moved(conn, script_name, account_name)
@@ -69,6 +76,14 @@ class RoutingService:
                 return Route(status="unknown", message=f"No Worker is served at {host}.")
             if account.expires_at is not None and as_utc(account.expires_at) <= now:
                 return Route(status="expired", account_id=account.id, message=EXPIRED_MESSAGE)
+            if account.suspended_at is not None:
+                return Route(
+                    status="quarantined",
+                    account_id=account.id,
+                    script=script_name,
+                    message=SUSPENDED_MESSAGE,
+                    quarantined_until=now + SUSPENDED_RETRY,
+                )
             # The Worker's running quarantine comes with it (one statement on the serving path).
             script = conn.execute(
                 select(

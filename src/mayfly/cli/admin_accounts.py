@@ -1,0 +1,173 @@
+"""`mayfly admin account list|show|suspend|resume|delete`: what an operator does to accounts.
+
+They act on the database directly (found like `mayfly serve` finds it); a running server's shards
+notice a suspension, a resumption or a deletion within their route cache's lifetime (seconds).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from mayfly.cli.serve import settings_options
+from mayfly.errors import MayflyError
+from mayfly.settings import load_settings
+
+
+def operator_platform(flags: dict[str, Any]) -> Any:
+    """The platform over the server's database, or a clean error saying why not."""
+    from mayfly.app import Platform
+    from mayfly.services.platform_key import PlatformKeyError
+
+    try:
+        return Platform.create(load_settings(flags))
+    except (ValueError, KeyError) as exc:
+        raise click.UsageError(str(exc)) from exc
+    except PlatformKeyError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _admin(flags: dict[str, Any]) -> Any:
+    from mayfly.services.account_admin import AccountAdmin
+
+    return AccountAdmin(operator_platform(flags).services.ctx)
+
+
+def _fail(exc: MayflyError, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"error": {"code": exc.code, "message": exc.message}}))
+        raise SystemExit(1) from exc
+    raise click.ClickException(exc.message) from exc
+
+
+def _run(as_json: bool, action: Callable[[], Any]) -> Any:
+    try:
+        return action()
+    except MayflyError as exc:
+        _fail(exc, as_json)
+
+
+@click.command("list")
+@click.option("--kind", type=click.Choice(["temporary", "permanent"]), help="Only this kind.")
+@click.option("--suspended", is_flag=True, help="Only suspended accounts.")
+@click.option("--limit", type=int, default=1000, show_default=True, help="At most this many.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@settings_options
+def account_list(
+    kind: str | None, suspended: bool, limit: int, as_json: bool, **flags: Any
+) -> None:
+    """List accounts, oldest first.
+
+    \b
+    --json prints: accounts ([{id, name, kind, created_at, expires_at,
+      claimed_at, suspended_at, owner_email, workers}]).
+    """
+    found = _admin(flags).list_accounts(kind=kind, suspended=suspended, limit=limit)
+    if as_json:
+        click.echo(json.dumps({"accounts": [a.to_json() for a in found]}))
+        return
+    if not found:
+        click.echo("No account.")
+        return
+    for a in found:
+        state = " SUSPENDED" if a.suspended_at else ""
+        until = f", expires {a.to_json()['expires_at']}" if a.expires_at else ""
+        owner = f", owner {a.owner_email}" if a.owner_email else ""
+        click.echo(f"{a.name}  {a.id}  {a.kind}, {a.workers} Workers{until}{owner}{state}")
+
+
+@click.command("show")
+@click.argument("account")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@settings_options
+def account_show(account: str, as_json: bool, **flags: Any) -> None:
+    """Show ACCOUNT (a name or an id): its state, Workers, tokens and KV namespaces.
+
+    \b
+    --json prints: account ({id, name, kind, created_at, expires_at, claimed_at,
+      suspended_at, owner_email, workers, scripts [{name, url}], active_tokens,
+      kv_namespaces}).
+    """
+    admin = _admin(flags)
+    shown = _run(as_json, lambda: admin.show(account))
+    if as_json:
+        click.echo(json.dumps({"account": shown}))
+        return
+    for key, value in shown.items():
+        if key != "scripts":
+            click.echo(f"{key:13} {value if value is not None else '-'}")
+    for script in shown["scripts"]:
+        click.echo(f"  {script['name']}  {script['url']}")
+
+
+def _set_suspended(account: str, suspended: bool, reason: str, as_json: bool, flags: Any) -> None:
+    admin = _admin(flags)
+    summary, hosts = _run(
+        as_json, lambda: admin.set_suspended(account, suspended, actor="operator", reason=reason)
+    )
+    if as_json:
+        click.echo(json.dumps({"account": summary.to_json(), "hosts": hosts}))
+        return
+    if suspended:
+        click.echo(
+            f"Suspended {summary.name}: its {len(hosts)} Workers answer 503 and its tokens "
+            "cannot change anything."
+        )
+    else:
+        click.echo(f"Resumed {summary.name}: its {len(hosts)} Workers serve again.")
+
+
+@click.command("suspend")
+@click.argument("account")
+@click.option("--reason", default="", help="Why (kept in the audit log).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@settings_options
+def account_suspend(account: str, reason: str, as_json: bool, **flags: Any) -> None:
+    """Suspend ACCOUNT (a name or an id): its Workers answer 503 (10060) and its tokens can read
+    but not write, until `mayfly admin account resume`.
+
+    \b
+    --json prints: account ({…as list}), hosts ([host of each Worker]).
+    """
+    _set_suspended(account, True, reason, as_json, flags)
+
+
+@click.command("resume")
+@click.argument("account")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@settings_options
+def account_resume(account: str, as_json: bool, **flags: Any) -> None:
+    """Undo a suspension of ACCOUNT (a name or an id).
+
+    \b
+    --json prints: account ({…as list}), hosts ([host of each Worker]).
+    """
+    _set_suspended(account, False, "", as_json, flags)
+
+
+@click.command("delete")
+@click.argument("account")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@settings_options
+def account_delete(account: str, yes: bool, as_json: bool, **flags: Any) -> None:
+    """Delete ACCOUNT (a name or an id) and everything it holds, as the reaper deletes an expired
+    one; its name stays taken for the tombstone cooldown.
+
+    \b
+    --json prints: deleted ({name, hosts}).
+    """
+    if not yes and not as_json:
+        click.confirm(f"Delete account {account} and all its Workers and data?", abort=True)
+    admin = _admin(flags)
+    name, hosts = _run(as_json, lambda: admin.delete(account, actor="operator"))
+    if as_json:
+        click.echo(json.dumps({"deleted": {"name": name, "hosts": hosts}}))
+        return
+    click.echo(f"Deleted {name} and its {len(hosts)} Workers.")
+
+
+ACCOUNT_COMMANDS = (account_list, account_show, account_suspend, account_resume, account_delete)
