@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import pytest
 
 from tests.fakes.control_plane import FakeControlPlane, esm
@@ -89,3 +92,98 @@ def test_a_default_class_entrypoint_and_named_exports_still_work(
     cp.serve("class.acct.localhost", "v-class")
     response = live.get("class.acct.localhost")
     assert (response.status_code, response.text) == (200, "function undefined")
+
+
+ECHO_WORKER = """
+export default {
+  async fetch(request) {
+    return Response.json({
+      url: request.url,
+      method: request.method,
+      body: await request.text(),
+      cf: request.cf,
+      headers: Object.fromEntries(request.headers),
+    });
+  },
+};
+"""
+SPOOFED = {
+    "CF-Connecting-IP": "1.2.3.4",
+    "CF-Ray": "0000000000000000-SPOOF",
+    "CF-IPCountry": "US",
+    "CF-Visitor": '{"scheme":"https"}',
+    "X-Real-IP": "1.2.3.4",
+    "X-Forwarded-For": "9.9.9.9",
+    "X-Forwarded-Proto": "https",
+}
+RAY = re.compile(r"^[0-9a-f]{16}-MFY$")
+
+
+def echo(live: LiveDataPlane, cp: FakeControlPlane, host: str) -> dict[str, Any]:
+    cp.add_version("v-echo", [esm(ECHO_WORKER)])
+    cp.serve(host, "v-echo")
+    with httpx.Client(timeout=30) as client:
+        response = client.post(
+            f"http://127.0.0.1:{live.port}/path?q=1",
+            headers={"host": host, **SPOOFED},
+            content=b"payload",
+        )
+    assert response.status_code == 200, response.text
+    seen: dict[str, Any] = response.json()
+    return seen
+
+
+def test_request_metadata_from_the_peer_and_spoofed_headers_replaced(
+    cp: FakeControlPlane, live: LiveDataPlane
+) -> None:
+    seen = echo(live, cp, "echo.acct.localhost")
+    headers = seen["headers"]
+    assert (seen["method"], seen["body"]) == ("POST", "payload")
+    assert seen["url"] == "http://echo.acct.localhost/path?q=1"
+    assert seen["cf"] == {
+        "clientIp": "127.0.0.1",
+        "httpProtocol": "HTTP/1.1",
+        "country": "XX",
+        "colo": "MFY",
+    }
+    assert headers["cf-connecting-ip"] == "127.0.0.1"
+    assert headers["x-real-ip"] == "127.0.0.1"
+    assert headers["x-forwarded-proto"] == "http"
+    assert headers["cf-visitor"] == '{"scheme":"http"}'
+    assert headers["cf-ipcountry"] == "XX"
+    assert RAY.match(headers["cf-ray"]), headers["cf-ray"]
+    # Cloudflare appends the peer to a forwarded chain it was sent; the client's part stays as sent.
+    assert headers["x-forwarded-for"] == "9.9.9.9, 127.0.0.1"
+
+
+def test_every_request_gets_its_own_ray(cp: FakeControlPlane, live: LiveDataPlane) -> None:
+    rays = {echo(live, cp, "rays.acct.localhost")["headers"]["cf-ray"] for _ in range(3)}
+    assert len(rays) == 3
+
+
+@pytest.fixture(scope="module")
+def behind_proxy(
+    cp: FakeControlPlane, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveDataPlane]:
+    """A data plane that trusts 127.0.0.1 as a reverse proxy (--forwarded-allow-ips)."""
+    require_workerd()
+    settings = platform_settings(
+        tmp_path_factory.mktemp("proxied"), shards=1, forwarded_allow_ips="127.0.0.1"
+    )
+    live = LiveDataPlane(settings, cp.app(), SECRET, route_ttl=60.0, stale_route=600.0)
+    yield live
+    live.close()
+
+
+def test_behind_a_trusted_proxy_the_forwarded_client_and_protocol(
+    cp: FakeControlPlane, behind_proxy: LiveDataPlane
+) -> None:
+    seen = echo(behind_proxy, cp, "proxied.acct.localhost")
+    headers = seen["headers"]
+    assert seen["cf"]["clientIp"] == "9.9.9.9"
+    assert headers["cf-connecting-ip"] == headers["x-real-ip"] == "9.9.9.9"
+    assert headers["x-forwarded-proto"] == "https"
+    assert seen["url"] == "https://proxied.acct.localhost/path?q=1"
+    assert headers["x-forwarded-for"] == "9.9.9.9"
+    assert RAY.match(headers["cf-ray"]) and headers["cf-ray"] != SPOOFED["CF-Ray"]
+    assert headers["cf-ipcountry"] == "XX"

@@ -31,14 +31,19 @@ class DispatcherSettings:
     route_ttl_ms: int
     stale_route_ms: int
     control_plane_timeout_ms: int
+    # --forwarded-allow-ips: proxies whose X-Forwarded-For / -Proto the dispatcher believes.
+    trusted_proxies: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        settings: dict[str, Any] = {
             "requestTimeoutMs": self.request_timeout_ms,
             "routeTtlMs": self.route_ttl_ms,
             "staleRouteMs": self.stale_route_ms,
             "controlPlaneTimeoutMs": self.control_plane_timeout_ms,
         }
+        if self.trusted_proxies:
+            settings["trustedProxies"] = list(self.trusted_proxies)
+        return settings
 
 
 def capnp_string(value: str) -> str:

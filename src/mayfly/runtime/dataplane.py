@@ -122,6 +122,9 @@ class DataPlane:
             route_ttl_ms=round(route_ttl * 1000),
             stale_route_ms=round(stale_route * 1000),
             control_plane_timeout_ms=round(control_plane_timeout * 1000),
+            trusted_proxies=tuple(
+                ip.strip() for ip in settings.forwarded_allow_ips.split(",") if ip.strip()
+            ),
         )
         interval, probe_timeout = probe_schedule(settings.cpu_limit_ms)
         self._limits = Limits(

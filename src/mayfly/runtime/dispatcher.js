@@ -18,7 +18,7 @@
 import { WorkerEntrypoint } from "cloudflare:workers";
 
 import { assetsBindingEnv, knownSite, rememberSite, serveSite } from "./assets.js";
-import { withPrelude } from "./tenant.js";
+import { withClientMetadata, withPrelude } from "./tenant.js";
 
 export { KV } from "./kv.js";
 export { TailSink } from "./tail.js";
@@ -96,7 +96,8 @@ export default {
     }
     const run = (req) =>
       tracked(env, route, () => runWithDeadline(worker, req, settings(env).requestTimeoutMs, ctx));
-    return site.assets ? serveSite(env, ctx, site, request, worker && run) : run(request);
+    const tenantRequest = withClientMetadata(request, settings(env).trustedProxies);
+    return site.assets ? serveSite(env, ctx, site, tenantRequest, worker && run) : run(tenantRequest);
   },
 };
 

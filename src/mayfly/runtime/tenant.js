@@ -62,3 +62,82 @@ export function withPrelude(mainModule, modules, mainKind) {
     modules: { ...modules, [PRELUDE]: { js: PRELUDE_SOURCE }, [WRAPPER]: { js: wrapper } },
   };
 }
+
+// Request metadata as Cloudflare sets it. workerd gives the dispatcher the peer address as
+// request.cf.clientIp ("127.0.0.1:44440", "[::1]:44440": the socket has no cfBlobHeader). Behind
+// a trusted proxy (--forwarded-allow-ips) the client is the one X-Forwarded-For names, and
+// X-Forwarded-Proto says how it connected. Headers a client sends under Cloudflare's names never
+// reach the Worker as sent. workerd serves plain HTTP/1.1 only, so that is the protocol; TLS, where
+// a proxy terminates it, is not described to us, so tlsVersion/tlsCipher are left out. There is no
+// GeoIP database: country is Cloudflare's own "unknown" (XX) and colo a fixed placeholder.
+export const COLO = "MFY";
+const UNKNOWN_COUNTRY = "XX";
+
+export function withClientMetadata(request, trustedProxies) {
+  const peer = addressOf(request.cf?.clientIp);
+  const trusted = isTrusted(peer, trustedProxies ?? []);
+  const forwardedFor = splitList(request.headers.get("x-forwarded-for"));
+  const client = trusted ? forwardedClient(forwardedFor, peer, trustedProxies) : peer;
+  const forwardedProto = (request.headers.get("x-forwarded-proto") ?? "").trim().toLowerCase();
+  const url = new URL(request.url);
+  const proto = trusted && (forwardedProto === "https" || forwardedProto === "http") ? forwardedProto : url.protocol.slice(0, -1);
+  url.protocol = `${proto}:`;
+
+  const headers = new Headers();
+  for (const [name, value] of request.headers) {
+    if (name.startsWith("cf-") || name === "x-real-ip" || name === "x-forwarded-proto") continue;
+    if (name === "x-forwarded-for") continue;
+    headers.append(name, value);
+  }
+  const chain = trusted ? forwardedFor : [...forwardedFor, peer];
+  if (chain.length > 0) headers.set("x-forwarded-for", chain.join(", "));
+  headers.set("cf-connecting-ip", client);
+  headers.set("x-real-ip", client);
+  headers.set("x-forwarded-proto", proto);
+  headers.set("cf-visitor", JSON.stringify({ scheme: proto }));
+  headers.set("cf-ray", `${rayId()}-${COLO}`);
+  headers.set("cf-ipcountry", UNKNOWN_COUNTRY);
+
+  const cf = { clientIp: client, httpProtocol: "HTTP/1.1", country: UNKNOWN_COUNTRY, colo: COLO };
+  return new Request(url.toString(), {
+    method: request.method,
+    headers,
+    body: request.body,
+    redirect: "manual",
+    cf,
+  });
+}
+
+// "127.0.0.1:44440" -> "127.0.0.1", "[::1]:44440" -> "::1"; an address without a port as it is.
+export function addressOf(peer) {
+  const text = String(peer ?? "").trim();
+  if (text.startsWith("[")) return text.slice(1, text.indexOf("]") > 0 ? text.indexOf("]") : undefined);
+  const colons = text.split(":").length - 1;
+  return colons === 1 ? text.slice(0, text.indexOf(":")) : text;
+}
+
+function splitList(value) {
+  return (value ?? "")
+    .split(",")
+    .map((part) => part.trim())
+    .filter((part) => part !== "");
+}
+
+function isTrusted(address, trustedProxies) {
+  return trustedProxies.includes("*") || trustedProxies.includes(address);
+}
+
+// As uvicorn does for the API: with "*" the first address, otherwise the nearest untrusted hop.
+function forwardedClient(forwardedFor, peer, trustedProxies) {
+  if (forwardedFor.length === 0) return peer;
+  if (trustedProxies.includes("*")) return forwardedFor[0];
+  for (let i = forwardedFor.length - 1; i >= 0; i--) {
+    if (!isTrusted(forwardedFor[i], trustedProxies)) return forwardedFor[i];
+  }
+  return forwardedFor[0];
+}
+
+function rayId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(8));
+  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
