@@ -107,7 +107,15 @@ class Live:
 
 
 @pytest.fixture
-def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Live]:
+def serve_settings() -> dict[str, Any]:
+    """Settings the server runs with beyond the defaults here (a module overrides this fixture)."""
+    return {}
+
+
+@pytest.fixture
+def live(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, serve_settings: dict[str, Any]
+) -> Iterator[Live]:
     """A real `mayfly serve` on free ports; and, in the test, a Platform on the same database."""
     monkeypatch.setattr(
         "mayfly.services.users.PasswordHasher",
@@ -116,7 +124,12 @@ def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Live]:
     api_port, workers_port = free_port(), free_port()
     url = f"http://127.0.0.1:{api_port}"
     settings = make_settings(
-        tmp_path, api_port=api_port, workers_port=workers_port, public_url=url, runtime=DATA_PLANE
+        tmp_path,
+        api_port=api_port,
+        workers_port=workers_port,
+        public_url=url,
+        runtime=DATA_PLANE,
+        **serve_settings,
     )
     flags = {
         "api-port": api_port,
@@ -128,6 +141,7 @@ def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Live]:
         "runtime": "true" if DATA_PLANE else "false",
         "shards": 1,
         "log-level": "warning",
+        **{name.replace("_", "-"): value for name, value in serve_settings.items()},
     }
     args = [str(ROOT / ".venv" / "bin" / "mayfly"), "serve"]
     for flag, value in flags.items():

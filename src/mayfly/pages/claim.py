@@ -25,6 +25,7 @@ from mayfly.services.claims import (
     AlreadyClaimed,
     ClaimLinkExpired,
     ClaimLinkUnknown,
+    ExtensionRefused,
     MoveConflicts,
 )
 from mayfly.services.transfers import MovePlan
@@ -61,6 +62,10 @@ async def _user(request: Request) -> User | None:
 
 @page
 async def claim_page(request: Request) -> Response:
+    return await _claim_page(request)
+
+
+async def _claim_page(request: Request, status: int = 200, error: str = "") -> Response:
     svc = services(request)
     try:
         view = await asyncio.to_thread(svc.claims.inspect, _token(request))
@@ -80,7 +85,10 @@ async def claim_page(request: Request) -> Response:
             "targets": targets,
             "next": request.url.path,
             "min_password": MIN_PASSWORD,
+            "extended": request.query_params.get("extended") == "1",
+            "error": error,
         },
+        status=status,
     )
 
 
@@ -126,6 +134,9 @@ async def claim(request: Request) -> Response:
     action = field(data, "action")
     renames, titles = _renames(data, "rename:"), _renames(data, "title:")
     try:
+        if action == "extend":
+            await svc.claims.extend(_token(request), user)
+            return redirect(request, f"/claim/{_token(request)}?extended=1")
         if action == "keep":
             kept = await svc.claims.keep(_token(request), user)
             return redirect(request, f"/dashboard/accounts/{kept.account.id}?claimed=1")
@@ -140,6 +151,8 @@ async def claim(request: Request) -> Response:
             return redirect(request, f"/dashboard/accounts/{moved.account.id}?merged=1")
     except MoveConflicts as exc:
         return _move_page(request, exc.plan, 409, exc.message)
+    except ExtensionRefused as exc:
+        return await _claim_page(request, exc.status, exc.message)
     except (ClaimLinkUnknown, ClaimLinkExpired, AlreadyClaimed) as exc:
         return claim_error(request, exc)
     return redirect(request, f"/claim/{_token(request)}")

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 
 from mayfly.errors import (
     Conflict,
@@ -36,7 +36,9 @@ from mayfly.services.memberships import add_owner, require_member
 from mayfly.services.tokens import EXPIRED_MESSAGE, PREFIXES, revoke_account_tokens
 from mayfly.services.transfers import MovePlan, WorkerMove, plan_transfer, transfer
 from mayfly.services.users import User
-from mayfly.storage.tables import accounts, api_tokens, tombstones
+from mayfly.storage.tables import accounts, api_tokens, audit_events, tombstones
+
+EXTENDED = "account.extended"  # the audit event; counting them is how often it was extended
 
 
 class ClaimLinkUnknown(NotFound):
@@ -69,7 +71,20 @@ class MoveConflicts(ValidationError):
         self.plan = plan
 
 
+class ExtensionRefused(Conflict):
+    """No more room to extend: the count or the maximum lifetime is reached."""
+
+
 ClaimStatus = Literal["unclaimed", "claimed", "expired"]
+
+
+@dataclass(frozen=True)
+class ExtensionOffer:
+    """What one more extension would do, shown on the claim page."""
+
+    new_expires_at: datetime
+    left: int  # extensions still allowed, this one included
+    max_expires_at: datetime  # the hard maximum lifetime, counted from creation
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,7 @@ class ClaimView:
     account: Account
     inventory: Inventory
     expires_at: datetime
+    extension: ExtensionOffer | None = None
 
 
 @dataclass(frozen=True)
@@ -139,8 +155,73 @@ class ClaimService:
         with self.ctx.db.read() as conn:
             account = self._open(conn, hash_token(claim_token))
             inventory = inventory_of(conn, self.ctx, account)
+            offer = self._offer(conn, account, self.ctx.clock.now())
         assert account.expires_at is not None
-        return ClaimView(account, inventory, as_utc(account.expires_at))
+        return ClaimView(account, inventory, as_utc(account.expires_at), offer)
+
+    # -- extending (a human who is not ready to claim) -----------------------------------------
+
+    def _offer(self, conn: Connection, account: Account, now: datetime) -> ExtensionOffer | None:
+        """One more extension, or None when the count or the maximum lifetime is reached."""
+        s = self.ctx.settings
+        assert account.expires_at is not None
+        expires_at = as_utc(account.expires_at)
+        done = conn.execute(
+            select(func.count())
+            .select_from(audit_events)
+            .where(audit_events.c.account_id == account.id, audit_events.c.event == EXTENDED)
+        ).scalar_one()
+        ceiling = as_utc(account.created_at) + timedelta(seconds=s.extension_max_lifetime)
+        ceiling = ceiling.replace(microsecond=0)  # expiries are shown and compared in seconds
+        left = s.extensions_max - done
+        if left <= 0 or s.extension_seconds <= 0 or expires_at >= ceiling:
+            return None
+        new_expires_at = min(max(expires_at, now) + timedelta(seconds=s.extension_seconds), ceiling)
+        return ExtensionOffer(new_expires_at.replace(microsecond=0), left, ceiling)
+
+    async def extend(self, claim_token: str, user: User) -> Account:
+        """A logged-in human gives the agent more time; token, URLs and claim link stay as they are.
+
+        Raises ExtensionRefused past the settings' count or maximum lifetime (and the claim-link
+        errors when the account can no longer be claimed)."""
+        account = await asyncio.to_thread(self._extend, claim_token, user)
+        await self._invalidate(ClaimResult(account, "keep"))  # routes carry the expiry
+        return account
+
+    def _extend(self, claim_token: str, user: User) -> Account:
+        now = self.ctx.clock.now()
+        with self.ctx.db.begin() as conn:
+            account = self._open(conn, hash_token(claim_token))
+            offer = self._offer(conn, account, now)
+            if offer is None:
+                raise ExtensionRefused(
+                    "This temporary account cannot be extended any further: claim it to keep it."
+                )
+            assert account.expires_at is not None
+            # Conditional on the expiry read above: of two concurrent extensions, one applies.
+            changed = conn.execute(
+                update(accounts)
+                .where(
+                    accounts.c.id == account.id,
+                    accounts.c.claimed_at.is_(None),
+                    accounts.c.expires_at == account.expires_at,
+                )
+                .values(expires_at=offer.new_expires_at)
+            ).rowcount
+            if changed != 1:
+                raise ExtensionRefused("The account changed meanwhile; reload the page.")
+            audit.record(
+                conn,
+                account.id,
+                EXTENDED,
+                user.email,
+                now,
+                previous_expires_at=as_utc(account.expires_at).isoformat(),
+                expires_at=offer.new_expires_at.isoformat(),
+            )
+            extended = get_account(conn, account.id)
+        assert extended is not None
+        return extended
 
     def plan_move(
         self,
