@@ -22,6 +22,22 @@ class InvalidToken(MayflyError):
     code, status = 10000, 401
 
 
+class UnknownToken(InvalidToken):
+    """A well-formed token this platform does not know, or one revoked or expired: Cloudflare's
+    9109 "Invalid access token". wrangler prints it as one error; on 10000 it runs its
+    authentication-error handler, whose own requests fail again (a second error, a stack trace)."""
+
+    code, status = 9109, 401
+
+
+class MalformedToken(InvalidToken):
+    """A bearer token that is not of this platform's form: Cloudflare's 400 with 6003 and, in its
+    `error_chain`, 6111."""
+
+    code, status = 6003, 400
+    error_chain = ({"code": 6111, "message": "Invalid format for Authorization header"},)
+
+
 class TemporaryAccountExpired(MayflyError):
     code, status = 10001, 401
 

@@ -40,7 +40,23 @@ def test_a_token_of_account_a_gets_9109_on_account_b(client: TestClient) -> None
 
 
 def test_unknown_tokens(client: TestClient) -> None:
-    assert client.get("accounts", headers=auth("nope")).json()["errors"][0]["code"] == 10000
+    """Cloudflare's answers, which wrangler prints as one error (10000 sends it into its
+    authentication-error handler, which fails again): a malformed token 400/6003 with 6111 in
+    its error_chain, a well-formed unknown one 9109; no token at all stays 10000."""
+    malformed = client.get("accounts", headers=auth("nope"))
+    assert malformed.status_code == 400
+    assert malformed.json()["errors"] == [
+        {
+            "code": 6003,
+            "message": malformed.json()["errors"][0]["message"],
+            "error_chain": [{"code": 6111, "message": "Invalid format for Authorization header"}],
+        }
+    ]
+    truncated = client.get("accounts", headers=auth("mfp_" + "x" * 42))
+    assert truncated.json()["errors"][0]["code"] == 6003
+    unknown = client.get("accounts", headers=auth("mfp_" + "x" * 43))
+    assert unknown.status_code == 401 and unknown.json()["errors"][0]["code"] == 9109
+    assert "Invalid access token" in unknown.json()["errors"][0]["message"]
     assert client.get("accounts").json()["errors"][0]["code"] == 10000
     unknown_temp = client.get("accounts", headers=auth("mft_" + "x" * 43))
     assert unknown_temp.status_code == 401

@@ -246,7 +246,7 @@ def test_dashboard_accounts_and_tokens(platform: Platform, client: TestClient) -
         revoke = browser.post(f"/dashboard/tokens/{token_id}/revoke", page=account_path)
         assert revoke.status_code == 303
         refused = client.get("user", headers=auth(token))
-        assert refused.status_code == 401 and refused.json()["errors"][0]["code"] == 10000
+        assert refused.status_code == 401 and refused.json()["errors"][0]["code"] == 9109
         assert "revoked" in browser.get(account_path).text
 
 

@@ -253,7 +253,9 @@ def test_whoami_with_a_token(mayfly: Mayfly, project: Path, platform: Platform) 
     assert (body["account_id"], body["account_name"]) == (account.id, "perm-acct")
     assert body["claim_url"] is None
     code, body = mayfly.json("whoami", MAYFLY_API_TOKEN="mfp_nonsense")
-    assert code == 1 and body["error"]["code"] == 10000
+    assert code == 1 and body["error"]["code"] == 6003
+    code, body = mayfly.json("whoami", MAYFLY_API_TOKEN="mfp_" + "x" * 43)
+    assert code == 1 and body["error"]["code"] == 9109
 
 
 def test_whoami_after_server_side_expiry(

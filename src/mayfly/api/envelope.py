@@ -33,15 +33,17 @@ def ok(
 
 
 def failure(
-    code: int, message: str, status: int, headers: dict[str, str] | None = None
+    code: int,
+    message: str,
+    status: int,
+    headers: dict[str, str] | None = None,
+    chain: list[dict[str, Any]] | None = None,
 ) -> JSONResponse:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if chain:
+        error["error_chain"] = chain
     return JSONResponse(
-        {
-            "success": False,
-            "errors": [{"code": code, "message": message}],
-            "messages": [],
-            "result": None,
-        },
+        {"success": False, "errors": [error], "messages": [], "result": None},
         status_code=status,
         headers=headers,
     )
@@ -52,7 +54,8 @@ async def mayfly_error_handler(request: Request, exc: Exception) -> Response:
     # Rate limits (10429) and quarantines (10060) say when to come back.
     retry_after = getattr(exc, "retry_after", None)
     headers = {"Retry-After": str(retry_after)} if isinstance(retry_after, int) else None
-    return failure(exc.code, exc.message, exc.status, headers)
+    chain = [dict(link) for link in getattr(exc, "error_chain", ())]
+    return failure(exc.code, exc.message, exc.status, headers, chain)
 
 
 async def unexpected_error_handler(request: Request, exc: Exception) -> Response:

@@ -47,10 +47,11 @@ class CredentialsError(SDKError):
 
 
 # Error codes the API gives meaning to (DESIGN §3); the SDK and the CLI act on them.
-INVALID_TOKEN = 10000
+INVALID_TOKEN = 10000  # no token sent
+MALFORMED_TOKEN = 6003  # not of the form mfp_…/mft_… (Cloudflare's code, 6111 in error_chain)
 TEMPORARY_EXPIRED = 10001
 TEMPORARY_CLAIMED = 10002
-FORBIDDEN = 9109
+FORBIDDEN = 9109  # 403; with 401 "Invalid access token": unknown, revoked or expired token
 SCRIPT_NOT_FOUND = 10007
 SUSPENDED = 10060  # the account or the Worker is suspended or quarantined
 VALIDATION = 10021

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Select, insert, select, update
 
-from mayfly.errors import InvalidToken, TemporaryAccountClaimed, TemporaryAccountExpired
+from mayfly.errors import (
+    InvalidToken,
+    MalformedToken,
+    TemporaryAccountClaimed,
+    TemporaryAccountExpired,
+    UnknownToken,
+)
 from mayfly.model import AccountKind, Principal, as_utc
 from mayfly.services.context import ServiceContext
 from mayfly.services.crypto import hash_token
@@ -25,6 +32,10 @@ CLAIMED_MESSAGE = (
     "This temporary account was claimed by a human, who now owns it; this token no longer works. "
     "Ask them for a token of their own, or run `mayfly deploy --temporary` for a new account."
 )
+
+
+# What new_token makes: a prefix and 32 random bytes in URL-safe base64 (43 characters).
+TOKEN_FORM = re.compile(r"mf[pt]_[A-Za-z0-9_-]{43}")
 
 
 def new_token(kind: AccountKind) -> str:
@@ -92,12 +103,12 @@ def _refuse_unusable(row: Any, now: datetime) -> None:
             raise TemporaryAccountClaimed(CLAIMED_MESSAGE)
         if row.kind == "temporary":
             raise TemporaryAccountExpired(EXPIRED_MESSAGE)
-        raise InvalidToken("This API token was revoked.")
+        raise UnknownToken("Invalid access token: this API token was revoked.")
     expiry = row.account_expires_at if row.kind == "temporary" else row.expires_at
     if expiry is not None and as_utc(expiry) <= now:
         if row.kind == "temporary":
             raise TemporaryAccountExpired(EXPIRED_MESSAGE)
-        raise InvalidToken("This API token has expired.")
+        raise UnknownToken("Invalid access token: this API token has expired.")
 
 
 def require_usable_token(conn: Connection, token_id: str, now: datetime) -> None:
@@ -117,6 +128,11 @@ class TokenService:
         """The principal for a bearer token, or the error that tells the caller what to do."""
         if not token:
             raise InvalidToken("Missing API token: send `Authorization: Bearer <token>`.")
+        if not TOKEN_FORM.fullmatch(token):
+            raise MalformedToken(
+                "Invalid request headers: the API token is not of the form mfp_… or mft_… "
+                "(a typo or a truncated copy?)."
+            )
         now = self.ctx.clock.now()
         with self.ctx.db.read() as conn:
             row = conn.execute(
@@ -125,7 +141,7 @@ class TokenService:
         if row is None:
             if token.startswith(PREFIXES["temporary"]):
                 raise TemporaryAccountExpired(EXPIRED_MESSAGE)
-            raise InvalidToken("Invalid API token.")
+            raise UnknownToken("Invalid access token: this platform knows no such API token.")
         _refuse_unusable(row, now)
         return Principal(
             token_id=row.id,
