@@ -79,6 +79,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("tombstone_cooldown", 7 * 24 * 3600, "Seconds a deleted account's name is kept.", int),
     Setting("audit_retention", 90 * 24 * 3600, "Seconds audit entries are kept.", int),
     Setting("reaper_interval", 30.0, "Seconds between reaper passes.", float),
+    Setting(
+        "cron_tick", 10.0, "Seconds between the scheduler's looks for due cron triggers.", float
+    ),
+    Setting(
+        "cron_min_interval",
+        60,
+        "Shortest interval between two runs of a cron trigger, in seconds (shorter ones: 10021).",
+        int,
+    ),
     Setting("pow_k", 1000, "Proof of work: number of checkpoints.", int),
     Setting(
         "pow_g",
@@ -356,6 +365,8 @@ class Settings:
     tombstone_cooldown: int = 7 * 24 * 3600
     audit_retention: int = 90 * 24 * 3600
     reaper_interval: float = 30.0
+    cron_tick: float = 10.0
+    cron_min_interval: int = 60
     pow_k: int = 1000
     pow_g: int = 2000
     pow_adaptive: bool = True

@@ -21,6 +21,7 @@ from mayfly.api import (
     kv,
     oauth,
     provisioning,
+    schedules,
     tail,
     unsupported,
     user_tokens,
@@ -97,6 +98,7 @@ def api_routes() -> list[BaseRoute]:
         Route("/openapi.json", openapi_json, methods=["GET"]),
         *provisioning.routes,
         *identity.routes,
+        *schedules.routes,  # before workers.routes: it serves GET …/schedules too
         *workers.routes,
         *kv.routes,
         *tail.routes,

@@ -13,11 +13,13 @@ from mayfly.storage.tables import (
     modules,
     scripts,
     versions,
+    worker_schedules,
 )
 
 
 def delete_script_rows(conn: Connection, script_id: str) -> None:
     version_ids = select(versions.c.id).where(versions.c.script_id == script_id)
+    conn.execute(delete(worker_schedules).where(worker_schedules.c.script_id == script_id))
     conn.execute(delete(deployments).where(deployments.c.script_id == script_id))
     conn.execute(delete(modules).where(modules.c.version_id.in_(version_ids)))
     conn.execute(delete(versions).where(versions.c.script_id == script_id))
@@ -38,6 +40,7 @@ def delete_scripts_of_accounts(conn: Connection, account_ids: list[str]) -> None
     batches: set-based, by indexed columns)."""
     script_ids = select(scripts.c.id).where(scripts.c.account_id.in_(account_ids))
     version_ids = select(versions.c.id).where(versions.c.account_id.in_(account_ids))
+    conn.execute(delete(worker_schedules).where(worker_schedules.c.account_id.in_(account_ids)))
     conn.execute(delete(deployments).where(deployments.c.script_id.in_(script_ids)))
     conn.execute(delete(modules).where(modules.c.version_id.in_(version_ids)))
     conn.execute(delete(versions).where(versions.c.account_id.in_(account_ids)))

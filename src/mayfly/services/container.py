@@ -15,6 +15,7 @@ from mayfly.services.memberships import MembershipService
 from mayfly.services.provisioning import ProvisioningService
 from mayfly.services.quarantine import QuarantineService
 from mayfly.services.routing import RoutingService
+from mayfly.services.schedules import ScheduleService
 from mayfly.services.scripts import ScriptService
 from mayfly.services.sessions import SessionService
 from mayfly.services.tail import TailHub, TailService
@@ -42,6 +43,7 @@ class Services:
     claims: ClaimService
     device_auth: DeviceAuthService
     quarantine: QuarantineService
+    schedules: ScheduleService
 
     @classmethod
     def build(cls, ctx: ServiceContext) -> Services:
@@ -66,4 +68,5 @@ class Services:
             claims=ClaimService(ctx),
             device_auth=DeviceAuthService(ctx, user_tokens),
             quarantine=QuarantineService(ctx),
+            schedules=ScheduleService(ctx),
         )

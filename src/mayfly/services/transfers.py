@@ -28,6 +28,7 @@ from mayfly.storage.tables import (
     moved_hosts,
     scripts,
     versions,
+    worker_schedules,
 )
 
 
@@ -211,7 +212,7 @@ def transfer(conn: Connection, ctx: ServiceContext, plan: MovePlan, now: datetim
                 keep_until=now + timedelta(seconds=ctx.settings.tombstone_cooldown),
             )
         )
-    for table in (versions, deployments, kv_entries):
+    for table in (versions, deployments, kv_entries, worker_schedules):
         conn.execute(
             update(table).where(table.c.account_id == source.id).values(account_id=target.id)
         )

@@ -333,3 +333,19 @@ platform_meta = Table(
     Column("name", String(64), primary_key=True),
     Column("value", String(256), nullable=False),
 )
+
+# -- cron triggers (issue 11) -------------------------------------------------------------------
+
+worker_schedules = Table(
+    "worker_schedules",
+    metadata,
+    # A Worker's cron triggers, replaced as a whole by PUT …/schedules. `next_run_at` is claimed by
+    # moving it forward in the same statement that reads it, so each run fires once per cluster.
+    Column("script_id", String(32), ForeignKey("scripts.id"), primary_key=True),
+    Column("cron", String(100), primary_key=True),
+    Column("account_id", String(32), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    Column("next_run_at", Timestamp, nullable=False, index=True),
+    Column("last_run_at", Timestamp, nullable=True),
+)
