@@ -216,7 +216,10 @@ def check_envelope(ctx: Any, response: Any, case: Case) -> bool | None:
     """Every error is in Cloudflare's envelope, with a numeric code and a message."""
     if response.status_code < 400:
         return None
-    body = json.loads(response.content)
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        raise AssertionError(f"An error outside the envelope: {response.content[:200]!r}") from None
     assert body["success"] is False, body
     assert body["errors"] and all(
         isinstance(e["code"], int) and isinstance(e["message"], str) for e in body["errors"]

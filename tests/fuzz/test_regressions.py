@@ -98,3 +98,38 @@ def test_nul_characters_are_a_400_on_every_backend(any_backend: TestClient) -> N
     value = f"{namespaces}/{ns}/values/k"
     assert client.put(value, headers=auth(token), content=b"a\x00b").status_code == 200
     assert client.get(value, headers=auth(token)).content == b"a\x00b"
+
+
+def test_a_namespace_title_over_512_characters_is_a_400_on_every_backend(
+    any_backend: TestClient,
+) -> None:
+    """PostgreSQL's varchar(512) refused a long title on rename with a 500; SQLite stored it."""
+    client = any_backend
+    created = provision(client)["account"]
+    token = created["apiToken"]
+    namespaces = f"accounts/{created['id']}/storage/kv/namespaces"
+    ns = client.post(namespaces, headers=auth(token), json={"title": "kv"}).json()["result"]["id"]
+    long = {"title": "t" * 513}
+    for response in (
+        client.post(namespaces, headers=auth(token), json=long),
+        client.put(f"{namespaces}/{ns}", headers=auth(token), json=long),
+    ):
+        assert response.status_code == 400, response.text
+        assert response.json()["errors"][0]["code"] == 10021
+    renamed = client.put(f"{namespaces}/{ns}", headers=auth(token), json={"title": "t" * 512})
+    assert renamed.status_code == 200, renamed.text
+
+
+def test_a_multipart_body_starlette_cannot_parse_is_a_400_in_the_envelope(
+    client: TestClient, worker: tuple[str, str]
+) -> None:
+    """Starlette's own HTTPException (here: no boundary) answered plain text."""
+    path, token = worker
+    response = client.patch(
+        f"{path}/settings",
+        headers={**auth(token), "content-type": "multipart/form-data"},
+        content=b"settings=1",
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["success"] is False
+    assert response.json()["errors"][0]["code"] == 10021

@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -64,6 +65,13 @@ async def not_found(request: Request, exc: Exception) -> Response:
 
 async def method_not_allowed(request: Request, exc: Exception) -> Response:
     return failure(10405, f"{request.method} is not allowed on {request.url.path}.", 405)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 4xx (a multipart body without a boundary, …) in the envelope, not as text."""
+    assert isinstance(exc, HTTPException)
+    code = 10413 if exc.status_code == 413 else 10021
+    return failure(code, str(exc.detail), exc.status_code)
 
 
 async def index(request: Request) -> Response:
@@ -123,6 +131,7 @@ def build_public_app(services: Services, extra_routes: list[BaseRoute] | None = 
         ],
         exception_handlers={
             MayflyError: mayfly_error_handler,
+            HTTPException: http_error,
             404: not_found,
             405: method_not_allowed,
             Exception: unexpected_error_handler,

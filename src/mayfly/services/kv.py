@@ -181,8 +181,8 @@ class KVService:
             return render_namespace(self._namespace(conn, account, namespace_id))
 
     def rename_namespace(self, account: Account, namespace_id: str, title: Any) -> dict[str, Any]:
-        if not isinstance(title, str) or not title.strip():
-            raise ValidationError("A KV namespace needs a non-empty title.")
+        if not isinstance(title, str) or not title.strip() or len(title) > 512:
+            raise ValidationError("A KV namespace needs a title of 1-512 characters.")
         with self.ctx.db.begin() as conn:
             self._namespace(conn, account, namespace_id)
             clash = self._by_title(conn, account.id, title)
