@@ -16,6 +16,7 @@ import uvicorn
 
 from mayfly.api.http_protocol import EnvelopeHttpProtocol
 from mayfly.api.internal import build_internal_app
+from mayfly.api.metrics import build_metrics_app
 from mayfly.api.routes import build_public_app
 from mayfly.api.ws_protocol import TolerantWebSocketProtocol
 from mayfly.runtime.incidents import Incident
@@ -71,7 +72,10 @@ class Platform:
             crypto=Crypto(key),
             clock=clock or SystemClock(),
         )
-        return cls(settings=settings, db=db, services=Services.build(ctx))
+        services = Services.build(ctx)
+        ctx.metrics.watch_pools({"write": db.engine, "read": db.read_engine})
+        ctx.metrics.watch_reaper_lag(services.reaper.lag_seconds)
+        return cls(settings=settings, db=db, services=services)
 
     def set_invalidator(self, invalidator: Invalidator) -> None:
         self.services.ctx.invalidator = invalidator
@@ -116,6 +120,13 @@ class Platform:
             tasks.append(asyncio.create_task(self.services.reaper.run_forever()))
             tasks.append(asyncio.create_task(Housekeeper(self.services).run_forever()))
             tasks.append(asyncio.create_task(self._run_remote_mcp()))
+            if s.metrics_port:
+                metrics = _uvicorn(
+                    build_metrics_app(self.services.ctx.metrics), host=s.host, port=s.metrics_port
+                )
+                tasks.append(asyncio.create_task(metrics.serve()))
+                await _until_started(metrics, tasks[-1])
+                log.info("Metrics at http://%s:%s/metrics", s.host, s.metrics_port)
             await _until_started(public, tasks[1])
             log.info("Mayfly API listening on %s (bound %s:%s)", s.public_url, s.host, s.api_port)
             if data_plane is not None:
@@ -155,6 +166,8 @@ class Platform:
             on_incident=self.handle_incident,
         )
         await data_plane.start()
+        if data_plane.supervisor is not None:
+            data_plane.supervisor.on_event = self.services.ctx.metrics.shard_event
         self.set_invalidator(data_plane)
         return data_plane
 
@@ -172,6 +185,8 @@ class Platform:
         except Exception:
             log.exception("could not record the incident on %s", incident.shard)
             return
+        self.services.ctx.metrics.incidents.labels(incident.kind).inc()
+        self.services.ctx.metrics.quarantines.inc(len(outcome.started))
         if outcome.hosts:
             # Not awaited: the data plane may be waiting on this callback to replace the shard,
             # and an invalidation waits on every live shard. A shard that starts meanwhile asks

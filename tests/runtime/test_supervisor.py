@@ -19,6 +19,7 @@ from mayfly.runtime.incidents import Incident
 from mayfly.runtime.sandbox import Sandbox
 from mayfly.runtime.shard import ShardLauncher, ShardStartError
 from mayfly.runtime.supervisor import Limits, Supervisor
+from mayfly.services.metrics import Metrics
 
 FAKES = Path(__file__).resolve().parents[1] / "fakes"
 
@@ -166,6 +167,8 @@ def test_a_shard_that_crashes_later_is_restarted(launch: Callable[..., ShardLaun
         supervisor = Supervisor(
             launch(fake("little_workerd.py", "--crash-after", "0.3")), 1, limits()
         )
+        told: list[str] = []
+        supervisor.on_event = told.append  # what app.py wires to the restart metric
         await supervisor.start()
         first = supervisor.live_shards()[0].pid
         await eventually(lambda: sum(e.kind == "exited" for e in supervisor.events) >= 2)
@@ -173,6 +176,14 @@ def test_a_shard_that_crashes_later_is_restarted(launch: Callable[..., ShardLaun
         assert supervisor.live_shards()[0].pid != first
         exits = [e for e in supervisor.events if e.kind == "exited"]
         assert "status 3" in exits[0].detail
+        assert told.count("exited") >= 2
+        metrics = Metrics()
+        for kind in told:
+            metrics.shard_event(kind)
+        restarts = metrics.registry.get_sample_value(
+            "mayfly_shard_restarts_total", {"cause": "exited"}
+        )
+        assert (restarts or 0) >= 2
         await supervisor.stop()
         assert all(gone(e.pid) for e in supervisor.events)
 

@@ -48,8 +48,10 @@ async def route(request: Request) -> Response:
     host = params.get("host", "")
     if params.get("code") == "1":
         answer = await asyncio.to_thread(routing.route_with_code, host, params.get("have", ""))
+        _services(request).ctx.metrics.worker_route_lookups.labels(answer["status"]).inc()
         return JSONResponse(answer)
     found = await asyncio.to_thread(routing.route, host)
+    _services(request).ctx.metrics.worker_route_lookups.labels(found.status).inc()
     return JSONResponse(found.to_json())
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -30,6 +31,7 @@ from mayfly.api import (
 )
 from mayfly.api.envelope import failure, mayfly_error_handler, unexpected_error_handler
 from mayfly.api.limits import BodyLimits
+from mayfly.api.metrics import RequestMetrics
 from mayfly.api.openapi import build_document, operation
 from mayfly.errors import MayflyError
 from mayfly.services.container import Services
@@ -129,6 +131,8 @@ def build_public_app(services: Services, extra_routes: list[BaseRoute] | None = 
             # against Cloudflare's stub servers too (spec §2); the API answers there as well.
             *api_routes(),
         ],
+        # Inside Starlette: it shares the scope the router writes the matched route into.
+        middleware=[Middleware(RequestMetrics, metrics=services.ctx.metrics)],
         exception_handlers={
             MayflyError: mayfly_error_handler,
             HTTPException: http_error,

@@ -22,7 +22,7 @@ import dataclasses
 import itertools
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -116,6 +116,8 @@ class Supervisor:
         self.count = count
         self.limits = limits
         self.on_incident = on_incident
+        # Told every event's kind (metrics); called on the supervisor's thread, must not block.
+        self.on_event: Callable[[str], None] | None = None
         self.slots: list[Shard | None] = [None] * count
         # The newest events and incidents (at most 2 × _KEPT; trimmed to _KEPT).
         self.events: list[ShardEvent] = []
@@ -443,6 +445,11 @@ class Supervisor:
         self.events.append(ShardEvent(shard.slot, kind, shard.pid, time.monotonic(), detail))
         if len(self.events) > 2 * _KEPT:
             del self.events[:-_KEPT]
+        if self.on_event is not None:
+            try:
+                self.on_event(kind)
+            except Exception:
+                log.exception("the shard event callback failed")
 
     async def _incident(self, shard: Shard, reason: EventKind, detail: str) -> Incident | None:
         """Who was running when this shard had to go (called before it is killed)."""

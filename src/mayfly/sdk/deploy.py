@@ -81,17 +81,13 @@ class Deployer:
         account_id: str | None = None,
         kv: Sequence[KVBinding] = (),
         assets: AssetUpload | None = None,
-        event_code: str | None = None,
     ) -> Deployment:
-        """Deploy `upload` as `script`, with its KV bindings and static assets. `event_code`: a
-        new temporary account counts against that event (`mayfly admin event create`)."""
+        """Deploy `upload` as `script`, with its KV bindings and static assets."""
 
         def action(authed: MayflyClient, account: AccountInfo) -> Deployment:
             return self._deploy_to(authed, account, script, upload, kv, assets)
 
-        ran = self.session.run(
-            resolution, action, temporary=temporary, account_id=account_id, event_code=event_code
-        )
+        ran = self.session.run(resolution, action, temporary=temporary, account_id=account_id)
         return dataclasses.replace(
             ran.value,
             temporary=ran.temporary,

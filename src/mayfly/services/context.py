@@ -7,6 +7,7 @@ from typing import Protocol
 
 from mayfly.services.clock import Clock
 from mayfly.services.crypto import Crypto
+from mayfly.services.metrics import Metrics
 from mayfly.settings import Settings
 from mayfly.storage.blobs import BlobStore
 from mayfly.storage.database import Database
@@ -31,6 +32,7 @@ class ServiceContext:
     crypto: Crypto
     clock: Clock
     invalidator: Invalidator = field(default_factory=NoInvalidator)
+    metrics: Metrics = field(default_factory=Metrics)
 
     def worker_host(self, script: str, account_name: str) -> str:
         return f"{script}.{account_name}.{self.settings.domain}"

@@ -17,8 +17,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, delete, insert, select, tuple_
+from sqlalchemy import ColumnElement, Connection, Table, delete, func, insert, select, tuple_
 
+from mayfly.model import as_utc
 from mayfly.services.cleanup import delete_scripts_of_accounts
 from mayfly.services.context import ServiceContext
 from mayfly.storage.tables import (
@@ -178,12 +179,28 @@ class Reaper:
 
     async def run_once(self) -> int:
         """One pass: reap every expired account. Returns how many were deleted."""
+        with self.ctx.metrics.reaper_passes.time():
+            return await self._pass()
+
+    def lag_seconds(self) -> float:
+        """Age of the oldest expired temporary account still there (0: none)."""
+        now = self.ctx.clock.now()
+        with self.ctx.db.read() as conn:
+            oldest = conn.execute(
+                select(func.min(accounts.c.expires_at)).where(
+                    accounts.c.kind == "temporary", accounts.c.expires_at <= now
+                )
+            ).scalar_one_or_none()
+        return 0.0 if oldest is None else max(0.0, (now - as_utc(oldest)).total_seconds())
+
+    async def _pass(self) -> int:
         count = 0
         while True:
             hosts, reaped = await asyncio.to_thread(self.reap_batch)
             if not reaped:
                 break
             count += reaped
+            self.ctx.metrics.reaped.inc(reaped)
             if hosts:
                 await self.ctx.invalidator.invalidate(hosts)
         await asyncio.to_thread(self.delete_files)

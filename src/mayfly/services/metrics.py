@@ -1,0 +1,124 @@
+"""Prometheus metrics (`--metrics-port`), all named `mayfly_…`, in a registry of each platform.
+
+What is measured and where:
+- API requests and latency, by route class (the route's path template, never the raw path),
+  method and status: an ASGI middleware on the public app (api/metrics.py). Provisioning
+  (challenges issued, accounts created, proof-of-work failures) and limit refusals (429) are
+  counted from the same answers.
+- Worker requests: the dispatcher does not report each request (that would cost a round trip per
+  request), so what is counted is what the data plane asks the control plane: route lookups by
+  the answer's status (a lookup per host a shard does not hold in its route cache).
+- Shard restarts by cause and quarantines: the supervisor's events and the incidents the
+  data plane reports, through callbacks app.py wires (the runtime does not import this module).
+- The reaper: accounts deleted, passes and their duration; its lag (the age of the oldest
+  expired account still there) is read at scrape time.
+- The database pools: connections checked out and open, read at scrape time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from sqlalchemy import Engine
+
+RESTART_CAUSES = ("start-failed", "exited", "unresponsive", "memory", "no-ack", "recycle")
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.api_requests = Counter(
+            "mayfly_api_requests",
+            "API and page requests answered, by route class, method and status.",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.api_latency = Histogram(
+            "mayfly_api_request_duration_seconds",
+            "Time to answer an API or page request, by route class and method.",
+            ["route", "method"],
+            registry=r,
+        )
+        self.worker_route_lookups = Counter(
+            "mayfly_worker_route_lookups",
+            "Routes the data plane asked for (Workers' hosts not in a shard's cache), by answer.",
+            ["status"],
+            registry=r,
+        )
+        self.shard_restarts = Counter(
+            "mayfly_shard_restarts",
+            "Data-plane shards replaced, by cause.",
+            ["cause"],
+            registry=r,
+        )
+        self.incidents = Counter(
+            "mayfly_incidents",
+            "Shards killed by a Worker's doing (incidents), by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.quarantines = Counter(
+            "mayfly_quarantines", "Workers quarantined after an incident.", registry=r
+        )
+        self.challenges = Counter(
+            "mayfly_provisioning_challenges", "Proof-of-work challenges issued.", registry=r
+        )
+        self.accounts_created = Counter(
+            "mayfly_provisioning_accounts", "Temporary accounts created.", registry=r
+        )
+        self.pow_failures = Counter(
+            "mayfly_provisioning_pow_failures",
+            "Account creations refused for a wrong, expired or reused proof of work.",
+            registry=r,
+        )
+        self.limit_refusals = Counter(
+            "mayfly_limit_refusals",
+            "Requests refused by a rate or abuse limit (429), by route class.",
+            ["route"],
+            registry=r,
+        )
+        self.reaped = Counter(
+            "mayfly_reaper_accounts_deleted", "Expired accounts the reaper deleted.", registry=r
+        )
+        self.reaper_passes = Histogram(
+            "mayfly_reaper_pass_duration_seconds", "Duration of reaper passes.", registry=r
+        )
+        self.reaper_lag = Gauge(
+            "mayfly_reaper_lag_seconds",
+            "Age of the oldest expired temporary account not yet deleted (0: none).",
+            registry=r,
+        )
+        self.db_connections = Gauge(
+            "mayfly_db_pool_connections",
+            "Database connections of the pools, by pool (write, read) and state.",
+            ["pool", "state"],
+            registry=r,
+        )
+
+    def watch_reaper_lag(self, lag: Callable[[], float]) -> None:
+        self.reaper_lag.set_function(lag)
+
+    def watch_pools(self, pools: dict[str, Engine]) -> None:
+        for name, engine in pools.items():
+            pool = engine.pool
+            for state, read in (("checked_out", "checkedout"), ("open", "size")):
+                reader = getattr(pool, read, None)
+                if callable(reader):
+                    self.db_connections.labels(name, state).set_function(_as_float(reader))
+
+    def shard_event(self, kind: str) -> None:
+        if kind in RESTART_CAUSES:
+            self.shard_restarts.labels(kind).inc()
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def _as_float(read: Callable[[], object]) -> Callable[[], float]:
+    def value() -> float:
+        result = read()
+        return float(result) if isinstance(result, int | float) else 0.0
+
+    return value
