@@ -98,11 +98,14 @@ def test_secrets_bulk(mayfly_server: MayflyServer, account: dict[str, str], uplo
         headers={"content-type": "application/merge-patch+json"},
     )
     assert patched.status_code == 200, patched.text
-    assert sorted(s["name"] for s in patched.json()["result"]) == ["A", "B"]
+    assert patched.json()["result"] == {
+        "A": {"name": "A", "type": "secret_text"},
+        "B": {"name": "B", "type": "secret_text"},
+    }
     removed = mayfly_server.api(
         "PATCH", path, account["api_token"], json={"secrets": {"A": None, "B": None}}
     )
-    assert removed.json()["result"] == []
+    assert removed.json()["result"] == {}
 
 
 def test_versions_and_deployments_iterate_and_end(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import re
 import secrets
 from typing import Any
 
@@ -794,15 +796,46 @@ SCRIPT_LEVEL = {"logpush", "observability", "tags", "tail_consumers"}
 
 
 async def _settings_part(request: Request) -> dict[str, Any]:
+    """A `settings` JSON part (wrangler, the Python SDK), or the npm SDK's bracketed fields
+    (`settings[logpush]`, `settings[tags][]`, `settings[observability][enabled]`)."""
     limit = services(request).ctx.settings.max_upload_bytes
-    async with request.form(max_files=4, max_fields=4, max_part_size=limit) as form:
+    async with request.form(max_files=4, max_fields=64, max_part_size=limit) as form:
         part = form.get("settings")
         raw = await part.read() if isinstance(part, UploadFile) else part
+        fields = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
     if raw is None:
+        if any(key.startswith("settings[") for key, _ in fields):
+            return _bracketed(fields)
         raise ValidationError("Send the settings as a multipart part named `settings`.")
     settings = strict_json.loads(raw, "The settings part")
     if not isinstance(settings, dict):
         raise ValidationError("The settings part must be a JSON object.")
+    return settings
+
+
+_BRACKETS = re.compile(r"settings((?:\[[A-Za-z0-9_]*\])+)")
+_SCALARS: dict[str, Any] = {"true": True, "false": False, "null": None}
+
+
+def _bracketed(fields: list[tuple[str, str]]) -> dict[str, Any]:
+    settings: dict[str, Any] = {}
+    for key, value in fields:
+        match = _BRACKETS.fullmatch(key)
+        if match is None:
+            raise ValidationError(f"Unexpected settings field {key!r}.")
+        path = match.group(1)[1:-1].split("][")
+        node = settings
+        for name, following in itertools.pairwise(path):
+            if not name or not isinstance(node, dict):
+                raise ValidationError(f"Unexpected settings field {key!r}.")
+            node = node.setdefault(name, [] if following == "" else {})
+        scalar = _SCALARS.get(value, value)
+        if path[-1] == "" and isinstance(node, list):
+            node.append(scalar)
+        elif path[-1] and isinstance(node, dict):
+            node[path[-1]] = scalar
+        else:
+            raise ValidationError(f"Unexpected settings field {key!r}.")
     return settings
 
 
@@ -874,7 +907,7 @@ SECRET_CHANGE = nullable(obj({"name": STRING, "text": STRING, "type": STRING}, "
         )
     },
     body_required=True,
-    result=array(SECRET),
+    result={"type": "object", "additionalProperties": SECRET},
 )
 async def secrets_bulk(request: Request) -> Response:
     who, account = await account_access(request)
@@ -883,12 +916,13 @@ async def secrets_bulk(request: Request) -> Response:
     version = await services(request).scripts.patch_secrets(
         who, account, _script(request), body.get("secrets"), deploy=True
     )
+    # Cloudflare's shape: the Worker's secrets after the change, by name.
     return ok(
-        [
-            {"name": b["name"], "type": b["type"]}
+        {
+            b["name"]: {"name": b["name"], "type": b["type"]}
             for b in version["resources"]["bindings"]
             if b["type"] == "secret_text"
-        ]
+        }
     )
 
 
