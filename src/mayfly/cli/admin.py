@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from mayfly.cli.admin_accounts import ACCOUNT_COMMANDS
+from mayfly.cli.admin_events import event_group
 from mayfly.cli.serve import settings_options
 from mayfly.errors import MayflyError
 from mayfly.model import iso_seconds as iso
@@ -26,6 +27,8 @@ def account() -> None:
 
 for _command in ACCOUNT_COMMANDS:
     account.add_command(_command)
+
+admin.add_command(event_group)
 
 
 @account.command("create")

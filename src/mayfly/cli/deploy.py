@@ -53,6 +53,12 @@ from mayfly.sdk.models import format_time
 @click.argument("entry", required=False, type=click.Path(dir_okay=False))
 @worker_options
 @temporary_option
+@click.option(
+    "--event",
+    "event_code",
+    help="With --temporary: an event code from the organiser; the new account counts against "
+    "the event's budget instead of this address's limit and lives for the event's TTL.",
+)
 @click.option("--message", help="A note stored with the version (shown by `versions list`).")
 @click.option(
     "--dev-vars",
@@ -69,6 +75,7 @@ def deploy(
     config: Path | None,
     env_name: str | None,
     temporary: bool,
+    event_code: str | None,
     message: str | None,
     use_dev_vars: bool,
     api_token: str | None,
@@ -113,6 +120,8 @@ def deploy(
         )
         credentials = resolution.credentials
         check_temporary(credentials.source if credentials else None, temporary)
+        if event_code and not temporary:
+            raise click.UsageError("--event applies to a new temporary account: add --temporary.")
         project = load_project(Path.cwd(), config=config, name=name, main=entry, env=env_name)
         for warning in project.warnings:
             out.warn(warning)
@@ -141,6 +150,7 @@ def deploy(
                     account_id=project.account_id,
                     kv=[KVBinding(k.binding, k.id) for k in project.kv_namespaces],
                     assets=asset_upload(manifest) if manifest is not None else None,
+                    event_code=event_code,
                 )
             except MayflyAPIError as exc:
                 if exc.code != SUSPENDED or credentials is None:

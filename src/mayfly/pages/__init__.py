@@ -9,12 +9,13 @@ from starlette.staticfiles import StaticFiles
 
 
 def page_routes() -> list[BaseRoute]:
-    from mayfly.pages import claim, dashboard, device, login
+    from mayfly.pages import claim, dashboard, device, events, login
 
     return [
         *login.routes,
         *claim.routes,
         *dashboard.routes,
+        *events.routes,
         *device.routes,
         Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
     ]

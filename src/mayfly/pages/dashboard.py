@@ -30,7 +30,9 @@ async def dashboard(request: Request) -> Response:
     svc = services(request)
     found = await asyncio.to_thread(svc.memberships.inventories, user.id)
     quarantines = await _quarantines(request, [account.id for account, _ in found])
-    return render(request, "dashboard.html", {"accounts": found, "quarantines": quarantines})
+    events = await asyncio.to_thread(svc.provisioning.events.organised_by, user.email)
+    context = {"accounts": found, "quarantines": quarantines, "events": events}
+    return render(request, "dashboard.html", context)
 
 
 async def _quarantines(request: Request, account_ids: list[str]) -> dict[str, dict[str, Any]]:

@@ -132,22 +132,24 @@ class MayflyClient:
         """P1: a proof-of-work challenge."""
         return check_challenge(self.call("POST", "/provisioning/previews/challenge", json={}))
 
-    def create_temporary_account(self, challenge: Challenge, checkpoints: str) -> TemporaryAccount:
+    def create_temporary_account(
+        self, challenge: Challenge, checkpoints: str, event_code: str | None = None
+    ) -> TemporaryAccount:
         """P2: a temporary account from a solved challenge. Its API token is shown only here.
 
         The terms accepted are the ones the challenge named, else the server's /terms and
-        /privacy (the body needs both fields; wrangler sends Cloudflare's)."""
-        result = self.call(
-            "POST",
-            "/provisioning/previews",
-            json={
-                "termsOfService": challenge.terms_url or f"{self.api_url}/terms",
-                "privacyPolicy": challenge.privacy_url or f"{self.api_url}/privacy",
-                "acceptTermsOfService": "yes",
-                "challengeToken": challenge.token,
-                "solution": {"checkpoints": checkpoints},
-            },
-        )
+        /privacy (the body needs both fields; wrangler sends Cloudflare's). An event code travels
+        as `eventCode`, the field wrangler's --event-code sends."""
+        body: dict[str, Any] = {
+            "termsOfService": challenge.terms_url or f"{self.api_url}/terms",
+            "privacyPolicy": challenge.privacy_url or f"{self.api_url}/privacy",
+            "acceptTermsOfService": "yes",
+            "challengeToken": challenge.token,
+            "solution": {"checkpoints": checkpoints},
+        }
+        if event_code:
+            body["eventCode"] = event_code.strip()
+        result = self.call("POST", "/provisioning/previews", json=body)
         try:
             account, claim = result["account"], result["claim"]
             return TemporaryAccount(

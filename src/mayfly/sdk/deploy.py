@@ -81,13 +81,17 @@ class Deployer:
         account_id: str | None = None,
         kv: Sequence[KVBinding] = (),
         assets: AssetUpload | None = None,
+        event_code: str | None = None,
     ) -> Deployment:
-        """Deploy `upload` as `script`, with its KV bindings and static assets."""
+        """Deploy `upload` as `script`, with its KV bindings and static assets. `event_code`: a
+        new temporary account counts against that event (`mayfly admin event create`)."""
 
         def action(authed: MayflyClient, account: AccountInfo) -> Deployment:
             return self._deploy_to(authed, account, script, upload, kv, assets)
 
-        ran = self.session.run(resolution, action, temporary=temporary, account_id=account_id)
+        ran = self.session.run(
+            resolution, action, temporary=temporary, account_id=account_id, event_code=event_code
+        )
         return dataclasses.replace(
             ran.value,
             temporary=ran.temporary,

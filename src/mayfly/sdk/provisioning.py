@@ -72,8 +72,11 @@ def provision_temporary_account(
     cache: TemporaryAccountCache,
     listener: Listener,
     timings: Timings | None = None,
+    event_code: str | None = None,
 ) -> TemporaryAccount:
-    """Create a temporary account (solving the proof of work) and cache it for this API URL."""
+    """Create a temporary account (solving the proof of work) and cache it for this API URL.
+
+    With `event_code`, the account counts against that event's budget and lives its TTL."""
     timings = timings if timings is not None else Timings()
     started = time.perf_counter()
     challenge = client.request_challenge()
@@ -87,7 +90,7 @@ def provision_temporary_account(
     timings.add("pow", solved)
     listener.end(task, solved)
     started = time.perf_counter()
-    account = client.create_temporary_account(challenge, checkpoints)
+    account = client.create_temporary_account(challenge, checkpoints, event_code)
     timings.add("provision", time.perf_counter() - started)
     try:
         cache.save(client.api_url, account)

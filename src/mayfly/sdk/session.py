@@ -31,6 +31,10 @@ NO_CREDENTIALS = (
     "No Mayfly credentials: set MAYFLY_API_TOKEN (and MAYFLY_ACCOUNT_ID), or rerun this command "
     "with `--temporary` to use a temporary account (no sign-up; prints a claim URL)."
 )
+EVENT_WITH_CACHED = (
+    "A temporary account is already cached ({name}); `--event` only applies when a new one is "
+    "created. Rerun without --event to reuse it."
+)
 TEMPORARY_CONFLICT = (
     "`--temporary` cannot be used while other credentials are set ({source}). Remove "
     "`--temporary` to use them, or unset them to use a temporary account."
@@ -70,6 +74,7 @@ class AccountSession:
 
     def __post_init__(self) -> None:
         self.timings = Timings()
+        self.event_code: str | None = None
 
     def run(
         self,
@@ -78,14 +83,20 @@ class AccountSession:
         *,
         temporary: bool = False,
         account_id: str | None = None,
+        event_code: str | None = None,
     ) -> Ran[T]:
         """Run `action(authed_client, account)`. `account_id` (e.g. from wrangler.toml) applies
-        to tokens that reach several accounts."""
+        to tokens that reach several accounts; `event_code` to a temporary account created now."""
         credentials = resolution.credentials
         if temporary and credentials is not None and credentials.source != "temporary":
             raise CredentialsError(
                 TEMPORARY_CONFLICT.format(source=credentials.source), code="temporary_conflict"
             )
+        if event_code and credentials is not None and credentials.temporary is not None:
+            raise CredentialsError(
+                EVENT_WITH_CACHED.format(name=credentials.temporary.name), code="event_conflict"
+            )
+        self.event_code = event_code
         notices: list[str] = []
         if credentials is None and resolution.expired is not None:
             old = resolution.expired
@@ -163,7 +174,7 @@ class AccountSession:
                 account, created = cached, False
             else:
                 account = provision_temporary_account(
-                    self.client, self.cache, self.listener, self.timings
+                    self.client, self.cache, self.listener, self.timings, self.event_code
                 )
                 created = True
         self.listener.temporary_account(account, created=created)

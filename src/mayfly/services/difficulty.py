@@ -48,10 +48,11 @@ class AdaptiveDifficulty:
     def limiters(self) -> list[SlidingWindowLimiter]:
         return [self.platform_recent, self.address_recent]
 
-    def record(self, client: str, now: float) -> None:
-        """One account was provisioned for client."""
+    def record(self, client: str | None, now: float) -> None:
+        """One account was provisioned (for client; None: it counts platform-wide only)."""
         self.platform_recent.record(GLOBAL, now)
-        self.address_recent.record(client, now)
+        if client is not None:
+            self.address_recent.record(client, now)
 
     def difficulty(self, client: str | None = None, *, now: float) -> Difficulty:
         """The work a challenge issued now would ask of client (None: platform-wide only)."""

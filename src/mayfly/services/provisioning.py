@@ -17,6 +17,7 @@ from mayfly.services.accounts import get_account, name_taken
 from mayfly.services.context import ServiceContext
 from mayfly.services.crypto import hash_token
 from mayfly.services.difficulty import AdaptiveDifficulty, Difficulty
+from mayfly.services.events import EventService, take_account
 from mayfly.services.names import random_name
 from mayfly.services.ratelimit import SlidingWindowLimiter
 from mayfly.services.tokens import create_token
@@ -34,6 +35,7 @@ class ProvisioningService:
             s.accounts_per_hour, 3600, "temporary accounts from this address"
         )
         self.adaptive = AdaptiveDifficulty(s)
+        self.events = EventService(ctx)
 
     def difficulty(self, client: str | None = None) -> Difficulty:
         """The work a challenge issued now asks (for client, or platform-wide when None)."""
@@ -66,18 +68,22 @@ class ProvisioningService:
             raise ProofOfWorkInvalid(
                 "Send challengeToken and solution.checkpoints from a solved challenge."
             )
+        event_code = event_code_of(body)
         now = self.ctx.clock.now()
         challenge = pow.open_token(self.ctx.crypto, token, now)
         await asyncio.to_thread(pow.verify, challenge, checkpoints, self.ctx.settings.pow_samples)
-        self.account_limiter.hit(client, now.timestamp())
-        created = await asyncio.to_thread(self._create_account, challenge, client)
-        self.adaptive.record(client, now.timestamp())
+        if event_code is None:
+            self.account_limiter.hit(client, now.timestamp())
+        created = await asyncio.to_thread(self._create_account, challenge, client, event_code)
+        # An event's accounts are bounded by its budget: they do not raise the room's work.
+        self.adaptive.record(client if event_code is None else None, now.timestamp())
         return created
 
-    def _create_account(self, challenge: pow.Challenge, client: str) -> ProvisionedAccount:
+    def _create_account(
+        self, challenge: pow.Challenge, client: str, event_code: str | None
+    ) -> ProvisionedAccount:
         s = self.ctx.settings
         now = self.ctx.clock.now()
-        expires_at = now + timedelta(seconds=s.temporary_ttl)
         account_id = secrets.token_hex(16)
         claim_token = secrets.token_urlsafe(32)
         for _ in range(5):  # retried only when a concurrent request took the same name
@@ -94,6 +100,9 @@ class ProvisioningService:
                         raise ProofOfWorkInvalid(
                             "This proof-of-work challenge was already used; request a new one."
                         ) from exc
+                    event = take_account(conn, event_code, now) if event_code else None
+                    ttl = event.ttl if event is not None else s.temporary_ttl
+                    expires_at = now + timedelta(seconds=ttl)
                     live = conn.execute(
                         select(func.count())
                         .select_from(accounts)
@@ -115,6 +124,7 @@ class ProvisioningService:
                             expires_at=expires_at,
                             claim_token_hash=hash_token(claim_token),
                             created_by_ip=client,
+                            event_id=event.id if event is not None else None,
                         )
                     )
                     _, api_token = create_token(
@@ -132,6 +142,7 @@ class ProvisioningService:
                         "agent",
                         now,
                         expires_at=expires_at.isoformat(),
+                        **({"event_name": event.name, "event_id": event.id} if event else {}),
                     )
                     account = get_account(conn, account_id)
             except IntegrityError:
@@ -143,6 +154,17 @@ class ProvisioningService:
                 claim_url=f"{s.public_url}/claim/{claim_token}",
             )
         raise RateLimited("Could not find a free account name; try again.", retry_after=1)
+
+
+def event_code_of(body: dict[str, Any]) -> str | None:
+    """The event code of a create-account body (`eventCode`, as wrangler's --event-code sends
+    it), trimmed; None without one."""
+    code = body.get("eventCode")
+    if code is None:
+        return None
+    if not isinstance(code, str) or len(code.strip()) > 64:
+        raise ValidationError("The event code is malformed. Check it and try again.")
+    return code.strip() or None
 
 
 def free_name(conn: Connection) -> str:

@@ -43,7 +43,25 @@ accounts = Table(
     Column("created_by_ip", String(64), nullable=True),
     # Set by `mayfly admin account suspend`: its Workers answer 503, its tokens cannot write.
     Column("suspended_at", Timestamp, nullable=True),
+    # The event whose code provisioned this temporary account (`mayfly admin event`), if any.
+    Column("event_id", String(32), nullable=True, index=True),
     Index("ix_accounts_kind_expires_at", "kind", "expires_at"),
+)
+
+# Events (workshops): a code whose accounts count against the event's budget, not the address's.
+events = Table(
+    "events",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("code", String(64), nullable=False, unique=True),
+    Column("accounts_max", Integer, nullable=False),
+    Column("accounts_used", Integer, nullable=False),
+    Column("ttl", Integer, nullable=False),  # seconds each of its accounts lives
+    Column("created_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=True),  # no new accounts after
+    Column("ended_at", Timestamp, nullable=True),
+    Column("organiser_email", String(320), nullable=True, index=True),
 )
 
 users = Table(
