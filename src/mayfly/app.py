@@ -26,6 +26,7 @@ from mayfly.services.context import Invalidator, ServiceContext
 from mayfly.services.crypto import Crypto, load_or_create_key
 from mayfly.services.housekeeping import Housekeeper
 from mayfly.services.platform_key import check_fingerprint, require_shared_key
+from mayfly.services.scheduler import Scheduler
 from mayfly.settings import Settings
 from mayfly.storage.blobs import BlobStore
 from mayfly.storage.database import Database
@@ -120,6 +121,9 @@ class Platform:
             tasks.append(asyncio.create_task(self.services.reaper.run_forever()))
             tasks.append(asyncio.create_task(Housekeeper(self.services).run_forever()))
             tasks.append(asyncio.create_task(self._run_remote_mcp()))
+            if data_plane is not None:  # cron triggers run where a data plane can run them
+                scheduler = Scheduler(self.services.schedules, data_plane)
+                tasks.append(asyncio.create_task(scheduler.run_forever()))
             if s.metrics_port:
                 metrics = _uvicorn(
                     build_metrics_app(self.services.ctx.metrics), host=s.host, port=s.metrics_port

@@ -60,5 +60,6 @@ def test_every_dispatcher_module_is_embedded_and_ships_with_the_package() -> Non
     for name in DISPATCHER_MODULES:
         assert f'(name = "{name}", esModule = embed "{name}")' in config
         assert resources.files("mayfly.runtime").joinpath(name).is_file()
-    # The KV and TailSink entrypoints reach tenants through ctx.exports.
-    assert 'compatibilityFlags = ["enable_ctx_exports"]' in config
+    # The KV and TailSink entrypoints reach tenants through ctx.exports; a loaded Worker's
+    # entrypoint.scheduled() is a scheduled event (cron triggers).
+    assert 'compatibilityFlags = ["enable_ctx_exports", "service_binding_extra_handlers"]' in config

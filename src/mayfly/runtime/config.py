@@ -74,8 +74,9 @@ const config :Workerd.Config = (
         modules = [ {modules} ],
         compatibilityDate = "{DISPATCHER_COMPATIBILITY_DATE}",
         # ctx.exports hands tenants the KV, TailSink and AssetsBinding entrypoints with platform-set
-        # props.
-        compatibilityFlags = ["enable_ctx_exports"],
+        # props. service_binding_extra_handlers: a loaded Worker's entrypoint.scheduled() is a real
+        # scheduled event (a ScheduledController; tails see cron and scheduledTime), not an RPC call.
+        compatibilityFlags = ["enable_ctx_exports", "service_binding_extra_handlers"],
         bindings = [
           (name = "LOADER", workerLoader = ()),
           (name = "CONTROL_PLANE", service = "control-plane"),

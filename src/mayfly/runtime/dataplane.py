@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from mayfly.runtime.admin import AdminError
 from mayfly.runtime.asset_workers import asset_worker_modules, find_asset_workers
 from mayfly.runtime.config import (
     DISPATCHER_MODULES,
@@ -162,6 +163,21 @@ class DataPlane:
         if self.supervisor is not None and self._supervision is not None and hosts:
             keys = [_host_key(h) for h in hosts]
             await self._supervision.run(self.supervisor.invalidate(keys))
+
+    async def scheduled(self, host: str, cron: str, scheduled_time_ms: int) -> str:
+        """Runs the scheduled() handler of the host's Worker on a shard; its outcome ("ok",
+        "exception", "timeout", "skipped", "unavailable")."""
+        if self.supervisor is None or self._supervision is None:
+            return "unavailable"
+        timeout = self.settings.request_timeout + 5.0
+        try:
+            answer = await self._supervision.run(
+                self.supervisor.scheduled(host, cron, scheduled_time_ms, timeout)
+            )
+        except AdminError as exc:
+            log.warning("cron trigger %r of %s did not run: %s", cron, host, exc)
+            return "unavailable"
+        return str(answer.get("outcome", "unknown"))
 
     async def recycle(self, slot: int, reason: str) -> None:
         """Replaces a shard without dropping a request (Supervisor.recycle)."""

@@ -126,8 +126,60 @@ export class Admin extends WorkerEntrypoint {
       }
       return Response.json(await preload(this.env, this.ctx, hosts, Array.isArray(ages) ? ages : []));
     }
+    if (pathname === "/scheduled" && request.method === "POST") {
+      const { host, cron, scheduledTime } = await request.json();
+      if (typeof host !== "string" || typeof cron !== "string" || !Number.isFinite(scheduledTime)) {
+        return Response.json({ error: "expected {host, cron, scheduledTime}" }, { status: 400 });
+      }
+      return Response.json(await runScheduled(this.env, this.ctx, normalizeHost(host), cron, scheduledTime));
+    }
     return Response.json({ error: "not found" }, { status: 404 });
   }
+}
+
+// A cron trigger (the control plane's scheduler, through the supervisor): the host's Worker is
+// resolved and loaded as for a request (an expired, moved, quarantined or deleted one does not
+// run), and its scheduled() handler runs under the same marks, in-flight record and wall-clock
+// limit as a request, so a runaway handler is caught and attributed like one. A tailed Worker's
+// run reaches its tails as a scheduled event ({cron, scheduledTime}).
+async function runScheduled(env, ctx, host, cron, scheduledTime) {
+  let route;
+  try {
+    route = await resolveRoute(env, host);
+  } catch (err) {
+    return { outcome: "unavailable" };
+  }
+  const expired =
+    route.expires_at_ms !== null && route.expires_at_ms !== undefined && Date.now() >= route.expires_at_ms;
+  if (route.status !== "ok" || expired) {
+    return { outcome: "skipped", status: expired ? "expired" : route.status };
+  }
+  let worker;
+  try {
+    ({ worker } = await tenantFor(env, ctx, route.version_id, route.tail === true));
+  } catch (err) {
+    return { outcome: "unavailable" };
+  }
+  if (!worker) return { outcome: "skipped", status: "assets-only" };
+  const timeoutMs = settings(env).requestTimeoutMs;
+  return tracked(env, route, async () => {
+    let timer;
+    const deadline = new Promise((resolve) => {
+      timer = setTimeout(() => resolve(null), timeoutMs);
+    });
+    try {
+      const result = await Promise.race([
+        worker.getEntrypoint().scheduled({ cron, scheduledTime }),
+        deadline,
+      ]);
+      if (result === null) return { outcome: "timeout", version_id: route.version_id };
+      return { outcome: result?.outcome ?? "ok", version_id: route.version_id };
+    } catch (err) {
+      return { outcome: "exception", version_id: route.version_id };
+    } finally {
+      clearTimeout(timer);
+    }
+  });
 }
 
 // The start mark is written right before the tenant's code runs (workerd writes console output

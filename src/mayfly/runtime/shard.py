@@ -220,6 +220,13 @@ class Shard:
             str(self.admin_path), "POST", "/invalidate", {"hosts": hosts}, timeout=timeout
         )
 
+    async def scheduled(
+        self, host: str, cron: str, scheduled_time_ms: int, timeout: float
+    ) -> dict[str, Any]:
+        """Runs the scheduled() handler of the Worker this host routes to; its outcome."""
+        body = {"host": host, "cron": cron, "scheduledTime": scheduled_time_ms}
+        return await admin_call(str(self.admin_path), "POST", "/scheduled", body, timeout=timeout)
+
     async def hot_set(self, window: float, limit: int, timeout: float) -> HotSet:
         """The hosts this shard served within `window` seconds, the most recent first."""
         answer = await admin_call(

@@ -126,6 +126,7 @@ class Supervisor:
         self._doomed: dict[Shard, EventKind] = {}  # killed elsewhere, and why
         self._doomed_detail: dict[Shard, tuple[str, float]] = {}  # and the CPU it burnt
         self._generations = itertools.count()
+        self._scheduled_turns = itertools.count()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         # Recycling: one replacement at a time (it bounds the memory a recycle adds), what was asked
@@ -160,6 +161,16 @@ class Supervisor:
         # A draining shard reads no new request (its in-flight ones already have their route).
         targets = [s for s in self._spawned if s.alive and s not in self._retiring]
         await asyncio.gather(*(self._invalidate_one(s, hosts) for s in targets))
+
+    async def scheduled(
+        self, host: str, cron: str, scheduled_time_ms: int, timeout: float
+    ) -> dict[str, Any]:
+        """Runs a cron trigger on one live shard, taken in turn; AdminError when none answers."""
+        shards = [s for s in self.live_shards() if s not in self._retiring]
+        if not shards:
+            raise AdminError("no live shard to run a cron trigger")
+        shard = shards[next(self._scheduled_turns) % len(shards)]
+        return await shard.scheduled(host, cron, scheduled_time_ms, timeout=timeout)
 
     async def recycle(self, slot: int, reason: str) -> None:
         """Replaces the slot's shard without dropping a request; returns once the replacement

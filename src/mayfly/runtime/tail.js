@@ -110,7 +110,11 @@ function eventInfo(info) {
       ...(info.response ? { response: { status: info.response.status } } : {}),
     };
   }
-  // Other event kinds (scheduled, queue, rpc, ...): their own properties, as JSON has them.
+  if (info.cron !== undefined) {
+    // A cron trigger, in the shape wrangler tail prints.
+    return { cron: info.cron, scheduledTime: Number(info.scheduledTime) };
+  }
+  // Other event kinds (queue, rpc, ...): their own properties, as JSON has them.
   return plainValue(info);
 }
 
