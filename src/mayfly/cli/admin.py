@@ -7,12 +7,12 @@ from typing import Any
 
 import click
 
-from mayfly.cli.admin_accounts import ACCOUNT_COMMANDS
+from mayfly.cli.admin_accounts import ACCOUNT_COMMANDS, operator_platform
+from mayfly.cli.admin_backup import backup_command, restore_command
 from mayfly.cli.admin_events import event_group
 from mayfly.cli.serve import settings_options
 from mayfly.errors import MayflyError
 from mayfly.model import iso_seconds as iso
-from mayfly.settings import load_settings
 
 
 @click.group()
@@ -27,6 +27,8 @@ def account() -> None:
 
 for _command in ACCOUNT_COMMANDS:
     account.add_command(_command)
+admin.add_command(backup_command)
+admin.add_command(restore_command)
 
 admin.add_command(event_group)
 
@@ -37,9 +39,7 @@ admin.add_command(event_group)
 @settings_options
 def create(name: str, as_json: bool, **flags: Any) -> None:
     """Create a permanent account NAME and print its mfp_ API token (shown once)."""
-    from mayfly.app import Platform
-
-    platform = Platform.create(load_settings(flags))
+    platform = operator_platform(flags)
     try:
         created, token = platform.services.accounts.create_permanent(name)
     except MayflyError as exc:
@@ -74,9 +74,7 @@ def quarantine_list(include_ended: bool, as_json: bool, **flags: Any) -> None:
       version_id, kind, reason, detail, started_at, until, seconds_left,
       strikes, lifted_at, lifted_by}]).
     """
-    from mayfly.app import Platform
-
-    platform = Platform.create(load_settings(flags))
+    platform = operator_platform(flags)
     now = platform.services.ctx.clock.now()
     found = platform.services.quarantine.list_all(include_ended=include_ended)
     items = [
@@ -116,9 +114,7 @@ def quarantine_lift(account: str, script: str, as_json: bool, **flags: Any) -> N
     Its strikes are forgiven: a next incident starts again from the shortest cooldown. Shards of
     a running server notice within their route cache's lifetime (seconds).
     """
-    from mayfly.app import Platform
-
-    platform = Platform.create(load_settings(flags))
+    platform = operator_platform(flags)
     try:
         lifted, host = platform.services.quarantine.lift(account, script, actor="operator")
     except MayflyError as exc:

@@ -8,22 +8,66 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
+import sqlalchemy
+import sqlalchemy.exc
 
 from mayfly.cli.serve import settings_options
 from mayfly.errors import MayflyError
-from mayfly.settings import load_settings
+from mayfly.settings import Settings, load_settings
+
+
+def warn_if_new_database(settings: Settings) -> None:
+    if database_exists(settings.database_url):
+        return
+    click.echo(
+        click.style("Warning:", fg="yellow", bold=True)
+        + f" no Mayfly database at {shown_url(settings.database_url)}; creating a new one. "
+        "`mayfly serve` finds its database with --data-dir / MAYFLY_DATA_DIR (default: .mayfly "
+        "in its working directory) and --database-url / MAYFLY_DATABASE_URL: give this command "
+        "the same, or what it creates (accounts, tokens) is not the server's.",
+        err=True,
+    )
+
+
+def database_exists(url: str) -> bool:
+    """Whether `url` names a database Mayfly already set up (its migrations ran there)."""
+    from mayfly.storage.database import Database
+
+    if url.startswith("sqlite"):
+        path = Path(url.split(":///", 1)[-1])
+        if not path.exists():
+            return False
+    db = Database(url)
+    try:
+        return sqlalchemy.inspect(db.engine).has_table("alembic_version")
+    except sqlalchemy.exc.SQLAlchemyError:
+        return True  # unreachable: Platform.create says why, better than a guess here
+    finally:
+        db.dispose()
+
+
+def shown_url(url: str) -> str:
+    """The database's path or URL, without a password."""
+    if url.startswith("sqlite"):
+        return url.split(":///", 1)[-1]
+    return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
 
 
 def operator_platform(flags: dict[str, Any]) -> Any:
-    """The platform over the server's database, or a clean error saying why not."""
+    """The platform over the server's database, or a clean error saying why not. The database is
+    found as `mayfly serve` finds it (the same flags and MAYFLY_* variables); a warning says so
+    when there is none there yet, since a new one would hold accounts the server never sees."""
     from mayfly.app import Platform
     from mayfly.services.platform_key import PlatformKeyError
 
     try:
-        return Platform.create(load_settings(flags))
+        settings = load_settings(flags)
+        warn_if_new_database(settings)
+        return Platform.create(settings)
     except (ValueError, KeyError) as exc:
         raise click.UsageError(str(exc)) from exc
     except PlatformKeyError as exc:
