@@ -119,6 +119,11 @@ await ns.bulkUpdate(created.id, {
   account_id,
   body: [0, 1, 2, 3, 4].map((i) => ({ key: `b${i}`, value: `${i}`, metadata: { i } })),
 });
+const pageKeys = Array.from({ length: 25 }, (_, i) => `page-${String(i).padStart(2, "0")}`);
+await ns.bulkUpdate(created.id, { account_id, body: pageKeys.map((key) => ({ key, value: "x" })) });
+const paged = await all(ns.keys.list(created.id, { account_id, prefix: "page-", limit: 10 }));
+assert.deepEqual(paged.map((k) => k.name), pageKeys, "the cursor iterator reads every page once");
+await ns.bulkDelete(created.id, { account_id, body: pageKeys });
 const keys = await all(ns.keys.list(created.id, { account_id, limit: 10 }));
 assert.deepEqual(keys.map((k) => k.name).sort(), ["b0", "b1", "b2", "b3", "b4", "k1"]);
 const got = await ns.bulkGet(created.id, { account_id, keys: ["b1", "nope"], withMetadata: true });

@@ -183,6 +183,12 @@ def test_kv(cf: Any, account: dict[str, str]) -> None:
         body=[{"key": f"b{i}", "value": f"{i}", "metadata": {"i": i}} for i in range(5)],
     )
     assert namespaces.metadata.get("b3", account_id=acct, namespace_id=ns.id) == {"i": 3}
+    namespaces.bulk_update(
+        ns.id, account_id=acct, body=[{"key": f"page-{i:02}", "value": "x"} for i in range(25)]
+    )
+    paged = [k.name for k in namespaces.keys.list(ns.id, account_id=acct, prefix="page-", limit=10)]
+    assert paged == [f"page-{i:02}" for i in range(25)], "the cursor iterator reads every page once"
+    namespaces.bulk_delete(ns.id, account_id=acct, body=paged)
     keys = [k.name for k in namespaces.keys.list(ns.id, account_id=acct, limit=10)]
     assert sorted(keys) == ["b0", "b1", "b2", "b3", "b4", "k1"]
     got = namespaces.bulk_get(ns.id, account_id=acct, keys=["b1", "nope"], with_metadata=True)
