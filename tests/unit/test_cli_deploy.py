@@ -333,3 +333,50 @@ def test_whoami_after_a_human_claimed_the_account(
     assert body["error"]["code"] == 10002
     assert "claimed by a human at" in body["error"]["message"]
     assert mayfly.json("whoami")[1]["error"]["code"] == "no_credentials"  # dropped from the cache
+
+
+def test_a_deploy_after_a_human_claimed_says_who_can_give_access(
+    mayfly: Mayfly, project: Path, platform: Platform
+) -> None:
+    import asyncio
+
+    from sqlalchemy import func, select
+
+    from mayfly.storage.tables import accounts
+
+    _, deployed = mayfly.json("deploy", "--temporary")
+    user = platform.services.users.sign_up("ada@example.com", "a long and uncommon passphrase 42")
+    claim_token = deployed["claim_url"].rsplit("/", 1)[1]
+    asyncio.run(platform.services.claims.keep(claim_token, user))
+
+    def account_count() -> int:
+        with platform.db.read() as conn:
+            return int(conn.execute(select(func.count()).select_from(accounts)).scalar_one())
+
+    before = account_count()
+    code, body = mayfly.json("deploy", "--temporary")
+    assert code == 1
+    error = body["error"]
+    assert error["code"] == 10002
+    assert "was claimed by a human at" in error["message"]
+    assert "No new temporary account was created" in error["message"]
+    assert "mayfly login --api-url" in error["message"]
+    claimed = error["claimed"]
+    assert claimed["account_id"] == deployed["account_id"]
+    assert claimed["account_name"] == deployed["account_name"]
+    assert claimed["claimed_at"].endswith("UTC")
+    assert claimed["new_temporary_account"] is False
+    assert claimed["get_access"]["login"].startswith("mayfly login --api-url ")
+    assert claimed["get_access"]["dashboard_token"] == (
+        f"http://localhost:8787/dashboard/accounts/{deployed['account_id']}"
+    )
+    assert account_count() == before  # nothing was provisioned over it
+
+    # The same in text (a fresh cached account, claimed the same way).
+    _, again = mayfly.json("deploy", "--temporary")
+    asyncio.run(platform.services.claims.keep(again["claim_url"].rsplit("/", 1)[1], user))
+    result = mayfly("deploy")
+    assert result.exit_code == 1
+    assert "was claimed by a human at" in result.stderr
+    assert f"/dashboard/accounts/{again['account_id']}" in result.stderr
+    assert "MAYFLY_API_TOKEN" in result.stderr

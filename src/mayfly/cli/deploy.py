@@ -111,6 +111,11 @@ def deploy(
       null; never the values), messages, notices, timings_ms. A deploy to a
       quarantined Worker fails with code 10060 and the error has
       quarantine ({script, version_id, kind, reason, until, seconds_left}).
+      When a human claimed the cached temporary account, the deploy fails
+      with code 10002 (nothing is provisioned over it) and the error has
+      claimed ({account_id, account_name, claimed_at,
+      new_temporary_account: false, get_access: {login, dashboard_token,
+      env}}).
     """
     env = client_env()
     out = Output(as_json, env.now)
@@ -151,6 +156,7 @@ def deploy(
                     kv=[KVBinding(k.binding, k.id) for k in project.kv_namespaces],
                     assets=asset_upload(manifest) if manifest is not None else None,
                     event_code=event_code,
+                    crons=project.crons,
                 )
             except MayflyAPIError as exc:
                 if exc.code != SUSPENDED or credentials is None:
@@ -266,6 +272,7 @@ def deployment_json(deployment: Deployment, timings: dict[str, int]) -> dict[str
         if assets is not None
         else None
     )
+    data["crons"] = list(deployment.crons) if deployment.crons is not None else None
     data["messages"] = list(deployment.messages)
     data["notices"] = list(deployment.notices)
     data["timings_ms"] = timings
@@ -289,6 +296,8 @@ def deployment_lines(deployment: Deployment, out: Output, elapsed: float) -> lis
                 f"{assets.already_uploaded} already there)",
             )
         )
+    if deployment.crons is not None:
+        rows.append(("Cron triggers", ", ".join(deployment.crons) or "none"))
     temporary = deployment.temporary
     if temporary is None:
         rows.append(("Account", f"{deployment.account.name} ({deployment.account.id})"))

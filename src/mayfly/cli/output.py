@@ -94,7 +94,7 @@ class Output:
             self.fail(exc.code, exc.message)
         except SDKError as exc:
             exit_code = EXIT_USAGE if exc.code in USAGE_CODES else EXIT_FAILURE
-            self.fail(exc.code, exc.message, exit_code)
+            self.fail(exc.code, exc.message, exit_code, exc.details)
 
     # -- stderr ----------------------------------------------------------------------------------
 

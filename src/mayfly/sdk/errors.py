@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class SDKError(Exception):
     """Base of every SDK error: a stable `code` and a message that says what to do next."""
@@ -13,6 +15,11 @@ class SDKError(Exception):
         self.message = message
         if code is not None:
             self.code = code
+
+    @property
+    def details(self) -> dict[str, Any]:
+        """Structured facts for `--json` output, next to code and message."""
+        return {}
 
 
 class MayflyAPIError(SDKError):
@@ -26,6 +33,46 @@ class MayflyAPIError(SDKError):
 
     def __repr__(self) -> str:
         return f"MayflyAPIError(code={self.code}, message={self.message!r}, status={self.status})"
+
+
+class TemporaryAccountClaimed(MayflyAPIError):
+    """A human claimed the temporary account: it is theirs, and its token no longer works.
+
+    Nothing is provisioned in its place: the agent is told how that human can give it access."""
+
+    def __init__(
+        self,
+        message: str,
+        status: int,
+        *,
+        account_id: str,
+        account_name: str,
+        claimed_at: str | None,
+        login_command: str,
+        dashboard_url: str,
+    ) -> None:
+        super().__init__(TEMPORARY_CLAIMED, message, status)
+        self.account_id = account_id
+        self.account_name = account_name
+        self.claimed_at = claimed_at
+        self.login_command = login_command
+        self.dashboard_url = dashboard_url
+
+    @property
+    def details(self) -> dict[str, Any]:
+        return {
+            "claimed": {
+                "account_id": self.account_id,
+                "account_name": self.account_name,
+                "claimed_at": self.claimed_at,
+                "new_temporary_account": False,
+                "get_access": {
+                    "login": self.login_command,
+                    "dashboard_token": self.dashboard_url,
+                    "env": "MAYFLY_API_TOKEN",
+                },
+            }
+        }
 
 
 class APIUnreachable(SDKError):

@@ -21,6 +21,8 @@ from mayfly.sdk.errors import (
     TEMPORARY_EXPIRED,
     CredentialsError,
     MayflyAPIError,
+    SDKError,
+    TemporaryAccountClaimed,
 )
 from mayfly.sdk.models import AccountInfo, TemporaryAccount
 from mayfly.sdk.provisioning import Listener, Timings, provision_temporary_account
@@ -142,14 +144,7 @@ class AccountSession:
         """Forget a cached account the API refused; raise unless a new one should be tried."""
         self.cache.drop(self.client.api_url, token=account.api_token)
         if exc.code == TEMPORARY_CLAIMED:
-            raise MayflyAPIError(
-                exc.code,
-                f"The temporary account {account.name} was claimed by a human, who now owns it; "
-                "its token no longer works and was removed from the cache. Ask them for an API "
-                "token (MAYFLY_API_TOKEN), or rerun with `--temporary` for a new temporary "
-                "account.",
-                exc.status,
-            ) from exc
+            raise self._claimed(account, exc.status) from exc
         if not retry:
             raise MayflyAPIError(
                 exc.code,
@@ -157,6 +152,37 @@ class AccountSession:
                 "removed from the cache. Rerun with `--temporary` to get a new one.",
                 exc.status,
             ) from exc
+
+    def _claimed(self, account: TemporaryAccount, status: int) -> TemporaryAccountClaimed:
+        """What the agent must know once a human claimed its account, and how to get access."""
+        claimed_at: str | None = None
+        try:
+            found = self.client.with_token(account.api_token).claim_status(account.id)
+            if found.claimed_at is not None:
+                claimed_at = _clock(found.claimed_at)
+        except SDKError:
+            pass  # the facts below do not depend on it
+        pages = account.claim_url.split("/claim/", 1)[0]
+        login = f"mayfly login --api-url {self.client.api_url}"
+        dashboard = f"{pages}/dashboard/accounts/{account.id}"
+        when = f" at {claimed_at}" if claimed_at else ""
+        message = (
+            f"The temporary account {account.name} was claimed by a human{when}: it is their "
+            "account now, with its Workers and URLs, and its token no longer works (it was removed "
+            "from the cache). No new temporary account was created. To deploy to it again, ask "
+            f"that human for access: run `{login}` and have them approve the code in a browser "
+            f"where they are logged in, or have them create an API token at {dashboard} and set "
+            "MAYFLY_API_TOKEN. For a separate new temporary account, rerun with `--temporary`."
+        )
+        return TemporaryAccountClaimed(
+            message,
+            status,
+            account_id=account.id,
+            account_name=account.name,
+            claimed_at=claimed_at,
+            login_command=login,
+            dashboard_url=dashboard,
+        )
 
     def _notice(self, notices: list[str], message: str) -> None:
         notices.append(message)
