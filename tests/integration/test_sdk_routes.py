@@ -77,6 +77,12 @@ def test_patch_settings_in_every_form(client: TestClient, account: dict[str, Any
     result = bracketed.json()["result"]
     assert (result["logpush"], result["tags"]) == (False, ["x", "y"])
     assert result["observability"]["enabled"] is True
+    broken = client.patch(
+        path,
+        headers={**token, "content-type": "multipart/form-data; boundary=x"},
+        content=b"--x\r\nContent-Disposition: form-data\r\n\r\nnoname\r\n",
+    )
+    assert broken.status_code == 400 and broken.json()["errors"][0]["code"] == 10021
     # what a client read back and sends unchanged is no change; a new compatibility date is
     unchanged = client.patch(
         path, headers=token, json=get(client, account, "workers/scripts/hello/settings")

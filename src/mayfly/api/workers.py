@@ -9,6 +9,8 @@ import secrets
 from typing import Any
 
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -799,10 +801,17 @@ async def _settings_part(request: Request) -> dict[str, Any]:
     """A `settings` JSON part (wrangler, the Python SDK), or the npm SDK's bracketed fields
     (`settings[logpush]`, `settings[tags][]`, `settings[observability][enabled]`)."""
     limit = services(request).ctx.settings.max_upload_bytes
-    async with request.form(max_files=4, max_fields=64, max_part_size=limit) as form:
+    try:
+        form = await request.form(max_files=4, max_fields=64, max_part_size=limit)
+    except (MultiPartException, HTTPException) as exc:
+        detail = getattr(exc, "message", None) or getattr(exc, "detail", str(exc))
+        raise ValidationError(f"The multipart body could not be parsed: {detail}") from exc
+    try:
         part = form.get("settings")
         raw = await part.read() if isinstance(part, UploadFile) else part
         fields = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+    finally:
+        await form.close()
     if raw is None:
         if any(key.startswith("settings[") for key, _ in fields):
             return _bracketed(fields)
