@@ -76,6 +76,10 @@ class Platform:
         services = Services.build(ctx)
         ctx.metrics.watch_pools({"write": db.engine, "read": db.read_engine})
         ctx.metrics.watch_reaper_lag(services.reaper.lag_seconds)
+        ctx.metrics.watch_pow(
+            lambda: float(services.provisioning.difficulty().work),
+            lambda: services.provisioning.difficulty().pressure,
+        )
         return cls(settings=settings, db=db, services=services)
 
     def set_invalidator(self, invalidator: Invalidator) -> None:

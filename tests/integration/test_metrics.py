@@ -47,4 +47,7 @@ def test_routes_are_templates_and_provisioning_is_counted(
     assert found["mayfly_provisioning_accounts_total"][0][1] == 1.0
     assert "mayfly_api_request_duration_seconds_bucket" in found
     assert "mayfly_reaper_lag_seconds" in found
+    # The adaptive proof of work: test settings ask k=8, g=50 at most (and at least).
+    assert found["mayfly_provisioning_pow_work"][0][1] == 400.0
+    assert 0.0 < found["mayfly_provisioning_pow_pressure"][0][1] <= 1.0
     assert any(labels["pool"] == "write" for labels, _ in found["mayfly_db_pool_connections"])

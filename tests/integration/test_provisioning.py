@@ -10,6 +10,7 @@ from starlette.testclient import TestClient
 from mayfly.app import Platform
 from mayfly.services.clock import ManualClock
 from tests.conftest import auth, make_settings, provision, solve_challenge
+from tests.integration.test_metrics import samples
 
 
 def post_solution(client: TestClient, challenge: dict, checkpoints: str) -> object:
@@ -88,11 +89,13 @@ def test_difficulty_rises_under_a_provisioning_flood_and_falls_back(tmp_path: Pa
         assert challenge_g(bystander) == 500  # platform-wide pressure reaches everyone
         assert provisioning.difficulty().work == 8 * 500
         assert provisioning.difficulty().pressure == 1.0
+        assert samples(platform)["mayfly_provisioning_pow_work"][0][1] == 8 * 500
         clock.advance(300)
         assert challenge_g(bystander) == 500  # still inside the window
         clock.advance(301)
         assert challenge_g(flooder) == challenge_g(bystander) == 100
         assert provisioning.difficulty().pressure == 0.0
+        assert samples(platform)["mayfly_provisioning_pow_work"][0][1] == 8 * 100
 
 
 def test_difficulty_stays_within_wranglers_bound(tmp_path: Path) -> None:

@@ -90,6 +90,17 @@ class Metrics:
             "Age of the oldest expired temporary account not yet deleted (0: none).",
             registry=r,
         )
+        self.pow_work = Gauge(
+            "mayfly_provisioning_pow_work",
+            "Hashes (k × g) a proof-of-work challenge asks now of an idle address: the adaptive "
+            "difficulty under the platform-wide provisioning pressure.",
+            registry=r,
+        )
+        self.pow_pressure = Gauge(
+            "mayfly_provisioning_pow_pressure",
+            "Platform-wide provisioning pressure, 0 (idle: the minimum work) to 1 (the maximum).",
+            registry=r,
+        )
         self.db_connections = Gauge(
             "mayfly_db_pool_connections",
             "Database connections of the pools, by pool (write, read) and state.",
@@ -99,6 +110,10 @@ class Metrics:
 
     def watch_reaper_lag(self, lag: Callable[[], float]) -> None:
         self.reaper_lag.set_function(lag)
+
+    def watch_pow(self, work: Callable[[], float], pressure: Callable[[], float]) -> None:
+        self.pow_work.set_function(work)
+        self.pow_pressure.set_function(pressure)
 
     def watch_pools(self, pools: dict[str, Engine]) -> None:
         for name, engine in pools.items():
