@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mayfly.services import cron
+from mayfly import cron
 
 START = datetime(2026, 12, 7, 5, 30, 20, tzinfo=UTC)  # a Monday
 

@@ -171,11 +171,11 @@ def test_warnings_for_missing_date_and_unsupported_keys(tmp_path: Path) -> None:
     make(
         tmp_path,
         "wrangler.toml",
-        'name = "a"\nmain = "src/index.js"\nworkers_dev = true\n[triggers]\ncrons = []\n',
+        'name = "a"\nmain = "src/index.js"\nworkers_dev = true\n[define]\nX = "1"\n',
     )
     warnings = load_project(tmp_path).warnings
     assert any("compatibility_date" in w for w in warnings)
-    assert any("`triggers` is not supported" in w for w in warnings)
+    assert any("`define` is not supported" in w for w in warnings)
     assert not any("workers_dev" in w for w in warnings)
 
 
@@ -203,3 +203,20 @@ def test_unreadable_encoding(tmp_path: Path) -> None:
     with pytest.raises(ProjectError, match="cannot be read"):
         load_project(tmp_path)
     assert os.path.exists(tmp_path / "wrangler.toml")
+
+
+def test_triggers_crons(tmp_path: Path) -> None:
+    base = 'name = "a"\nmain = "src/index.js"\ncompatibility_date = "2025-01-01"\n'
+    make(tmp_path, "wrangler.toml", base)
+    assert load_project(tmp_path).crons is None  # not said: the Worker's are left alone
+    make(tmp_path, "wrangler.toml", base + '[triggers]\ncrons = ["*/5 * * * *", "0 0 L * *"]\n')
+    loaded = load_project(tmp_path)
+    assert loaded.crons == ("*/5 * * * *", "0 0 L * *")
+    assert not any("triggers" in w for w in loaded.warnings)
+    make(tmp_path, "wrangler.toml", base + "[triggers]\ncrons = []\n")
+    assert load_project(tmp_path).crons == ()  # clears them
+    for bad in ('["* * *"]', '["0 0 31 2 *"]', "5"):
+        make(tmp_path, "wrangler.toml", base + f"[triggers]\ncrons = {bad}\n")
+        with pytest.raises(ProjectError) as caught:
+            load_project(tmp_path)
+        assert "triggers.crons" in caught.value.message

@@ -179,6 +179,7 @@ class Backend:
                 account_id=project.account_id,
                 kv=[KVBinding(k.binding, k.id) for k in project.kv_namespaces],
                 assets=_asset_upload(manifest) if manifest is not None else None,
+                crons=project.crons,
             )
         with self._lock:
             self.last_worker = deployment.script

@@ -20,7 +20,7 @@ from typing import Any, Literal, Self
 
 import json5
 
-from mayfly import surface
+from mayfly import cron, surface
 from mayfly.project.environments import select_environment
 from mayfly.project.resources import (
     BINDING_NAME_RE,
@@ -45,6 +45,7 @@ USED_KEYS = frozenset(
         "account_id",
         "kv_namespaces",
         "assets",
+        "triggers",
     }
 )
 # Keys that change nothing on Mayfly: accepted without a word.
@@ -116,6 +117,8 @@ class Project:
     assets: AssetsConfig | None = None
     env: str | None = None
     diagnostics: tuple[Diagnostic, ...] = ()
+    # `[triggers] crons`: None when the project does not say (the Worker's are left alone).
+    crons: tuple[str, ...] | None = None
 
     @property
     def warnings(self) -> list[str]:
@@ -217,6 +220,7 @@ def load_project(
         kv_namespaces=resources.kv_namespaces(raw.get("kv_namespaces")),
         assets=assets,
         env=env,
+        crons=checker.crons(raw.get("triggers")),
     )
     if require_main:
         resources.assets_need_main(project.main, project.assets)
@@ -322,6 +326,27 @@ class _Checker:
                 continue
             out[key] = item
         return out
+
+    def crons(self, value: Any) -> tuple[str, ...] | None:
+        """`[triggers] crons = [...]`, each checked as the server will (mayfly/cron.py)."""
+        if value is None:
+            return None
+        if not isinstance(value, dict) or not set(value) <= {"crons"}:
+            self.error('`triggers` must be a table with one key, `crons` (["*/5 * * * *"]).')
+            return None
+        crons = value.get("crons")
+        if crons is None:
+            return None
+        if not isinstance(crons, list) or not all(isinstance(c, str) for c in crons):
+            self.error("`triggers.crons` must be a list of cron expressions (strings).")
+            return None
+        for expression in crons:
+            try:
+                cron.parse(expression)
+            except cron.CronError as exc:
+                self.error(f"`triggers.crons`: {exc.message}")
+                return None
+        return tuple(dict.fromkeys(c.strip() for c in crons))
 
     def optional_str(self, key: str, value: Any) -> str | None:
         if value is None or value == "":

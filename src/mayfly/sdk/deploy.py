@@ -82,12 +82,23 @@ class Deployer:
         kv: Sequence[KVBinding] = (),
         assets: AssetUpload | None = None,
         event_code: str | None = None,
+        crons: Sequence[str] | None = None,
     ) -> Deployment:
         """Deploy `upload` as `script`, with its KV bindings and static assets. `event_code`: a
-        new temporary account counts against that event (`mayfly admin event create`)."""
+        new temporary account counts against that event (`mayfly admin event create`). `crons`:
+        the Worker's cron triggers, set after the upload (an empty list removes them; None
+        leaves them as they are)."""
 
         def action(authed: MayflyClient, account: AccountInfo) -> Deployment:
-            return self._deploy_to(authed, account, script, upload, kv, assets)
+            deployment = self._deploy_to(authed, account, script, upload, kv, assets)
+            if crons is None:
+                return deployment
+            task = f"Setting {len(crons)} cron trigger(s)"
+            self.listener.begin(task)
+            started = time.perf_counter()
+            stored = authed.workers.put_schedules(account.id, script, crons)
+            self.listener.end(task, time.perf_counter() - started)
+            return dataclasses.replace(deployment, crons=tuple(stored))
 
         ran = self.session.run(
             resolution, action, temporary=temporary, account_id=account_id, event_code=event_code

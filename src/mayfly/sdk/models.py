@@ -283,3 +283,4 @@ class Deployment:
     notices: tuple[str, ...] = field(default=())
     kv_namespaces: tuple[ProvisionedNamespace, ...] = ()
     assets: AssetsUploaded | None = None
+    crons: tuple[str, ...] | None = None  # the cron triggers set with it (None: left as they were)

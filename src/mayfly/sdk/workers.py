@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -99,6 +100,21 @@ class WorkersAPI:
         result = self.client.call("GET", self._script(account_id, script) + "/settings")
         return result if isinstance(result, dict) else {}
 
+    def schedules(self, account_id: str, script: str) -> list[str]:
+        """The Worker's cron triggers."""
+        result = self.client.call("GET", self._script(account_id, script) + "/schedules")
+        return _crons(result)
+
+    def put_schedules(self, account_id: str, script: str, crons: Sequence[str]) -> list[str]:
+        """Replaces the Worker's cron triggers (an empty list removes them); 10021 for one the
+        server cannot run."""
+        result = self.client.call(
+            "PUT",
+            self._script(account_id, script) + "/schedules",
+            json=[{"cron": c} for c in crons],
+        )
+        return _crons(result)
+
     def delete(self, account_id: str, script: str) -> None:
         """W21: the Worker, its versions and deployments; its URL stops answering."""
         self.client.call(
@@ -194,3 +210,8 @@ def _dict(value: Any) -> dict[str, Any]:
 
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _crons(result: Any) -> list[str]:
+    items = result.get("schedules") if isinstance(result, dict) else None
+    return [str(i["cron"]) for i in items or [] if isinstance(i, dict) and "cron" in i]

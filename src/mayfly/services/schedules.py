@@ -17,9 +17,10 @@ from typing import Any, Protocol
 from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
+from mayfly import cron
 from mayfly.errors import ScriptNotFound, ValidationError
 from mayfly.model import Account, Principal, iso
-from mayfly.services import audit, cron
+from mayfly.services import audit
 from mayfly.services.context import ServiceContext
 from mayfly.storage.tables import accounts, scripts, worker_schedules
 
