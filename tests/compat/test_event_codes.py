@@ -1,0 +1,66 @@
+"""wrangler's `--event-code` against Mayfly's events (spec §4.5; issue 12, item 3).
+
+wrangler sends the code as `eventCode` in the create-account body and requires
+`eventCodeAccepted: true`; an event's accounts do not count against the per-address limit.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.compat.conftest import (
+    MAYFLY,
+    MayflyServer,
+    run_wrangler,
+    running_server,
+    server_environment,
+)
+
+pytestmark = pytest.mark.compat
+
+
+@pytest.fixture(scope="module")
+def one_per_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MayflyServer]:
+    directory = tmp_path_factory.mktemp("server-events")
+    with running_server(directory, extra_args=["--accounts-per-hour", "1"]) as server:
+        yield server
+
+
+def create_event(server: MayflyServer, accounts: int) -> dict[str, Any]:
+    done = subprocess.run(
+        [str(MAYFLY), "admin", "event", "create", "Room", "--accounts", str(accounts),
+         "--ttl", "1800", "--json", "--data-dir", str(server.data_dir)],
+        capture_output=True, text=True, timeout=60, env=server_environment(), check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    created: dict[str, Any] = json.loads(done.stdout)
+    return created
+
+
+def test_wrangler_event_code_beyond_the_address_limit(
+    one_per_address: MayflyServer, new_user: Any, new_project: Any
+) -> None:
+    code = create_event(one_per_address, 2)["code"]
+    for name in ("first", "second"):  # the address allows one account an hour
+        user = new_user(f"event-{name}")
+        result = run_wrangler(
+            ["deploy", "--temporary", "--event-code", code],
+            new_project("hello"),
+            one_per_address.env(),
+            user,
+        )
+        assert result.exit_code == 0, str(result)
+        assert "Temporary account ready" in result.stderr
+    third = run_wrangler(
+        ["deploy", "--temporary", "--event-code", code],
+        new_project("hello"),
+        one_per_address.env(),
+        new_user("event-third"),
+    )
+    assert third.exit_code != 0
+    assert "Failed to create a temporary preview account (403" in third.output
