@@ -185,12 +185,6 @@ REFUSED: tuple[Refused, ...] = (
         metadata_keys=("capnp_schema",),
     ),
     Refused(
-        "Service-worker syntax (addEventListener)",
-        "not yet",
-        "export the handler from an ES module: export default { fetch(request, env, ctx) {...} }.",
-        metadata_keys=("body_part",),
-    ),
-    Refused(
         "Routes and custom domains",
         "never",
         f"{BASE_URL_NOTE}; remove `routes`/`route`.",
@@ -208,6 +202,7 @@ SERVED: tuple[tuple[str, str], ...] = (
     ("KV namespaces", "kv_namespaces"),
     ("Static assets", "assets"),
     ("Cache API (caches.default, caches.open): a workers.dev no-op", "caches"),
+    ("Service-worker syntax (addEventListener('fetch'), bindings as globals)", "body_part"),
     ("Tails (wrangler tail, mayfly tail)", "tail"),
 )
 

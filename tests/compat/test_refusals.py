@@ -78,3 +78,24 @@ def test_wrangler_deploy_with_routes_is_refused_with_10021(
     assert refused.exit_code != 0, str(refused)
     assert "10021" in refused.output, str(refused)
     assert surface.BASE_URL_NOTE in refused.output.replace("\n", " "), str(refused)
+
+
+SERVICE_WORKER = """
+addEventListener("fetch", (event) => {
+  event.respondWith(new Response("service worker says " + GREETING));
+});
+"""
+
+
+def test_wrangler_deploys_a_service_worker_script(
+    mayfly_server: MayflyServer, user: WranglerUser, new_project: Any
+) -> None:
+    project: Path = plain_worker(new_project, "service-worker")
+    (project / "index.js").write_text(SERVICE_WORKER)
+    config = project / "wrangler.toml"
+    config.write_text(config.read_text() + '\n[vars]\nGREETING = "hi"\n')
+    deployed = run_wrangler(["deploy", "--temporary"], project, mayfly_server.env(), user)
+    assert deployed.exit_code == 0, str(deployed)
+    account = temporary_account_name(user)
+    response = request_worker(mayfly_server, account, "service-worker", "/")
+    assert (response.status_code, response.text) == (200, "service worker says hi")

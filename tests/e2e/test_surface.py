@@ -92,3 +92,18 @@ def test_mayfly_deploy_refuses_what_mayfly_does_not_serve(
     assert error["code"] == 10021, refused
     assert surface.REFUSED_CONFIG_KEYS[key].feature in error["message"]
     assert server.get_worker(url).text == f"first {name}", "the deployed version still serves"
+
+
+def test_mayfly_deploy_serves_a_service_worker_script(
+    agent: Agent, server: Server, tmp_path: Path
+) -> None:
+    project = write_project(tmp_path / "sw", "sw", message="hi")
+    (project / "src" / "index.js").write_text(
+        'addEventListener("fetch", (event) => {\n'
+        '  event.respondWith(new Response("service worker says " + GREETING));\n'
+        "});\n"
+    )
+    run = agent.run("deploy", "--temporary", "--json", cwd=project)
+    assert run.exit_code == 0, run
+    response = first_200(server, run.json()["url"])
+    assert (response.status_code, response.text) == (200, "service worker says hi")

@@ -187,3 +187,36 @@ def test_behind_a_trusted_proxy_the_forwarded_client_and_protocol(
     assert headers["x-forwarded-for"] == "9.9.9.9"
     assert RAY.match(headers["cf-ray"]) and headers["cf-ray"] != SPOOFED["CF-Ray"]
     assert headers["cf-ipcountry"] == "XX"
+
+
+SERVICE_WORKER = """
+addEventListener("fetch", (event) => {
+  event.waitUntil(Promise.resolve());
+  event.respondWith(new Response("sw " + GREETING + " " + new URL(event.request.url).pathname));
+});
+"""
+
+
+@pytest.mark.parametrize("kind", ["cjs", "esm"])
+def test_service_worker_syntax_is_served(
+    cp: FakeControlPlane, live: LiveDataPlane, kind: str
+) -> None:
+    """A script that adds a fetch listener (wrangler's service-worker format uploads it as
+    CommonJS; an ES module without a default export does the same): its bindings are globals."""
+    cp.add_version(
+        f"v-sw-{kind}",
+        [{"name": "index.js", "kind": kind, "text": SERVICE_WORKER}],
+        env={"GREETING": "hello"},
+    )
+    cp.serve(f"sw-{kind}.acct.localhost", f"v-sw-{kind}")
+    response = live.get(f"sw-{kind}.acct.localhost", "/there")
+    assert (response.status_code, response.text) == (200, "sw hello /there")
+
+
+def test_a_module_worker_gets_no_bindings_as_globals(
+    cp: FakeControlPlane, live: LiveDataPlane
+) -> None:
+    source = "export default { fetch() { return new Response(typeof GREETING); } };"
+    cp.add_version("v-noglobals", [esm(source)], env={"GREETING": "hello"})
+    cp.serve("noglobals.acct.localhost", "v-noglobals")
+    assert live.get("noglobals.acct.localhost").text == "undefined"

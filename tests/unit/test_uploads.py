@@ -94,7 +94,6 @@ def test_a_plain_upload_plans() -> None:
             [esm("index.js"), ModuleUpload("x", "image/png", b"")],
             "content type",
         ),
-        ({"body_part": "script"}, [esm("script")], "Service-worker"),
     ],
 )
 def test_bad_uploads_say_what_is_wrong(metadata: dict, parts: list, needle: str) -> None:
@@ -126,3 +125,11 @@ def test_untyped_parts_are_typed_by_name() -> None:
         1000,
     )
     assert [m.kind for m in plan.modules] == ["esm", "wasm"]
+
+
+def test_a_service_worker_script_is_the_main_module() -> None:
+    """wrangler's service-worker format: metadata.body_part names the script, sent as CommonJS."""
+    script = ModuleUpload("worker.js", "application/javascript", b"addEventListener('fetch', f)")
+    plan = plan_upload({"body_part": "worker.js"}, [script], 1000)
+    assert plan.main_module == "worker.js"
+    assert [m.kind for m in plan.modules] == ["cjs"]

@@ -10,6 +10,8 @@ const PRELUDE = "__mayfly__/prelude.js";
 const WRAPPER = "__mayfly__/main.js";
 
 const PRELUDE_SOURCE = `
+import { env } from "cloudflare:workers";
+
 class Cache {
   async match(request, options) {
     return undefined;
@@ -35,6 +37,53 @@ class CacheStorage {
     return new Cache();
   }
 }
+// Service-worker syntax: the listeners a script adds for "fetch" are what the wrapper serves
+// when the main module exports no handler. Its bindings become globals (what Cloudflare does for
+// such scripts), when it adds its first listener, and never over an existing global.
+const listeners = { fetch: [] };
+const addEventListener = globalThis.addEventListener?.bind(globalThis);
+Object.defineProperty(globalThis, "addEventListener", {
+  value(type, listener, options) {
+    if (type === "fetch") {
+      for (const [name, value] of Object.entries(env)) {
+        if (!(name in globalThis)) globalThis[name] = value;
+      }
+      listeners.fetch.push(listener);
+      return;
+    }
+    return addEventListener?.(type, listener, options);
+  },
+  writable: true,
+  configurable: true,
+});
+
+export function serviceWorker() {
+  if (listeners.fetch.length === 0) return undefined;
+  return {
+    async fetch(request, env, ctx) {
+      let response;
+      const event = {
+        type: "fetch",
+        request,
+        respondWith(value) {
+          if (response !== undefined) throw new Error("respondWith() was already called");
+          response = Promise.resolve(value);
+        },
+        waitUntil(promise) {
+          ctx.waitUntil(promise);
+        },
+        passThroughOnException() {},
+      };
+      for (const listener of listeners.fetch) {
+        if (typeof listener === "function") listener(event);
+        else listener.handleEvent(event);
+        if (response !== undefined) break;
+      }
+      if (response === undefined) throw new Error("No fetch listener called respondWith()");
+      return response;
+    },
+  };
+}
 Object.defineProperty(globalThis, "Cache", { value: Cache, writable: true, configurable: true });
 Object.defineProperty(globalThis, "CacheStorage", { value: CacheStorage, writable: true, configurable: true });
 Object.defineProperty(globalThis, "caches", {
@@ -48,15 +97,18 @@ Object.defineProperty(globalThis, "caches", {
 // {mainModule, modules} for the loader: the tenant's modules plus the prelude and the wrapper.
 // Only an ES main module is wrapped (its named exports and default are re-exported as they are).
 export function withPrelude(mainModule, modules, mainKind) {
-  if (mainKind !== "esm" || modules[PRELUDE] !== undefined || modules[WRAPPER] !== undefined) {
+  if (!["esm", "cjs"].includes(mainKind) || modules[PRELUDE] !== undefined || modules[WRAPPER] !== undefined) {
     return { mainModule, modules };
   }
   const target = JSON.stringify(`../${mainModule}`);
   const wrapper =
-    `import ${JSON.stringify("./prelude.js")};\n` +
+    `import { serviceWorker } from ${JSON.stringify("./prelude.js")};\n` +
     `import * as tenant from ${target};\n` +
-    `export * from ${target};\n` +
-    `export default tenant.default;\n`;
+    (mainKind === "esm" ? `export * from ${target};\n` : "") +
+    // A CommonJS script's module.exports stays {} when it only adds listeners.
+    `const handler = tenant.default;\n` +
+    `const exported = typeof handler === "function" || (handler && Object.keys(handler).length > 0);\n` +
+    `export default exported ? handler : (serviceWorker() ?? handler);\n`;
   return {
     mainModule: WRAPPER,
     modules: { ...modules, [PRELUDE]: { js: PRELUDE_SOURCE }, [WRAPPER]: { js: wrapper } },

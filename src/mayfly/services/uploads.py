@@ -276,6 +276,10 @@ def plan_upload(
         if refusal:
             raise ValidationError(refusal)
     main_module = metadata.get("main_module")
+    if main_module is None and isinstance(metadata.get("body_part"), str):
+        # Service-worker syntax: the script (wrangler sends it as CommonJS) is the main module;
+        # the data plane serves the fetch listeners it adds (runtime/tenant.js).
+        main_module = metadata["body_part"]
     assets = metadata.get("assets")
     if main_module is None and assets is not None and not parts:
         main_module = ""  # an assets-only Worker: no code at all
