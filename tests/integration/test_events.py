@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +168,17 @@ def test_mayfly_deploy_temporary_event(
     code, body = second.json("deploy", "--temporary", "--event", created["code"])
     assert code == 1 and body["error"]["code"] == 10450
     assert not second.cache_file.exists()
+
+
+def test_a_code_past_its_expires_at_provisions_nothing(
+    settings: Settings, platform: Platform, client: TestClient, clock: ManualClock
+) -> None:
+    until = (clock.now() + timedelta(hours=1)).isoformat()
+    code = admin(
+        settings, "create", "Day", "--accounts", "9", "--ttl", "600", "--expires-at", until
+    )["code"]
+    assert provision_with(client, code).status_code == 200
+    clock.advance(3601)
+    late = provision_with(client, code)
+    assert late.status_code == 403 and late.json()["errors"][0]["code"] == 10450
+    assert "has ended" in late.json()["errors"][0]["message"]

@@ -332,6 +332,7 @@ def test_whoami_after_a_human_claimed_the_account(
     assert code == 1
     assert body["error"]["code"] == 10002
     assert "claimed by a human at" in body["error"]["message"]
+    assert "mayfly login --api-url" in body["error"]["message"]
     assert mayfly.json("whoami")[1]["error"]["code"] == "no_credentials"  # dropped from the cache
 
 

@@ -100,8 +100,10 @@ def temporary_account(
         raise CommandFailed(
             TEMPORARY_CLAIMED,
             f"The temporary account {cached.name} was claimed by a human{when}, who now owns "
-            f"it; its token no longer works. {gone} Ask them for an API token "
-            "(MAYFLY_API_TOKEN), or run `mayfly deploy --temporary` for a new account.",
+            f"it; its token no longer works. {gone} To use it, ask them for access: run "
+            f"`mayfly login --api-url {authed.api_url}` and have them approve it where they are "
+            "logged in, or ask for an API token from the dashboard (MAYFLY_API_TOKEN). "
+            "`mayfly deploy --temporary` makes a separate new account.",
         )
     if status.status == "expired":
         cache.drop(authed.api_url, token=cached.api_token)
