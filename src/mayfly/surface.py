@@ -203,6 +203,7 @@ SERVED: tuple[tuple[str, str], ...] = (
     ("Static assets", "assets"),
     ("Cache API (caches.default, caches.open): a workers.dev no-op", "caches"),
     ("Service-worker syntax (addEventListener('fetch'), bindings as globals)", "body_part"),
+    ("Cron triggers (scheduled handler, UTC)", "triggers.crons"),
     ("Tails (wrangler tail, mayfly tail)", "tail"),
 )
 
