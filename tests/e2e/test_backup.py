@@ -39,57 +39,59 @@ def deploy(api: httpx.Client, account: dict[str, str], name: str, source: bytes)
 
 
 def test_backup_while_serving_then_restore(tmp_path: Path) -> None:
-    with json_logging_server(tmp_path / "first") as server:
-        with httpx.Client(base_url=server.api_url + "/client/v4/", timeout=60) as api:
-            account = provision(api)["account"]  # type: ignore[arg-type]
-            token = auth(account["apiToken"])
-            base = f"accounts/{account['id']}"
-            ns = api.post(f"{base}/storage/kv/namespaces", headers=token, json={"title": "s"})
-            ns_id = ns.json()["result"]["id"]
-            api.put(f"{base}/storage/kv/namespaces/{ns_id}/values/k", headers=token, content="v1")
-            binding = {"name": "STORE", "type": "kv_namespace", "namespace_id": ns_id}
-            stored = api.put(
-                f"{base}/workers/scripts/hello",
-                headers=token,
-                **upload_body(
-                    modules={"index.js": (SECRET_WORKER, "application/javascript+module")},
-                    bindings=[binding],
-                ),
-            )
-            assert stored.status_code == 200, stored.text
-            secret = {"name": "API_KEY", "text": "twelve chars", "type": "secret_text"}
-            put = api.put(f"{base}/workers/scripts/hello/secrets", headers=token, json=secret)
-            assert put.status_code == 200, put.text
-            host = f"http://hello.{account['name']}.localhost"
-            expected = "secret 12 kv 2"
-            assert server.get_worker(host).text == expected
+    with (
+        json_logging_server(tmp_path / "first") as server,
+        httpx.Client(base_url=server.api_url + "/client/v4/", timeout=60) as api,
+    ):
+        account = provision(api)["account"]  # type: ignore[arg-type]
+        token = auth(account["apiToken"])
+        base = f"accounts/{account['id']}"
+        ns = api.post(f"{base}/storage/kv/namespaces", headers=token, json={"title": "s"})
+        ns_id = ns.json()["result"]["id"]
+        api.put(f"{base}/storage/kv/namespaces/{ns_id}/values/k", headers=token, content="v1")
+        binding = {"name": "STORE", "type": "kv_namespace", "namespace_id": ns_id}
+        stored = api.put(
+            f"{base}/workers/scripts/hello",
+            headers=token,
+            **upload_body(
+                modules={"index.js": (SECRET_WORKER, "application/javascript+module")},
+                bindings=[binding],
+            ),
+        )
+        assert stored.status_code == 200, stored.text
+        secret = {"name": "API_KEY", "text": "twelve chars", "type": "secret_text"}
+        put = api.put(f"{base}/workers/scripts/hello/secrets", headers=token, json=secret)
+        assert put.status_code == 200, put.text
+        host = f"http://hello.{account['name']}.localhost"
+        expected = "secret 12 kv 2"
+        assert server.get_worker(host).text == expected
 
-            # Deploys go on while the backup runs: it must still be consistent.
-            stop = threading.Event()
-            errors: list[str] = []
+        # Deploys go on while the backup runs: it must still be consistent.
+        stop = threading.Event()
+        errors: list[str] = []
 
-            def keep_deploying() -> None:
-                with httpx.Client(base_url=server.api_url + "/client/v4/", timeout=60) as other:
-                    n = 0
-                    while not stop.is_set():
-                        n += 1
-                        source = b"export default { fetch() { return new Response('%d'); } };" % n
-                        try:
-                            deploy(other, account, f"busy{n % 3}", source)
-                        except AssertionError as exc:
-                            errors.append(str(exc))
+        def keep_deploying() -> None:
+            with httpx.Client(base_url=server.api_url + "/client/v4/", timeout=60) as other:
+                n = 0
+                while not stop.is_set():
+                    n += 1
+                    source = b"export default { fetch() { return new Response('%d'); } };" % n
+                    try:
+                        deploy(other, account, f"busy{n % 3}", source)
+                    except AssertionError as exc:
+                        errors.append(str(exc))
 
-            deployer = threading.Thread(target=keep_deploying)
-            deployer.start()
-            try:
-                done = admin("backup", str(tmp_path / "backup"), data_dir=server.data_dir)
-            finally:
-                stop.set()
-                deployer.join(timeout=60)
-            assert done.returncode == 0, done.stderr
-            assert not errors, errors
-            summary = json.loads(done.stdout)["backup"]
-            assert summary["blobs"] >= 2 and summary["missing_blobs"] == 0
+        deployer = threading.Thread(target=keep_deploying)
+        deployer.start()
+        try:
+            done = admin("backup", str(tmp_path / "backup"), data_dir=server.data_dir)
+        finally:
+            stop.set()
+            deployer.join(timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert not errors, errors
+        summary = json.loads(done.stdout)["backup"]
+        assert summary["blobs"] >= 2 and summary["missing_blobs"] == 0
 
     fresh = tmp_path / "restored" / "data"
     restored = admin("restore", str(tmp_path / "backup"), data_dir=fresh)
