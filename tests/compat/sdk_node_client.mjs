@@ -90,12 +90,15 @@ const deployment = await s.deployments.create(WORKER, {
 });
 const deployments = await all(s.deployments.list(WORKER, { account_id, per_page: 1 }));
 assert.ok(deployments.some((d) => d.id === deployment.id));
+assert.equal((await s.deployments.get(deployment.id, { account_id, script_name: WORKER })).id, deployment.id);
 assert.equal(new Set(deployments.map((d) => d.id)).size, deployments.length);
 step("versions-deployments");
 
 // schedules, subdomains, tail, account settings
 assert.deepEqual((await s.schedules.get(WORKER, { account_id })).schedules, []);
 assert.equal((await s.subdomain.get(WORKER, { account_id })).enabled, true);
+await s.subdomain.delete(WORKER, { account_id });
+assert.equal((await s.subdomain.get(WORKER, { account_id })).enabled, false);
 assert.equal((await s.subdomain.create(WORKER, { account_id, enabled: true })).enabled, true);
 const tail = await s.tail.create(WORKER, { account_id });
 assert.ok(tail.url);

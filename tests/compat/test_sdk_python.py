@@ -143,6 +143,9 @@ def test_versions_and_deployments_iterate_and_end(
     # 5.9 types each item as a `{deployments}` wrapper, so the deployment's fields are extras.
     listed = [d.to_dict() for d in scripts.deployments.list(WORKER, account_id=acct, per_page=1)]
     assert deployed.id in [d["id"] for d in listed]
+    assert (
+        scripts.deployments.get(deployed.id, account_id=acct, script_name=WORKER).id == deployed.id
+    )
     assert len({d["id"] for d in listed}) == len(listed) >= 2
 
 
@@ -151,6 +154,8 @@ def test_schedules_subdomain_tail(cf: Any, account: dict[str, str], uploaded: An
     scripts = cf.workers.scripts
     assert scripts.schedules.get(WORKER, account_id=acct).schedules == []
     assert scripts.subdomain.get(WORKER, account_id=acct).enabled is True
+    scripts.subdomain.delete(WORKER, account_id=acct)
+    assert scripts.subdomain.get(WORKER, account_id=acct).enabled is False
     assert scripts.subdomain.create(WORKER, account_id=acct, enabled=True).enabled is True
     tail = scripts.tail.create(WORKER, account_id=acct)
     assert tail.url

@@ -152,6 +152,17 @@ def test_deployments_paginate(client: TestClient, account: dict[str, Any]) -> No
     second = client.get(path + "?per_page=1&page=2", headers=token).json()["result"]["items"]
     beyond = client.get(path + "?per_page=1&page=3", headers=token).json()["result"]["items"]
     assert second[0]["id"] != first["result"]["items"][0]["id"] and beyond == []
+    one = client.get(f"{path}/{second[0]['id']}", headers=token)
+    assert one.json()["result"] == second[0]
+    unknown = client.get(f"{path}/00000000-0000-0000-0000-000000000000", headers=token)
+    assert unknown.status_code == 404 and unknown.json()["errors"][0]["code"] == 10404
+
+
+def test_delete_subdomain_disables(client: TestClient, account: dict[str, Any]) -> None:
+    path = f"accounts/{account['id']}/workers/scripts/hello/subdomain"
+    token = auth(account["apiToken"])
+    assert client.delete(path, headers=token).json()["result"]["enabled"] is False
+    assert client.get(path, headers=token).json()["result"]["enabled"] is False
 
 
 def test_kv_bulk_get(client: TestClient, account: dict[str, Any]) -> None:

@@ -355,6 +355,24 @@ async def list_deployments(request: Request) -> Response:
 
 
 @operation(
+    "GET",
+    "One deployment (10404 if the Worker has no such deployment)",
+    operation_id="worker-deployments-get-deployment",
+    tag=TAG,
+    result=DEPLOYMENT,
+)
+async def get_deployment(request: Request) -> Response:
+    _, account = await account_access(request)
+    found = await asyncio.to_thread(
+        services(request).scripts.get_deployment,
+        account,
+        _script(request),
+        request.path_params["deployment_id"],
+    )
+    return ok(found)
+
+
+@operation(
     "POST",
     "Deploy one version at 100%",
     operation_id="worker-deployments-create-deployment",
@@ -595,6 +613,9 @@ async def get_worker(request: Request) -> Response:
 
 @operation("GET", "Whether the Worker is served on workers.dev", tag=TAG, result=SCRIPT_SUBDOMAIN)
 @operation(
+    "DELETE", "Stop serving the Worker on the account's subdomain", tag=TAG, result=SCRIPT_SUBDOMAIN
+)
+@operation(
     "POST",
     "Serve the Worker on the account's subdomain, or stop",
     tag=TAG,
@@ -609,7 +630,7 @@ async def script_subdomain(request: Request) -> Response:
             services(request).scripts.current, account, _script(request)
         )
         return ok({"enabled": bool(row.subdomain_enabled), "previews_enabled": False})
-    body = await json_body(request)
+    body = {"enabled": False} if request.method == "DELETE" else await json_body(request)
     enabled = body.get("enabled", True)
     if not isinstance(enabled, bool):
         raise ValidationError("`enabled` must be true or false.")
@@ -986,13 +1007,14 @@ routes = [
     Route(S + "/versions/{version_id}", get_version, methods=["GET"]),
     Route(S + "/deployments", list_deployments, methods=["GET"]),
     Route(S + "/deployments", post_deployment, methods=["POST"]),
+    Route(S + "/deployments/{deployment_id}", get_deployment, methods=["GET"]),
     Route(S + "/settings", get_settings, methods=["GET"]),
     Route(S + "/script-settings", patch_script_settings, methods=["PATCH"]),
     Route(S + "/script-settings", get_settings, methods=["GET"]),
     Route(S + "/secrets", list_secrets, methods=["GET"]),
     Route(S + "/secrets", put_secret, methods=["PUT"]),
     Route(S + "/secrets/{secret_name}", secret, methods=["GET", "DELETE"]),
-    Route(S + "/subdomain", script_subdomain, methods=["GET", "POST"]),
+    Route(S + "/subdomain", script_subdomain, methods=["GET", "POST", "DELETE"]),
     Route(S + "/references", references, methods=["GET"]),
     Route(A + "/workers/subdomain", get_account_subdomain, methods=["GET"]),
     Route(A + "/workers/subdomain", put_account_subdomain, methods=["PUT"]),

@@ -13,7 +13,13 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from mayfly.errors import QuotaExceeded, ScriptNotFound, SecretNotFound, ValidationError
+from mayfly.errors import (
+    NotFound,
+    QuotaExceeded,
+    ScriptNotFound,
+    SecretNotFound,
+    ValidationError,
+)
 from mayfly.model import Account, Principal, as_utc, iso
 from mayfly.services import audit, quotas
 from mayfly.services.accounts import get_account
@@ -452,6 +458,18 @@ class ScriptService:
                 .offset((page - 1) * per_page)
             ).all()
         return [render_deployment(r) for r in rows], total
+
+    def get_deployment(self, account: Account, name: str, deployment_id: str) -> dict[str, Any]:
+        with self.ctx.db.read() as conn:
+            row = self._require_script(conn, account.id, name)
+            found = conn.execute(
+                select(deployments).where(
+                    deployments.c.script_id == row.id, deployments.c.id == deployment_id
+                )
+            ).first()
+        if found is None:
+            raise NotFound(f"Worker {name!r} has no deployment {deployment_id!r}.")
+        return render_deployment(found)
 
     def list_versions(
         self, account: Account, name: str, page: int = 1, per_page: int = 100
