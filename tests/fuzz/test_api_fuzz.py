@@ -8,13 +8,15 @@ secret or key, so that requests reach past the access checks; invalid ones carry
 generated (someone else's account, a malformed name, …). Each answer must be no 5xx, an error in
 Cloudflare's envelope, a declared status, and a success body that matches the document.
 
-Bounded for CI (about two minutes on two idle cores); MAYFLY_FUZZ_EXAMPLES and MAYFLY_FUZZ_SEED
+Bounded for CI (about two minutes on two idle cores: no-token requests to routes that need one
+are sent for a quarter of the cases); MAYFLY_FUZZ_EXAMPLES and MAYFLY_FUZZ_SEED
 widen or vary a local run. What was sent and seen is printed at the end of the run (conftest.py).
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import os
 import secrets
@@ -40,9 +42,10 @@ from mayfly.services.clock import ManualClock
 from tests.conftest import POSTGRES_URL, auth, make_settings, provision, upload_body
 from tests.fuzz.conftest import FUZZ_STATS
 
-EXAMPLES = int(os.environ.get("MAYFLY_FUZZ_EXAMPLES", "10"))
+EXAMPLES = int(os.environ.get("MAYFLY_FUZZ_EXAMPLES", "6"))
 SEED = int(os.environ.get("MAYFLY_FUZZ_SEED", "20261207"))
 SCRIPT = "fuzz-target"
+SENT = itertools.count()
 BASE_URL = "http://testserver/client/v4"
 MARKERS = {
     "account_id": "OWN-account",
@@ -190,8 +193,8 @@ def _config() -> SchemathesisConfig:
             },
             "phases": {
                 "examples": {"enabled": True},
-                # Methods a route does not serve all meet the same 405 handler: two will do.
-                "coverage": {"enabled": True, "unexpected-methods": ["PATCH", "TRACE"]},
+                # Methods a route does not serve all meet the same 405 handler: one will do.
+                "coverage": {"enabled": True, "unexpected-methods": ["TRACE"]},
                 "fuzzing": {"enabled": True},
                 "stateful": {"enabled": False},
             },
@@ -236,7 +239,13 @@ def test_no_request_gets_a_server_error(case: Case, target: Target, session: ASG
     generated = dict(case.path_parameters or {})
     headers = dict(case.headers or {})
     body = case.body
+    # Without a token a route that needs one stops at the same check every time: a quarter of
+    # the cases is enough there (the time goes to the callers that get further).
+    needs_token = case.operation.definition.raw.get("security") != []
+    sparse = needs_token and next(SENT) % 4 != 0
     for caller in target.callers:
+        if caller.token is None and sparse:
+            continue
         case.path_parameters = _own(generated, caller.resources)
         if isinstance(body, (dict, list)):
             case.body = _own(body, caller.resources)
