@@ -105,8 +105,13 @@ def test_junk_token_asset_upload_gets_401_before_the_body_is_read(
     assert growth < GROWTH_LIMIT_KIB, f"the server grew by {growth} KiB"
 
 
-def test_junk_token_script_upload_gets_401_before_the_body_is_read(
-    server: Server, account: dict[str, Any]
+@pytest.mark.parametrize(
+    ("token", "status", "code"),
+    [("junk", 400, 6003), ("mfp_" + "x" * 43, 401, 9109)],
+    ids=["malformed", "unknown"],
+)
+def test_junk_token_script_upload_is_refused_before_the_body_is_read(
+    server: Server, account: dict[str, Any], token: str, status: int, code: int
 ) -> None:
     answer, growth = _measured(
         server,
@@ -116,13 +121,13 @@ def test_junk_token_script_upload_gets_401_before_the_body_is_read(
             "PUT",
             f"/client/v4/accounts/{account['id']}/workers/scripts/big",
             {
-                "Authorization": "Bearer junk",
+                "Authorization": f"Bearer {token}",
                 "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
             },
             _huge_multipart(_script_upload_prefix()),
         ),
     )
-    _assert_envelope(answer, 401)
+    _assert_envelope(answer, status, code)
     assert growth < GROWTH_LIMIT_KIB, f"the server grew by {growth} KiB"
 
 
