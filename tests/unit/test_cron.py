@@ -1,4 +1,4 @@
-"""Cron expressions as Cloudflare's cron triggers read them (services/cron.py)."""
+"""Cron expressions as Cloudflare's cron triggers read them (mayfly/cron.py)."""
 
 from __future__ import annotations
 

@@ -108,7 +108,7 @@ def api_routes() -> list[BaseRoute]:
         Route("/openapi.json", openapi_json, methods=["GET"]),
         *provisioning.routes,
         *identity.routes,
-        *schedules.routes,  # before workers.routes: it serves GET …/schedules too
+        *schedules.routes,
         *workers.routes,
         *kv.routes,
         *tail.routes,

@@ -869,19 +869,6 @@ def _bracketed(fields: list[tuple[str, str]]) -> dict[str, Any]:
     return settings
 
 
-@operation(
-    "GET",
-    "A Worker's cron schedules (Mayfly runs no cron triggers yet: always empty)",
-    operation_id="worker-cron-trigger-get-cron-triggers",
-    tag=TAG,
-    result=obj({"schedules": array(obj({"cron": STRING}, "cron"))}, "schedules"),
-)
-async def get_schedules(request: Request) -> Response:
-    _, account = await account_access(request)
-    await asyncio.to_thread(services(request).scripts.current, account, _script(request))
-    return ok({"schedules": []})
-
-
 ACCOUNT_SETTINGS = obj({"default_usage_model": STRING, "green_compute": BOOLEAN})
 FIXED_ACCOUNT_SETTINGS = {"default_usage_model": "standard", "green_compute": False}
 
@@ -997,7 +984,6 @@ routes = [
     Route(S, put_script, methods=["PUT"]),
     Route(S + "/content/v2", get_content, methods=["GET"]),
     Route(S + "/settings", patch_settings, methods=["PATCH"]),
-    Route(S + "/schedules", get_schedules, methods=["GET"]),
     Route(S + "/secrets-bulk", secrets_bulk, methods=["PATCH"]),
     Route(A + "/workers/workers/{script}/versions/latest", patch_latest_version, methods=["PATCH"]),
     Route(A + "/workers/account-settings", account_settings, methods=["GET", "PUT", "PATCH"]),
