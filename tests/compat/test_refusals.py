@@ -68,16 +68,46 @@ def test_wrangler_deploy_of_a_refused_feature_changes_nothing(
     assert versions.stdout.count('"id"') == 1, "no second version was stored"
 
 
-def test_wrangler_deploy_with_routes_is_refused_with_10021(
+def test_wrangler_deploy_with_routes_is_refused_and_undone(
     mayfly_server: MayflyServer, user: WranglerUser, new_project: Any
 ) -> None:
+    """wrangler uploads before it sets routes: the refusal of the routes undoes that deploy."""
     project: Path = plain_worker(new_project, "refused-routes")
+    env = mayfly_server.env()
+    first = run_wrangler(["deploy", "--temporary"], project, env, user)
+    assert first.exit_code == 0, str(first)
+    account = temporary_account_name(user)
+    before = request_worker(mayfly_server, account, "refused-routes", "/")
+    assert before.status_code == 200, before.text
+
+    config = project / "wrangler.toml"
+    # With routes and no `workers_dev = true` wrangler also turns the workers.dev URL off (a
+    # setting of its own, before the routes): kept on here to see the old version serve.
+    config.write_text('routes = ["example.com/*"]\nworkers_dev = true\n' + config.read_text())
+    main = project / "index.js"
+    main.write_text(main.read_text().replace("export default {", "export default {\n  // v2"))
+    refused = run_wrangler(["deploy", "--temporary"], project, env, user)
+    assert refused.exit_code != 0, str(refused)
+    assert "10021" in refused.output, str(refused)
+    assert surface.BASE_URL_NOTE in refused.output.replace("\n", " "), str(refused)
+    after = request_worker(mayfly_server, account, "refused-routes", "/")
+    assert (after.status_code, after.text) == (200, before.text)
+    deployments = run_wrangler(["deployments", "list", "--json", "--temporary"], project, env, user)
+    assert deployments.exit_code == 0, str(deployments)
+    assert "Redeployed: the routes of the deploy before were refused" in deployments.stdout
+
+
+def test_wrangler_deploy_of_a_new_worker_with_routes_leaves_nothing(
+    mayfly_server: MayflyServer, user: WranglerUser, new_project: Any
+) -> None:
+    project: Path = plain_worker(new_project, "new-with-routes")
     config = project / "wrangler.toml"
     config.write_text('routes = ["example.com/*"]\n' + config.read_text())
     refused = run_wrangler(["deploy", "--temporary"], project, mayfly_server.env(), user)
     assert refused.exit_code != 0, str(refused)
     assert "10021" in refused.output, str(refused)
-    assert surface.BASE_URL_NOTE in refused.output.replace("\n", " "), str(refused)
+    account = temporary_account_name(user)
+    assert request_worker(mayfly_server, account, "new-with-routes", "/").status_code == 404
 
 
 SERVICE_WORKER = """

@@ -90,3 +90,31 @@ def test_routes_are_refused_and_none_is_fine(client: TestClient, account: dict[s
 def test_product_lookups_need_a_token(client: TestClient, account: dict[str, Any]) -> None:
     response = client.get(f"accounts/{account['id']}/queues")
     assert response.status_code in (401, 403), response.text
+
+
+def test_refused_routes_undo_the_deploy_just_before_them(
+    client: TestClient, account: dict[str, Any], platform: Platform
+) -> None:
+    """wrangler uploads, then sets routes: the refusal leaves the Worker as it was before."""
+    token = auth(account["apiToken"])
+    url = f"accounts/{account['id']}/workers/scripts/hello"
+    host = f"hello.{account['name']}.localhost"
+    assert client.put(url, headers=token, **upload_body()).status_code == 200
+    first = platform.services.routing.route(host).version_id
+    second = client.put(url, headers=token, **upload_body())
+    assert second.status_code == 200
+    assert platform.services.routing.route(host).version_id != first
+    refusal(client.put(url + "/routes", headers=token, json=[{"pattern": "example.com/*"}]))
+    assert platform.services.routing.route(host).version_id == first
+
+
+def test_refused_routes_of_a_new_worker_leave_no_worker(
+    client: TestClient, account: dict[str, Any], platform: Platform
+) -> None:
+    token = auth(account["apiToken"])
+    url = f"accounts/{account['id']}/workers/scripts/fresh"
+    assert client.put(url, headers=token, **upload_body()).status_code == 200
+    refusal(client.put(url + "/routes", headers=token, json=["example.com/*"]))
+    gone = client.get(f"accounts/{account['id']}/workers/services/fresh", headers=token)
+    assert gone.status_code == 404, gone.text
+    assert platform.services.routing.route(f"fresh.{account['name']}.localhost").version_id is None
