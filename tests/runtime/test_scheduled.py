@@ -45,7 +45,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivePlatform]:
     live.close()
 
 
-def deploy_with_cron(live: LivePlatform, script: str) -> tuple[dict[str, Any], str, str]:
+def deploy_with_cron(
+    live: LivePlatform, script: str, source: str = WORKER
+) -> tuple[dict[str, Any], str, str]:
     account = live.provision()
     headers = auth(account["apiToken"])
     created = live.api.post(
@@ -55,7 +57,7 @@ def deploy_with_cron(live: LivePlatform, script: str) -> tuple[dict[str, Any], s
     version = live.deploy(
         account,
         script,
-        WORKER,
+        source,
         bindings=[{"type": "kv_namespace", "name": "KV", "namespace_id": ns}],
     )
     put = live.api.put(
@@ -144,3 +146,20 @@ def test_a_run_reaches_the_tail_as_a_scheduled_event(live: LivePlatform) -> None
         assert event["outcome"] == "ok"
         assert event["logs"][0]["message"] == ["scheduled ran", "* * * * *"]
     assert len(runs(live, account, ns)) == 1
+
+
+SPINNER = "export default { fetch() { return new Response('x'); }, scheduled() { for (;;) {} } };"
+
+
+def test_a_runaway_scheduled_handler_is_caught_and_attributed_like_a_request(
+    live: LivePlatform,
+) -> None:
+    """Last in this module: it takes the shard down (the supervisor replaces it)."""
+    _, _, version = deploy_with_cron(live, "spinner", SPINNER)
+    live.clock.offset += timedelta(seconds=61)
+    tick(live)
+    live.wait_for(lambda: any(version in i.suspects for i in live.supervisor.incidents), timeout=60)
+    # Other Workers' crons ran on the shard at the same minute: suspects with it, not certain.
+    [incident] = [i for i in live.supervisor.incidents if version in i.suspects]
+    assert incident.kind == "unresponsive"
+    live.wait_for(lambda: len(live.shards()) == 1, timeout=60)  # replaced
