@@ -220,3 +220,35 @@ def test_a_module_worker_gets_no_bindings_as_globals(
     cp.add_version("v-noglobals", [esm(source)], env={"GREETING": "hello"})
     cp.serve("noglobals.acct.localhost", "v-noglobals")
     assert live.get("noglobals.acct.localhost").text == "undefined"
+
+
+WEBSOCKET = """
+export default {
+  fetch(request) {
+    if (request.headers.get("upgrade") !== "websocket" || request.cf.clientIp !== "127.0.0.1") {
+      return new Response("not as expected", { status: 400 });
+    }
+    const [client, server] = Object.values(new WebSocketPair());
+    server.accept();
+    return new Response(null, { status: 101, webSocket: client });
+  },
+};
+"""
+
+
+def test_a_websocket_upgrade_passes_with_the_metadata(
+    cp: FakeControlPlane, live: LiveDataPlane
+) -> None:
+    cp.add_version("v-ws", [esm(WEBSOCKET)])
+    cp.serve("ws.acct.localhost", "v-ws")
+    handshake = {
+        "host": "ws.acct.localhost",
+        "upgrade": "websocket",
+        "connection": "Upgrade",
+        "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "sec-websocket-version": "13",
+    }
+    with httpx.Client(timeout=30) as client:
+        response = client.get(f"http://127.0.0.1:{live.port}/", headers=handshake)
+    assert response.status_code == 101, response.text
+    assert response.headers["sec-websocket-accept"] == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
