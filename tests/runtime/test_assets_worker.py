@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from mayfly.storage import tables
-from tests.runtime.assets_support import deploy_site, request, wrangler_hash
+from tests.runtime.assets_support import deploy_site, request, upload_assets, wrangler_hash
 from tests.runtime.harness import LivePlatform, platform_settings, require_workerd
 
 pytestmark = pytest.mark.runtime
@@ -163,16 +163,16 @@ def test_a_redeploy_serves_the_new_files_on_the_next_request(
 
 
 def test_a_version_reads_only_its_own_accounts_files(live: LivePlatform) -> None:
-    """The hash is the client's key: another account naming it gets its own upload of that key,
-    and the data plane asks for the file in the version's account only. (Files larger than the
-    dispatcher caches, so every request asks.)"""
+    """The hash is the client's key, per account: another account naming it never gets the
+    victim's file, and the data plane asks for the file in the version's account only. (Files
+    larger than the dispatcher caches, so every request asks.)"""
     victim, attacker = live.provision(), live.provision()
     secret, decoy = b"secret " * 50_000, b"decoy! " * 50_000
     deploy_site(live, victim, "vault", {"/secret.txt": secret})
     vault = live.host(victim, "vault")
     digest = wrangler_hash(secret, "/secret.txt")
-    # The attacker names the victim's hash: the control plane asks for the bytes, and stores
-    # whatever of that size comes (the hash is opaque to it) as the attacker's own file.
+    # The attacker names the victim's hash: the control plane asks for the bytes (the hash is
+    # per account), and refuses bytes that are not the file that hash names.
     thief = live.host(attacker, "thief")
     manifest = {"/secret.txt": {"hash": digest, "size": len(secret)}}
     session = live.api.post(
@@ -182,12 +182,27 @@ def test_a_version_reads_only_its_own_accounts_files(live: LivePlatform) -> None
     )
     assert session.json()["result"]["buckets"] == [[digest]]
     assert text(live, vault, "/secret.txt") == (200, secret.decode())
-    upload = live.api.post(
+    refused = live.api.post(
         f"accounts/{attacker['id']}/workers/assets/upload?base64=true",
         headers={"authorization": f"Bearer {session.json()['result']['jwt']}"},
         files=[(digest, (digest, base64.b64encode(decoy), "text/plain; charset=utf-8"))],
     )
-    assert upload.status_code in (201, 202), upload.text
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["errors"][0]["code"] == 10021
+    # Even with a file of its own stored under that hash (as files were before hashes were
+    # checked), the attacker's version serves its own bytes, never the victim's.
+    upload_assets(live, attacker, "thief", {"/decoy.txt": decoy})
+    with live.platform.db.begin() as conn:
+        conn.execute(
+            update(tables.asset_files)
+            .where(
+                tables.asset_files.c.account_id == attacker["id"],
+                tables.asset_files.c.hash == wrangler_hash(decoy, "/decoy.txt"),
+            )
+            .values(hash=digest)
+        )
+    completion, uploaded = upload_assets(live, attacker, "thief", {"/secret.txt": secret})
+    assert uploaded == []  # the attacker's account holds that hash now: nothing asked
     put = live.api.put(
         f"accounts/{attacker['id']}/workers/scripts/thief",
         headers={"authorization": f"Bearer {attacker['apiToken']}"},
@@ -198,7 +213,7 @@ def test_a_version_reads_only_its_own_accounts_files(live: LivePlatform) -> None
                     None,
                     json.dumps(
                         {
-                            "assets": {"jwt": upload.json()["result"]["jwt"]},
+                            "assets": {"jwt": completion},
                             "compatibility_date": "2025-01-01",
                         }
                     ),
