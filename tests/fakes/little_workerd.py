@@ -77,13 +77,18 @@ def main() -> None:
     fds = dict(item.split("=") for item in args.socket_fd)
     ballast: list[bytearray] = []
 
+    serving: set[asyncio.Task[None] | None] = set()
+
     async def web(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        me = asyncio.current_task()
+        serving.add(me)
         try:
             await read_request(reader)
             answer(writer, 200, f"fake workerd {os.getpid()}".encode(), "text/plain")
             await writer.drain()
         finally:
             writer.close()
+            serving.discard(me)
 
     async def admin(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -130,6 +135,11 @@ def main() -> None:
         for server in servers:
             server.close()
         await asyncio.sleep(args.drain)
+        # Like workerd, finish the requests it accepted before it stopped accepting (on a loaded
+        # machine some are still being answered when the drain time is up).
+        deadline = time.monotonic() + 5.0
+        while serving and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
 
     asyncio.run(serve())
 
