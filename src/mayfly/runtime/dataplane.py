@@ -81,6 +81,9 @@ class LoopThread:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.loop.shutdown_asyncgens()
+            # Transports closed by those tasks (a probe cut short on its admin socket) release
+            # their sockets on a later turn of the loop: give them one before it stops.
+            await asyncio.sleep(0.05)
 
         if self.loop.is_closed():
             return
