@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import socket
 import stat
@@ -218,6 +219,7 @@ class DataPlane:
         config.chmod(0o644)
         sandbox = Sandbox.none()
         if self._sandbox:
+            command = (str(_reachable_copy(Path(command[0]), runtime_dir)), *command[1:])
             readable = [runtime_dir, *(Path(c) for c in command[:1])]
             sandbox = await checked_sandbox(plan_sandbox(readable), command, runtime_dir)
             self._warn_if_data_dir_readable(sandbox)
@@ -284,6 +286,31 @@ class DataPlane:
                     "The data dir %s is readable by other users, shards included; chmod 0700 it.",
                     self.settings.data_dir,
                 )
+
+
+def _reachable_copy(binary: Path, runtime_dir: Path) -> Path:
+    """The workerd binary as the shard user can run it: itself when every directory above it lets
+    others through, else a link or copy in the runtime dir (a checkout under a 0700 directory,
+    such as one made by mktemp -d or under /root, would refuse the shard user with EACCES)."""
+    binary = binary.resolve()
+    if os.geteuid() != 0 or _others_can_execute(binary):
+        return binary
+    target = runtime_dir / binary.name
+    try:
+        os.link(binary, target)
+    except OSError:
+        shutil.copy2(binary, target)
+    target.chmod(0o755)
+    return target
+
+
+def _others_can_execute(path: Path) -> bool:
+    try:
+        if not path.stat().st_mode & stat.S_IXOTH:
+            return False
+        return all(parent.stat().st_mode & stat.S_IXOTH for parent in path.parents)
+    except OSError:
+        return False
 
 
 def _host_key(host: str) -> str:
