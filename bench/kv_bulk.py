@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from mayfly.app import Platform
-from mayfly.services.kv import BulkItem
+from mayfly.services.resources.kv import BulkItem
 from mayfly.settings import Settings
 
 

@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from sqlalchemy import insert
 
 from mayfly.app import Platform
-from mayfly.services import quotas
-from mayfly.services.clock import ManualClock
+from mayfly.services.core.clock import ManualClock
+from mayfly.services.resources import quotas
 from mayfly.settings import Settings
 from mayfly.storage.tables import kv_entries
 

@@ -27,7 +27,7 @@ from types import ModuleType
 
 import httpx
 
-from mayfly.services import pow
+from mayfly.services.temporary import pow
 
 ROOT = Path(__file__).resolve().parents[1]
 

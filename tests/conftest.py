@@ -14,8 +14,8 @@ from sqlalchemy import create_engine, text
 from starlette.testclient import TestClient
 
 from mayfly.app import Platform
-from mayfly.services import pow
-from mayfly.services.clock import ManualClock
+from mayfly.services.core.clock import ManualClock
+from mayfly.services.temporary import pow
 from mayfly.settings import Settings
 
 POSTGRES_URL = os.environ.get(

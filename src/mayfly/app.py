@@ -20,13 +20,13 @@ from mayfly.api.metrics import build_metrics_app
 from mayfly.api.routes import build_public_app
 from mayfly.api.ws_protocol import TolerantWebSocketProtocol
 from mayfly.runtime.incidents import Incident
-from mayfly.services.clock import Clock, SystemClock
 from mayfly.services.container import Services
 from mayfly.services.context import Invalidator, ServiceContext
-from mayfly.services.crypto import Crypto, load_or_create_key
-from mayfly.services.housekeeping import Housekeeper
-from mayfly.services.platform_key import check_fingerprint, require_shared_key
-from mayfly.services.scheduler import Scheduler
+from mayfly.services.core.clock import Clock, SystemClock
+from mayfly.services.core.crypto import Crypto, load_or_create_key
+from mayfly.services.operations.housekeeping import Housekeeper
+from mayfly.services.operations.platform_key import check_fingerprint, require_shared_key
+from mayfly.services.workers.scheduler import Scheduler
 from mayfly.settings import Settings
 from mayfly.storage.blobs import BlobStore
 from mayfly.storage.database import Database

@@ -84,7 +84,7 @@ class Route:
     expires_at: datetime | None = None
     message: str | None = None
     tail: bool = False
-    # A quarantined Worker answers 503 until then (services/quarantine.py).
+    # A quarantined Worker answers 503 until then (services/workers/quarantine.py).
     quarantined_until: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:

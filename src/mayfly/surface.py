@@ -1,6 +1,6 @@
 """What Mayfly serves of the Workers platform, and what it refuses (10021) before anything goes live.
 
-One list for both clients: the server's upload validation (services/uploads.py) is the authority,
+One list for both clients: the server's upload validation (services/workers/uploads.py) is the authority,
 and `mayfly deploy` (project/config.py) refuses the same features early from the project's
 configuration, with the same words. README's table "What Mayfly serves" is checked against it
 (tests/unit/test_surface.py).

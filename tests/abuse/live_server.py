@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from mayfly.services import pow
+from mayfly.services.temporary import pow
 from tests.e2e.conftest import MAYFLY, clean_environment, free_port
 
 

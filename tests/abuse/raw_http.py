@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from mayfly.services import pow
+from mayfly.services.temporary import pow
 
 MB = 1024 * 1024
 CHUNK = b"A" * MB

@@ -15,7 +15,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from mayfly.app import Platform
-from mayfly.services.clock import ManualClock
+from mayfly.services.core.clock import ManualClock
 from tests.abuse.raw_http import provision as provision_live
 from tests.abuse.raw_http import send
 from tests.conftest import auth, make_settings, provision

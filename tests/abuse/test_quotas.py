@@ -16,11 +16,11 @@ from sqlalchemy import func, select, update
 from starlette.testclient import TestClient
 
 from mayfly.app import Platform
-from mayfly.services import quotas
-from mayfly.services.accounts import get_account
-from mayfly.services.clock import ManualClock
-from mayfly.services.quotas import quota_for, stored_bytes
-from mayfly.services.transfers import plan_transfer
+from mayfly.services.core.clock import ManualClock
+from mayfly.services.identity.accounts import get_account
+from mayfly.services.resources import quotas
+from mayfly.services.resources.quotas import quota_for, stored_bytes
+from mayfly.services.temporary.transfers import plan_transfer
 from mayfly.settings import Settings
 from mayfly.storage import tables
 from tests.conftest import auth, make_settings, provision, upload_body
@@ -234,7 +234,7 @@ def test_kv_usage_follows_every_path_that_writes_entries(
     clock.advance(61)
     quota_platform.services.reaper.purge_old_records()  # expired entries go, and their count
     assert kv_usage_matches_the_entries(quota_platform)[one["id"]][0] == 3
-    # A claim moves entries by updating their account (services/transfers.py does this).
+    # A claim moves entries by updating their account (services/temporary/transfers.py does this).
     with quota_platform.db.begin() as conn:
         conn.execute(
             update(tables.kv_entries)

@@ -118,7 +118,7 @@ def live(
 ) -> Iterator[Live]:
     """A real `mayfly serve` on free ports; and, in the test, a Platform on the same database."""
     monkeypatch.setattr(
-        "mayfly.services.users.PasswordHasher",
+        "mayfly.services.identity.users.PasswordHasher",
         lambda: PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
     )
     api_port, workers_port = free_port(), free_port()

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from mayfly.app import Platform
-from mayfly.services.clock import ManualClock
+from mayfly.services.core.clock import ManualClock
 from mayfly.storage import tables
 from tests.conftest import HELLO, auth, provision, upload_body
 

@@ -22,7 +22,7 @@ CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Real argon2id, with parameters that take milliseconds rather than 0.3 s per hash."""
     monkeypatch.setattr(
-        "mayfly.services.users.PasswordHasher",
+        "mayfly.services.identity.users.PasswordHasher",
         lambda: PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
     )
 

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from mayfly.services.clock import ManualClock
+from mayfly.services.core.clock import ManualClock
 from mayfly.storage.database import Database
 from mayfly.storage.tables import used_challenges
 

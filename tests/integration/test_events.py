@@ -15,8 +15,8 @@ from starlette.testclient import TestClient
 
 from mayfly.app import Platform
 from mayfly.cli.main import cli
-from mayfly.services import audit
-from mayfly.services.clock import ManualClock
+from mayfly.services.core import audit
+from mayfly.services.core.clock import ManualClock
 from mayfly.settings import Settings
 from tests.conftest import auth, make_settings, provision, solve_challenge
 from tests.integration.test_claim_support import cheap_password_hashing, deploy, web

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from mayfly.app import Platform
-from mayfly.services.clock import ManualClock
+from mayfly.services.core.clock import ManualClock
 from mayfly.storage import tables
 from tests.conftest import auth, make_settings, provision, upload_body
 
@@ -141,13 +141,15 @@ def test_a_tombstoned_name_is_not_reissued_during_the_cooldown(
     clock.advance(6)
     asyncio.run(db_platform.services.reaper.run_once())
     names = iter([account["name"], account["name"], "fresh-name"])
-    monkeypatch.setattr("mayfly.services.provisioning.random_name", lambda: next(names))
+    monkeypatch.setattr("mayfly.services.temporary.provisioning.random_name", lambda: next(names))
     second = provision(db_client)["account"]
     assert second["name"] == "fresh-name"
     # After the cooldown the tombstone is purged and the name is free again.
     clock.advance(db_platform.settings.tombstone_cooldown + 1)
     asyncio.run(db_platform.services.reaper.run_once())
-    monkeypatch.setattr("mayfly.services.provisioning.random_name", lambda: account["name"])
+    monkeypatch.setattr(
+        "mayfly.services.temporary.provisioning.random_name", lambda: account["name"]
+    )
     third = provision(db_client)["account"]
     assert third["name"] == account["name"]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mayfly.app import Platform
-from mayfly.services.platform_key import PlatformKeyError
+from mayfly.services.operations.platform_key import PlatformKeyError
 from mayfly.settings import Settings
 from tests.conftest import make_settings
 

@@ -9,9 +9,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from mayfly.app import Platform
-from mayfly.services import audit
-from mayfly.services.clock import ManualClock
-from mayfly.services.quarantine import cooldown_seconds
+from mayfly.services.core import audit
+from mayfly.services.core.clock import ManualClock
+from mayfly.services.workers.quarantine import cooldown_seconds
 from tests.conftest import auth, make_settings, provision, upload_body
 
 

@@ -1,7 +1,7 @@
 """_redirects and _headers, once the control plane hands the dispatcher their parsed rules.
 
 wrangler sends both files as raw text (spec wrangler-assets.md §6.3); the control plane parses them
-(services/asset_rules.py) and the asset-worker applies the parsed rules (`redirects`, `headers` in
+(services/resources/asset_rules.py) and the asset-worker applies the parsed rules (`redirects`, `headers` in
 its CONFIG). These tests pin that the data plane passes parsed rules through
 and that Cloudflare's asset-worker applies them (§7.5), using a fake internal API whose version
 answer carries them in the asset-worker's own format (what miniflare's constructRedirects and

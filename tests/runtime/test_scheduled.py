@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from mayfly.services.scheduler import Scheduler
+from mayfly.services.workers.scheduler import Scheduler
 from tests.conftest import auth
 from tests.runtime.harness import LivePlatform, platform_settings, require_workerd
 from tests.runtime.test_tail import Tail

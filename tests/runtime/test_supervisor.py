@@ -19,7 +19,7 @@ from mayfly.runtime.incidents import Incident
 from mayfly.runtime.sandbox import Sandbox
 from mayfly.runtime.shard import ShardLauncher, ShardStartError
 from mayfly.runtime.supervisor import Limits, Supervisor
-from mayfly.services.metrics import Metrics
+from mayfly.services.core.metrics import Metrics
 
 FAKES = Path(__file__).resolve().parents[1] / "fakes"
 

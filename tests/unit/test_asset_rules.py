@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from mayfly.services.asset_rules import (
+from mayfly.services.resources.asset_rules import (
     INFINITE_LOOP,
     RuleWarning,
     extract_pathname,

@@ -3,9 +3,9 @@ import base64
 import pytest
 
 from mayfly.errors import ProofOfWorkInvalid
-from mayfly.services import pow
-from mayfly.services.clock import ManualClock
-from mayfly.services.crypto import Crypto
+from mayfly.services.core.clock import ManualClock
+from mayfly.services.core.crypto import Crypto
+from mayfly.services.temporary import pow
 
 CRYPTO = Crypto(b"k" * 32)
 

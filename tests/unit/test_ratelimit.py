@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from mayfly.errors import RateLimited
-from mayfly.services.ratelimit import SlidingWindowLimiter, address_group, client_address
+from mayfly.services.core.ratelimit import SlidingWindowLimiter, address_group, client_address
 
 
 def test_hits_past_the_limit_wait_until_the_oldest_leaves_the_window() -> None:

@@ -8,8 +8,8 @@ import pytest
 
 from mayfly.sdk.errors import ChallengeUnsupported
 from mayfly.sdk.pow import MAX_ITERATIONS, check_challenge, solve, solve_challenge
-from mayfly.services import pow as server_pow
-from mayfly.services.crypto import Crypto
+from mayfly.services.core.crypto import Crypto
+from mayfly.services.temporary import pow as server_pow
 
 
 def test_the_server_accepts_the_sdk_solution() -> None:

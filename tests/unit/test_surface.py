@@ -15,7 +15,7 @@ from mayfly import surface
 from mayfly.errors import ValidationError
 from mayfly.model import ModuleUpload
 from mayfly.project.config import UnsupportedFeature, load_project
-from mayfly.services.uploads import plan_upload
+from mayfly.services.workers.uploads import plan_upload
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 JS = b"export default { fetch() { return new Response('x') } }"

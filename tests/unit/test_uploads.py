@@ -2,7 +2,7 @@ import pytest
 
 from mayfly.errors import ValidationError
 from mayfly.model import ModuleUpload
-from mayfly.services.uploads import (
+from mayfly.services.workers.uploads import (
     DEFAULT_COMPATIBILITY_DATE,
     MAX_COMPATIBILITY_DATE,
     plan_upload,

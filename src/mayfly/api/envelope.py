@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from mayfly.errors import MayflyError
-from mayfly.services import strict_json
+from mayfly.services.core import strict_json
 
 log = logging.getLogger("mayfly.api")
 

@@ -27,7 +27,7 @@ from mayfly.api.openapi import (
 from mayfly.model import Account, iso
 from mayfly.services.container import Services
 
-# A Worker paused because it took a data-plane shard down (services/quarantine.py).
+# A Worker paused because it took a data-plane shard down (services/workers/quarantine.py).
 QUARANTINE = obj(
     {
         "script": STRING,

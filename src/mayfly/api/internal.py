@@ -16,8 +16,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mayfly.errors import MayflyError, PayloadTooLarge
-from mayfly.services import strict_json
 from mayfly.services.container import Services
+from mayfly.services.core import strict_json
 
 SECRET_HEADER = "x-mayfly-internal-secret"
 

@@ -29,8 +29,8 @@ from mayfly.api.openapi import (
 )
 from mayfly.errors import PayloadTooLarge, ValidationError
 from mayfly.model import Account, Principal
-from mayfly.services import strict_json
-from mayfly.services.kv import BulkItem, check_expiry_fields, check_key
+from mayfly.services.core import strict_json
+from mayfly.services.resources.kv import BulkItem, check_expiry_fields, check_key
 
 TAG = "Workers KV"
 NAMESPACE = component(

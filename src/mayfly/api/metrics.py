@@ -1,4 +1,4 @@
-"""The public app's request metrics (services/metrics.py says what is measured), and the
+"""The public app's request metrics (services/core/metrics.py says what is measured), and the
 `/metrics` app served on `--metrics-port`."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mayfly.services.metrics import Metrics
+from mayfly.services.core.metrics import Metrics
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -18,9 +18,9 @@ from starlette.routing import Route
 
 from mayfly.api.auth import services
 from mayfly.errors import RateLimited, ValidationError
-from mayfly.services import strict_json
-from mayfly.services.device_auth import GRANT_TYPE, OAuthError
-from mayfly.services.ratelimit import client_address
+from mayfly.services.core import strict_json
+from mayfly.services.core.ratelimit import client_address
+from mayfly.services.identity.device_auth import GRANT_TYPE, OAuthError
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 

@@ -10,7 +10,7 @@ from mayfly.api.auth import services
 from mayfly.api.envelope import json_body, ok
 from mayfly.api.openapi import BOOLEAN, IDENTIFIER, INTEGER, STRING, TIMESTAMP, obj, operation
 from mayfly.model import iso_seconds
-from mayfly.services.ratelimit import client_address
+from mayfly.services.core.ratelimit import client_address
 
 TAG = "Provisioning"
 

@@ -12,7 +12,7 @@ from starlette.routing import Route
 from mayfly.api.auth import account_access, services
 from mayfly.api.envelope import ok
 from mayfly.api.openapi import STRING, array, obj, operation
-from mayfly.services import strict_json
+from mayfly.services.core import strict_json
 
 TAG = "Workers"
 SCHEDULE = obj({"cron": STRING, "created_on": STRING, "modified_on": STRING}, "cron", "created_on")

@@ -16,7 +16,7 @@ from mayfly.api.envelope import json_body, ok
 from mayfly.api.openapi import ANY_OBJECT, STRING, TIMESTAMP, array, obj, operation
 from mayfly.errors import NotFound
 from mayfly.model import iso
-from mayfly.services.tail import TailSession
+from mayfly.services.workers.tail import TailSession
 
 
 @operation(

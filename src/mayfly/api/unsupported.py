@@ -23,7 +23,7 @@ from mayfly.api.envelope import ok
 from mayfly.api.openapi import array, obj, operation
 from mayfly.errors import MayflyError, ValidationError
 from mayfly.model import Account, Principal
-from mayfly.services import strict_json
+from mayfly.services.core import strict_json
 
 TAG = "Not served"
 # How recent a deploy a refused route list undoes (wrangler sets routes right after its upload).

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from mayfly.api.auth import services
 from mayfly.errors import ValidationError
 from mayfly.model import ModuleUpload
-from mayfly.services.uploads import UploadPlan, parse_metadata, plan_upload
+from mayfly.services.workers.uploads import UploadPlan, parse_metadata, plan_upload
 
 
 async def read_upload(request: Request, max_bytes: int) -> UploadPlan:

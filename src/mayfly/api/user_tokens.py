@@ -31,8 +31,8 @@ from mayfly.api.openapi import (
 )
 from mayfly.errors import Forbidden, ValidationError
 from mayfly.model import Principal, as_utc, iso
-from mayfly.services.user_tokens import TokenInfo
-from mayfly.services.users import User
+from mayfly.services.identity.user_tokens import TokenInfo
+from mayfly.services.identity.users import User
 
 TAG = "User API tokens"
 TOKEN = component(

@@ -32,7 +32,7 @@ from mayfly.api.openapi import (
 from mayfly.api.uploads import read_upload
 from mayfly.errors import SecretNotFound, ValidationError
 from mayfly.model import Account, iso
-from mayfly.services import strict_json
+from mayfly.services.core import strict_json
 
 TAG = "Workers"
 # `?bindings_inherit=strict`: a binding to inherit must exist in the previous version.

@@ -62,7 +62,7 @@ def operator_platform(flags: dict[str, Any]) -> Any:
     found as `mayfly serve` finds it (the same flags and MAYFLY_* variables); a warning says so
     when there is none there yet, since a new one would hold accounts the server never sees."""
     from mayfly.app import Platform
-    from mayfly.services.platform_key import PlatformKeyError
+    from mayfly.services.operations.platform_key import PlatformKeyError
 
     try:
         settings = load_settings(flags)
@@ -75,7 +75,7 @@ def operator_platform(flags: dict[str, Any]) -> Any:
 
 
 def _admin(flags: dict[str, Any]) -> Any:
-    from mayfly.services.account_admin import AccountAdmin
+    from mayfly.services.operations.account_admin import AccountAdmin
 
     return AccountAdmin(operator_platform(flags).services.ctx)
 

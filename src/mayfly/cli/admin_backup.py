@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from mayfly.cli.serve import settings_options
-from mayfly.services.backup import BackupError, backup, restore
+from mayfly.services.operations.backup import BackupError, backup, restore
 from mayfly.settings import load_settings
 
 

@@ -45,7 +45,7 @@ def serve(**flags: Any) -> None:
         raise click.UsageError(str(exc)) from exc
     configure_logging(settings.log_level, settings.log_format)
     from mayfly.app import Platform  # the composition root, imported only here
-    from mayfly.services.platform_key import PlatformKeyError
+    from mayfly.services.operations.platform_key import PlatformKeyError
 
     try:
         platform = Platform.create(settings)

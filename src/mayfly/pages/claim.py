@@ -21,15 +21,15 @@ from mayfly.pages.web import (
     services,
     visitor,
 )
-from mayfly.services.claims import (
+from mayfly.services.identity.users import MIN_PASSWORD, User
+from mayfly.services.temporary.claims import (
     AlreadyClaimed,
     ClaimLinkExpired,
     ClaimLinkUnknown,
     ExtensionRefused,
     MoveConflicts,
 )
-from mayfly.services.transfers import MovePlan
-from mayfly.services.users import MIN_PASSWORD, User
+from mayfly.services.temporary.transfers import MovePlan
 
 CLAIM_ERRORS: dict[type[MayflyError], str] = {
     ClaimLinkUnknown: "Claim link not found",

@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from mayfly.errors import MayflyError, ValidationError
 from mayfly.pages.web import field, form, login_redirect, page, redirect, render, services, visitor
-from mayfly.services.users import User
+from mayfly.services.identity.users import User
 
 EXPIRY_CHOICES = [("", "Never"), ("7", "7 days"), ("30", "30 days"), ("90", "90 days")]
 

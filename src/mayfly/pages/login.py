@@ -21,8 +21,8 @@ from mayfly.pages.web import (
     start_session,
     visitor,
 )
-from mayfly.services.ratelimit import client_address
-from mayfly.services.users import MIN_PASSWORD
+from mayfly.services.core.ratelimit import client_address
+from mayfly.services.identity.users import MIN_PASSWORD
 
 
 def _form_page(

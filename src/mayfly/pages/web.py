@@ -1,6 +1,6 @@
 """What every page shares: templates, the visitor (session cookie), CSRF, headers, error pages.
 
-Sessions are server-side (services/sessions.py); the cookie holds a random id, HttpOnly,
+Sessions are server-side (services/identity/sessions.py); the cookie holds a random id, HttpOnly,
 SameSite=Lax, and Secure with the `__Host-` prefix when the public URL is https. CSRF tokens are
 an HMAC of the session id (or, before log-in, of a random pre-session cookie), so a form is valid
 only for the browser it was rendered for; state-changing POSTs also check Origin when sent.
@@ -27,7 +27,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from mayfly.errors import MayflyError
 from mayfly.model import as_utc
 from mayfly.services.container import Services
-from mayfly.services.sessions import Session
+from mayfly.services.identity.sessions import Session
 
 log = logging.getLogger("mayfly.pages")
 HERE = Path(__file__).parent

@@ -11,7 +11,7 @@ agrees (a frozen shard was burning CPU; a crashed one reported a fatal error): a
 whose request merely shared the shard is then not among the suspects at all. When several
 versions were in flight, or the in-flight set is not known exactly, `certain` is False.
 
-The rule the control plane applies (services/quarantine.py):
+The rule the control plane applies (services/workers/quarantine.py):
   * certain   -> quarantine the (single) suspect at once;
   * uncertain -> a version is quarantined once it was the prime suspect of two uncertain
                  incidents within a window; one ambiguous incident alone never punishes anyone.

@@ -4,24 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mayfly.services.accounts import AccountService
-from mayfly.services.assets import AssetService
-from mayfly.services.claims import ClaimService
 from mayfly.services.context import ServiceContext
-from mayfly.services.device_auth import DeviceAuthService
-from mayfly.services.kv import KVService
-from mayfly.services.lifecycle import Reaper
-from mayfly.services.memberships import MembershipService
-from mayfly.services.provisioning import ProvisioningService
-from mayfly.services.quarantine import QuarantineService
-from mayfly.services.routing import RoutingService
-from mayfly.services.schedules import ScheduleService
-from mayfly.services.scripts import ScriptService
-from mayfly.services.sessions import SessionService
-from mayfly.services.tail import TailHub, TailService
-from mayfly.services.tokens import TokenService
-from mayfly.services.user_tokens import UserTokenService
-from mayfly.services.users import UserService
+from mayfly.services.identity.accounts import AccountService
+from mayfly.services.identity.device_auth import DeviceAuthService
+from mayfly.services.identity.memberships import MembershipService
+from mayfly.services.identity.sessions import SessionService
+from mayfly.services.identity.tokens import TokenService
+from mayfly.services.identity.user_tokens import UserTokenService
+from mayfly.services.identity.users import UserService
+from mayfly.services.resources.assets import AssetService
+from mayfly.services.resources.kv import KVService
+from mayfly.services.temporary.claims import ClaimService
+from mayfly.services.temporary.lifecycle import Reaper
+from mayfly.services.temporary.provisioning import ProvisioningService
+from mayfly.services.workers.quarantine import QuarantineService
+from mayfly.services.workers.routing import RoutingService
+from mayfly.services.workers.schedules import ScheduleService
+from mayfly.services.workers.scripts import ScriptService
+from mayfly.services.workers.tail import TailHub, TailService
 
 
 @dataclass

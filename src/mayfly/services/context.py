@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from mayfly.services.clock import Clock
-from mayfly.services.crypto import Crypto
-from mayfly.services.metrics import Metrics
+from mayfly.services.core.clock import Clock
+from mayfly.services.core.crypto import Crypto
+from mayfly.services.core.metrics import Metrics
 from mayfly.settings import Settings
 from mayfly.storage.blobs import BlobStore
 from mayfly.storage.database import Database

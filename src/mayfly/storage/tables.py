@@ -310,7 +310,7 @@ incidents = Table(
     "incidents",
     metadata,
     # One row per suspect Worker of a shard the data plane killed; rows sharing `incident_id` are
-    # one kill. Kept for the uncertain-suspect window (services/quarantine.py), then purged.
+    # one kill. Kept for the uncertain-suspect window (services/workers/quarantine.py), then purged.
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("incident_id", String(32), nullable=False),
     Column("account_id", String(32), nullable=False),
@@ -347,7 +347,7 @@ quarantines = Table(
 platform_meta = Table(
     "platform_meta",
     metadata,
-    # Facts about the installation every replica checks, e.g. `key_fingerprint` (services/crypto).
+    # Facts about the installation every replica checks, e.g. `key_fingerprint` (services/core/crypto).
     Column("name", String(64), primary_key=True),
     Column("value", String(256), nullable=False),
 )

@@ -10,11 +10,11 @@ from sqlalchemy import Connection, select, update
 
 from mayfly.errors import NotFound, ValidationError
 from mayfly.model import as_utc
-from mayfly.services import audit
 from mayfly.services.context import ServiceContext
-from mayfly.services.memberships import require_member
-from mayfly.services.tokens import create_token
-from mayfly.services.users import User
+from mayfly.services.core import audit
+from mayfly.services.identity.memberships import require_member
+from mayfly.services.identity.tokens import create_token
+from mayfly.services.identity.users import User
 from mayfly.storage.tables import accounts, api_tokens
 
 TokenStatus = Literal["active", "expired", "revoked"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from mayfly.services.ratelimit import GLOBAL, SlidingWindowLimiter
+from mayfly.services.core.ratelimit import GLOBAL, SlidingWindowLimiter
 from mayfly.settings import Settings
 
 WRANGLER_MAX_WORK = 64_000_000  # wrangler refuses a challenge with k × g above this

@@ -10,8 +10,8 @@ from sqlalchemy import delete, insert, select
 
 from mayfly.model import as_utc
 from mayfly.services.context import ServiceContext
-from mayfly.services.crypto import hash_token
-from mayfly.services.users import User
+from mayfly.services.core.crypto import hash_token
+from mayfly.services.identity.users import User
 from mayfly.storage.tables import sessions, users
 
 SESSION_TTL = timedelta(days=14)

@@ -20,10 +20,10 @@ from sqlalchemy import Connection, insert, select, update
 
 from mayfly.errors import EventClosed, NotFound, ValidationError
 from mayfly.model import Account, as_utc, iso_seconds
-from mayfly.services import audit
-from mayfly.services.accounts import get_account
 from mayfly.services.context import ServiceContext
-from mayfly.services.inventory import WorkerSummary, workers_of
+from mayfly.services.core import audit
+from mayfly.services.identity.accounts import get_account
+from mayfly.services.workers.inventory import WorkerSummary, workers_of
 from mayfly.storage.tables import accounts, events
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud in a room

@@ -13,8 +13,8 @@ from sqlalchemy import Connection, func, insert, select
 
 from mayfly.errors import ValidationError
 from mayfly.model import iso
-from mayfly.services.crypto import Crypto
-from mayfly.services.uploads import Module, UploadPlan
+from mayfly.services.core.crypto import Crypto
+from mayfly.services.workers.uploads import Module, UploadPlan
 from mayfly.storage.blobs import BlobStore
 from mayfly.storage.tables import kv_namespaces, modules, versions
 

@@ -12,15 +12,16 @@ from sqlalchemy.exc import IntegrityError
 
 from mayfly.errors import ProofOfWorkInvalid, RateLimited, ValidationError
 from mayfly.model import ProvisionedAccount
-from mayfly.services import audit, pow
-from mayfly.services.accounts import get_account, name_taken
 from mayfly.services.context import ServiceContext
-from mayfly.services.crypto import hash_token
-from mayfly.services.difficulty import AdaptiveDifficulty, Difficulty
-from mayfly.services.events import EventService, take_account
-from mayfly.services.names import random_name
-from mayfly.services.ratelimit import SlidingWindowLimiter
-from mayfly.services.tokens import create_token
+from mayfly.services.core import audit
+from mayfly.services.core.crypto import hash_token
+from mayfly.services.core.names import random_name
+from mayfly.services.core.ratelimit import SlidingWindowLimiter
+from mayfly.services.identity.accounts import get_account, name_taken
+from mayfly.services.identity.tokens import create_token
+from mayfly.services.temporary import pow
+from mayfly.services.temporary.difficulty import AdaptiveDifficulty, Difficulty
+from mayfly.services.temporary.events import EventService, take_account
 from mayfly.storage.tables import accounts, used_challenges
 
 

@@ -21,8 +21,9 @@ from mayfly.errors import (
     ValidationError,
 )
 from mayfly.model import Account
-from mayfly.services import audit, quotas
 from mayfly.services.context import ServiceContext
+from mayfly.services.core import audit
+from mayfly.services.resources import quotas
 from mayfly.storage.tables import kv_entries, kv_namespaces
 
 MAX_KEY_BYTES = 512

@@ -24,10 +24,10 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from mayfly.errors import InvalidToken, ValidationError
 from mayfly.model import Account, AccountKind, Principal
-from mayfly.services import quotas
-from mayfly.services.asset_rules import RuleWarning, parse_headers, parse_redirects
 from mayfly.services.context import ServiceContext
-from mayfly.services.tokens import require_usable_token
+from mayfly.services.identity.tokens import require_usable_token
+from mayfly.services.resources import quotas
+from mayfly.services.resources.asset_rules import RuleWarning, parse_headers, parse_redirects
 from mayfly.storage.tables import asset_files, asset_upload_sessions
 
 log = logging.getLogger("mayfly.assets")

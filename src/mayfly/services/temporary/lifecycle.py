@@ -20,8 +20,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Table, delete, func, insert, select, tuple_
 
 from mayfly.model import as_utc
-from mayfly.services.cleanup import delete_scripts_of_accounts
 from mayfly.services.context import ServiceContext
+from mayfly.services.workers.cleanup import delete_scripts_of_accounts
 from mayfly.storage.tables import (
     accounts,
     api_tokens,

@@ -21,17 +21,23 @@ from mayfly.errors import (
     ValidationError,
 )
 from mayfly.model import Account, Principal, as_utc, iso
-from mayfly.services import audit, quotas
-from mayfly.services.accounts import get_account
-from mayfly.services.assets import AssetService, check_config
-from mayfly.services.cleanup import (
+from mayfly.services.context import ServiceContext
+from mayfly.services.core import audit
+from mayfly.services.identity.accounts import get_account
+from mayfly.services.resources import quotas
+from mayfly.services.resources.assets import AssetService, check_config
+from mayfly.services.workers.cleanup import (
     collect_garbage_blobs,
     delete_script_rows,
     delete_version_rows,
 )
-from mayfly.services.context import ServiceContext
-from mayfly.services.uploads import BINDING_NAME_RE, DEFAULT_COMPATIBILITY_DATE, Module, UploadPlan
-from mayfly.services.versions import (
+from mayfly.services.workers.uploads import (
+    BINDING_NAME_RE,
+    DEFAULT_COMPATIBILITY_DATE,
+    Module,
+    UploadPlan,
+)
+from mayfly.services.workers.versions import (
     PreparedCode,
     copy_version,
     detect_handlers,

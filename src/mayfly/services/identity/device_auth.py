@@ -18,11 +18,11 @@ from sqlalchemy.exc import IntegrityError
 from mayfly.errors import NotFound, RateLimited, ValidationError
 from mayfly.model import as_utc
 from mayfly.services.context import ServiceContext
-from mayfly.services.crypto import hash_token
-from mayfly.services.memberships import require_member
-from mayfly.services.ratelimit import GLOBAL, SlidingWindowLimiter
-from mayfly.services.user_tokens import UserTokenService
-from mayfly.services.users import User
+from mayfly.services.core.crypto import hash_token
+from mayfly.services.core.ratelimit import GLOBAL, SlidingWindowLimiter
+from mayfly.services.identity.memberships import require_member
+from mayfly.services.identity.user_tokens import UserTokenService
+from mayfly.services.identity.users import User
 from mayfly.storage.tables import accounts, device_authorizations, users
 
 CLIENT_ID = "mayfly-cli"

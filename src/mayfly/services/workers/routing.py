@@ -9,10 +9,10 @@ from sqlalchemy import Connection, select
 
 from mayfly.errors import NotFound
 from mayfly.model import Route, as_utc
-from mayfly.services.assets import AssetService
 from mayfly.services.context import ServiceContext
-from mayfly.services.tail import TailHub
-from mayfly.services.versions import load_modules, module_payload
+from mayfly.services.resources.assets import AssetService
+from mayfly.services.workers.tail import TailHub
+from mayfly.services.workers.versions import load_modules, module_payload
 from mayfly.storage.tables import (
     accounts,
     moved_hosts,

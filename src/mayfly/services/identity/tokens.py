@@ -18,7 +18,7 @@ from mayfly.errors import (
 )
 from mayfly.model import AccountKind, Principal, as_utc
 from mayfly.services.context import ServiceContext
-from mayfly.services.crypto import hash_token
+from mayfly.services.core.crypto import hash_token
 from mayfly.storage.tables import accounts, api_tokens, users
 
 PREFIXES: dict[AccountKind, str] = {"temporary": "mft_", "permanent": "mfp_"}

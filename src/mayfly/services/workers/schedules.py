@@ -20,8 +20,8 @@ from sqlalchemy.engine import Connection
 from mayfly import cron
 from mayfly.errors import ScriptNotFound, ValidationError
 from mayfly.model import Account, Principal, iso
-from mayfly.services import audit
 from mayfly.services.context import ServiceContext
+from mayfly.services.core import audit
 from mayfly.storage.tables import accounts, scripts, worker_schedules
 
 # Cloudflare allows a handful per Worker; so does Mayfly.

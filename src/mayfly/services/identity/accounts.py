@@ -11,9 +11,9 @@ from sqlalchemy.exc import IntegrityError
 
 from mayfly.errors import Conflict, Forbidden, NotFound, ValidationError
 from mayfly.model import Account, Principal
-from mayfly.services import audit
 from mayfly.services.context import ServiceContext
-from mayfly.services.tokens import create_token
+from mayfly.services.core import audit
+from mayfly.services.identity.tokens import create_token
 from mayfly.storage.tables import accounts, tombstones
 
 NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")

@@ -37,8 +37,8 @@ from sqlalchemy.exc import IntegrityError
 
 from mayfly.errors import NotFound, Quarantined
 from mayfly.model import Account, as_utc, iso_seconds
-from mayfly.services import audit
 from mayfly.services.context import ServiceContext
+from mayfly.services.core import audit
 from mayfly.storage.tables import accounts, incidents, quarantines, scripts, versions
 
 log = logging.getLogger("mayfly.quarantine")

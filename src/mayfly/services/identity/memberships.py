@@ -11,11 +11,11 @@ from sqlalchemy.exc import IntegrityError
 
 from mayfly.errors import Conflict, Forbidden, ValidationError
 from mayfly.model import Account
-from mayfly.services import audit
-from mayfly.services.accounts import NAME_RE, account_from_row, get_account, name_taken
 from mayfly.services.context import ServiceContext
-from mayfly.services.inventory import Inventory, inventory_of
-from mayfly.services.users import User
+from mayfly.services.core import audit
+from mayfly.services.identity.accounts import NAME_RE, account_from_row, get_account, name_taken
+from mayfly.services.identity.users import User
+from mayfly.services.workers.inventory import Inventory, inventory_of
 from mayfly.storage.tables import accounts, memberships
 
 NO_ACCESS = "You do not own that account."

@@ -14,10 +14,10 @@ from sqlalchemy import Connection, delete, insert, select, update
 from mayfly.errors import ValidationError
 from mayfly.model import Account
 from mayfly.services.context import ServiceContext
-from mayfly.services.inventory import namespaces_of, workers_of
-from mayfly.services.quarantine import move_worker_quarantine
-from mayfly.services.quotas import count_kv_keys, count_workers, quota_for, stored_bytes
-from mayfly.services.scripts import check_script_name
+from mayfly.services.resources.quotas import count_kv_keys, count_workers, quota_for, stored_bytes
+from mayfly.services.workers.inventory import namespaces_of, workers_of
+from mayfly.services.workers.quarantine import move_worker_quarantine
+from mayfly.services.workers.scripts import check_script_name
 from mayfly.storage.tables import (
     asset_files,
     asset_upload_sessions,

@@ -13,10 +13,10 @@ import time
 
 from sqlalchemy import select
 
-from mayfly.services.assets import TOKEN_LIFETIME
-from mayfly.services.cleanup import collect_garbage_blobs
 from mayfly.services.container import Services
-from mayfly.services.ratelimit import SlidingWindowLimiter
+from mayfly.services.core.ratelimit import SlidingWindowLimiter
+from mayfly.services.resources.assets import TOKEN_LIFETIME
+from mayfly.services.workers.cleanup import collect_garbage_blobs
 from mayfly.storage.tables import asset_upload_sessions
 
 log = logging.getLogger("mayfly.housekeeping")

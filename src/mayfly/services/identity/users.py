@@ -16,8 +16,8 @@ from sqlalchemy.exc import IntegrityError
 
 from mayfly.errors import Conflict, MayflyError, RateLimited, ValidationError
 from mayfly.services.context import ServiceContext
-from mayfly.services.passwords import PasswordPool
-from mayfly.services.ratelimit import GLOBAL, SlidingWindowLimiter
+from mayfly.services.core.ratelimit import GLOBAL, SlidingWindowLimiter
+from mayfly.services.identity.passwords import PasswordPool
 from mayfly.storage.tables import users
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+$")

@@ -11,9 +11,9 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 
 from mayfly.errors import Conflict, NotFound
 from mayfly.model import iso_seconds
-from mayfly.services import audit
 from mayfly.services.context import ServiceContext
-from mayfly.services.lifecycle import delete_accounts_content
+from mayfly.services.core import audit
+from mayfly.services.temporary.lifecycle import delete_accounts_content
 from mayfly.storage.tables import (
     accounts,
     api_tokens,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from mayfly.errors import ProofOfWorkInvalid
-from mayfly.services.crypto import Crypto
+from mayfly.services.core.crypto import Crypto
 
 DIGEST = 32
 

@@ -14,7 +14,7 @@ from typing import Any
 from mayfly import surface
 from mayfly.errors import ValidationError
 from mayfly.model import ModuleUpload
-from mayfly.services import strict_json
+from mayfly.services.core import strict_json
 
 # The newest date the pinned workerd (1.20261117.1) supports; newer dates are clamped to it.
 MAX_COMPATIBILITY_DATE = "2026-11-24"

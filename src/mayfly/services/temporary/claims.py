@@ -27,15 +27,15 @@ from mayfly.errors import (
     ValidationError,
 )
 from mayfly.model import Account, as_utc
-from mayfly.services import audit
-from mayfly.services.accounts import get_account
 from mayfly.services.context import ServiceContext
-from mayfly.services.crypto import hash_token
-from mayfly.services.inventory import Inventory, inventory_of, workers_of
-from mayfly.services.memberships import add_owner, require_member
-from mayfly.services.tokens import EXPIRED_MESSAGE, PREFIXES, revoke_account_tokens
-from mayfly.services.transfers import MovePlan, WorkerMove, plan_transfer, transfer
-from mayfly.services.users import User
+from mayfly.services.core import audit
+from mayfly.services.core.crypto import hash_token
+from mayfly.services.identity.accounts import get_account
+from mayfly.services.identity.memberships import add_owner, require_member
+from mayfly.services.identity.tokens import EXPIRED_MESSAGE, PREFIXES, revoke_account_tokens
+from mayfly.services.identity.users import User
+from mayfly.services.temporary.transfers import MovePlan, WorkerMove, plan_transfer, transfer
+from mayfly.services.workers.inventory import Inventory, inventory_of, workers_of
 from mayfly.storage.tables import accounts, api_tokens, audit_events, tombstones
 
 EXTENDED = "account.extended"  # the audit event; counting them is how often it was extended

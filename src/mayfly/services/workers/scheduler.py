@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from mayfly.services.schedules import DueRun, ScheduledInvoker, ScheduleService
+from mayfly.services.workers.schedules import DueRun, ScheduledInvoker, ScheduleService
 
 log = logging.getLogger("mayfly.scheduler")
 

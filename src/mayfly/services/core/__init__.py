@@ -1,0 +1,1 @@
+"""Building blocks every service uses: time, keys, audit entries, names, strict JSON, limits, metrics."""

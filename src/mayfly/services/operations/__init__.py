@@ -1,0 +1,1 @@
+"""What operators run: account administration, backups, housekeeping, the shared platform key."""

@@ -1,0 +1,1 @@
+"""What Workers keep: KV namespaces, static assets, and the per-account quotas over them."""

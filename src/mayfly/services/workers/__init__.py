@@ -1,0 +1,1 @@
+"""Workers: uploads, versions, deployments, what the data plane asks, crons, tails, quarantine."""
