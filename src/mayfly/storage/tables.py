@@ -367,3 +367,62 @@ worker_schedules = Table(
     Column("next_run_at", Timestamp, nullable=False, index=True),
     Column("last_run_at", Timestamp, nullable=True),
 )
+
+# -- R2 buckets (issue 15) ----------------------------------------------------------------------
+
+# Object keys compare as bytes (listing by prefix and cursor is a byte range), as kv_entries.key.
+R2Key = String(1024).with_variant(String(1024, collation="C"), "postgresql")
+
+r2_buckets = Table(
+    "r2_buckets",
+    metadata,
+    # `id` is what a binding names (the platform fixes it); `name` is the account's own.
+    Column("id", String(32), primary_key=True),
+    Column("account_id", String(32), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("name", String(64), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("storage_class", String(32), nullable=False),
+    UniqueConstraint("account_id", "name", name="uq_r2_buckets_account_name"),
+)
+
+r2_objects = Table(
+    "r2_objects",
+    metadata,
+    # The bytes are a blob of the account (content-addressed: equal objects share one).
+    Column("bucket_id", String(32), ForeignKey("r2_buckets.id"), primary_key=True),
+    Column("key", R2Key, primary_key=True),
+    Column("account_id", String(32), ForeignKey("accounts.id"), nullable=False),
+    Column("blob_sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("etag", String(64), nullable=False),  # MD5 hex, or `<md5 of parts' md5s>-<parts>`
+    Column("version", String(32), nullable=False),
+    Column("uploaded", Timestamp, nullable=False),
+    Column("http_metadata", JSON, nullable=False),
+    Column("custom_metadata", JSON, nullable=False),
+    Column("checksums", JSON, nullable=False),
+    Index("ix_r2_objects_account_blob", "account_id", "blob_sha256"),
+)
+
+r2_uploads = Table(
+    "r2_uploads",
+    metadata,
+    # A multipart upload in progress; its parts are blobs until it completes or is aborted.
+    Column("id", String(64), primary_key=True),
+    Column("bucket_id", String(32), ForeignKey("r2_buckets.id"), nullable=False, index=True),
+    Column("account_id", String(32), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("key", R2Key, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("http_metadata", JSON, nullable=False),
+    Column("custom_metadata", JSON, nullable=False),
+)
+
+r2_parts = Table(
+    "r2_parts",
+    metadata,
+    Column("upload_id", String(64), ForeignKey("r2_uploads.id"), primary_key=True),
+    Column("part_number", Integer, primary_key=True),
+    Column("account_id", String(32), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("blob_sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("etag", String(64), nullable=False),
+)
