@@ -109,12 +109,17 @@ class Operation:
     tag: str = ""
 
 
-def operation(method: str, summary: str, **details: Any) -> Callable[[F], F]:
-    """Declare the OpenAPI operation a handler serves for `method` (stack one per method)."""
+def operation(method: str, summary: str, *, at: str = "", **details: Any) -> Callable[[F], F]:
+    """Declare the OpenAPI operation a handler serves for `method` (stack one per method).
+
+    A handler routed at several paths that Cloudflare documents as different operations stacks
+    one more per path, `at` naming the end of that path (e.g. `at="/content/v2"`).
+    """
     declared = Operation(summary=summary, **details)
+    key = f"{method.upper()} {at}" if at else method.upper()
 
     def attach(handler: F) -> F:
-        table = {**operations_of(handler), method.upper(): declared}
+        table = {**operations_of(handler), key: declared}
         setattr(handler, _ATTRIBUTE, table)
         return handler
 
@@ -124,6 +129,16 @@ def operation(method: str, summary: str, **details: Any) -> Callable[[F], F]:
 def operations_of(handler: Callable[..., Any]) -> Mapping[str, Operation]:
     table: Mapping[str, Operation] = getattr(handler, _ATTRIBUTE, {})
     return table
+
+
+def declared_for(handler: Callable[..., Any], method: str, path: str) -> Operation | None:
+    """The operation `handler` declares for `method` on `path` (one declared `at` its end first)."""
+    table = operations_of(handler)
+    for key, declared in table.items():
+        declared_method, _, at = key.partition(" ")
+        if at and declared_method == method and path.endswith(at):
+            return declared
+    return table.get(method)
 
 
 def _methods(route: Route) -> list[str]:
@@ -137,7 +152,7 @@ def undocumented(routes: Iterable[BaseRoute]) -> list[str]:
         for route in routes
         if isinstance(route, Route)
         for method in _methods(route)
-        if method not in operations_of(route.endpoint)
+        if declared_for(route.endpoint, method, route.path) is None
     ]
 
 
@@ -219,11 +234,11 @@ def build_document(routes: Iterable[BaseRoute], *, version: str) -> Schema:
         if not isinstance(route, Route):
             continue
         path = _PARAMETER.sub(r"{\1}", route.path)
-        declared = operations_of(route.endpoint)
         for method in _methods(route):
-            if method in declared:
+            declared = declared_for(route.endpoint, method, path)
+            if declared is not None:
                 entry = paths.setdefault(path, {})
-                entry[method.lower()] = _render(declared[method], method, path, used_ids)
+                entry[method.lower()] = _render(declared, method, path, used_ids)
     return {
         "openapi": "3.0.3",
         "info": {

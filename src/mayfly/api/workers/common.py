@@ -1,0 +1,135 @@
+"""What the Workers routes share: their schemas, the script in the path, the quarantine check."""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.requests import Request
+
+from mayfly.api.auth import services
+from mayfly.api.openapi import (
+    ANY_OBJECT,
+    BOOLEAN,
+    INTEGER,
+    STRING,
+    TIMESTAMP,
+    array,
+    component,
+    obj,
+)
+from mayfly.model import Account
+
+TAG = "Workers"
+# `?bindings_inherit=strict`: a binding to inherit must exist in the previous version.
+UPLOAD_QUERY = {"bindings_inherit": {"type": "string", "enum": ["strict"]}}
+UPLOAD = {
+    "multipart/form-data": obj(
+        {
+            "metadata": obj(
+                {
+                    "main_module": STRING,
+                    "body_part": STRING,
+                    "compatibility_date": STRING,
+                    "compatibility_flags": array(STRING),
+                    "bindings": array(ANY_OBJECT),
+                    "keep_bindings": array(STRING),
+                    "annotations": obj({"workers/message": STRING, "workers/tag": STRING}),
+                    "assets": ANY_OBJECT,
+                    "usage_model": STRING,
+                }
+            ),
+        },
+        "metadata",
+    )
+    # and one part per module, named by its file name
+    | {"additionalProperties": {"type": "string", "format": "binary"}}
+}
+UPLOAD_EXAMPLE = {
+    "multipart/form-data": {
+        "metadata": {"main_module": "index.js", "compatibility_date": "2025-01-01"},
+        "index.js": 'export default { fetch() { return new Response("hello"); } };',
+    }
+}
+SECRET_NAME = {"type": "string", "pattern": "^[A-Za-z_$][A-Za-z0-9_$]{0,63}$"}
+VERSION = component(
+    "worker-version",
+    obj(
+        {
+            "id": STRING,
+            "number": INTEGER,
+            "metadata": obj(
+                {
+                    "created_on": TIMESTAMP,
+                    "modified_on": TIMESTAMP,
+                    "source": STRING,
+                    "author_email": STRING,
+                }
+            ),
+            "annotations": ANY_OBJECT,
+            "resources": obj(
+                {
+                    "script": obj({"etag": STRING, "handlers": array(STRING)}),
+                    "script_runtime": obj(
+                        {"compatibility_date": STRING, "compatibility_flags": array(STRING)}
+                    ),
+                    "bindings": array(ANY_OBJECT),
+                }
+            ),
+        },
+        "id",
+        "resources",
+    ),
+)
+DEPLOYMENT = component(
+    "worker-deployment",
+    obj(
+        {
+            "id": STRING,
+            "created_on": TIMESTAMP,
+            "source": STRING,
+            "strategy": STRING,
+            "author_email": STRING,
+            "annotations": ANY_OBJECT,
+            "versions": array(obj({"version_id": STRING, "percentage": {"type": "number"}})),
+        },
+        "id",
+        "versions",
+    ),
+)
+SETTINGS = component(
+    "worker-settings",
+    obj(
+        {
+            "bindings": array(ANY_OBJECT),
+            "compatibility_date": STRING,
+            "compatibility_flags": array(STRING),
+            "usage_model": STRING,
+            "logpush": BOOLEAN,
+            "observability": ANY_OBJECT,
+            "tags": array(STRING),
+            "tail_consumers": array(ANY_OBJECT),
+        }
+    ),
+)
+SECRET = obj({"name": STRING, "type": {"type": "string", "enum": ["secret_text"]}}, "name", "type")
+SCRIPT_SUBDOMAIN = obj({"enabled": BOOLEAN, "previews_enabled": BOOLEAN}, "enabled")
+SUBDOMAIN = obj({"subdomain": STRING}, "subdomain")
+TIMES = {"created_on": TIMESTAMP, "modified_on": TIMESTAMP}
+
+
+def script_name(request: Request) -> str:
+    return str(request.path_params["script"])
+
+
+def strict_inherit(request: Request) -> bool:
+    """`?bindings_inherit=strict`: a binding to inherit must exist in the previous version."""
+    return request.query_params.get("bindings_inherit") == "strict"
+
+
+async def not_quarantined(request: Request, account: Account) -> None:
+    """10060 while the Worker is quarantined: it cannot be read, changed or deployed."""
+    await asyncio.to_thread(services(request).quarantine.check, account, script_name(request))
+
+
+def worker_url(request: Request, account: Account, script: str) -> str:
+    return services(request).ctx.worker_url(script, account.name)

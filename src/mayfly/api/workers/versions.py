@@ -1,0 +1,196 @@
+"""A Worker's versions and deployments: upload without deploying, list, read, deploy."""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from mayfly.api.auth import account_access, services
+from mayfly.api.envelope import json_body, ok, page_params
+from mayfly.api.openapi import (
+    STRING,
+    array,
+    obj,
+    operation,
+)
+from mayfly.api.uploads import read_upload
+from mayfly.api.workers.common import (
+    DEPLOYMENT,
+    TAG,
+    UPLOAD,
+    UPLOAD_EXAMPLE,
+    UPLOAD_QUERY,
+    VERSION,
+    not_quarantined,
+    script_name,
+    strict_inherit,
+)
+
+
+@operation(
+    "POST",
+    "Upload a version without deploying it",
+    operation_id="worker-versions-upload-version",
+    tag=TAG,
+    query=UPLOAD_QUERY,
+    body=UPLOAD,
+    examples=UPLOAD_EXAMPLE,
+    body_required=True,
+    result=VERSION,
+)
+async def post_version(request: Request) -> Response:
+    """W10: store a version without deploying it."""
+    who, account = await account_access(request)
+    await not_quarantined(request, account)
+    svc = services(request)
+    plan = await read_upload(request, svc.ctx.settings.max_upload_bytes)
+    uploaded = await svc.scripts.upload(
+        who,
+        account,
+        script_name(request),
+        plan,
+        deploy=False,
+        strict_inherit=strict_inherit(request),
+    )
+    # wrangler `versions upload` prints `Worker Startup Time: <startup_time_ms> ms` unconditionally.
+    return ok({**uploaded.version, "startup_time_ms": 0}, messages=uploaded.messages)
+
+
+VERSIONS_PER_PAGE = 100  # wrangler asks once, without page/per_page, and shows the newest 10
+
+
+@operation(
+    "GET",
+    "A Worker's versions, newest first, a page at a time",
+    operation_id="worker-versions-list-versions",
+    tag=TAG,
+    query={
+        "page": {"type": "integer", "minimum": 1, "default": 1},
+        "per_page": {"type": "integer", "minimum": 1, "maximum": 100, "default": 100},
+    },
+    result=obj({"items": array(VERSION)}, "items"),
+    result_info=True,
+)
+async def list_versions(request: Request) -> Response:
+    """W16: newest first, a page at a time (`page`, `per_page` as Cloudflare's lists)."""
+    _, account = await account_access(request)
+    page, per_page = page_params(request, VERSIONS_PER_PAGE, maximum=VERSIONS_PER_PAGE)
+    items, total = await asyncio.to_thread(
+        services(request).scripts.list_versions, account, script_name(request), page, per_page
+    )
+    return ok(
+        {"items": items},
+        result_info={
+            "page": page,
+            "per_page": per_page,
+            "count": len(items),
+            "total_count": total,
+            "total_pages": (total + per_page - 1) // per_page,
+        },
+    )
+
+
+@operation(
+    "GET", "One version", operation_id="worker-versions-get-version-detail", tag=TAG, result=VERSION
+)
+async def get_version(request: Request) -> Response:
+    _, account = await account_access(request)
+    version = await asyncio.to_thread(
+        services(request).scripts.get_version,
+        account,
+        script_name(request),
+        request.path_params["version_id"],
+    )
+    return ok(version)
+
+
+@operation(
+    "GET",
+    "A Worker's deployments, newest first",
+    operation_id="worker-deployments-list-deployments",
+    tag=TAG,
+    query={
+        "page": {"type": "integer", "minimum": 1, "default": 1},
+        "per_page": {"type": "integer", "minimum": 1, "maximum": 100, "default": 100},
+    },
+    # `deployments` is what wrangler reads; `items` what the SDKs' page iterators read.
+    result=obj({"deployments": array(DEPLOYMENT), "items": array(DEPLOYMENT)}, "deployments"),
+    result_info=True,
+)
+async def list_deployments(request: Request) -> Response:
+    _, account = await account_access(request)
+    page, per_page = page_params(request, VERSIONS_PER_PAGE, maximum=VERSIONS_PER_PAGE)
+    items, total = await asyncio.to_thread(
+        services(request).scripts.list_deployments, account, script_name(request), page, per_page
+    )
+    return ok(
+        {"deployments": items, "items": items},
+        result_info={
+            "page": page,
+            "per_page": per_page,
+            "count": len(items),
+            "total_count": total,
+            "total_pages": (total + per_page - 1) // per_page,
+        },
+    )
+
+
+@operation(
+    "GET",
+    "One deployment (10404 if the Worker has no such deployment)",
+    operation_id="worker-deployments-get-deployment",
+    tag=TAG,
+    result=DEPLOYMENT,
+)
+async def get_deployment(request: Request) -> Response:
+    _, account = await account_access(request)
+    found = await asyncio.to_thread(
+        services(request).scripts.get_deployment,
+        account,
+        script_name(request),
+        request.path_params["deployment_id"],
+    )
+    return ok(found)
+
+
+@operation(
+    "POST",
+    "Deploy one version at 100%",
+    operation_id="worker-deployments-create-deployment",
+    tag=TAG,
+    body={
+        "application/json": obj(
+            {
+                "strategy": {"type": "string", "enum": ["percentage"]},
+                "versions": array(
+                    obj(
+                        {
+                            "version_id": STRING,
+                            # one version at 100%: Mayfly has no gradual deployments
+                            "percentage": {"type": "number", "enum": [100]},
+                        },
+                        "version_id",
+                        "percentage",
+                    ),
+                    minItems=1,
+                    maxItems=1,
+                ),
+                "annotations": obj({"workers/message": {"type": "string", "maxLength": 50}}),
+            },
+            "strategy",
+            "versions",
+        )
+    },
+    body_required=True,
+    result=DEPLOYMENT,
+)
+async def post_deployment(request: Request) -> Response:
+    who, account = await account_access(request)
+    await not_quarantined(request, account)
+    body = await json_body(request)
+    deployment = await services(request).scripts.create_deployment(
+        who, account, script_name(request), body
+    )
+    return ok(deployment)
