@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 
 from mayfly.app import Platform
 from mayfly.services.core.clock import ManualClock
-from mayfly.services.resources.assets import content_matches, extension
+from mayfly.services.resources.asset_manifest import content_matches, extension
 from mayfly.storage import tables
 from tests.conftest import auth, make_settings, provision, upload_body
 from tests.integration.test_assets import manifest, wrangler_hash

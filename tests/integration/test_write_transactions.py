@@ -9,7 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from mayfly.app import Platform
-from mayfly.services.resources import assets
+from mayfly.services.resources import asset_config as assets
 from mayfly.services.workers import versions
 from tests.conftest import auth, provision, upload_body
 from tests.integration.test_assets import SITE, upload_assets

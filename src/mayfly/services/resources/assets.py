@@ -9,241 +9,42 @@ never shared across accounts.
 from __future__ import annotations
 
 import base64
-import hashlib
-import logging
-import re
 import secrets
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import PurePosixPath
 from typing import Any
 
 import jwt
-from blake3 import blake3
 from sqlalchemy import Connection, delete, insert, select, update
 
-from mayfly.errors import InvalidToken, ValidationError
+from mayfly.errors import InvalidToken, NotFound, ValidationError
 from mayfly.model import Account, AccountKind, Principal
 from mayfly.services.context import ServiceContext
 from mayfly.services.identity.tokens import require_usable_token
 from mayfly.services.resources import quotas
-from mayfly.services.resources.asset_rules import RuleWarning, parse_headers, parse_redirects
+from mayfly.services.resources.asset_config import check_config
+from mayfly.services.resources.asset_manifest import (
+    LIMITS,
+    buckets_for,
+    check_manifest,
+    verify_contents,
+)
 from mayfly.storage.tables import asset_files, asset_upload_sessions
 
-log = logging.getLogger("mayfly.assets")
-
 TOKEN_LIFETIME = timedelta(hours=1)
-HASH_RE = re.compile(r"^[0-9a-f]{16,64}$")
-BUCKET_FILES = 20
-BUCKET_BYTES = 40 * 1024 * 1024
 NULL_CONTENT_TYPE = "application/null"
 
-HTML_HANDLING = ("auto-trailing-slash", "force-trailing-slash", "drop-trailing-slash", "none")
-NOT_FOUND_HANDLING = ("none", "404-page", "single-page-application")
-CONFIG_KEYS = {
-    "html_handling",
-    "not_found_handling",
-    "base_path",
-    "run_worker_first",
-    "_redirects",
-    "_headers",
-}
+
+class InvalidAssetToken(InvalidToken):
+    """401, 10020 (not 10000: wrangler runs its auth-error handler on that): the message says
+    what to do."""
+
+    code, status = 10020, 401
 
 
-@dataclass(frozen=True)
-class Limits:
-    files: int
-    file_bytes: int
+class AssetNotFound(NotFound):
+    """404, 10404: no stored asset file under that hash for the account."""
 
-
-LIMITS = {
-    "temporary": Limits(files=1000, file_bytes=5 * 1024 * 1024),
-    "permanent": Limits(files=20_000, file_bytes=25 * 1024 * 1024),
-}
-
-
-def check_manifest(manifest: Any, limits: Limits) -> dict[str, dict[str, Any]]:
-    if not isinstance(manifest, dict):
-        raise ValidationError('The upload session needs {"manifest": {"/path": {"hash", "size"}}}.')
-    if len(manifest) > limits.files:
-        raise ValidationError(
-            f"The asset manifest has {len(manifest)} files; this account allows {limits.files}."
-        )
-    out: dict[str, dict[str, Any]] = {}
-    for path, entry in manifest.items():
-        if not isinstance(path, str) or not path.startswith("/") or len(path) > 4096:
-            raise ValidationError(f"Asset path {path!r} must start with '/'.")
-        if not isinstance(entry, dict):
-            raise ValidationError(f"Asset {path!r} needs a hash and a size.")
-        digest, size = entry.get("hash"), entry.get("size")
-        if not isinstance(digest, str) or not HASH_RE.match(digest):
-            raise ValidationError(f"Asset {path!r} has an invalid hash {digest!r}.")
-        if not isinstance(size, int) or size < 0:
-            raise ValidationError(f"Asset {path!r} has an invalid size {size!r}.")
-        if size > limits.file_bytes:
-            raise ValidationError(
-                f"Asset {path!r} is {size} bytes; this account allows {limits.file_bytes} per file."
-            )
-        out[path] = {"hash": digest, "size": size}
-    return out
-
-
-CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
-SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z\d+.-]*:")
-MAX_STARS_PER_RULE = 2  # the router's glob regexes backtrack: /*a*a*b on a long path takes seconds
-
-
-def check_base_path(value: Any) -> None:
-    """The asset-worker's own rules (normalizeBasePath): it refuses to serve anything else."""
-    if not isinstance(value, str) or not value.startswith("/"):
-        raise ValidationError("assets.config.base_path must be a path starting with '/'.")
-    if value.startswith("//") or SCHEME.match(value):
-        raise ValidationError("assets.config.base_path must be a pathname, not a URL.")
-    for bad, what in (
-        ("\\", "backslashes"),
-        ("?", "query strings"),
-        ("#", "fragments"),
-        ("%", "percent-encoded sequences"),
-    ):
-        if bad in value:
-            raise ValidationError(f"assets.config.base_path must not contain {what}.")
-    if CONTROL_CHARACTER.search(value):
-        raise ValidationError("assets.config.base_path must not contain control characters.")
-
-
-def check_rules(rules: list[Any]) -> None:
-    if len(rules) > 100:
-        raise ValidationError("run_worker_first allows at most 100 rules.")
-    if not all(isinstance(r, str) and len(r) < 100 and r.startswith(("/", "!/")) for r in rules):
-        raise ValidationError(
-            "run_worker_first rules are strings under 100 characters starting with '/' or '!/'."
-        )
-    if any(r.count("*") > MAX_STARS_PER_RULE for r in rules):
-        raise ValidationError(
-            f"run_worker_first rules may use '*' at most {MAX_STARS_PER_RULE} times each."
-        )
-    if not any(r.startswith("/") for r in rules):
-        raise ValidationError("run_worker_first needs at least one non-negative rule.")
-
-
-def check_config(
-    config: Any, has_worker: bool, messages: list[str] | None = None
-) -> dict[str, Any]:
-    """Validate metadata.assets.config; the stored config adds the parsed _redirects/_headers
-    rules (`redirects`, `headers`, the asset-worker's format). Lines skipped in those files become
-    `messages` (the upload response's), or debug logs without a list."""
-    if config is None:
-        return {}
-    if not isinstance(config, dict):
-        raise ValidationError("assets.config must be an object.")
-    unknown = set(config) - CONFIG_KEYS
-    if unknown:
-        raise ValidationError(f"Unknown assets.config key(s): {', '.join(sorted(unknown))}.")
-    if config.get("html_handling", "auto-trailing-slash") not in HTML_HANDLING:
-        raise ValidationError(f"assets.config.html_handling must be one of {HTML_HANDLING}.")
-    if config.get("not_found_handling", "none") not in NOT_FOUND_HANDLING:
-        raise ValidationError(
-            f"assets.config.not_found_handling must be one of {NOT_FOUND_HANDLING}."
-        )
-    check_base_path(config.get("base_path", "/"))
-    first = config.get("run_worker_first", False)
-    if isinstance(first, list):
-        check_rules(first)
-    elif not isinstance(first, bool):
-        raise ValidationError("assets.config.run_worker_first must be true, false or a rule list.")
-    if first and not has_worker:
-        raise ValidationError("run_worker_first needs a Worker script (main_module).")
-    for key in ("_redirects", "_headers"):
-        if key in config and (not isinstance(config[key], str) or len(config[key]) > 200_000):
-            raise ValidationError(f"assets.config.{key} must be the file's text (at most 200 kB).")
-    out = dict(config)
-    # As miniflare: a file in which nothing is valid adds no rules, and is no error.
-    if "_redirects" in config:
-        redirects, warnings = parse_redirects(config["_redirects"], config.get("html_handling"))
-        if redirects is not None:
-            out["redirects"] = redirects
-        _report("_redirects", warnings, messages)
-    if "_headers" in config:
-        headers, warnings = parse_headers(config["_headers"])
-        if headers is not None:
-            out["headers"] = headers
-        _report("_headers", warnings, messages)
-    return out
-
-
-MAX_RULE_MESSAGES = 20  # per file: a file of garbage should not make a huge upload response
-
-
-def _report(filename: str, warnings: list[RuleWarning], messages: list[str] | None) -> None:
-    lines = [f"Skipped in {w.render(filename)}" for w in warnings]
-    for line in lines:
-        log.debug("%s", line)
-    if messages is None:
-        return
-    messages.extend(lines[:MAX_RULE_MESSAGES])
-    if len(lines) > MAX_RULE_MESSAGES:
-        messages.append(f"… and {len(lines) - MAX_RULE_MESSAGES} more in {filename}.")
-
-
-def extension(path: str) -> str:
-    """wrangler's: Node's path.extname without the dot ('' for '/.hidden' and '/README')."""
-    return PurePosixPath(path).suffix[1:]
-
-
-def content_matches(digest: str, data: bytes, extensions: set[str]) -> bool:
-    """Whether `digest` is a hash of these bytes under one of the extensions its paths have:
-    hex(H(base64(data) + extension)) truncated to the digest's length, H being BLAKE3 (wrangler)
-    or SHA-256 (the example client of Cloudflare's direct-upload guide)."""
-    encoded = base64.b64encode(data)
-    for ext in extensions:
-        text = encoded + ext.encode()
-        for hashed in (blake3(text).hexdigest(), hashlib.sha256(text).hexdigest()):
-            if hashed[: len(digest)] == digest:
-                return True
-    return False
-
-
-def verify_contents(
-    manifest: dict[str, dict[str, Any]], files: list[tuple[str, bytes, str | None]]
-) -> None:
-    """Every file is in the manifest, of the announced size, and its bytes hash to its key
-    (10021 otherwise, before anything is stored)."""
-    sizes: dict[str, int] = {}
-    extensions: dict[str, set[str]] = {}
-    wanted = {digest for digest, _, _ in files}
-    for path, entry in manifest.items():
-        sizes[entry["hash"]] = entry["size"]
-        if entry["hash"] in wanted:  # not every path of the manifest at every bucket
-            extensions.setdefault(entry["hash"], set()).add(extension(path))
-    for digest, data, _ in files:
-        if digest not in sizes:
-            raise ValidationError(f"Asset {digest} is not in this upload session's manifest.")
-        if len(data) != sizes[digest]:
-            raise ValidationError(
-                f"Asset {digest} is {len(data)} bytes; the manifest said {sizes[digest]}."
-            )
-        if not content_matches(digest, data, extensions[digest]):
-            raise ValidationError(
-                f"Asset {digest}: the uploaded bytes do not match this hash (expected "
-                "hex(BLAKE3(base64(content) + extension)) as wrangler computes it, or the same "
-                "with SHA-256, truncated to the hash's length)."
-            )
-
-
-def buckets_for(missing: list[tuple[str, int]]) -> list[list[str]]:
-    """Largest first, at most 20 files or 40 MiB a bucket (one upload request each)."""
-    buckets: list[list[str]] = []
-    current: list[str] = []
-    size = 0
-    for digest, length in sorted(missing, key=lambda item: -item[1]):
-        if current and (len(current) >= BUCKET_FILES or size + length > BUCKET_BYTES):
-            buckets.append(current)
-            current, size = [], 0
-        current.append(digest)
-        size += length
-    if current:
-        buckets.append(current)
-    return buckets
+    code, status = 10404, 404
 
 
 class AssetService:
@@ -541,13 +342,3 @@ class AssetService:
                 asset_upload_sessions.c.expires_at <= now - TOKEN_LIFETIME
             )
         )
-
-
-class InvalidAssetToken(InvalidToken):
-    """Not 10000 (wrangler runs its auth-error handler on that): the message says what to do."""
-
-    code, status = 10020, 401
-
-
-class AssetNotFound(ValidationError):
-    code, status = 10404, 404

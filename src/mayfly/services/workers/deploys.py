@@ -15,7 +15,7 @@ from mayfly.errors import QuotaExceeded, ValidationError
 from mayfly.model import Account, Principal
 from mayfly.services.core import audit
 from mayfly.services.resources import quotas
-from mayfly.services.resources.assets import check_config
+from mayfly.services.resources.asset_config import check_config
 from mayfly.services.workers.cleanup import delete_version_rows
 from mayfly.services.workers.script_base import ScriptBase, check_script_name
 from mayfly.services.workers.uploads import UploadPlan
