@@ -11,7 +11,6 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-import os
 import re
 import secrets
 from collections.abc import Iterator
@@ -28,7 +27,7 @@ from starlette.testclient import TestClient
 from mayfly.api import oauth
 from mayfly.api.routes import api_routes
 from mayfly.app import Platform
-from tests.conftest import HELLO, POSTGRES_URL, _pg, auth, make_settings, upload_body
+from tests.conftest import HELLO, POSTGRES_URL, _pg, auth, make_settings, missing, upload_body
 
 JSON_READERS = ("json_body(", "strict_json.loads(", "_params(request)")
 MULTIPART_METADATA = ("read_upload(", "_value_and_metadata(")
@@ -161,9 +160,7 @@ def _database(kind: str, directory: Path) -> Iterator[str]:
         yield f"sqlite:///{directory / 'mayfly.db'}"
         return
     if not _pg():
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL is not reachable at " + POSTGRES_URL)
-        pytest.skip("PostgreSQL is not reachable")
+        missing("PostgreSQL is not reachable at " + POSTGRES_URL)
     schema = "t_" + secrets.token_hex(6)
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

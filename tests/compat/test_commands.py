@@ -218,9 +218,6 @@ def deleted(setup: Setup) -> WranglerResult:
 def test_delete(setup: Setup, deleted: WranglerResult) -> None:
     gone = setup.api("GET", "services/doomed")
     assert gone["errors"][0]["code"] == 10007, "the Worker must be deleted"
-    if deleted.exit_code != 0 and "storage/kv/namespaces) failed" in deleted.stderr:
-        # After DELETE wrangler lists KV namespaces to clean up Workers Sites assets.
-        pytest.xfail("GET /accounts/{a}/storage/kv/namespaces is not served yet (KV issue)")
     assert deleted.exit_code == 0, str(deleted)
     assert "Successfully deleted doomed" in deleted.stdout, str(deleted)
 

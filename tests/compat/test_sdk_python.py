@@ -8,11 +8,10 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import cloudflare
 import pytest
 
 from tests.compat.conftest import MayflyServer
-
-cloudflare = pytest.importorskip("cloudflare")
 
 pytestmark = [pytest.mark.compat]
 

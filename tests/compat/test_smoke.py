@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.compat.conftest import STRACE, MayflyServer, WranglerResult, WranglerUser, run_wrangler
+from tests.conftest import missing
 
 pytestmark = pytest.mark.compat
 
@@ -112,7 +113,7 @@ def test_second_deploy_temporary_reuses_the_account(
 def test_wrangler_only_contacts_loopback(first_deploy: WranglerResult) -> None:
     """run_wrangler checks every run; here we insist the check really ran on the PoW deploy."""
     if not STRACE:
-        pytest.skip("strace is not installed (apt-get install strace)")
+        missing("strace is not installed (apt-get install strace)")
     assert first_deploy.connections, "strace saw no connect() at all"
     assert all(a.startswith("127.") for a in first_deploy.connections), first_deploy.connections
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import http.client
-import os
 import socket
 import threading
 import time
@@ -20,7 +19,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-import pytest
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -30,7 +28,7 @@ from mayfly.runtime.shard import Shard
 from mayfly.runtime.supervisor import Supervisor
 from mayfly.runtime.workerd import WorkerdNotFound, find_workerd
 from mayfly.settings import Settings
-from tests.conftest import auth, provision, upload_body
+from tests.conftest import auth, missing, provision, upload_body
 
 T = TypeVar("T")
 
@@ -39,9 +37,7 @@ def require_workerd() -> None:
     try:
         find_workerd()
     except WorkerdNotFound as exc:
-        if os.environ.get("CI"):
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
+        missing(str(exc))
 
 
 class LoopThread:

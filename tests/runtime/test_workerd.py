@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from mayfly.runtime.workerd import ShardFds, WorkerdNotFound, find_workerd, serve_argv
+from tests.conftest import missing
 
 
 def test_the_environment_variable_names_the_binary(
@@ -36,7 +37,7 @@ def test_the_pinned_binary_is_found_in_the_checkout(
     root = Path(__file__).resolve().parents[2]
     pinned = root / "node_modules/@cloudflare/workerd-linux-64/bin/workerd"
     if not pinned.exists():
-        pytest.skip("npm packages are not installed")
+        missing("npm packages are not installed: run scripts/setup")
     assert find_workerd() == pinned.resolve()
 
 

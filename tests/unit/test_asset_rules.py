@@ -21,6 +21,7 @@ from mayfly.services.resources.asset_rules import (
     parse_headers,
     parse_redirects,
 )
+from tests.conftest import missing
 
 # -- _redirects ------------------------------------------------------------------------------------
 
@@ -389,7 +390,7 @@ process.stdout.write(JSON.stringify(cases.map(({ kind, text, htmlHandling }) => 
 
 def run_javascript(tmp_path: Path, cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if not (NODE.exists() and BUNDLE.exists()):
-        pytest.skip("node_modules (node, miniflare) is not installed")
+        missing("node_modules (node, miniflare) is not installed: run scripts/setup")
     runner = tmp_path / "parsers.mjs"
     runner.write_text(RUNNER)
     done = subprocess.run(
