@@ -1,9 +1,10 @@
-"""Stopping the data plane lets in-flight requests finish within the grace period, then kills."""
+"""Stopping the data plane lets in-flight requests finish within the grace period, then kills.
+
+The timings (stop against the grace, both ways) are measured in bench/drain.py."""
 
 from __future__ import annotations
 
 import concurrent.futures
-import time
 from pathlib import Path
 
 import pytest
@@ -31,18 +32,18 @@ def start(tmp_path: Path, source: str, grace: float) -> tuple[LiveDataPlane, Fak
 
 
 def test_stop_waits_for_a_request_in_flight(tmp_path: Path) -> None:
-    live, cp = start(tmp_path, SLOW, grace=10.0)
+    """The request in flight finishes (200, not cut), and stop returns once it has, not after the
+    grace: a grace longer than the loop's 60 s timeout would fail the run. How long stop takes
+    against the grace is measured in bench/drain.py."""
+    live, cp = start(tmp_path, SLOW, grace=600.0)
     shard = live.shards()[0]
     try:
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             pending = pool.submit(live.status, "w.acct.localhost", 30)
-            live.wait_for(lambda: cp.version_fetches["v"] == 1)
-            time.sleep(0.2)
-            started = time.monotonic()
+            live.wait_for(lambda: cp.version_fetches["v"] == 1 and bool(shard.in_flight))
             assert live.dp is not None
-            live.loop.run(live.dp.stop())
+            live.loop.run(live.dp.stop(), timeout=60)
             assert pending.result() == 200
-        assert 0.8 < time.monotonic() - started < 8
         assert shard.returncode == 0
     finally:
         live.close()
@@ -55,13 +56,10 @@ def test_stop_kills_what_does_not_drain_within_the_grace(tmp_path: Path) -> None
     try:
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             pending = pool.submit(live.status, "w.acct.localhost", 30)
-            live.wait_for(lambda: cp.version_fetches["v"] == 1)
-            time.sleep(0.2)
-            started = time.monotonic()
+            live.wait_for(lambda: cp.version_fetches["v"] == 1 and bool(shard.in_flight))
             assert live.dp is not None
-            live.loop.run(live.dp.stop())
+            live.loop.run(live.dp.stop(), timeout=60)
             assert pending.result() is None
-        assert 0.9 < time.monotonic() - started < 5
         assert shard.returncode != 0
         assert gone(workerd)
     finally:

@@ -183,35 +183,52 @@ def test_events_are_batched(live: LivePlatform) -> None:
         assert made <= min(count // 3, windows * live.settings.shards), (made, elapsed)
 
 
-def test_nobody_tailing_means_no_events(live: LivePlatform) -> None:
-    quiet, watched = Worker(live, "quiet"), Worker(live, "watched")
-    for _ in range(10):
-        assert quiet.get("/") == 200
-    time.sleep(0.3)  # longer than a batch waits
-    before = posts(live)
-    for _ in range(10):
-        assert quiet.get("/") == 200
-    time.sleep(0.3)
-    assert posts(live) == before
+@pytest.fixture(scope="module")
+def one_shard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivePlatform]:
+    """One shard: every tail event goes through one TailSink, whose flushes post in order."""
+    require_workerd()
+    live = LivePlatform(platform_settings(tmp_path_factory.mktemp("tail-one"), shards=1))
+    yield live
+    live.close()
 
-    # Tailing another Worker changes nothing for this one.
-    with watched.open_tail() as tail:
+
+def settle(live: LivePlatform, witness: Worker, tail: Tail) -> int:
+    """The tail-event POSTs so far, once anything queued before now has been posted: two requests
+    to a tailed witness, one after the other, and their events seen on its tail (events of the one
+    shard are flushed together, the earlier ones first). Returns the count."""
+    for n in range(2):
+        assert witness.get(f"/witness-{n}") == 200
+        assert tail.receive()["event"]["request"]["url"].endswith(f"/witness-{n}")
+    return posts(live)
+
+
+def test_nobody_tailing_means_no_events(one_shard: LivePlatform) -> None:
+    """No event is posted for a Worker nobody tails: each check waits for a tailed witness's own
+    events to come through (its two POSTs, `+ 2`) rather than for a fixed time."""
+    live = one_shard
+    quiet, watched, witness = (Worker(live, n) for n in ("quiet", "watched", "witness"))
+    with witness.open_tail() as witnessed:
+        before = settle(live, witness, witnessed)
         for _ in range(10):
             assert quiet.get("/") == 200
-        time.sleep(0.3)
-        assert posts(live) == before
-        assert tail.nothing_within(0.2)
+        assert settle(live, witness, witnessed) == before + 2
 
-        assert watched.get("/seen") == 200
-        assert tail.receive()["event"]["request"]["url"].endswith("/seen")
-        assert posts(live) > before
+        # Tailing another Worker changes nothing for this one.
+        with watched.open_tail() as tail:
+            before = settle(live, witness, witnessed)
+            for _ in range(10):
+                assert quiet.get("/") == 200
+            assert settle(live, witness, witnessed) == before + 2
+            assert tail.nothing_within(0)
 
-    # Closing the last tail invalidates the route: the next requests produce nothing.
-    after_close = posts(live)
-    for _ in range(10):
-        assert watched.get("/unseen") == 200
-    time.sleep(0.3)
-    assert posts(live) == after_close
+            assert watched.get("/seen") == 200
+            assert tail.receive()["event"]["request"]["url"].endswith("/seen")
+
+        # Closing the last tail invalidates the route: the next requests produce nothing.
+        before = settle(live, witness, witnessed)
+        for _ in range(10):
+            assert watched.get("/unseen") == 200
+        assert settle(live, witness, witnessed) == before + 2
 
 
 def test_a_redeploy_while_tailed_keeps_tailing(live: LivePlatform) -> None:
