@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Annotated, Any, ParamSpec, TypeVar, cast
 
 import anyio
@@ -213,6 +214,12 @@ def build_server(backend_for: BackendFor) -> MCPServer:
         "mayfly", version=__version__, instructions=INSTRUCTIONS, log_level="WARNING"
     )
 
+    async def run(ctx: Context, call: Callable[[Backend, ProgressListener], R]) -> R:
+        """`call(backend, listener)` in a worker thread, its progress sent to the client."""
+        backend = backend_for(ctx)
+        listener = ProgressListener(ctx)
+        return await in_thread(lambda: call(backend, listener))
+
     @server.tool(
         description="Deploy a Worker and answer its URL. Give `path` (a directory with a "
         "wrangler.toml/json/jsonc, or with `name` and `main`) or `files` ({relative path: "
@@ -251,9 +258,7 @@ def build_server(backend_for: BackendFor) -> MCPServer:
     )
     @reporting_errors
     async def status(ctx: Context) -> StatusResult:
-        backend = backend_for(ctx)
-        listener = ProgressListener(ctx)
-        return cast(StatusResult, await in_thread(lambda: backend.status(listener)))
+        return cast(StatusResult, await run(ctx, Backend.status))
 
     @server.tool(
         description="The Worker's live logs for a while: every request's console output, "
@@ -268,12 +273,10 @@ def build_server(backend_for: BackendFor) -> MCPServer:
         max_events: Annotated[int, Field(description="Stop after this many events.")] = 100,
         name: WorkerName = None,
     ) -> LogsResult:
-        backend = backend_for(ctx)
-        listener = ProgressListener(ctx)
         return cast(
             LogsResult,
-            await in_thread(
-                lambda: backend.logs(listener, seconds=seconds, max_events=max_events, name=name)
+            await run(
+                ctx, partial(Backend.logs, seconds=seconds, max_events=max_events, name=name)
             ),
         )
 
@@ -288,14 +291,13 @@ def build_server(backend_for: BackendFor) -> MCPServer:
         binding: Binding = None,
         name: WorkerName = None,
     ) -> KVGetResult:
-        backend = backend_for(ctx)
-        listener = ProgressListener(ctx)
         return cast(
             KVGetResult,
-            await in_thread(
-                lambda: backend.kv_get(
-                    listener, key=key, namespace_id=namespace_id, binding=binding, name=name
-                )
+            await run(
+                ctx,
+                partial(
+                    Backend.kv_get, key=key, namespace_id=namespace_id, binding=binding, name=name
+                ),
             ),
         )
 
@@ -312,20 +314,19 @@ def build_server(backend_for: BackendFor) -> MCPServer:
             int | None, Field(description="Seconds until the value expires (at least 60).")
         ] = None,
     ) -> KVPutResult:
-        backend = backend_for(ctx)
-        listener = ProgressListener(ctx)
         return cast(
             KVPutResult,
-            await in_thread(
-                lambda: backend.kv_put(
-                    listener,
+            await run(
+                ctx,
+                partial(
+                    Backend.kv_put,
                     key=key,
                     value=value,
                     namespace_id=namespace_id,
                     binding=binding,
                     name=name,
                     expiration_ttl=expiration_ttl,
-                )
+                ),
             ),
         )
 
@@ -342,19 +343,18 @@ def build_server(backend_for: BackendFor) -> MCPServer:
         binding: Binding = None,
         name: WorkerName = None,
     ) -> KVListResult:
-        backend = backend_for(ctx)
-        listener = ProgressListener(ctx)
         return cast(
             KVListResult,
-            await in_thread(
-                lambda: backend.kv_list(
-                    listener,
+            await run(
+                ctx,
+                partial(
+                    Backend.kv_list,
                     prefix=prefix,
                     limit=limit,
                     namespace_id=namespace_id,
                     binding=binding,
                     name=name,
-                )
+                ),
             ),
         )
 
@@ -368,13 +368,9 @@ def build_server(backend_for: BackendFor) -> MCPServer:
         value: str,
         name: WorkerName = None,
     ) -> SecretResult:
-        backend = backend_for(ctx)
-        listener = ProgressListener(ctx)
         return cast(
             SecretResult,
-            await in_thread(
-                lambda: backend.secret_put(listener, secret=secret, value=value, name=name)
-            ),
+            await run(ctx, partial(Backend.secret_put, secret=secret, value=value, name=name)),
         )
 
     @server.tool(
@@ -383,9 +379,7 @@ def build_server(backend_for: BackendFor) -> MCPServer:
     )
     @reporting_errors
     async def versions(ctx: Context, name: WorkerName = None) -> VersionsResult:
-        backend = backend_for(ctx)
-        listener = ProgressListener(ctx)
-        return cast(VersionsResult, await in_thread(lambda: backend.versions(listener, name=name)))
+        return cast(VersionsResult, await run(ctx, partial(Backend.versions, name=name)))
 
     @server.tool(
         description="Make an earlier version live again (default: the one before the live one)."
@@ -396,11 +390,9 @@ def build_server(backend_for: BackendFor) -> MCPServer:
         version_id: Annotated[str | None, Field(description="The version to make live.")] = None,
         name: WorkerName = None,
     ) -> RollbackResult:
-        backend = backend_for(ctx)
-        listener = ProgressListener(ctx)
         return cast(
             RollbackResult,
-            await in_thread(lambda: backend.rollback(listener, version_id=version_id, name=name)),
+            await run(ctx, partial(Backend.rollback, version_id=version_id, name=name)),
         )
 
     @server.tool(
@@ -409,9 +401,7 @@ def build_server(backend_for: BackendFor) -> MCPServer:
     )
     @reporting_errors
     async def delete(ctx: Context, name: WorkerName = None) -> DeleteResult:
-        backend = backend_for(ctx)
-        listener = ProgressListener(ctx)
-        return cast(DeleteResult, await in_thread(lambda: backend.delete(listener, name=name)))
+        return cast(DeleteResult, await run(ctx, partial(Backend.delete, name=name)))
 
     return server
 
