@@ -48,6 +48,7 @@ class Platform:
     db: Database
     services: Services
     internal_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    cluster: Any = None  # services.operations.cluster.Cluster, with PostgreSQL
     _background: set[asyncio.Task[None]] = field(default_factory=set)
     remote_mcp: Any = None  # mayfly.mcp.http.RemoteMCP, made with the public app
 
@@ -57,10 +58,13 @@ class Platform:
         settings.data_dir.chmod(0o700)
         db = Database(settings.database_url)
         try:
-            require_shared_key(db, settings.secret_key)
-            db.migrate()
-            key = load_or_create_key(settings.secret_key, settings.data_dir)
-            check_fingerprint(db, key)
+            if settings.serves_api:
+                require_shared_key(db, settings.secret_key)
+                db.migrate()
+                key = load_or_create_key(settings.secret_key, settings.data_dir)
+                check_fingerprint(db, key)
+            else:  # a data-plane node decrypts nothing: the control plane's internal API does
+                key = secrets.token_bytes(32)
         except BaseException:
             db.dispose()
             raise
@@ -80,7 +84,10 @@ class Platform:
             lambda: float(services.provisioning.difficulty().work),
             lambda: services.provisioning.difficulty().pressure,
         )
-        return cls(settings=settings, db=db, services=services)
+        platform = cls(settings=settings, db=db, services=services)
+        if settings.cluster_secret:  # data-plane nodes on other machines present it
+            platform.internal_secret = settings.cluster_secret
+        return platform
 
     def set_invalidator(self, invalidator: Invalidator) -> None:
         self.services.ctx.invalidator = invalidator
@@ -99,32 +106,44 @@ class Platform:
         return build_internal_app(self.services, self.internal_secret)
 
     async def serve(self, ready: asyncio.Event | None = None) -> None:
-        """Run the public API, the internal API, the reaper and (if enabled) the data plane.
+        """Run what the node's role asks: the public API, the internal API, the reaper (API roles),
+        the data plane (all, dataplane) and, with PostgreSQL, this node's cluster membership.
 
         Returns on SIGINT/SIGTERM, or raises if a part fails; everything is stopped either way:
         the public API first, then the data plane (its draining requests still reach the
         internal API), then the internal API.
         """
         s = self.settings
-        internal_sock = _bind("127.0.0.1", 0)
-        public = _uvicorn(
-            self.public_app(),
-            host=s.host,
-            port=s.api_port,
-            forwarded_allow_ips=s.forwarded_allow_ips,
-        )
-        internal = _uvicorn(self.internal_app())
         stop = _stop_on_signals()
+        internal_sock = _bind(*_internal_address(s)) if s.serves_api else None
+        internal = _uvicorn(self.internal_app())
+        public = None
         data_plane: Any = None
-        internal_task = asyncio.create_task(internal.serve(sockets=[internal_sock]))
-        tasks = [internal_task]
+        servers: list[asyncio.Task[None]] = []  # the internal API's, then the public API's
+        tasks: list[asyncio.Task[None]] = []
         try:
-            if s.runtime:
-                data_plane = await self._start_data_plane(internal_sock.getsockname()[1])
-            tasks.append(asyncio.create_task(public.serve()))
-            tasks.append(asyncio.create_task(self.services.reaper.run_forever()))
-            tasks.append(asyncio.create_task(Housekeeper(self.services).run_forever()))
-            tasks.append(asyncio.create_task(self._run_remote_mcp()))
+            if internal_sock is not None:
+                servers.append(asyncio.create_task(internal.serve(sockets=[internal_sock])))
+            if not self.db.is_sqlite:
+                await self._join_cluster()
+            if s.runs_data_plane:
+                internal_url = (
+                    f"http://127.0.0.1:{internal_sock.getsockname()[1]}"
+                    if internal_sock is not None
+                    else s.control_plane_url
+                )
+                data_plane = await self._start_data_plane(internal_url)
+            if s.serves_api:
+                public = _uvicorn(
+                    self.public_app(),
+                    host=s.host,
+                    port=s.api_port,
+                    forwarded_allow_ips=s.forwarded_allow_ips,
+                )
+                servers.append(asyncio.create_task(public.serve()))
+                tasks.append(asyncio.create_task(self.services.reaper.run_forever()))
+                tasks.append(asyncio.create_task(Housekeeper(self.services).run_forever()))
+                tasks.append(asyncio.create_task(self._run_remote_mcp()))
             if data_plane is not None:  # cron triggers run where a data plane can run them
                 scheduler = Scheduler(self.services.schedules, data_plane)
                 tasks.append(asyncio.create_task(scheduler.run_forever()))
@@ -135,28 +154,46 @@ class Platform:
                 tasks.append(asyncio.create_task(metrics.serve()))
                 await _until_started(metrics, tasks[-1])
                 log.info("Metrics at http://%s:%s/metrics", s.host, s.metrics_port)
-            await _until_started(public, tasks[1])
-            log.info("Mayfly API listening on %s (bound %s:%s)", s.public_url, s.host, s.api_port)
+            if public is not None:
+                await _until_started(public, servers[-1])
+                log.info(
+                    "Mayfly API listening on %s (bound %s:%s)", s.public_url, s.host, s.api_port
+                )
             if data_plane is not None:
                 log.info("Workers served at %s", s.worker_url("<script>", "<account>"))
             if ready is not None:
                 ready.set()
-            await _until_stopped(stop, tasks)
+            await _until_stopped(stop, [*servers, *tasks])
         finally:
             log.info("Mayfly stopping")
-            public.should_exit = True
-            await _settle(tasks[1:2])
+            if public is not None:
+                public.should_exit = True
+                await _settle(servers[1:])
             if data_plane is not None:
                 await data_plane.stop()
+            if self.cluster is not None:
+                await self.cluster.stop()
             internal.should_exit = True
-            await _settle(tasks[:1])
-            for task in tasks:
+            await _settle(servers[:1])
+            for task in [*servers, *tasks]:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            internal_sock.close()
+            await asyncio.gather(*servers, *tasks, return_exceptions=True)
+            if internal_sock is not None:
+                internal_sock.close()
             self.services.users.close()
             self.db.dispose()
             log.info("Mayfly stopped")
+
+    async def _join_cluster(self) -> None:
+        """With PostgreSQL: heartbeat, LISTEN, and invalidations that reach every node."""
+        from mayfly.services.operations.cluster import Cluster, ClusterInvalidator, channel_for
+
+        channel = await asyncio.to_thread(channel_for, self.db)
+        self.cluster = Cluster(
+            self.db, self.settings.role, channel, ack_timeout=self.settings.ack_timeout
+        )
+        await self.cluster.start()
+        self.set_invalidator(ClusterInvalidator(None, self.cluster))
 
     async def _run_remote_mcp(self) -> None:
         """The /mcp sessions live in a task group that lasts as long as the server."""
@@ -164,19 +201,33 @@ class Platform:
             async with self.remote_mcp.running():
                 await asyncio.Event().wait()
 
-    async def _start_data_plane(self, internal_port: int) -> Any:
+    async def _start_data_plane(self, internal_url: str) -> Any:
         from mayfly.runtime.dataplane import DataPlane
+        from mayfly.services.operations.cluster import ClusterInvalidator
 
         data_plane = DataPlane(
             settings=self.settings,
-            internal_url=f"http://127.0.0.1:{internal_port}",
+            internal_url=internal_url,
             internal_secret=self.internal_secret,
             on_incident=self.handle_incident,
         )
         await data_plane.start()
         if data_plane.supervisor is not None:
             data_plane.supervisor.on_event = self.services.ctx.metrics.shard_event
-        self.set_invalidator(data_plane)
+        if self.cluster is None:
+            self.set_invalidator(data_plane)
+            return data_plane
+
+        async def flush(hosts: list[str] | None) -> None:
+            if hosts is not None:
+                await data_plane.invalidate(hosts)
+                return
+            # Every route: recycled shards start with empty caches (and fresh hot sets).
+            for slot in range(self.settings.shards):
+                await data_plane.recycle(slot, "cluster flush")
+
+        self.cluster.flush = flush
+        self.set_invalidator(ClusterInvalidator(data_plane, self.cluster))
         return data_plane
 
     async def handle_incident(self, incident: Incident) -> None:
@@ -263,6 +314,14 @@ async def _settle(tasks: list[asyncio.Task[Any]], timeout: float = 5.0) -> None:
     """Let servers told to exit close their connections and sockets."""
     if tasks:
         await asyncio.wait(tasks, timeout=timeout)
+
+
+def _internal_address(settings: Settings) -> tuple[str, int]:
+    """Where the internal API listens: --internal-listen, or a random loopback port."""
+    if not settings.internal_listen:
+        return "127.0.0.1", 0
+    host, _, port = settings.internal_listen.rpartition(":")
+    return host.strip("[]"), int(port)
 
 
 def _loopback_api_url(settings: Settings) -> str:

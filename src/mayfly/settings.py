@@ -329,6 +329,38 @@ SETTINGS: tuple[Setting, ...] = (
         float,
     ),
     Setting("runtime", True, "Start the workerd data plane (disable for API-only nodes).", _bool),
+    Setting(
+        "role",
+        "all",
+        "What this node runs: all (API, pages, reaper and data plane), api (no data plane), "
+        "dataplane (shards and the Workers listener only, asking --control-plane-url).",
+    ),
+    Setting(
+        "cluster_secret",
+        "",
+        "Secret of the internal API shared by API replicas and data-plane nodes; default a "
+        "per-start secret (internal API on loopback only). Required with --internal-listen and "
+        "--role dataplane.",
+    ),
+    Setting(
+        "internal_listen",
+        "",
+        "host:port of the internal API, for data-plane nodes on other machines (private network "
+        "only); default a random loopback port.",
+    ),
+    Setting(
+        "control_plane_url",
+        "",
+        "With --role dataplane: the control plane's internal API, http://host:port (an API "
+        "replica's --internal-listen, or a proxy in front of several).",
+    ),
+    Setting(
+        "ack_timeout",
+        2.0,
+        "Seconds an API replica waits for every live data-plane node to acknowledge an "
+        "invalidation before it marks the silent ones (they drop their route caches).",
+        float,
+    ),
     Setting("log_level", "info", "Log level: debug, info, warning, error."),
     Setting(
         "log_format",
@@ -423,6 +455,11 @@ class Settings:
     quarantine_decay: float = 3600.0
     quarantine_window: float = 600.0
     runtime: bool = True
+    role: str = "all"
+    cluster_secret: str = ""
+    internal_listen: str = ""
+    control_plane_url: str = ""
+    ack_timeout: float = 2.0
     log_level: str = "info"
     log_format: str = "text"
     metrics_port: int = 0
@@ -438,6 +475,15 @@ class Settings:
         _check_workers_url(self.workers_url)
         if self.log_format not in ("text", "json"):
             raise ValueError(f"log_format {self.log_format!r}: text or json")
+        _check_role(self)
+
+    @property
+    def serves_api(self) -> bool:
+        return self.role in ("all", "api")
+
+    @property
+    def runs_data_plane(self) -> bool:
+        return self.runtime and self.role in ("all", "dataplane")
 
     @property
     def workers_url_suffix(self) -> str:
@@ -465,6 +511,24 @@ def _check_workers_url(url: str) -> None:
         raise ValueError(f"workers_url {url!r}: must start with http:// or https://")
     if ("{script}" in url) != ("{account}" in url):
         raise ValueError(f"workers_url {url!r}: a template names both {{script}} and {{account}}")
+
+
+def _check_role(s: Settings) -> None:
+    if s.role not in ("all", "api", "dataplane"):
+        raise ValueError(f"role {s.role!r}: all, api or dataplane")
+    if s.internal_listen:
+        host, _, port = s.internal_listen.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"internal_listen {s.internal_listen!r}: host:port")
+        if not s.cluster_secret:
+            raise ValueError("internal_listen needs cluster_secret (data-plane nodes present it)")
+    if s.role == "dataplane" and (
+        not s.control_plane_url.startswith("http://") or not s.cluster_secret
+    ):
+        raise ValueError(
+            "role dataplane needs control_plane_url (http://host:port of the internal API) "
+            "and cluster_secret"
+        )
 
 
 def load_settings(

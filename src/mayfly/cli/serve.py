@@ -38,7 +38,7 @@ def settings_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.command()
 @settings_options
 def serve(**flags: Any) -> None:
-    """Start the platform: API and pages, the reaper, and the workerd data plane."""
+    """Start the platform: API and pages, the reaper, and the workerd data plane (--role)."""
     try:
         settings = load_settings(flags)
     except (ValueError, KeyError) as exc:
@@ -52,10 +52,15 @@ def serve(**flags: Any) -> None:
     except PlatformKeyError as exc:
         click.echo(f"Error: Mayfly cannot start: {exc}", err=True)
         raise SystemExit(2) from exc
-    click.echo(f"Mayfly API      {settings.public_url}  (data in {settings.data_dir.absolute()})")
-    if settings.runtime:
+    if settings.serves_api:
+        data = settings.data_dir.absolute()
+        click.echo(f"Mayfly API      {settings.public_url}  (data in {data})")
+    if settings.runs_data_plane:
         click.echo(f"Workers         {settings.worker_url('<script>', '<account>')}")
-    click.echo(f"Deploy with     mayfly deploy --temporary --api-url {settings.public_url}")
+    if settings.role == "dataplane":
+        click.echo(f"Control plane   {settings.control_plane_url}")
+    else:
+        click.echo(f"Deploy with     mayfly deploy --temporary --api-url {settings.public_url}")
     try:
         asyncio.run(platform.serve())
     except KeyboardInterrupt:

@@ -22,7 +22,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.pool import NullPool
 
 from mayfly.errors import ValidationError
@@ -135,6 +135,8 @@ class Database:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS_DIR))
         with self._writer(), self.engine.begin() as connection:
+            if not self.is_sqlite:  # replicas starting together migrate one after the other
+                connection.execute(text("SELECT pg_advisory_xact_lock(7290000)"))
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 

@@ -1,0 +1,350 @@
+"""Several nodes on one PostgreSQL: who is alive, and invalidations every data-plane node acknowledges.
+
+Each node keeps a row in `cluster_nodes` (its role and a heartbeat written every HEARTBEAT
+seconds with the database's clock) and LISTENs on its cluster's channels. An invalidation is a
+NOTIFY on the `inv` channel; every node that runs a data plane drops those routes on its shards and
+answers with a NOTIFY on `ack`. The sender waits, at most `ack_timeout`, for an ack from every node
+whose heartbeat is younger than LIVE_WINDOW; a node that stays silent is marked `must_flush`.
+
+A node drops its whole route cache (it recycles its shards: the replacements start empty) when it
+finds itself marked, and whenever its LISTEN connection was lost (it may have missed
+notifications). Until then it serves what it had cached for at most the route cache's lifetime
+(5 s) while it can reach the control plane. Tables here are transient coordination state, created
+on start (PostgreSQL only; a single SQLite process needs none of it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+from mayfly.storage.database import Database
+
+log = logging.getLogger("mayfly.cluster")
+
+HEARTBEAT = 1.0
+LIVE_WINDOW = 3.0
+MAX_PAYLOAD = 7900  # NOTIFY payloads are limited to 8000 bytes
+FORGET_AFTER = 3600  # rows of nodes silent this long are deleted
+
+# Hosts to drop (None: every route), from a NOTIFY or a mark.
+Flush = Callable[[list[str] | None], Awaitable[None]]
+Listener = Callable[[dict[str, Any]], Awaitable[None]]
+
+DDL = (
+    """CREATE TABLE IF NOT EXISTS cluster_nodes (
+        id VARCHAR(100) PRIMARY KEY,
+        role VARCHAR(16) NOT NULL,
+        started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        heartbeat_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        must_flush BOOLEAN NOT NULL DEFAULT false)""",
+    """CREATE TABLE IF NOT EXISTS cluster_limit_hits (
+        limiter VARCHAR(64) NOT NULL,
+        key VARCHAR(320) NOT NULL,
+        at DOUBLE PRECISION NOT NULL)""",
+    """CREATE INDEX IF NOT EXISTS ix_cluster_limit_hits_key
+        ON cluster_limit_hits (limiter, key, at)""",
+    """CREATE TABLE IF NOT EXISTS cluster_tails (
+        id VARCHAR(32) PRIMARY KEY,
+        account_id VARCHAR(32) NOT NULL,
+        script VARCHAR(128) NOT NULL,
+        node_id VARCHAR(100) NOT NULL)""",
+    """CREATE INDEX IF NOT EXISTS ix_cluster_tails_script ON cluster_tails (account_id, script)""",
+)
+
+
+def conninfo(url: str) -> dict[str, Any]:
+    """psycopg connection arguments from a SQLAlchemy URL (its query, e.g. options, included)."""
+    parsed = make_url(url)
+    args: dict[str, Any] = {
+        "host": parsed.host,
+        "port": parsed.port,
+        "user": parsed.username,
+        "password": parsed.password,
+        "dbname": parsed.database,
+    }
+    args.update({k: v if isinstance(v, str) else v[-1] for k, v in parsed.query.items()})
+    return {k: v for k, v in args.items() if v is not None}
+
+
+def create_tables(db: Database) -> None:
+    from sqlalchemy import text
+
+    with db.begin() as conn:
+        conn.execute(text("SELECT pg_advisory_xact_lock(7290001)"))
+        for statement in DDL:
+            conn.execute(text(statement))
+
+
+def channel_for(db: Database, wait: float = 60.0) -> str:
+    """The cluster's channel prefix, from the platform key's fingerprint (one database may hold
+    several installations in several schemas). Creates the coordination tables. A data-plane node
+    started before any API replica set the database up waits for it, at most `wait` seconds."""
+    import time
+
+    from sqlalchemy import select
+
+    from mayfly.services.operations.platform_key import FINGERPRINT
+    from mayfly.storage.tables import platform_meta
+
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            with db.read() as conn:
+                stored = conn.execute(
+                    select(platform_meta.c.value).where(platform_meta.c.name == FINGERPRINT)
+                ).scalar_one_or_none()
+        except Exception:
+            stored = None  # not migrated yet
+        if stored is not None:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError("the database was not set up by an API replica (mayfly serve)")
+        time.sleep(0.5)
+    create_tables(db)
+    return f"mayfly_{stored[:16]}"
+
+
+def node_id(role: str) -> str:
+    return f"{socket.gethostname()[:60]}-{role}-{secrets.token_hex(4)}"
+
+
+class Cluster:
+    """This node's membership. `flush` is set on nodes that run a data plane."""
+
+    def __init__(self, db: Database, role: str, channel: str, *, ack_timeout: float = 2.0):
+        self.db = db
+        self.role = role
+        self.id = node_id(role)
+        self.ack_timeout = ack_timeout
+        self.flush: Flush | None = None
+        self.listeners: dict[str, Listener] = {}
+        self._channel = channel
+        self._args = conninfo(db.url)
+        self._send: psycopg.AsyncConnection[Any] | None = None
+        self._send_lock = asyncio.Lock()
+        self._pending: dict[str, tuple[set[str], asyncio.Event]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._listening = asyncio.Event()
+        self._background: set[asyncio.Task[None]] = set()
+
+    def channel(self, name: str) -> str:
+        return f"{self._channel}_{name}"
+
+    async def start(self) -> None:
+        self._tasks.append(
+            asyncio.create_task(self._listen_forever(), name="mayfly-cluster-listen")
+        )
+        await asyncio.wait_for(self._listening.wait(), timeout=30)
+        await self._beat()
+        self._tasks.append(asyncio.create_task(self._beat_forever(), name="mayfly-cluster-beat"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self._execute("DELETE FROM cluster_nodes WHERE id = %s", (self.id,))
+        if self._send is not None:
+            with contextlib.suppress(Exception):
+                await self._send.close()
+
+    # -- sending ---------------------------------------------------------------------------------
+
+    async def notify(self, name: str, message: dict[str, Any]) -> None:
+        payload = json.dumps({**message, "from": self.id}, separators=(",", ":"))
+        await self._execute("SELECT pg_notify(%s, %s)", (self.channel(name), payload))
+
+    async def invalidate(self, hosts: list[str]) -> None:
+        """Every other live data-plane node drops these routes; returns when all acknowledged, or
+        after `ack_timeout` with the silent ones marked."""
+        if not hosts:
+            return
+        ack_id = secrets.token_hex(8)
+        acked: set[str] = set()
+        arrived = asyncio.Event()
+        self._pending[ack_id] = (acked, arrived)
+        try:
+            live = await self.live_data_planes()
+            message: dict[str, Any] = {"id": ack_id, "hosts": hosts}
+            if len(json.dumps(message)) > MAX_PAYLOAD - 200:
+                message = {"id": ack_id, "all": True}  # too many to name: every route goes
+            await self.notify("inv", message)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.ack_timeout
+            while not live <= acked:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                arrived.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(arrived.wait(), remaining)
+            silent = live - acked
+            if silent:
+                log.warning(
+                    "data-plane node(s) %s did not acknowledge an invalidation within %.1f s: "
+                    "marked, they drop their route caches when they see it",
+                    ", ".join(sorted(silent)),
+                    self.ack_timeout,
+                )
+                await self._execute(
+                    "UPDATE cluster_nodes SET must_flush = true WHERE id = ANY(%s)",
+                    (sorted(silent),),
+                )
+        finally:
+            self._pending.pop(ack_id, None)
+
+    async def live_data_planes(self) -> set[str]:
+        rows = await self._fetch(
+            "SELECT id FROM cluster_nodes WHERE role IN ('all', 'dataplane') AND id <> %s "
+            "AND heartbeat_at > now() - make_interval(secs => %s)",
+            (self.id, LIVE_WINDOW),
+        )
+        return {row[0] for row in rows}
+
+    async def live_nodes(self) -> set[str]:
+        rows = await self._fetch(
+            "SELECT id FROM cluster_nodes WHERE heartbeat_at > now() - make_interval(secs => %s)",
+            (LIVE_WINDOW,),
+        )
+        return {row[0] for row in rows}
+
+    async def _connection(self) -> psycopg.AsyncConnection[Any]:
+        if self._send is None or self._send.closed:
+            self._send = await psycopg.AsyncConnection.connect(autocommit=True, **self._args)
+        return self._send
+
+    async def _execute(self, sql: str, params: tuple[Any, ...]) -> None:
+        async with self._send_lock:
+            try:
+                await (await self._connection()).execute(sql, params)
+            except psycopg.OperationalError:
+                self._send = None
+                raise
+
+    async def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        async with self._send_lock:
+            try:
+                cursor = await (await self._connection()).execute(sql, params)
+                return list(await cursor.fetchall())
+            except psycopg.OperationalError:
+                self._send = None
+                raise
+
+    # -- heartbeat -------------------------------------------------------------------------------
+
+    async def _beat(self) -> None:
+        rows = await self._fetch(
+            "INSERT INTO cluster_nodes (id, role) VALUES (%s, %s) ON CONFLICT (id) DO UPDATE "
+            "SET heartbeat_at = now() RETURNING must_flush",
+            (self.id, self.role),
+        )
+        if rows and rows[0][0]:
+            await self._flush_all("it missed an acknowledgement deadline")
+            await self._execute(
+                "UPDATE cluster_nodes SET must_flush = false WHERE id = %s", (self.id,)
+            )
+
+    async def _beat_forever(self) -> None:
+        beats = 0
+        while True:
+            await asyncio.sleep(HEARTBEAT)
+            try:
+                await self._beat()
+                beats += 1
+                if beats % 60 == 0:
+                    await self._execute(
+                        "DELETE FROM cluster_nodes WHERE heartbeat_at < now() - "
+                        "make_interval(secs => %s)",
+                        (FORGET_AFTER,),
+                    )
+            except Exception as exc:  # the database is away: the listener notices too
+                log.warning("cluster heartbeat failed: %s", exc)
+
+    async def _flush_all(self, why: str) -> None:
+        if self.flush is not None:
+            log.warning("dropping every cached route of this node: %s", why)
+            await self.flush(None)
+
+    # -- listening -------------------------------------------------------------------------------
+
+    async def _listen_forever(self) -> None:
+        first = True
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(autocommit=True, **self._args)
+                async with conn:
+                    for name in ("inv", "ack", *self.listeners):
+                        await conn.execute(f'LISTEN "{self.channel(name)}"')
+                    if not first:
+                        await self._flush_all("its LISTEN connection was lost")
+                    first = False
+                    self._listening.set()
+                    async for note in conn.notifies():
+                        self._dispatch(note.channel, note.payload)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("cluster LISTEN connection lost (%s); reconnecting", exc)
+                await asyncio.sleep(0.5)
+
+    def _dispatch(self, channel: str, payload: str) -> None:
+        try:
+            message = json.loads(payload)
+        except ValueError:
+            return
+        if channel == self.channel("ack"):
+            pending = self._pending.get(str(message.get("id")))
+            if pending is not None:
+                pending[0].add(str(message.get("node")))
+                pending[1].set()
+            return
+        if message.get("from") == self.id:
+            return  # this node's own: already applied locally
+        if channel == self.channel("inv"):
+            self._spawn(self._apply(message))
+            return
+        for name, listener in self.listeners.items():
+            if channel == self.channel(name):
+                self._spawn(listener(message))
+
+    async def _apply(self, message: dict[str, Any]) -> None:
+        if self.flush is None:
+            return  # no data plane here: nothing to drop, nobody waits for this node
+        try:
+            hosts = message.get("hosts")
+            await self.flush(None if message.get("all") else [str(h) for h in hosts or []])
+            await self.notify("ack", {"id": message.get("id"), "node": self.id})
+        except Exception:
+            log.exception("could not apply an invalidation")
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        async def run() -> None:
+            await coro
+
+        task = asyncio.create_task(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+class ClusterInvalidator:
+    """The local data plane (if any) and every other node, together."""
+
+    def __init__(self, local: Any, cluster: Cluster):
+        self.local = local
+        self.cluster = cluster
+
+    async def invalidate(self, hosts: list[str]) -> None:
+        jobs = [self.cluster.invalidate(hosts)]
+        if self.local is not None:
+            jobs.append(self.local.invalidate(hosts))
+        await asyncio.gather(*jobs)
