@@ -43,9 +43,10 @@ def _contexts(command: click.Command, ctx: click.Context) -> Iterator[click.Cont
     """A context per command, each the child of its group's (so help shows the full path)."""
     yield ctx
     if isinstance(command, click.Group):
-        for name in sorted(command.commands):
-            sub = command.commands[name]
-            yield from _contexts(sub, click.Context(sub, info_name=name, parent=ctx))
+        for name in command.list_commands(ctx):  # imports the lazily loaded commands
+            sub = command.get_command(ctx, name)
+            if sub is not None:
+                yield from _contexts(sub, click.Context(sub, info_name=name, parent=ctx))
 
 
 def render(root: click.Command, name: str = "mayfly") -> str:

@@ -13,27 +13,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-import httpx
 
 from mayfly.cli.output import EXIT_USAGE, CommandFailed, Output
-from mayfly.project import CONFIG_FILES, Project, find_config, load_project
-from mayfly.sdk import (
-    DEFAULT_API_URL,
-    AccountInfo,
-    AccountSession,
-    MayflyClient,
-    Ran,
-    TailConnection,
-    TemporaryAccountCache,
-    config_dir,
-    normalise_api_url,
-    open_websocket,
-    resolve_credentials,
-)
-from mayfly.sdk.session import TEMPORARY_CONFLICT
+from mayfly.sdk.client import DEFAULT_API_URL, MayflyClient, normalise_api_url
+from mayfly.sdk.credentials import TemporaryAccountCache, config_dir, resolve_credentials
+from mayfly.sdk.session import TEMPORARY_CONFLICT, AccountSession, Ran
+
+if TYPE_CHECKING:
+    import httpx
+
+    from mayfly.project import Project
+    from mayfly.sdk.models import AccountInfo
+    from mayfly.sdk.tail import TailConnection
 
 API_URL_ENV = "MAYFLY_API_URL"
 
@@ -43,6 +37,12 @@ T = TypeVar("T")
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def open_websocket(url: str) -> TailConnection:
+    from mayfly.sdk.tail import open_websocket  # websockets: imported by the commands that tail
+
+    return open_websocket(url)
 
 
 @dataclass
@@ -154,6 +154,8 @@ def load_target(
     wants_config = need_config or name is None or config is not None or env_name is not None
     if not wants_config:
         return Target(name or "", None)
+    from mayfly.project import CONFIG_FILES, find_config, load_project
+
     cwd = Path.cwd()
     if config is None and find_config(cwd) is None:
         if name is not None and not need_config:

@@ -13,12 +13,15 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from mayfly.project import ProjectError
-from mayfly.sdk import SDKError, TemporaryAccount
+from mayfly.project.errors import ProjectError
+from mayfly.sdk.errors import SDKError
+
+if TYPE_CHECKING:
+    from mayfly.sdk.models import TemporaryAccount
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2

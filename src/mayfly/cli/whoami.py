@@ -5,24 +5,24 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mayfly.cli.options import api_options, client_env, token_option
 from mayfly.cli.output import CommandFailed, Output, format_duration, table
-from mayfly.sdk import (
+from mayfly.sdk.credentials import (
     Credentials,
-    Deployer,
     LoginStore,
-    MayflyAPIError,
-    MayflyClient,
-    TemporaryAccount,
     TemporaryAccountCache,
     resolve_credentials,
 )
-from mayfly.sdk.errors import TEMPORARY_CLAIMED, TEMPORARY_EXPIRED
-from mayfly.sdk.models import AccountInfo, QuarantineInfo, format_time
+from mayfly.sdk.errors import TEMPORARY_CLAIMED, TEMPORARY_EXPIRED, MayflyAPIError
+from mayfly.sdk.models import AccountInfo, QuarantineInfo, TemporaryAccount, format_time
+from mayfly.sdk.session import account_for
+
+if TYPE_CHECKING:
+    from mayfly.sdk.client import MayflyClient
 
 NOT_AUTHENTICATED = (
     "Not authenticated: no --api-token, no MAYFLY_API_TOKEN, no saved login and no cached "
@@ -74,7 +74,7 @@ def whoami(show_token: bool, api_token: str | None, api_url: str, as_json: bool)
                 quarantined = authed.get_account(account.id).quarantined
                 account = dataclasses.replace(account, quarantined=quarantined)
             else:
-                account = Deployer.account_for(authed, credentials)
+                account = account_for(authed, credentials)
         source = describe_source(credentials, cache, LoginStore(directory))
         out.result(
             whoami_json(api_url, credentials, account, source, show_token, out),

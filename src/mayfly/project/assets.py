@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from mayfly.project.config import Project, ProjectError
+from mayfly.project.config import Project
+from mayfly.project.errors import ProjectError
 from mayfly.project.resources import AssetsConfig
 
 MAX_FILE_BYTES = 25 * 1024 * 1024

@@ -20,7 +20,8 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
-from mayfly.project.config import Diagnostic, Project, ProjectError
+from mayfly.project.config import Project
+from mayfly.project.errors import Diagnostic, ProjectError
 from mayfly.project.modules import (
     ESM,
     NODE_BUILTINS,

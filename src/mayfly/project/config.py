@@ -13,15 +13,14 @@ import datetime as dt
 import os.path
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any
 
-import json5
-
-from mayfly import cron, surface
+from mayfly import surface
 from mayfly.project.environments import select_environment
+from mayfly.project.errors import Diagnostic, ProjectError, UnsupportedFeature
 from mayfly.project.resources import (
     BINDING_NAME_RE,
     AssetsConfig,
@@ -66,38 +65,6 @@ QUIET_KEYS = frozenset(
         "limits",
     }
 )
-
-
-@dataclass(frozen=True)
-class Diagnostic:
-    severity: Literal["error", "warning"]
-    message: str
-
-    def __str__(self) -> str:
-        return self.message
-
-
-class ProjectError(Exception):
-    """The project cannot be deployed as it is; `diagnostics` say why (errors first)."""
-
-    code = "project_invalid"
-
-    def __init__(self, diagnostics: Sequence[Diagnostic]) -> None:
-        self.diagnostics = tuple(sorted(diagnostics, key=lambda d: d.severity != "error"))
-        errors = [d.message for d in self.diagnostics if d.severity == "error"]
-        self.message = "\n".join(errors) or "The project is not valid."
-        super().__init__(self.message)
-
-    @classmethod
-    def single(cls, message: str) -> Self:
-        return cls([Diagnostic("error", message)])
-
-
-class UnsupportedFeature(ProjectError):
-    """The project uses a feature Mayfly does not serve (mayfly/surface.py): the server would refuse
-    its upload with the same 10021, so it is refused before anything is built or uploaded."""
-
-    code = 10021  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -152,7 +119,12 @@ def read_config(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ProjectError.single(f"{path}: cannot be read ({exc}).") from exc
     try:
-        data: Any = tomllib.loads(text) if path.suffix == ".toml" else json5.loads(text)
+        if path.suffix == ".toml":
+            data: Any = tomllib.loads(text)
+        else:
+            import json5  # only for wrangler.json and wrangler.jsonc
+
+            data = json5.loads(text)
     except (tomllib.TOMLDecodeError, ValueError) as exc:
         raise ProjectError.single(f"{path}: not valid {_syntax(path)}: {exc}") from exc
     if not isinstance(data, dict):
@@ -340,6 +312,8 @@ class _Checker:
         if not isinstance(crons, list) or not all(isinstance(c, str) for c in crons):
             self.error("`triggers.crons` must be a list of cron expressions (strings).")
             return None
+        from mayfly import cron  # only for a project with cron triggers
+
         for expression in crons:
             try:
                 cron.parse(expression)

@@ -13,7 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from mayfly.project.config import Project, ProjectError
+from mayfly.project.config import Project
+from mayfly.project.errors import ProjectError
 from mayfly.project.resources import BINDING_NAME_RE
 
 FILENAME = ".dev.vars"

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
-from mayfly.project.config import Diagnostic, Project, ProjectError
+from mayfly.project.config import Project
+from mayfly.project.errors import Diagnostic, ProjectError
 from mayfly.project.imports import ImportRef, scan_imports
 
 ESM = "application/javascript+module"

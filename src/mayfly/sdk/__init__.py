@@ -3,50 +3,107 @@
 Imports nothing server-side (an import-linter contract checks it).
 """
 
-from mayfly.sdk.assets import AssetUploadError, upload_assets
-from mayfly.sdk.client import DEFAULT_API_URL, MayflyClient, normalise_api_url
-from mayfly.sdk.credentials import (
-    Credentials,
-    LoginStore,
-    Resolution,
-    SavedLogin,
-    TemporaryAccountCache,
-    config_dir,
-    resolve_credentials,
+from typing import TYPE_CHECKING
+
+from mayfly.lazy_exports import lazy_exports
+
+if TYPE_CHECKING:
+    from mayfly.sdk.assets import AssetUploadError, upload_assets
+    from mayfly.sdk.client import DEFAULT_API_URL, MayflyClient, normalise_api_url
+    from mayfly.sdk.credentials import (
+        Credentials,
+        LoginStore,
+        Resolution,
+        SavedLogin,
+        TemporaryAccountCache,
+        config_dir,
+        resolve_credentials,
+    )
+    from mayfly.sdk.deploy import Deployer, namespace_title
+    from mayfly.sdk.errors import (
+        APIUnreachable,
+        ChallengeUnsupported,
+        CredentialsError,
+        MayflyAPIError,
+        SDKError,
+    )
+    from mayfly.sdk.models import (
+        AccountInfo,
+        AssetSource,
+        AssetsUploaded,
+        AssetUpload,
+        Challenge,
+        ClaimStatus,
+        Deployment,
+        KVBinding,
+        KVKey,
+        KVNamespaceInfo,
+        ProvisionedNamespace,
+        SecretInfo,
+        TailInfo,
+        TemporaryAccount,
+        UploadModule,
+        UploadResult,
+        WorkerDeployment,
+        WorkerInfo,
+        WorkerUpload,
+        WorkerVersion,
+    )
+    from mayfly.sdk.provisioning import Listener, QuietListener, provision_temporary_account
+    from mayfly.sdk.session import AccountSession, Ran, account_for
+    from mayfly.sdk.tail import TailConnection, TailError, open_websocket
+
+# Each name is imported from its module on first use (mayfly/lazy_exports.py).
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    globals(),
+    {
+        "assets": ("AssetUploadError", "upload_assets"),
+        "client": ("DEFAULT_API_URL", "MayflyClient", "normalise_api_url"),
+        "credentials": (
+            "Credentials",
+            "LoginStore",
+            "Resolution",
+            "SavedLogin",
+            "TemporaryAccountCache",
+            "config_dir",
+            "resolve_credentials",
+        ),
+        "deploy": ("Deployer", "namespace_title"),
+        "errors": (
+            "APIUnreachable",
+            "ChallengeUnsupported",
+            "CredentialsError",
+            "MayflyAPIError",
+            "SDKError",
+        ),
+        "models": (
+            "AccountInfo",
+            "AssetSource",
+            "AssetsUploaded",
+            "AssetUpload",
+            "Challenge",
+            "ClaimStatus",
+            "Deployment",
+            "KVBinding",
+            "KVKey",
+            "KVNamespaceInfo",
+            "ProvisionedNamespace",
+            "SecretInfo",
+            "TailInfo",
+            "TemporaryAccount",
+            "UploadModule",
+            "UploadResult",
+            "WorkerDeployment",
+            "WorkerInfo",
+            "WorkerUpload",
+            "WorkerVersion",
+        ),
+        "provisioning": ("Listener", "QuietListener", "provision_temporary_account"),
+        "session": ("AccountSession", "Ran", "account_for"),
+        "tail": ("TailConnection", "TailError", "open_websocket"),
+    },
 )
-from mayfly.sdk.deploy import Deployer, namespace_title
-from mayfly.sdk.errors import (
-    APIUnreachable,
-    ChallengeUnsupported,
-    CredentialsError,
-    MayflyAPIError,
-    SDKError,
-)
-from mayfly.sdk.models import (
-    AccountInfo,
-    AssetSource,
-    AssetsUploaded,
-    AssetUpload,
-    Challenge,
-    ClaimStatus,
-    Deployment,
-    KVBinding,
-    KVKey,
-    KVNamespaceInfo,
-    ProvisionedNamespace,
-    SecretInfo,
-    TailInfo,
-    TemporaryAccount,
-    UploadModule,
-    UploadResult,
-    WorkerDeployment,
-    WorkerInfo,
-    WorkerUpload,
-    WorkerVersion,
-)
-from mayfly.sdk.provisioning import Listener, QuietListener, provision_temporary_account
-from mayfly.sdk.session import AccountSession, Ran, account_for
-from mayfly.sdk.tail import TailConnection, TailError, open_websocket
 
 __all__ = [
     "DEFAULT_API_URL",

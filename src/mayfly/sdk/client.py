@@ -9,6 +9,7 @@ API answered with an error envelope, APIUnreachable when it did not answer at al
 from __future__ import annotations
 
 import json
+import ssl
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -60,6 +61,16 @@ def normalise_api_url(api_url: str) -> str:
     return f"{url.scheme}://{url.host.lower()}{port}{path}"
 
 
+def _tls_context(api_url: str) -> ssl.SSLContext | bool:
+    """True for an https:// API: httpx's default, certifi's CA bundle (~30 ms to load). An http://
+    API is never spoken to over TLS (requests go to `api_url`, redirects are not followed), so its
+    client gets a context with no trust anchors instead: nothing to load, and a TLS connection it
+    were ever asked to make (a full https:// URL) fails verification rather than going unchecked."""
+    if api_url.startswith("https://"):
+        return True
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
 class MayflyClient:
     """Synchronous client. `with_token()` shares the connection pool with a different token."""
 
@@ -77,6 +88,7 @@ class MayflyClient:
         self._owns_http = http is None
         self._http = http or httpx.Client(
             transport=transport,
+            verify=_tls_context(self.api_url),
             timeout=httpx.Timeout(timeout, connect=10.0),
             headers={"user-agent": USER_AGENT},
             follow_redirects=False,
