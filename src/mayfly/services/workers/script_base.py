@@ -15,7 +15,8 @@ from mayfly.services.context import ServiceContext
 from mayfly.services.resources import quotas
 from mayfly.services.resources.assets import AssetService
 from mayfly.services.workers.cleanup import collect_garbage_blobs, delete_version_rows
-from mayfly.services.workers.versions import detect_handlers, render_version
+from mayfly.services.workers.handlers import detect_handlers
+from mayfly.services.workers.versions import render_version
 from mayfly.storage.tables import deployments, modules, scripts, versions
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,23 +13,16 @@ from sqlalchemy import Connection, func, insert, select
 from mayfly.errors import ValidationError
 from mayfly.model import iso
 from mayfly.services.core.crypto import Crypto
+from mayfly.services.workers.handlers import detect_handlers
 from mayfly.services.workers.uploads import Module, UploadPlan
 from mayfly.storage.blobs import BlobStore
 from mayfly.storage.tables import kv_namespaces, modules, versions
 
-HANDLER_NAMES = ("fetch", "scheduled", "queue", "email", "tail", "alarm")
-
-
-def detect_handlers(main_source: bytes) -> list[str]:
-    """A static guess at the exported handlers (Cloudflare learns them by running the script)."""
-    text = main_source.decode("utf-8", "replace")
-    return [h for h in HANDLER_NAMES if re.search(rf"\b{h}\s*(\(|:)", text)]
-
 
 @dataclass(frozen=True)
 class PreparedCode:
-    """What an upload computes before its write transaction: the handlers (a regex scan of the
-    main module) and each module's blob digest (hashed, and written when blobs are files)."""
+    """What an upload computes before its write transaction: the handlers (the main module parsed
+    by handlers.py) and each module's blob digest (hashed, and written when blobs are files)."""
 
     handlers: list[str]
     digests: list[str]  # in the order of plan.modules
