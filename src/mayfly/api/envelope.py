@@ -110,10 +110,15 @@ def paginate(
         raise ValidationError("page and per_page must be whole numbers.") from exc
     start = (page - 1) * per_page
     chunk = items[start : start + per_page]
-    return chunk, {
+    return chunk, page_info(page, per_page, len(chunk), len(items))
+
+
+def page_info(page: int, per_page: int, count: int, total: int) -> dict[str, Any]:
+    """result_info of one page of `total` items (wrangler pages while page*per_page < total)."""
+    return {
         "page": page,
         "per_page": per_page,
-        "count": len(chunk),
-        "total_count": len(items),
-        "total_pages": (len(items) + per_page - 1) // per_page,
+        "count": count,
+        "total_count": total,
+        "total_pages": (total + per_page - 1) // per_page,
     }

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mayfly.api.auth import account_access, services
-from mayfly.api.envelope import json_body, ok, page_params
+from mayfly.api.envelope import json_body, ok, page_info, page_params
 from mayfly.api.openapi import (
     STRING,
     array,
@@ -82,13 +82,7 @@ async def list_versions(request: Request) -> Response:
     )
     return ok(
         {"items": items},
-        result_info={
-            "page": page,
-            "per_page": per_page,
-            "count": len(items),
-            "total_count": total,
-            "total_pages": (total + per_page - 1) // per_page,
-        },
+        result_info=page_info(page, per_page, len(items), total),
     )
 
 
@@ -127,13 +121,7 @@ async def list_deployments(request: Request) -> Response:
     )
     return ok(
         {"deployments": items, "items": items},
-        result_info={
-            "page": page,
-            "per_page": per_page,
-            "count": len(items),
-            "total_count": total,
-            "total_pages": (total + per_page - 1) // per_page,
-        },
+        result_info=page_info(page, per_page, len(items), total),
     )
 
 
