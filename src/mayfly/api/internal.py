@@ -72,12 +72,12 @@ def _kv_int(request: Request, name: str) -> int | None:
 
 async def kv_value(request: Request) -> Response:
     """A tenant's KV binding, through the dispatcher: the platform fixed the namespace id."""
-    kv = _services(request).kv
+    kv = _services(request).kv.store  # unchecked: the namespace came from its bindings
     ns = request.path_params["namespace_id"]
     key = request.query_params.get("key", "")
     try:
         if request.method == "GET":
-            entry = await asyncio.to_thread(kv.get_entry, ns, key)
+            entry = await asyncio.to_thread(kv.get, ns, key)
             headers = {"x-mayfly-kv-metadata": json.dumps(entry.metadata)}
             if entry.expiration is not None:
                 headers["x-mayfly-kv-expiration"] = str(entry.expiration)
@@ -87,7 +87,7 @@ async def kv_value(request: Request) -> Response:
             metadata = strict_json.loads(raw_meta, "The metadata") if raw_meta else None
             data = await _kv_value_body(request)
             await asyncio.to_thread(
-                lambda: kv.put_entry(
+                lambda: kv.put(
                     ns,
                     key,
                     data,
@@ -97,7 +97,7 @@ async def kv_value(request: Request) -> Response:
                 )
             )
             return JSONResponse({"ok": True})
-        await asyncio.to_thread(kv.delete_entry, ns, key)
+        await asyncio.to_thread(kv.delete, ns, key)
         return JSONResponse({"ok": True})
     except MayflyError as exc:
         return JSONResponse({"error": exc.message}, status_code=exc.status)
@@ -119,7 +119,7 @@ async def _kv_value_body(request: Request) -> bytes:
 async def kv_keys(request: Request) -> Response:
     try:
         items, cursor = await asyncio.to_thread(
-            _services(request).kv.list_entries,
+            _services(request).kv.store.list_keys,
             request.path_params["namespace_id"],
             request.query_params.get("prefix", ""),
             request.query_params.get("cursor", ""),
