@@ -25,126 +25,32 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from mayfly.errors import NotFound, Quarantined
-from mayfly.model import Account, as_utc, iso_seconds
+from mayfly.errors import NotFound
+from mayfly.model import Account, iso_seconds
 from mayfly.services.context import ServiceContext
 from mayfly.services.core import audit
+from mayfly.services.workers.quarantine_rules import (
+    Quarantine,
+    active_quarantine,
+    cooldown_seconds,
+    decayed_strikes,
+    from_row,
+    suspended_error,
+)
 from mayfly.storage.tables import accounts, incidents, quarantines, scripts, versions
 
 log = logging.getLogger("mayfly.quarantine")
 
 DATA_PLANE = "data-plane"
 DETAIL_MAX = 1000
-
-KIND_WORDS = {
-    "unresponsive": "froze the shard it ran on (it kept the CPU busy until the shard was killed)",
-    "memory": "made the shard it ran on outgrow its memory budget",
-    "crashed": "crashed the shard it ran on",
-}
-
-
-@dataclass(frozen=True)
-class Quarantine:
-    account_id: str
-    script: str
-    version_id: str
-    kind: str
-    detail: str
-    started_at: datetime
-    until: datetime
-    strikes: int
-    lifted_at: datetime | None = None
-    lifted_by: str | None = None
-
-    def is_active(self, now: datetime) -> bool:
-        return self.lifted_at is None and as_utc(self.until) > now
-
-    def seconds_left(self, now: datetime) -> int:
-        return max(0, math.ceil((as_utc(self.until) - now).total_seconds()))
-
-    @property
-    def reason(self) -> str:
-        """Why, in words, for its owner (no other tenant's names: the detail is the platform's)."""
-        return f"version {self.version_id} {KIND_WORDS.get(self.kind, self.kind)}"
-
-    def to_json(self, now: datetime) -> dict[str, Any]:
-        return {
-            "script": self.script,
-            "version_id": self.version_id,
-            "kind": self.kind,
-            "reason": self.reason,
-            "detail": self.detail,
-            "started_at": iso_seconds(self.started_at),
-            "until": iso_seconds(self.until),
-            "seconds_left": self.seconds_left(now),
-            "strikes": self.strikes,
-        }
-
-
-def _from_row(row: Any) -> Quarantine:
-    return Quarantine(
-        account_id=row.account_id,
-        script=row.script,
-        version_id=row.version_id,
-        kind=row.kind,
-        detail=row.detail,
-        started_at=as_utc(row.started_at),
-        until=as_utc(row.until),
-        strikes=row.strikes,
-        lifted_at=as_utc(row.lifted_at) if row.lifted_at is not None else None,
-        lifted_by=row.lifted_by,
-    )
-
-
-def active_quarantine(
-    conn: Connection, account_id: str, script: str, now: datetime
-) -> Quarantine | None:
-    """The Worker's quarantine if one is running now (the route and the API ask this)."""
-    row = conn.execute(
-        select(quarantines).where(
-            quarantines.c.account_id == account_id,
-            quarantines.c.script == script,
-            quarantines.c.until > now,
-            quarantines.c.lifted_at.is_(None),
-        )
-    ).first()
-    return _from_row(row) if row is not None else None
-
-
-def suspended_error(quarantine: Quarantine, now: datetime) -> Quarantined:
-    left = quarantine.seconds_left(now)
-    return Quarantined(
-        f"Worker {quarantine.script!r} is quarantined until {iso_seconds(quarantine.until)} "
-        f"({left} s from now): {quarantine.reason}. While quarantined it answers 503 and cannot "
-        "be changed; a new deploy does not lift it. Fix the code and deploy again once it ends.",
-        retry_after=left,
-    )
-
-
-def decayed_strikes(previous: Quarantine | None, now: datetime, decay: float) -> int:
-    """Strikes left once the quiet time since the last quarantine ended has forgiven some."""
-    if previous is None:
-        return 0
-    quiet = (now - as_utc(previous.until)).total_seconds()
-    if quiet <= 0 or decay <= 0:
-        return previous.strikes
-    return max(0, previous.strikes - int(quiet // decay))
-
-
-def cooldown_seconds(strikes: int, base: float, maximum: float) -> float:
-    """base × 2^(strikes − 1), at most `maximum` (strikes ≥ 1)."""
-    exponent = min(max(strikes, 1) - 1, 62)  # beyond any maximum anyway
-    return min(base * (2.0**exponent), maximum)
 
 
 @dataclass(frozen=True)
@@ -287,7 +193,7 @@ class QuarantineService:
                 quarantines.c.script == suspect.script,
             )
         ).first()
-        previous = _from_row(row) if row is not None else None
+        previous = from_row(row) if row is not None else None
         if previous is not None and previous.is_active(now):
             return None
         strikes = decayed_strikes(previous, now, s.quarantine_decay) + 1
@@ -373,7 +279,7 @@ class QuarantineService:
                 )
                 .order_by(quarantines.c.account_id, quarantines.c.script)
             ).all()
-        return [_from_row(r) for r in rows]
+        return [from_row(r) for r in rows]
 
     def list_all(self, include_ended: bool = False) -> list[tuple[Quarantine, str]]:
         """Every quarantine (running ones unless `include_ended`) with its account's name."""
@@ -385,7 +291,7 @@ class QuarantineService:
             query = query.where(quarantines.c.until > now, quarantines.c.lifted_at.is_(None))
         with self.ctx.db.read() as conn:
             rows = conn.execute(query.order_by(quarantines.c.until.desc())).all()
-        return [(_from_row(r), r.account_name) for r in rows]
+        return [(from_row(r), r.account_name) for r in rows]
 
     # -- operator --------------------------------------------------------------------------
 
