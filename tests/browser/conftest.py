@@ -6,13 +6,8 @@ its own, to set up users and to ask the routing service what the data plane serv
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +21,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_
 from mayfly.app import Platform
 from mayfly.model import Route
 from tests.conftest import auth, make_settings, provision, upload_body
+from tests.serve import ServeProcess, free_port, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
@@ -40,16 +36,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-# Workers are served (and asserted over HTTP) once the data plane exists; until then the tests
-# assert what the data plane would serve through the routing service.
-DATA_PLANE = importlib.util.find_spec("mayfly.runtime.dataplane") is not None
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -128,57 +114,26 @@ def live(
         api_port=api_port,
         workers_port=workers_port,
         public_url=url,
-        runtime=DATA_PLANE,
+        runtime=True,
         **serve_settings,
     )
     flags = {
-        "api-port": api_port,
-        "workers-port": workers_port,
         "public-url": url,
-        "data-dir": settings.data_dir,
         "pow-k": settings.pow_k,
         "pow-g": settings.pow_g,
-        "runtime": "true" if DATA_PLANE else "false",
+        "runtime": "true",
         "shards": 1,
         "log-level": "warning",
         **{name.replace("_", "-"): value for name, value in serve_settings.items()},
     }
-    args = [str(ROOT / ".venv" / "bin" / "mayfly"), "serve"]
-    for flag, value in flags.items():
-        args += [f"--{flag}", str(value)]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAYFLY_")}
-    log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
-    try:
-        _wait_until_ready(server, url, log_path)
+    args = [arg for flag, value in flags.items() for arg in (f"--{flag}", str(value))]
+    assert settings.data_dir == tmp_path / "data"  # where serving() puts it
+    with serving(ServeProcess, tmp_path, *args, api_port=api_port, workers_port=workers_port):
         platform = Platform.create(settings)
         try:
             yield Live(platform, url, workers_port)
         finally:
             platform.db.dispose()
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
-
-
-def _wait_until_ready(server: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    with httpx.Client(timeout=2) as client:
-        while time.monotonic() < deadline:
-            if server.poll() is not None:
-                raise RuntimeError(f"mayfly serve exited:\n{log.read_text(errors='replace')}")
-            try:
-                if client.get(url + "/").status_code < 500:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-    raise RuntimeError(f"mayfly serve did not answer:\n{log.read_text(errors='replace')}")
 
 
 # Module scope, not session: Playwright's sync API keeps an event loop running in the main thread

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import DATA_PLANE, ROOT, Live, screenshot
+from tests.browser.conftest import ROOT, Live, screenshot
 from tests.conftest import auth
 
 pytestmark = pytest.mark.browser
@@ -72,9 +72,8 @@ def test_claim_sign_up_and_keep(live: Live, page: Page) -> None:
     screenshot(page, "dashboard.png")
 
     assert live.serves(f"hello.{name}.localhost") == "ok"
-    if DATA_PLANE:
-        served = live.get_worker(hello_url)
-        assert served.status_code == 200 and served.text == "hello hello"
+    served = live.get_worker(hello_url)
+    assert served.status_code == 200 and served.text == "hello hello"
     with live.api() as api:
         refused = api.get("accounts", headers=auth(token))
     assert refused.status_code == 401 and refused.json()["errors"][0]["code"] == 10002
@@ -123,11 +122,10 @@ def test_claim_log_in_and_move_with_a_rename(live: Live, page_without_javascript
     assert moved.status == "moved" and f"http://greeter.acme.localhost:{port}" in (
         moved.message or ""
     )
-    if DATA_PLANE:
-        gone = live.get_worker(f"http://hello.{temp['name']}.localhost:{port}")
-        assert gone.status_code == 410, "the dispatcher renders 410 with route.message for 'moved'"
-        assert f"greeter.acme.localhost:{port}" in gone.text
-        assert live.get_worker(f"http://greeter.acme.localhost:{port}").text == "hello hello"
+    gone = live.get_worker(f"http://hello.{temp['name']}.localhost:{port}")
+    assert gone.status_code == 410, "the dispatcher renders 410 with route.message for 'moved'"
+    assert f"greeter.acme.localhost:{port}" in gone.text
+    assert live.get_worker(f"http://greeter.acme.localhost:{port}").text == "hello hello"
     with live.api() as api:
         value = api.get(
             f"accounts/{acme_id}/storage/kv/namespaces/{cache}/values/greeting",

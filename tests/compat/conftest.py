@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import tomllib
@@ -25,12 +24,13 @@ from typing import Any
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-NODE_BIN = ROOT / "node_modules" / ".bin"
+from tests.serve import MAYFLY, NODE_BIN, ROOT, ServeProcess, free_port, server_environment, serving
+
+__all__ = ["MAYFLY", "NODE_BIN", "ROOT", "free_port", "server_environment"]
+
 NODE = NODE_BIN / "node"
 WRANGLER_JS = ROOT / "node_modules" / "wrangler" / "bin" / "wrangler.js"
 WRANGLER_VERSION = "4.164.0"
-MAYFLY = ROOT / ".venv" / "bin" / "mayfly"
 PROJECTS = Path(__file__).resolve().parent / "projects"
 STRACE = shutil.which("strace")
 
@@ -82,13 +82,6 @@ def strip_ansi(text: str) -> str:
     return _ANSI.sub("", text)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def is_loopback(address: str) -> bool:
     """127.0.0.1 only: a resolver on 127.0.0.53 would mean wrangler looked a name up."""
     return address in ("127.0.0.1", "::ffff:127.0.0.1")
@@ -99,19 +92,14 @@ def is_loopback(address: str) -> bool:
 
 
 @dataclass
-class MayflyServer:
+class MayflyServer(ServeProcess):
     """A running `mayfly serve` subprocess (API only unless started with runtime=True)."""
 
-    api_port: int
-    workers_port: int
-    data_dir: Path
-    log_path: Path
-    process: subprocess.Popen[bytes]
     runtime: bool = False
 
     @property
     def origin(self) -> str:
-        return f"http://127.0.0.1:{self.api_port}"
+        return self.api_url
 
     @property
     def base_url(self) -> str:
@@ -154,25 +142,6 @@ class MayflyServer:
         created: dict[str, str] = json.loads(done.stdout)
         return created
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
-
-def server_environment() -> dict[str, str]:
-    """The parent environment without MAYFLY_* settings, so only the flags we pass apply."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAYFLY_")}
-    env["PATH"] = f"{NODE_BIN}{os.pathsep}{env.get('PATH', '')}"
-    return env
-
 
 @contextmanager
 def running_server(
@@ -185,54 +154,11 @@ def running_server(
     startup_timeout: float = 60.0,
 ) -> Iterator[MayflyServer]:
     """Start `mayfly serve` on free ports with its data in `directory`; stop it afterwards."""
-    directory.mkdir(parents=True, exist_ok=True)
-    api_port, workers_port = free_port(), free_port()
-    data_dir = directory / "data"
-    log_path = directory / "server.log"
-    args = [
-        str(MAYFLY),
-        "serve",
-        "--api-port",
-        str(api_port),
-        "--workers-port",
-        str(workers_port),
-        "--data-dir",
-        str(data_dir),
-        "--runtime",
-        "true" if runtime else "false",
-        "--pow-k",
-        str(pow_k),
-        "--pow-g",
-        str(pow_g),
-        *extra_args,
-    ]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, env=server_environment(), cwd=directory
-        )
-    server = MayflyServer(api_port, workers_port, data_dir, log_path, process, runtime)
-    try:
-        _wait_until_ready(server, startup_timeout)
+    flags = ["--runtime", "true" if runtime else "false", "--pow-k", str(pow_k)]
+    flags += ["--pow-g", str(pow_g), *extra_args]
+    with serving(MayflyServer, directory, *flags, timeout=startup_timeout) as server:
+        server.runtime = runtime
         yield server
-    finally:
-        server.stop()
-
-
-def _wait_until_ready(server: MayflyServer, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    with httpx.Client(timeout=2) as client:
-        while time.monotonic() < deadline:
-            if server.process.poll() is not None:
-                raise RuntimeError(
-                    f"mayfly serve exited with {server.process.returncode}:\n{server.log()}"
-                )
-            try:
-                if client.get(server.origin + "/").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-    raise RuntimeError(f"mayfly serve did not answer within {timeout} s:\n{server.log()}")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -12,10 +12,10 @@ import httpx
 import pytest
 
 from tests.conftest import auth, provision, upload_body
-from tests.e2e.conftest import MAYFLY, clean_environment, needs_data_plane
+from tests.e2e.conftest import MAYFLY, clean_environment
 from tests.e2e.test_logs import SECRET_WORKER, json_logging_server
 
-pytestmark = [pytest.mark.e2e, needs_data_plane]
+pytestmark = pytest.mark.e2e
 
 
 def admin(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:

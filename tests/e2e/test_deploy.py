@@ -10,10 +10,8 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import (
-    DATA_PLANE,
     Agent,
     Server,
-    needs_data_plane,
     running_server,
     write_project,
 )
@@ -93,7 +91,6 @@ def test_temporary_with_a_token_is_a_usage_error(agent: Agent, tmp_path: Path) -
     assert run.exit_code == 2, run
 
 
-@needs_data_plane
 def test_the_worker_serves_and_a_redeploy_serves_at_once(
     agent: Agent, server: Server, tmp_path: Path
 ) -> None:
@@ -123,7 +120,7 @@ def test_the_worker_serves_and_a_redeploy_serves_at_once(
 
 
 def test_after_the_ttl_a_new_account_is_provisioned(tmp_path: Path) -> None:
-    with running_server(tmp_path / "server", ttl=6, runtime=DATA_PLANE) as server:
+    with running_server(tmp_path / "server", ttl=6, runtime=True) as server:
         agent = Agent(tmp_path / "home", server)
         hello = write_project(tmp_path / "hello", "hello")
         run = agent.run("deploy", "--temporary", "--json", cwd=hello)
@@ -139,6 +136,5 @@ def test_after_the_ttl_a_new_account_is_provisioned(tmp_path: Path) -> None:
         assert second["created_or_reused"] == "created"
         assert second["account_id"] != first["account_id"]
         assert second["api_token"] != first["api_token"]
-        if DATA_PLANE:
-            assert server.get_worker(first["url"]).status_code == 410
-            assert first_200(server, second["url"]).text == "hello from hello"
+        assert server.get_worker(first["url"]).status_code == 410
+        assert first_200(server, second["url"]).text == "hello from hello"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,17 +14,11 @@ import httpx
 import pytest
 
 from tests.conftest import auth, provision, upload_body
-from tests.e2e.conftest import (
-    MAYFLY,
-    Server,
-    _wait_until_ready,
-    clean_environment,
-    free_port,
-    needs_data_plane,
-)
+from tests.e2e.conftest import Server
 from tests.integration.test_claim_support import PASSWORD, Web, claim_path
+from tests.serve import serving
 
-pytestmark = [pytest.mark.e2e, needs_data_plane]
+pytestmark = pytest.mark.e2e
 
 SECRET_WORKER = b"""
 export default {
@@ -39,26 +32,10 @@ export default {
 
 @contextmanager
 def json_logging_server(directory: Path, *extra: str) -> Iterator[Server]:
-    directory.mkdir(parents=True, exist_ok=True)
-    api_port, workers_port = free_port(), free_port()
-    data_dir, log_path = directory / "data", directory / "server.log"
-    args = [str(MAYFLY), "serve", "--api-port", str(api_port), "--workers-port"]
-    args += [str(workers_port), "--data-dir", str(data_dir), "--pow-k", "8", "--pow-g", "50"]
-    args += ["--log-level", "debug", "--log-format", "json", "--shards", "1", *extra]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            args,
-            stdout=subprocess.DEVNULL,  # the banner; the logs go to stderr
-            stderr=log,
-            env=clean_environment(),
-            cwd=directory,
-        )
-    server = Server(api_port, workers_port, data_dir, log_path, process)
-    try:
-        _wait_until_ready(server, 60.0)
+    """JSON logs at debug level in server.log (stderr only: the banner on stdout is dropped)."""
+    flags = ["--pow-k", "8", "--pow-g", "50", "--log-level", "debug", "--log-format", "json"]
+    with serving(Server, directory, *flags, "--shards", "1", *extra, stdout_to_log=False) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_json_logs_of_a_whole_run_hold_no_credential(tmp_path: Path) -> None:

@@ -17,9 +17,9 @@ from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult
 
-from tests.e2e.conftest import MAYFLY, Agent, Server, needs_data_plane, write_project
+from tests.e2e.conftest import MAYFLY, Agent, Server, write_project
 
-pytestmark = [pytest.mark.e2e, needs_data_plane]
+pytestmark = pytest.mark.e2e
 
 TOOLS = {
     "deploy",

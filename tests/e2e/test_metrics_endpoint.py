@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import auth, provision, upload_body
-from tests.e2e.conftest import free_port, needs_data_plane
+from tests.e2e.conftest import free_port
 from tests.e2e.test_logs import json_logging_server
 
-pytestmark = [pytest.mark.e2e, needs_data_plane]
+pytestmark = pytest.mark.e2e
 
 
 def test_metrics_after_traffic(tmp_path: Path) -> None:

@@ -2,8 +2,7 @@
 scenarios as the wrangler compatibility suite (a TypeScript project with an npm package, KV both
 ways, secrets, rollback, tail, static assets, delete).
 
-One server and one agent (one temporary account) for the module. Tests that need a data-plane
-feature (KV binding, tail events, asset serving) are skipped until its module exists.
+One server (with its data plane) and one agent (one temporary account) for the module.
 """
 
 from __future__ import annotations
@@ -19,18 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import DATA_PLANE, ROOT, Agent, Server, needs_data_plane
+from tests.e2e.conftest import ROOT, Agent, Server
 
 pytestmark = pytest.mark.e2e
-
-RUNTIME = ROOT / "src" / "mayfly" / "runtime"
-KV_BINDING = DATA_PLANE and (RUNTIME / "kv.js").is_file()
-TAIL_EVENTS = DATA_PLANE and (RUNTIME / "tail.js").is_file()
-ASSETS_SERVING = DATA_PLANE and (RUNTIME / "assets.js").is_file()
-
-
-def awaits(available: bool, what: str) -> pytest.MarkDecorator:
-    return pytest.mark.skipif(not available, reason=f"awaits {what} in the data plane")
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +92,6 @@ def get(server: Server, url: object, path: str = "/", timeout: float = 15.0) -> 
 # -- TypeScript + npm -----------------------------------------------------------------------
 
 
-@needs_data_plane
 def test_a_typescript_project_with_an_npm_package(
     agent: Agent, server: Server, projects: Path
 ) -> None:
@@ -153,7 +142,6 @@ def test_kv_from_the_cli(agent: Agent, projects: Path) -> None:
     assert again["kv_namespaces"] == [{**namespace, "state": "existing"}]
 
 
-@awaits(KV_BINDING, "the KV binding")
 def test_kv_written_by_the_cli_is_read_by_the_worker_and_back(
     agent: Agent, server: Server, projects: Path
 ) -> None:
@@ -175,7 +163,6 @@ def test_kv_written_by_the_cli_is_read_by_the_worker_and_back(
 # -- secrets, rollback, delete --------------------------------------------------------------
 
 
-@needs_data_plane
 def test_a_secret_is_visible_and_survives_a_redeploy(
     agent: Agent, server: Server, projects: Path
 ) -> None:
@@ -195,7 +182,6 @@ def test_a_secret_is_visible_and_survives_a_redeploy(
     assert "s3cr3t" not in run.stdout + run.stderr
 
 
-@needs_data_plane
 def test_rollback_serves_the_old_version(agent: Agent, server: Server, projects: Path) -> None:
     project = app(projects / "roll-app", "roll-app", label="first")
     first = deploy(agent, project, "--message", "first")
@@ -218,7 +204,6 @@ def test_rollback_serves_the_old_version(agent: Agent, server: Server, projects:
     assert (status["source"], status["message"]) == ("Rollback", "back")
 
 
-@needs_data_plane
 def test_delete_makes_the_url_404(agent: Agent, server: Server, projects: Path) -> None:
     project = app(projects / "doomed", "doomed")
     deployed = deploy(agent, project)
@@ -231,7 +216,6 @@ def test_delete_makes_the_url_404(agent: Agent, server: Server, projects: Path) 
 # -- tail -----------------------------------------------------------------------------------
 
 
-@awaits(TAIL_EVENTS, "tail events")
 def test_tail_receives_the_worker_s_console_log(
     agent: Agent, server: Server, projects: Path
 ) -> None:
@@ -273,7 +257,6 @@ def test_tail_receives_the_worker_s_console_log(
     assert "1 event received." in "".join(stderr)
 
 
-@needs_data_plane
 def test_ctrl_c_stops_the_tail_and_deletes_its_session(
     agent: Agent, server: Server, projects: Path
 ) -> None:
@@ -335,7 +318,6 @@ def test_assets_are_not_uploaded_twice(agent: Agent, site: tuple[Path, dict[str,
     assert changed["assets"] == {"files": 4, "uploaded": 1, "already_uploaded": 3}
 
 
-@awaits(ASSETS_SERVING, "static asset serving")
 def test_assets_are_served(server: Server, site: tuple[Path, dict[str, object]]) -> None:
     _, deployed = site
     url = deployed["url"]
@@ -349,7 +331,6 @@ def test_assets_are_served(server: Server, site: tuple[Path, dict[str, object]])
     assert (missing.status_code, missing.text) == (404, "<h1>not here</h1>\n")
 
 
-@awaits(ASSETS_SERVING and KV_BINDING, "static asset serving and the KV binding")
 def test_the_site_example(agent: Agent, server: Server, projects: Path) -> None:
     project = projects / "site-example"
     shutil.copytree(ROOT / "examples" / "site", project)

@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from mayfly import surface
-from tests.e2e.conftest import ROOT, Agent, Server, needs_data_plane, write_project
+from tests.e2e.conftest import ROOT, Agent, Server, write_project
 
-pytestmark = [pytest.mark.e2e, needs_data_plane]
+pytestmark = pytest.mark.e2e
 
 HONO_APP = """
 import { Hono } from "hono";

@@ -10,11 +10,11 @@ import httpx
 import pytest
 
 from tests.conftest import auth, provision, upload_body
-from tests.e2e.conftest import Server, needs_data_plane
+from tests.e2e.conftest import Server
 from tests.e2e.test_backup import admin
 from tests.e2e.test_logs import json_logging_server
 
-pytestmark = [pytest.mark.e2e, needs_data_plane]
+pytestmark = pytest.mark.e2e
 
 
 def until_status(server: Server, url: str, status: int, within: float = 30.0) -> httpx.Response:
