@@ -122,3 +122,37 @@ class EventClosed(MayflyError):
     """An event code that can provision no more: its accounts are used up, or it ended."""
 
     code, status = 10450, 403
+
+
+class BucketExists(MayflyError):
+    """R2: the account already has a bucket with that name (Cloudflare's 10004)."""
+
+    code, status = 10004, 409
+
+
+class InvalidBucketName(MayflyError):
+    code, status = 10005, 400
+
+
+class BucketNotFound(MayflyError):
+    code, status = 10006, 404
+
+
+class ObjectNotFound(MayflyError):
+    """R2: no object (or multipart upload) under that key (Cloudflare's 10007, NoSuchKey)."""
+
+    code, status = 10007, 404
+
+
+class BucketNotEmpty(MayflyError):
+    code, status = 10008, 409
+
+
+class RangeNotSatisfiable(MayflyError):
+    code, status = 10039, 416
+
+
+class ChecksumMismatch(MayflyError):
+    """R2: a checksum the writer gave does not match the bytes (Cloudflare's 10037, BadDigest)."""
+
+    code, status = 10037, 400

@@ -191,6 +191,14 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("max_kv_value_bytes", 25 * 1024 * 1024, "Largest KV value, in bytes.", int),
     Setting(
+        "max_r2_object_bytes",
+        100 * 1024 * 1024,
+        "Largest R2 object (one PUT, one part, or a completed multipart upload), in bytes.",
+        int,
+    ),
+    Setting("quota_r2_buckets_temporary", 10, "R2 buckets per temporary account.", int),
+    Setting("quota_r2_buckets_permanent", 1000, "R2 buckets per permanent account.", int),
+    Setting(
         "max_json_body_bytes",
         1024 * 1024,
         "Largest JSON body of the API's small requests (secrets, deployments, settings, tokens).",
@@ -425,6 +433,9 @@ class Settings:
     quota_asset_files_temporary: int = 10_000
     quota_asset_files_permanent: int = 200_000
     max_kv_value_bytes: int = 25 * 1024 * 1024
+    max_r2_object_bytes: int = 100 * 1024 * 1024
+    quota_r2_buckets_temporary: int = 10
+    quota_r2_buckets_permanent: int = 1000
     max_json_body_bytes: int = 1024 * 1024
     max_manifest_body_bytes: int = 8 * 1024 * 1024
     max_asset_body_bytes: int = 60 * 1024 * 1024

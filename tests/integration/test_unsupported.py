@@ -1,6 +1,6 @@
 """Features Mayfly does not serve answer 10021 naming them (mayfly/surface.py), before anything is
 stored: an upload that binds one leaves the deployed version serving, and wrangler's lookups of
-queues, R2 buckets, D1 databases and zones stop on the same 10021 instead of "No route" (7003)."""
+queues, D1 databases and zones stop on the same 10021 instead of "No route" (7003)."""
 
 from __future__ import annotations
 
@@ -31,11 +31,12 @@ def refusal(response: Any) -> str:
 @pytest.mark.parametrize(
     ("binding", "feature"),
     [
-        ({"type": "r2_bucket", "bucket_name": "b"}, "R2 buckets"),
+        # Served, but only for what the account has: refused the same way, nothing changes.
+        ({"type": "r2_bucket", "bucket_name": "b"}, "does not exist in this account"),
         ({"type": "queue", "queue_name": "q"}, "Queues"),
         ({"type": "durable_object_namespace", "class_name": "C"}, "Durable Objects"),
         ({"type": "d1", "id": "x"}, "D1 databases"),
-        ({"type": "service", "service": "other"}, "Service bindings"),
+        ({"type": "service", "service": "other"}, "not a Worker of this account"),
     ],
 )
 def test_an_upload_with_a_refused_binding_changes_nothing(
@@ -63,7 +64,6 @@ def test_an_upload_with_a_refused_binding_changes_nothing(
     [
         ("queues?name=q", "Queues"),
         ("queues/abc", "Queues"),
-        ("r2/buckets/b", "R2 buckets"),
         ("d1/database", "D1 databases"),
         ("workflows", "Workflows"),
     ],

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mayfly.api import internal_r2
 from mayfly.errors import MayflyError, PayloadTooLarge
 from mayfly.services.container import Services
 from mayfly.services.core import strict_json
@@ -132,6 +133,19 @@ async def kv_keys(request: Request) -> Response:
     return JSONResponse({"keys": items, "list_complete": cursor == "", "cursor": cursor})
 
 
+async def service_host(request: Request) -> Response:
+    """The host of a service binding's target, a Worker of the caller's account (else 404)."""
+    try:
+        host = await asyncio.to_thread(
+            _services(request).routing.service_host,
+            request.path_params["script_id"],
+            request.query_params.get("caller", ""),
+        )
+    except MayflyError as exc:
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+    return JSONResponse({"host": host})
+
+
 async def tail_events(request: Request) -> Response:
     """Batched tail events from the dispatcher, fanned out to open tail sessions."""
     try:
@@ -171,6 +185,8 @@ def build_internal_app(services: Services, secret: str) -> ASGIApp:
             Route("/internal/v1/versions/{version_id}", version, methods=["GET"]),
             Route("/internal/v1/kv/{namespace_id}", kv_value, methods=["GET", "PUT", "DELETE"]),
             Route("/internal/v1/kv/{namespace_id}/keys", kv_keys, methods=["GET"]),
+            *internal_r2.routes,
+            Route("/internal/v1/services/{script_id}", service_host, methods=["GET"]),
             Route("/internal/v1/tail-events", tail_events, methods=["POST"]),
             Route("/internal/v1/assets/{account_id}/{hash}", asset, methods=["GET"]),
             Route("/internal/v1/health", health, methods=["GET"]),

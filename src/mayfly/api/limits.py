@@ -45,6 +45,7 @@ def _patterns(s: Settings) -> list[tuple[str, re.Pattern[str], RouteClass]]:
         "static-assets manifest", "max_manifest_body_bytes", s.max_manifest_body_bytes
     )
     form = RouteClass("form", "max_form_body_bytes", s.max_form_body_bytes)
+    r2_object = RouteClass("R2 object", "max_r2_object_bytes", s.max_r2_object_bytes)
     return [
         ("PUT", re.compile(_A + r"/workers/scripts/[^/]+"), script),
         ("POST", re.compile(_A + r"/workers/scripts/[^/]+/versions"), script),
@@ -52,6 +53,7 @@ def _patterns(s: Settings) -> list[tuple[str, re.Pattern[str], RouteClass]]:
         ("*", re.compile(_NS + r"/bulk(/delete)?"), kv_bulk),
         ("POST", re.compile(_A + r"/workers/assets/upload(/[^/]+)?"), assets),
         ("POST", re.compile(_A + r"/workers/scripts/[^/]+/assets-upload-session"), manifest),
+        ("PUT", re.compile(_A + r"/r2/buckets/[^/]+/objects/.+"), r2_object),
         ("POST", re.compile(r"/oauth/.+"), form),
         ("POST", re.compile(r"/(login|signup|logout|device|claim/.+|dashboard/.+)"), form),
     ]

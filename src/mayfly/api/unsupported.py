@@ -103,11 +103,6 @@ async def _queues(request: Request) -> Response:
     raise _refuse("queues")
 
 
-async def _r2(request: Request) -> Response:
-    await account_access(request)
-    raise _refuse("r2_buckets")
-
-
 async def _d1(request: Request) -> Response:
     await account_access(request)
     raise _refuse("d1_databases")
@@ -127,7 +122,6 @@ def _documented(handler: Handler, product: str) -> Handler:
 A = "/accounts/{account_id}"
 for _handler, _product_name in (
     (_queues, "Queues"),
-    (_r2, "R2"),
     (_d1, "D1"),
     (_workflows, "Workflows"),
 ):
@@ -139,8 +133,6 @@ routes = [
     Route("/zones/{zone_id}/workers/routes", zones, methods=["GET", "POST"]),
     Route(A + "/queues", _queues, methods=["GET", "POST"]),
     Route(A + "/queues/{queue_id}", _queues, methods=["GET", "POST"]),
-    Route(A + "/r2/buckets", _r2, methods=["GET", "POST"]),
-    Route(A + "/r2/buckets/{bucket_name}", _r2, methods=["GET", "POST"]),
     Route(A + "/d1/database", _d1, methods=["GET", "POST"]),
     Route(A + "/d1/database/{database_id}", _d1, methods=["GET", "POST"]),
     Route(A + "/workflows", _workflows, methods=["GET", "POST"]),

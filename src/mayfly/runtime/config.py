@@ -15,7 +15,15 @@ SECRET_ENV_VAR = "MAYFLY_INTERNAL_SECRET"  # noqa: S105 (a variable name)
 MARK_ENV_VAR = "MAYFLY_SHARD_MARK"
 DISPATCHER_FILE = "dispatcher.js"
 # Every module of the dispatcher Worker, its main module first; each is a file in this package.
-DISPATCHER_MODULES = (DISPATCHER_FILE, "kv.js", "tail.js", "assets.js", "tenant.js")
+DISPATCHER_MODULES = (
+    DISPATCHER_FILE,
+    "kv.js",
+    "tail.js",
+    "assets.js",
+    "tenant.js",
+    "r2.js",
+    "services.js",
+)
 # And Cloudflare's asset-serving Workers that assets.js runs, copied from the pinned miniflare
 # package (asset_workers.py).
 ASSET_WORKER_MODULES = tuple(asset_workers.MODULES)

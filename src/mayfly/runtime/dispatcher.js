@@ -19,10 +19,14 @@ import { WorkerEntrypoint } from "cloudflare:workers";
 
 import { assetsBindingEnv, knownSite, rememberSite, serveSite } from "./assets.js";
 import { withClientMetadata, withPrelude } from "./tenant.js";
+import { R2_MARKER, withR2Client } from "./r2.js";
+import { serveServicesWith } from "./services.js";
 
 export { KV } from "./kv.js";
 export { TailSink } from "./tail.js";
 export { AssetsBinding } from "./assets.js";
+export { R2 } from "./r2.js";
+export { ServiceBinding } from "./services.js";
 
 const SECRET_HEADER = "x-mayfly-internal-secret";
 // Any Host header makes a cache entry: bound them (the oldest answer goes first).
@@ -430,7 +434,7 @@ function workerCode(env, ctx, version) {
   return {
     compatibilityDate: version.compatibility_date,
     compatibilityFlags: version.compatibility_flags,
-    ...withPrelude(version.main_module, modules, mainKind(version)),
+    ...withR2Client(withPrelude(version.main_module, modules, mainKind(version)), r2Names(version)),
     env: tenantEnv(env, ctx, version),
     // Always explicit: an omitted globalOutbound would inherit the dispatcher's.
     globalOutbound: env.PUBLIC_NET,
@@ -445,9 +449,37 @@ function tenantEnv(env, ctx, version) {
   for (const { name, namespace_id } of version.kv_namespaces ?? []) {
     tenant[name] = ctx.exports.KV({ props: { ns: namespace_id } });
   }
+  // R2 stubs become R2Buckets inside the tenant's isolate (r2.js: CLIENT_SOURCE reads the marker).
+  for (const { name, bucket_id } of version.r2_buckets ?? []) {
+    tenant[name] = ctx.exports.R2({ props: { bucket: bucket_id } });
+  }
+  if (version.r2_buckets?.length) tenant[R2_MARKER] = r2Names(version);
+  for (const { name, script_id, service, entrypoint } of version.services ?? []) {
+    const props = { script_id, service, entrypoint: entrypoint ?? null, caller: version.version_id };
+    tenant[name] = ctx.exports.ServiceBinding({ props });
+  }
   Object.assign(tenant, assetsBindingEnv(ctx, version));
   return tenant;
 }
+
+function r2Names(version) {
+  return (version.r2_buckets ?? []).map(({ name }) => name);
+}
+
+// A service binding's target (services.js): the Worker a request to `host` would reach, loaded as
+// for such a request; fetch() goes through its static assets unless a named entrypoint is bound.
+serveServicesWith(async (env, ctx, host, props) => {
+  const route = await resolveRoute(env, host);
+  const expired = route.expires_at_ms !== null && route.expires_at_ms !== undefined && Date.now() >= route.expires_at_ms;
+  if (route.status !== "ok" || expired) {
+    throw new Error(`Service binding: the Worker ${props.service} is not available (${expired ? "expired" : route.status}).`);
+  }
+  const { site, worker } = await tenantFor(env, ctx, route.version_id, route.tail === true);
+  const call = (request) => worker.getEntrypoint(props.entrypoint ?? undefined).fetch(request);
+  const fetch = (request) =>
+    site.assets && props.entrypoint === null ? serveSite(env, ctx, site, request, worker && call) : call(request);
+  return { worker, fetch };
+});
 
 function mainKind(version) {
   return version.modules.find((module) => module.name === version.main_module)?.kind;

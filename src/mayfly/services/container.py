@@ -14,6 +14,8 @@ from mayfly.services.identity.user_tokens import UserTokenService
 from mayfly.services.identity.users import UserService
 from mayfly.services.resources.assets import AssetService
 from mayfly.services.resources.kv import KVService
+from mayfly.services.resources.r2 import R2Service
+from mayfly.services.resources.r2_multipart import R2Multipart
 from mayfly.services.temporary.claims import ClaimService
 from mayfly.services.temporary.lifecycle import Reaper
 from mayfly.services.temporary.provisioning import ProvisioningService
@@ -34,6 +36,8 @@ class Services:
     assets: AssetService
     routing: RoutingService
     kv: KVService
+    r2: R2Service
+    r2_multipart: R2Multipart
     tails: TailService
     reaper: Reaper
     users: UserService
@@ -50,6 +54,7 @@ class Services:
         hub = TailHub()
         assets = AssetService(ctx)
         user_tokens = UserTokenService(ctx)
+        r2 = R2Service(ctx)
         return cls(
             ctx=ctx,
             tokens=TokenService(ctx),
@@ -60,6 +65,8 @@ class Services:
             routing=RoutingService(ctx, hub, assets),
             tails=TailService(ctx, hub),
             kv=KVService(ctx),
+            r2=r2,
+            r2_multipart=R2Multipart(r2),
             reaper=Reaper(ctx),
             users=UserService(ctx),
             sessions=SessionService(ctx),

@@ -28,6 +28,9 @@ from mayfly.storage.tables import (
     kv_namespaces,
     kv_usage,
     modules,
+    r2_buckets,
+    r2_objects,
+    r2_parts,
     scripts,
     versions,
 )
@@ -41,6 +44,7 @@ class Quota:
     kv_namespaces: int
     kv_keys: int
     asset_files: int
+    r2_buckets: int
 
 
 def quota_for(settings: Settings, kind: AccountKind) -> Quota:
@@ -52,6 +56,7 @@ def quota_for(settings: Settings, kind: AccountKind) -> Quota:
             kv_namespaces=settings.quota_kv_namespaces_temporary,
             kv_keys=settings.quota_kv_keys_temporary,
             asset_files=settings.quota_asset_files_temporary,
+            r2_buckets=settings.quota_r2_buckets_temporary,
         )
     return Quota(
         bytes=settings.quota_bytes_permanent,
@@ -60,6 +65,7 @@ def quota_for(settings: Settings, kind: AccountKind) -> Quota:
         kv_namespaces=settings.quota_kv_namespaces_permanent,
         kv_keys=settings.quota_kv_keys_permanent,
         asset_files=settings.quota_asset_files_permanent,
+        r2_buckets=settings.quota_r2_buckets_permanent,
     )
 
 
@@ -139,6 +145,21 @@ def asset_bytes(conn: Connection, account_id: str, now: int) -> int:
     return int(total)
 
 
+def r2_bytes(conn: Connection, account_id: str, now: int) -> int:
+    """R2 objects and the parts of unfinished multipart uploads, by their own size (objects
+    with equal bytes share a blob, but each counts)."""
+    total = 0
+    for table in (r2_objects, r2_parts):
+        total += int(
+            conn.execute(
+                select(func.coalesce(func.sum(table.c.size), 0)).where(
+                    table.c.account_id == account_id
+                )
+            ).scalar_one()
+        )
+    return total
+
+
 ByteCounter = Callable[[Connection, str, int], int]
 
 # What each kind of storage holds for an account, in bytes. Label → counter.
@@ -147,6 +168,7 @@ BYTE_COUNTERS: dict[str, ByteCounter] = {
     "Workers' code": code_bytes,
     KV_LABEL: kv_bytes,
     "static assets": asset_bytes,
+    "R2": r2_bytes,
 }
 
 
@@ -177,6 +199,16 @@ def count_kv_keys(conn: Connection, account_id: str, now: int) -> int:
         select(kv_usage.c.entries).where(kv_usage.c.account_id == account_id)
     ).scalar_one_or_none()
     return int(count or 0)
+
+
+def count_buckets(conn: Connection, account_id: str) -> int:
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(r2_buckets)
+            .where(r2_buckets.c.account_id == account_id)
+        ).scalar_one()
+    )
 
 
 def count_asset_files(conn: Connection, account_id: str) -> int:

@@ -36,6 +36,10 @@ from mayfly.storage.tables import (
     memberships,
     moved_hosts,
     quarantines,
+    r2_buckets,
+    r2_objects,
+    r2_parts,
+    r2_uploads,
     scripts,
     sessions,
     tombstones,
@@ -236,14 +240,18 @@ def _deletion_audit(
 
 def delete_accounts_content(conn: Connection, account_ids: list[str]) -> None:
     """Every content row of these accounts (scripts, versions, modules, deployments, KV, assets,
-    blob rows, incidents and quarantines); the blob files are the caller's, after its commit
-    (BlobStore.delete_accounts_files)."""
+    R2 buckets, objects and uploads, blob rows, incidents and quarantines); the blob files are
+    the caller's, after its commit (BlobStore.delete_accounts_files)."""
     delete_scripts_of_accounts(conn, account_ids)
     for table in (
         kv_entries,
         kv_namespaces,
         asset_files,
         asset_upload_sessions,
+        r2_parts,
+        r2_uploads,
+        r2_objects,
+        r2_buckets,
         blobs,
         incidents,
         quarantines,

@@ -15,6 +15,7 @@ from mayfly.errors import ValidationError
 from mayfly.model import Account
 from mayfly.services.context import ServiceContext
 from mayfly.services.resources.quotas import count_kv_keys, count_workers, quota_for, stored_bytes
+from mayfly.services.resources.r2 import bucket_rows
 from mayfly.services.workers.inventory import namespaces_of, workers_of
 from mayfly.services.workers.quarantine import move_worker_quarantine
 from mayfly.services.workers.script_base import check_script_name
@@ -26,6 +27,10 @@ from mayfly.storage.tables import (
     kv_entries,
     kv_namespaces,
     moved_hosts,
+    r2_buckets,
+    r2_objects,
+    r2_parts,
+    r2_uploads,
     scripts,
     versions,
     worker_schedules,
@@ -53,12 +58,24 @@ class NamespaceMove:
 
 
 @dataclass(frozen=True)
+class BucketMove:
+    """An R2 bucket: renamed `<name>-2`… when the target has one of its name (bindings name the
+    bucket's id, so the Workers that use it keep using it)."""
+
+    id: str
+    name: str
+    new_name: str
+    clashes: bool
+
+
+@dataclass(frozen=True)
 class MovePlan:
     source: Account
     target: Account
     workers: list[WorkerMove]
     namespaces: list[NamespaceMove]
     problems: list[str] = field(default_factory=list)
+    buckets: list[BucketMove] = field(default_factory=list)
 
     @property
     def ready(self) -> bool:
@@ -102,7 +119,26 @@ def plan_transfer(
             "delete some there first, or keep this account instead."
         )
     problems.extend(quota_problems(conn, ctx, source, target, len(workers)))
-    return MovePlan(source, target, workers, namespaces, problems)
+    buckets = _plan_buckets(conn, source, target)
+    bucket_limit = quota_for(ctx.settings, target.kind).r2_buckets
+    if len(bucket_rows(conn, target.id)) + len(buckets) > bucket_limit:
+        problems.append(
+            f"{target.name} would hold more than {bucket_limit} R2 buckets; "
+            "delete some there first, or keep this account instead."
+        )
+    return MovePlan(source, target, workers, namespaces, problems, buckets)
+
+
+def _plan_buckets(conn: Connection, source: Account, target: Account) -> list[BucketMove]:
+    existing = {b.name for b in bucket_rows(conn, target.id)}
+    used = set(existing)
+    moves = []
+    for bucket in bucket_rows(conn, source.id):
+        clashes = bucket.name in used
+        new_name = free_variant(bucket.name, used) if clashes else bucket.name
+        used.add(new_name)
+        moves.append(BucketMove(bucket.id, bucket.name, new_name, bucket.name in existing))
+    return moves
 
 
 def quota_problems(
@@ -212,7 +248,21 @@ def transfer(conn: Connection, ctx: ServiceContext, plan: MovePlan, now: datetim
                 keep_until=now + timedelta(seconds=ctx.settings.tombstone_cooldown),
             )
         )
-    for table in (versions, deployments, kv_entries, worker_schedules):
+    for bucket in plan.buckets:
+        conn.execute(
+            update(r2_buckets)
+            .where(r2_buckets.c.id == bucket.id)
+            .values(account_id=target.id, name=bucket.new_name)
+        )
+    for table in (
+        versions,
+        deployments,
+        kv_entries,
+        worker_schedules,
+        r2_objects,
+        r2_uploads,
+        r2_parts,
+    ):
         conn.execute(
             update(table).where(table.c.account_id == source.id).values(account_id=target.id)
         )

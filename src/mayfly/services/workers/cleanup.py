@@ -11,6 +11,8 @@ from mayfly.storage.tables import (
     blobs,
     deployments,
     modules,
+    r2_objects,
+    r2_parts,
     scripts,
     versions,
     worker_schedules,
@@ -48,7 +50,8 @@ def delete_scripts_of_accounts(conn: Connection, account_ids: list[str]) -> None
 
 
 def collect_garbage_blobs(conn: Connection, ctx: ServiceContext, account_id: str) -> None:
-    """Delete the account's asset files and blobs that nothing references any more."""
+    """Delete the account's asset files and blobs that nothing references any more (a blob an R2
+    object or multipart part holds is referenced)."""
     wanted: set[str] = set()
     for assets in conn.execute(
         select(versions.c.assets).where(
@@ -83,11 +86,12 @@ def collect_garbage_blobs(conn: Connection, ctx: ServiceContext, account_id: str
             .where(versions.c.account_id == account_id)
         ).scalars()
     )
-    referenced.update(
-        conn.execute(
-            select(asset_files.c.blob_sha256).where(asset_files.c.account_id == account_id)
-        ).scalars()
-    )
+    for column, owner in (
+        (asset_files.c.blob_sha256, asset_files.c.account_id),
+        (r2_objects.c.blob_sha256, r2_objects.c.account_id),
+        (r2_parts.c.blob_sha256, r2_parts.c.account_id),
+    ):
+        referenced.update(conn.execute(select(column).where(owner == account_id)).scalars())
     for digest in (
         conn.execute(select(blobs.c.sha256).where(blobs.c.account_id == account_id)).scalars().all()
     ):

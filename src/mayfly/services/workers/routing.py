@@ -150,6 +150,20 @@ class RoutingService:
                 pass  # deleted meanwhile: the shard asks for it (and gets the 404) on its own
         return answer
 
+    def service_host(self, script_id: str, caller_version_id: str) -> str:
+        """Where a service binding's target lives now: a Worker of the calling version's account
+        (a claim moves both and may rename the target; the id stays)."""
+        with self.ctx.db.read() as conn:
+            row = conn.execute(
+                select(scripts.c.name, accounts.c.name.label("account_name"))
+                .join(accounts, accounts.c.id == scripts.c.account_id)
+                .join(versions, versions.c.account_id == scripts.c.account_id)
+                .where(scripts.c.id == script_id, versions.c.id == caller_version_id)
+            ).first()
+        if row is None:
+            raise NotFound("No such Worker in the caller's account.")
+        return self.ctx.worker_host(row.name, row.account_name)
+
     def version_code(self, version_id: str) -> dict[str, Any]:
         """Everything the dispatcher needs to load a version: modules, env, bindings."""
         with self.ctx.db.read() as conn:
@@ -176,6 +190,8 @@ class RoutingService:
                 }
         env: dict[str, Any] = {}
         kv: list[dict[str, str]] = []
+        r2: list[dict[str, str]] = []
+        services: list[dict[str, Any]] = []
         assets_binding: str | None = None
         for binding in row.bindings or []:
             kind = binding["type"]
@@ -189,6 +205,17 @@ class RoutingService:
                 kv.append({"name": binding["name"], "namespace_id": binding["namespace_id"]})
             elif kind == "assets":
                 assets_binding = binding["name"]
+            elif kind == "r2_bucket":
+                r2.append({"name": binding["name"], "bucket_id": binding["bucket_id"]})
+            elif kind == "service":
+                services.append(
+                    {
+                        "name": binding["name"],
+                        "script_id": binding["script_id"],
+                        "service": binding["service"],
+                        "entrypoint": binding.get("entrypoint"),
+                    }
+                )
         return {
             "version_id": version_id,
             "account_id": row.account_id,
@@ -199,6 +226,8 @@ class RoutingService:
             "modules": [module_payload(m) for m in mods if m.kind != "sourcemap"],
             "env": env,
             "kv_namespaces": kv,
+            "r2_buckets": r2,
+            "services": services,
             "has_worker": bool(row.main_module),
             "assets": assets,
             "assets_binding": assets_binding,

@@ -93,6 +93,8 @@ BINDING_TYPES = {
     "kv_namespace",
     "inherit",
     "assets",
+    "r2_bucket",
+    "service",
 }
 BINDING_NAME_RE = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}$")
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -257,8 +259,29 @@ def check_bindings(value: Any) -> list[dict[str, Any]]:
             raise ValidationError(f"Binding {name!r} (json) needs a `json` value.")
         if kind == "kv_namespace" and not isinstance(binding.get("namespace_id"), str):
             raise ValidationError(f"Binding {name!r} (kv_namespace) needs a `namespace_id`.")
+        if kind == "r2_bucket" and not isinstance(binding.get("bucket_name"), str):
+            raise ValidationError(f"Binding {name!r} (r2_bucket) needs a `bucket_name`.")
+        if kind == "r2_bucket" and binding.get("jurisdiction") not in (None, "", "default"):
+            raise ValidationError(f"Binding {name!r}: R2 jurisdictions are not supported.")
+        if kind == "service":
+            check_service_binding(name, binding)
         out.append(binding)
     return out
+
+
+ENTRYPOINT_RE = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]{0,127}$")
+
+
+def check_service_binding(name: str, binding: dict[str, Any]) -> None:
+    service, entrypoint = binding.get("service"), binding.get("entrypoint")
+    if not isinstance(service, str) or not service:
+        raise ValidationError(f"Binding {name!r} (service) needs a `service`: a Worker's name.")
+    if entrypoint is not None and (
+        not isinstance(entrypoint, str) or not ENTRYPOINT_RE.match(entrypoint)
+    ):
+        raise ValidationError(
+            f"Binding {name!r}: entrypoint {entrypoint!r} must name an exported class."
+        )
 
 
 def plan_upload(

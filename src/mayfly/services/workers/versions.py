@@ -16,7 +16,13 @@ from mayfly.services.core.crypto import Crypto
 from mayfly.services.workers.handlers import detect_handlers
 from mayfly.services.workers.uploads import Module, UploadPlan
 from mayfly.storage.blobs import BlobStore
-from mayfly.storage.tables import kv_namespaces, modules, versions
+from mayfly.storage.tables import (
+    kv_namespaces,
+    modules,
+    r2_buckets,
+    scripts,
+    versions,
+)
 
 
 @dataclass(frozen=True)
@@ -93,12 +99,54 @@ def resolve_bindings(
                 }
             )
             continue
+        if binding["type"] in ("r2_bucket", "service"):
+            out.append(_owned_target(conn, account_id, binding))
+            continue
         out.append({k: v for k, v in binding.items()})
     names = {b["name"] for b in out}
     for old in previous or []:
         if old["type"] in plan.keep_bindings and old["name"] not in names:
             out.append(old)
     return out
+
+
+def _owned_target(conn: Connection, account_id: str, binding: dict[str, Any]) -> dict[str, Any]:
+    """An R2 or service binding with the id of what it names in this account (a bucket, a
+    Worker): the data plane follows the id, so a claim's renames do not break it, and nothing of
+    another account can be named. A Worker may bind itself (its row exists by now)."""
+    name = binding["name"]
+    if binding["type"] == "r2_bucket":
+        bucket = conn.execute(
+            select(r2_buckets.c.id).where(
+                r2_buckets.c.account_id == account_id,
+                r2_buckets.c.name == binding["bucket_name"],
+            )
+        ).scalar_one_or_none()
+        if bucket is None:
+            raise ValidationError(
+                f"Binding {name!r}: R2 bucket {binding['bucket_name']!r} does not exist in this "
+                "account (create it with `wrangler r2 bucket create`)."
+            )
+        return {
+            "name": name,
+            "type": "r2_bucket",
+            "bucket_name": binding["bucket_name"],
+            "bucket_id": bucket,
+        }
+    script = conn.execute(
+        select(scripts.c.id).where(
+            scripts.c.account_id == account_id, scripts.c.name == binding["service"]
+        )
+    ).scalar_one_or_none()
+    if script is None:
+        raise ValidationError(
+            f"Binding {name!r}: service {binding['service']!r} is not a Worker of this account; "
+            "a service binding names a Worker deployed in the same account (deploy it first)."
+        )
+    stored = {"name": name, "type": "service", "service": binding["service"], "script_id": script}
+    if binding.get("entrypoint"):
+        stored["entrypoint"] = binding["entrypoint"]
+    return stored
 
 
 def public_binding(binding: dict[str, Any]) -> dict[str, Any]:
