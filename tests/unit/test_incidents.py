@@ -5,18 +5,13 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+from mayfly.runtime.attribution import attribute, usual_suspects_first
 from mayfly.runtime.dataplane import probe_schedule
 from mayfly.runtime.incidents import Incident
 from mayfly.runtime.sandbox import Sandbox
 from mayfly.runtime.shard import RequestStart, ShardLauncher
-from mayfly.runtime.supervisor import (
-    _KEPT,
-    Limits,
-    ShardEvent,
-    Supervisor,
-    _usual_suspects_first,
-    attribute,
-)
+from mayfly.runtime.shard_limits import Limits, ShardEvent
+from mayfly.runtime.supervisor import _KEPT, Supervisor
 
 BAD, GOOD, OTHER = "v-bad", "v-good", "v-other"
 
@@ -97,8 +92,8 @@ def test_the_usual_suspect_outranks_a_neighbour_that_started_last() -> None:
         Incident("unresponsive", "shard 1", (BAD, OTHER), False, ""),
     ]
     now = Incident("unresponsive", "shard 0", (GOOD, BAD), False, "")
-    assert _usual_suspects_first(now, history).suspects == (BAD, GOOD)
-    assert _usual_suspects_first(now, []).suspects == (GOOD, BAD)  # no history: newest first
+    assert usual_suspects_first(now, history).suspects == (BAD, GOOD)
+    assert usual_suspects_first(now, []).suspects == (GOOD, BAD)  # no history: newest first
 
 
 def test_the_probe_finds_a_loop_within_the_cpu_limit() -> None:

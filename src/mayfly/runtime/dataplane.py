@@ -44,7 +44,8 @@ from mayfly.runtime.config import (
 from mayfly.runtime.incidents import Incident, IncidentSink
 from mayfly.runtime.sandbox import Sandbox, checked_sandbox, plan_sandbox
 from mayfly.runtime.shard import ShardLauncher
-from mayfly.runtime.supervisor import Limits, Supervisor, Usage
+from mayfly.runtime.shard_limits import Limits, Usage
+from mayfly.runtime.supervisor import Supervisor
 from mayfly.runtime.workerd import find_workerd
 from mayfly.settings import Settings
 

@@ -3,11 +3,7 @@
 workerd enforces no CPU or memory limit per tenant (workerd-facts §5): a tenant's infinite loop
 freezes its whole shard, and the probe that then goes unanswered is the only CPU limit there is.
 
-Every kill names its cause: an `Incident` (incidents.py) lists the versions whose requests were in
-flight on the shard when it froze, grew or crashed, from the marks the dispatcher writes on the
-shard's stdout (shard.py). A version is `certain` only when it was all that ran and the evidence
-agrees: a frozen shard must have been burning CPU (a shard that merely got no CPU on a loaded host
-blames nobody), a crashed one must have reported a fatal error.
+Every kill names its cause: an `Incident` (incidents.py) of whom attribution.py blames.
 
 The Supervisor is a plain asyncio object; the DataPlane runs it on an event loop of its own, in a
 thread of its own, so that the API's load cannot delay its probes (dataplane.py).
@@ -16,90 +12,34 @@ thread of its own, so that the API's load cannot delay its probes (dataplane.py)
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import dataclasses
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any
 
 from mayfly.runtime.admin import AdminError
-from mayfly.runtime.incidents import Incident, IncidentKind, IncidentSink
-from mayfly.runtime.shard import HotSet, RequestStart, Shard, ShardLauncher, ShardStartError
+from mayfly.runtime.attribution import (
+    SPINNING,
+    blame,
+    busy_cores,
+    exits_within,
+    usual_suspects_first,
+)
+from mayfly.runtime.incidents import Incident, IncidentSink
+from mayfly.runtime.shard import HotSet, Shard, ShardLauncher, ShardStartError
+from mayfly.runtime.shard_limits import EventKind, Limits, ShardEvent, Usage
 
 log = logging.getLogger("mayfly.runtime")
 
-EventKind = Literal[
-    "started", "start-failed", "exited", "unresponsive", "memory", "no-ack", "recycle", "drained"
-]
 
 # A shard that exits sooner than this after becoming ready counts as crash-looping.
 _STABLE_AFTER = 10.0
 # The events and incidents kept for inspection: the newest ones (a hostile tenant makes many).
 _KEPT = 1000
-# A shard that stopped answering while using less CPU than this (cores) was starved, not spinning
-# (a starved one uses ~0.01; a spinning one, even on a loaded 2-core host, 0.2 or more).
-_SPINNING = 0.1
-# How long a memory kill waits to see which of the requests in flight are still running: short ones
-# that merely shared the shard finish in that time, the request that allocates does not.
-_SETTLE = 0.1
 # Incidents looked back on to order an uncertain incident's suspects.
 _HISTORY = 20
-
-
-@dataclass(frozen=True)
-class Limits:
-    memory_bytes: int
-    probe_timeout: float = 1.0
-    probe_interval: float = 0.25
-    startup_timeout: float = 10.0
-    invalidate_timeout: float = 2.0
-    drain_grace: float = 10.0
-    max_backoff: float = 5.0
-    # How long a replacement waits for the control plane to take in an incident (its quarantine
-    # must be in place before the fresh shard asks for routes).
-    incident_timeout: float = 2.0
-    # A shard that stops answering without burning CPU is not frozen by a tenant: the host (or
-    # this process: the GIL) starved it or its prober. It is given this long before it is killed.
-    stall_timeout: float = 10.0
-    # Recycling (see `Supervisor.recycle`): over `memory_bytes`, or holding `max_isolates` loaded
-    # Workers (0: no such budget; the loader never evicts one, workerd-facts §3), a shard is
-    # replaced gracefully. Over the ceiling (0: 1.5 × memory_bytes) it is killed at once: it grows
-    # too fast to wait for a replacement.
-    memory_ceiling_bytes: int = 0
-    max_isolates: int = 0
-    # The Workers a shard served within `hot_window` seconds are loaded into its replacement before
-    # the old one stops accepting, the most recent first, at most `hot_max` of them (0: half of
-    # max_isolates, or 1000), within `preload_timeout` seconds.
-    hot_window: float = 60.0
-    hot_max: int = 0
-    preload_timeout: float = 10.0
-
-    @property
-    def ceiling_bytes(self) -> int:
-        return self.memory_ceiling_bytes or self.memory_bytes * 3 // 2
-
-    @property
-    def hot_limit(self) -> int:
-        return self.hot_max or (self.max_isolates // 2 if self.max_isolates else 1000)
-
-
-@dataclass(frozen=True)
-class Usage:
-    rss_bytes: int  # every shard process running, draining ones included
-    isolate_loads: int  # Workers loaded so far by every shard (loaded by two shards: counted twice)
-
-
-@dataclass(frozen=True)
-class ShardEvent:
-    slot: int
-    kind: EventKind
-    pid: int
-    at: float  # time.monotonic()
-    detail: str = ""
 
 
 class Supervisor:
@@ -295,18 +235,18 @@ class Supervisor:
         """Returns why the shard must go. While it is being recycled, only a reason to kill it."""
         limits = self.limits
         while True:
-            if await _exits_within(shard, limits.probe_interval):
+            if await exits_within(shard, limits.probe_interval):
                 return "exited", f"status {shard.returncode}"
             try:
                 shard.last_health = await shard.probe(limits.probe_timeout)
             except AdminError as exc:
                 # A shard that just died refuses the probe before its exit is noticed.
-                if not exc.timed_out and await _exits_within(shard, 0.5):
+                if not exc.timed_out and await exits_within(shard, 0.5):
                     return "exited", f"status {shard.returncode}"
                 if exc.timed_out and not self._spinning_or_stalled(shard):
                     continue
                 return "unresponsive", (
-                    f"not answering its health probe ({exc}; {_cores(shard):.2f} cores busy "
+                    f"not answering its health probe ({exc}; {busy_cores(shard):.2f} cores busy "
                     "meanwhile); a tenant may be in an endless loop"
                 )
             rss = shard.rss_bytes()
@@ -403,7 +343,7 @@ class Supervisor:
         limits = self.limits
         deadline = time.monotonic() + limits.drain_grace
         detail = ""
-        while not await _exits_within(shard, limits.probe_interval):
+        while not await exits_within(shard, limits.probe_interval):
             if shard.rss_bytes() > limits.ceiling_bytes:
                 detail = "over its memory ceiling while draining"
                 break
@@ -437,20 +377,20 @@ class Supervisor:
             "%s did not acknowledge an invalidation (%s); replacing it", shard.name, failure
         )
         self._doomed[shard] = "no-ack"
-        cores = _cores(shard)
+        cores = busy_cores(shard)
         self._doomed_detail[shard] = (
             f"did not acknowledge an invalidation ({failure}; {cores:.2f} cores busy meanwhile)",
             cores,
         )
         shard.kill()
-        await _exits_within(shard, 1.0)
+        await exits_within(shard, 1.0)
 
     def _spinning_or_stalled(self, shard: Shard, silent_since: float | None = None) -> bool:
         """Whether a shard that did not answer in time must go: it burnt CPU all along (a tenant's
         loop), or has not answered since `silent_since` (its last answered probe) for
         `stall_timeout`."""
         silent = time.monotonic() - (shard.responsive_at if silent_since is None else silent_since)
-        return _cores(shard) >= _SPINNING or silent >= self.limits.stall_timeout
+        return busy_cores(shard) >= SPINNING or silent >= self.limits.stall_timeout
 
     def _record(self, shard: Shard, kind: EventKind, detail: str = "") -> None:
         self.events.append(ShardEvent(shard.slot, kind, shard.pid, time.monotonic(), detail))
@@ -464,51 +404,24 @@ class Supervisor:
 
     async def _incident(self, shard: Shard, reason: EventKind, detail: str) -> Incident | None:
         """Who was running when this shard had to go (called before it is killed)."""
-        kind: IncidentKind
-        if reason == "memory":
-            kind, since = "memory", shard.within_budget_at
-            # The request that allocates is still running a moment later; a neighbour's is not.
-            before = set(shard.in_flight)
-            await asyncio.sleep(_SETTLE)
-            shard.kill()
-            await _exits_within(shard, 1.0)
-            await shard.close()  # the marks still in the pipe are read
-            running = [r for r in shard.in_flight.values() if r.request_id in before]
-            corroborated = True
-        elif reason in ("unresponsive", "no-ack"):
-            kind, since = "unresponsive", shard.responsive_at
-            detail, cores = self._doomed_detail.get(shard, (detail, _cores(shard)))
-            corroborated = cores >= _SPINNING
-            shard.kill()
-            await _exits_within(shard, 1.0)
-            await shard.close()
-            running = list(shard.in_flight.values())
-        elif reason == "exited" and not self._stopping:
-            kind, since = "crashed", shard.responsive_at
-            await shard.close()
-            running = list(shard.in_flight.values())
-            if not running:
-                return None  # nobody's request was running: not a tenant's doing
-            corroborated = "fatal" in shard.output_tail().lower()
-        else:
-            return None
-        incident = attribute(
-            kind,
-            shard.name,
-            running=running,
-            recent=[r for r in shard.recent_starts if r.at >= since - self.limits.probe_interval],
-            reported=_health_versions(shard.last_health) if not shard.marks_seen else [],
-            corroborated=corroborated,
-            detail=detail,
+        incident = await blame(
+            shard,
+            reason,
+            detail,
+            doomed=self._doomed_detail.get(shard),
+            stopping=self._stopping,
+            probe_interval=self.limits.probe_interval,
         )
-        incident = _usual_suspects_first(incident, self.incidents[-_HISTORY:])
+        if incident is None:
+            return None
+        incident = usual_suspects_first(incident, self.incidents[-_HISTORY:])
         self.incidents.append(incident)
         if len(self.incidents) > 2 * _KEPT:
             del self.incidents[:-_KEPT]
         log.warning(
             "%s: %s incident, suspects %s (%s)",
             shard.name,
-            kind,
+            incident.kind,
             ", ".join(incident.suspects) or "none",
             "certain" if incident.certain else "uncertain",
         )
@@ -530,66 +443,7 @@ class Supervisor:
             log.exception("reporting an incident failed")
 
 
-def attribute(
-    kind: IncidentKind,
-    shard: str,
-    *,
-    running: list[RequestStart],
-    recent: list[RequestStart],
-    reported: list[str],
-    corroborated: bool,
-    detail: str,
-) -> Incident:
-    """The suspects, the prime one first: the requests still running when the shard went (in the
-    order they started: the newest is the prime suspect, since a frozen process starts nothing
-    new); failing that, those started since the shard was last seen well; failing that (no marks:
-    a dispatcher without them), those its last health answer reported. Certain only when one
-    version was all that ran and the evidence of `kind` agrees."""
-    if running:
-        suspects = _newest_first(r.version_id for r in running)
-        certain = corroborated and len(suspects) == 1
-    else:
-        suspects = _newest_first(r.version_id for r in recent) or _newest_first(reported)
-        certain = False
-    return Incident(kind, shard, suspects, certain, detail)
-
-
-def _usual_suspects_first(incident: Incident, history: list[Incident]) -> Incident:
-    """Orders an uncertain incident's suspects by how many recent incidents named them (the
-    newest start breaking ties): a neighbour whose request started a moment after the offender's
-    (its code never ran) is not the prime suspect of the next freeze too."""
-    if incident.certain or len(incident.suspects) < 2:
-        return incident
-    seen = collections.Counter(v for past in history for v in past.suspects)
-    rank = {v: i for i, v in enumerate(incident.suspects)}
-    ordered = tuple(sorted(incident.suspects, key=lambda v: (-seen[v], rank[v])))
-    return dataclasses.replace(incident, suspects=ordered)
-
-
-def _newest_first(versions: Iterable[str]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(reversed(list(versions))))
-
-
-def _health_versions(health: dict[str, Any] | None) -> list[str]:
-    entries = (health or {}).get("inflight")
-    if not isinstance(entries, list):
-        return []
-    return [str(e["version_id"]) for e in entries if isinstance(e, dict) and e.get("version_id")]
-
-
-def _cores(shard: Shard) -> float:
-    """CPU the shard used since it last answered a probe, in cores (1.0: one core all along)."""
-    elapsed = time.monotonic() - shard.responsive_at
-    return (shard.cpu_seconds() - shard.responsive_cpu) / elapsed if elapsed > 0 else 0.0
-
-
 def _loaded(shard: Shard) -> int:
     """Workers the shard had loaded at its last health answer."""
     loaded = (shard.last_health or {}).get("loaded")
     return loaded if isinstance(loaded, int) else 0
-
-
-async def _exits_within(shard: Shard, seconds: float) -> bool:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(shard.wait(), seconds)
-    return not shard.alive
