@@ -118,10 +118,23 @@ class QuotaExceeded(MayflyError):
     code, status = 10440, 413
 
 
-class EventClosed(MayflyError):
-    """An event code that can provision no more: its accounts are used up, or it ended."""
+# An event code that provisions no account: Cloudflare's codes, which wrangler's --event-code maps
+# to one clear line ("The event code was not found.", "This event has ended.", "This event has no
+# temporary accounts remaining.").
+class EventNotFound(MayflyError):
+    code, status = 1036, 404
 
-    code, status = 10450, 403
+
+class EventEnded(MayflyError):
+    """The event was ended, or passed its --expires-at."""
+
+    code, status = 1038, 403
+
+
+class EventExhausted(MayflyError):
+    """Every account of the event's budget was provisioned."""
+
+    code, status = 1040, 403
 
 
 class BucketExists(MayflyError):
@@ -156,3 +169,19 @@ class ChecksumMismatch(MayflyError):
     """R2: a checksum the writer gave does not match the bytes (Cloudflare's 10037, BadDigest)."""
 
     code, status = 10037, 400
+
+
+class D1DatabaseNotFound(MayflyError):
+    """Cloudflare's D1 code for a database that is not in the account (wrangler checks 7404)."""
+
+    code, status = 7404, 404
+
+
+class D1NameExists(MayflyError):
+    code, status = 7502, 400
+
+
+class D1QueryError(MayflyError):
+    """A statement D1 refuses or SQLite fails: Cloudflare's 7500 with SQLite's words."""
+
+    code, status = 7500, 400

@@ -189,6 +189,33 @@ SETTINGS: tuple[Setting, ...] = (
         "Static asset files stored per permanent account.",
         int,
     ),
+    Setting("quota_d1_databases_temporary", 10, "D1 databases per temporary account.", int),
+    Setting("quota_d1_databases_permanent", 50, "D1 databases per permanent account.", int),
+    Setting(
+        "d1_max_database_bytes_temporary",
+        50 * 1024 * 1024,
+        "Largest D1 database (its SQLite file) of a temporary account, in bytes.",
+        int,
+    ),
+    Setting(
+        "d1_max_database_bytes_permanent",
+        500 * 1024 * 1024,
+        "Largest D1 database (its SQLite file) of a permanent account, in bytes.",
+        int,
+    ),
+    Setting(
+        "d1_query_timeout_ms_temporary",
+        5_000,
+        "Milliseconds one D1 request (a query, a batch, an imported file) of a temporary "
+        "account may run before it is cancelled and rolled back.",
+        int,
+    ),
+    Setting(
+        "d1_query_timeout_ms_permanent",
+        30_000,
+        "Milliseconds one D1 request of a permanent account may run before it is cancelled.",
+        int,
+    ),
     Setting("max_kv_value_bytes", 25 * 1024 * 1024, "Largest KV value, in bytes.", int),
     Setting(
         "max_r2_object_bytes",
@@ -432,6 +459,12 @@ class Settings:
     quota_kv_keys_permanent: int = 1_000_000
     quota_asset_files_temporary: int = 10_000
     quota_asset_files_permanent: int = 200_000
+    quota_d1_databases_temporary: int = 10
+    quota_d1_databases_permanent: int = 50
+    d1_max_database_bytes_temporary: int = 50 * 1024 * 1024
+    d1_max_database_bytes_permanent: int = 500 * 1024 * 1024
+    d1_query_timeout_ms_temporary: int = 5_000
+    d1_query_timeout_ms_permanent: int = 30_000
     max_kv_value_bytes: int = 25 * 1024 * 1024
     max_r2_object_bytes: int = 100 * 1024 * 1024
     quota_r2_buckets_temporary: int = 10

@@ -32,18 +32,15 @@ class Refused:
         return f"{where}: Mayfly does not support {self.feature} ({when}); {self.instead}"
 
 
-KV_INSTEAD = "use a KV namespace (kv_namespaces) for storage."
-
 REFUSED: tuple[Refused, ...] = (
     Refused(
         "Durable Objects",
         "not yet",
-        "keep state in a KV namespace (kv_namespaces).",
+        "keep state in a D1 database (d1_databases) or a KV namespace (kv_namespaces).",
         binding_types=("durable_object_namespace",),
         config_keys=("durable_objects", "migrations"),
         metadata_keys=("migrations",),
     ),
-    Refused("D1 databases", "not yet", KV_INSTEAD, ("d1",), ("d1_databases",)),
     Refused(
         "Queues (producers and consumers)",
         "not yet",
@@ -186,6 +183,7 @@ SERVED: tuple[tuple[str, str], ...] = (
     ),
     ("Environment variables, JSON vars and secrets", "vars, secrets"),
     ("KV namespaces", "kv_namespaces"),
+    ("D1 databases (SQL: prepare/bind, batch, exec; import, export, migrations)", "d1_databases"),
     ("Static assets", "assets"),
     ("R2 buckets (objects, multipart uploads)", "r2_buckets"),
     ("Service bindings to Workers of the same account (fetch and RPC)", "services"),

@@ -54,6 +54,7 @@ MARKERS = {
     "version_id": "OWN-version",
     "secret_name": "OWN-secret",
     "key": "OWN-key",
+    "database_id": "OWN-database",
 }
 
 
@@ -93,6 +94,14 @@ def _restore(http: ASGIClient, caller: Caller) -> None:
         own["OWN-namespace"] = created["result"]["id"]
         key = f"{namespaces}/{own['OWN-namespace']}/values/k"
         assert http.put(key, headers=headers, data=b"v").status_code == 200
+    databases = f"{base}/d1/database"
+    if (
+        http.get(f"{databases}/{own.get('OWN-database', 'none')}", headers=headers).status_code
+        != 200
+    ):
+        name = f"fuzz-{len(FUZZ_STATS.operations)}"
+        created = http.post(databases, headers=headers, json={"name": name}).json()
+        own["OWN-database"] = created["result"]["uuid"]
 
 
 @contextmanager

@@ -76,6 +76,10 @@ def test_path_parameters_are_declared_and_only_unauthenticated_routes_waive_the_
         "GET /openapi.json",
         "POST /provisioning/previews/challenge",
         "POST /provisioning/previews",
+        # D1's import upload and export download URLs: signed for one database and one hour
+        # (wrangler PUTs and GETs them without its token, as it does Cloudflare's R2 URLs).
+        "PUT /d1/imports/{token}",
+        "GET /d1/exports/{token}",
     }
 
 

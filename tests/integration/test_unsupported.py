@@ -1,6 +1,6 @@
 """Features Mayfly does not serve answer 10021 naming them (mayfly/surface.py), before anything is
 stored: an upload that binds one leaves the deployed version serving, and wrangler's lookups of
-queues, D1 databases and zones stop on the same 10021 instead of "No route" (7003)."""
+queues and zones stop on the same 10021 instead of "No route" (7003)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,6 @@ def refusal(response: Any) -> str:
         ({"type": "r2_bucket", "bucket_name": "b"}, "does not exist in this account"),
         ({"type": "queue", "queue_name": "q"}, "Queues"),
         ({"type": "durable_object_namespace", "class_name": "C"}, "Durable Objects"),
-        ({"type": "d1", "id": "x"}, "D1 databases"),
         ({"type": "service", "service": "other"}, "not a Worker of this account"),
     ],
 )
@@ -64,7 +63,6 @@ def test_an_upload_with_a_refused_binding_changes_nothing(
     [
         ("queues?name=q", "Queues"),
         ("queues/abc", "Queues"),
-        ("d1/database", "D1 databases"),
         ("workflows", "Workflows"),
     ],
 )

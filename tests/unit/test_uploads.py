@@ -50,9 +50,14 @@ def test_a_plain_upload_plans() -> None:
             "not allowed",
         ),
         (
-            {"main_module": "index.js", "bindings": [{"name": "X", "type": "d1"}]},
+            {"main_module": "index.js", "bindings": [{"name": "X", "type": "queue"}]},
             [esm("index.js")],
             "does not support",
+        ),
+        (
+            {"main_module": "index.js", "bindings": [{"name": "X", "type": "d1"}]},
+            [esm("index.js")],
+            "needs an `id`",
         ),
         (
             {

@@ -15,7 +15,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mayfly.api import internal_r2
+from mayfly.api import internal_d1, internal_r2
+from mayfly.api.auth import services
 from mayfly.errors import MayflyError, PayloadTooLarge
 from mayfly.services.container import Services
 from mayfly.services.core import strict_json
@@ -37,29 +38,24 @@ class RequireSecret:
         await self.app(scope, receive, send)
 
 
-def _services(request: Request) -> Services:
-    svc: Services = request.app.state.services
-    return svc
-
-
 async def route(request: Request) -> Response:
     """`?host=`; with `code=1`, also the code of the version it serves unless it is `have`."""
     params = request.query_params
-    routing = _services(request).routing
+    routing = services(request).routing
     host = params.get("host", "")
     if params.get("code") == "1":
         answer = await asyncio.to_thread(routing.route_with_code, host, params.get("have", ""))
-        _services(request).ctx.metrics.worker_route_lookups.labels(answer["status"]).inc()
+        services(request).ctx.metrics.worker_route_lookups.labels(answer["status"]).inc()
         return JSONResponse(answer)
     found = await asyncio.to_thread(routing.route, host)
-    _services(request).ctx.metrics.worker_route_lookups.labels(found.status).inc()
+    services(request).ctx.metrics.worker_route_lookups.labels(found.status).inc()
     return JSONResponse(found.to_json())
 
 
 async def version(request: Request) -> Response:
     try:
         code = await asyncio.to_thread(
-            _services(request).routing.version_code, request.path_params["version_id"]
+            services(request).routing.version_code, request.path_params["version_id"]
         )
     except MayflyError as exc:
         return JSONResponse({"error": exc.message}, status_code=exc.status)
@@ -73,7 +69,7 @@ def _kv_int(request: Request, name: str) -> int | None:
 
 async def kv_value(request: Request) -> Response:
     """A tenant's KV binding, through the dispatcher: the platform fixed the namespace id."""
-    kv = _services(request).kv.store  # unchecked: the namespace came from its bindings
+    kv = services(request).kv.store  # unchecked: the namespace came from its bindings
     ns = request.path_params["namespace_id"]
     key = request.query_params.get("key", "")
     try:
@@ -108,7 +104,7 @@ async def kv_value(request: Request) -> Response:
 
 async def _kv_value_body(request: Request) -> bytes:
     """A tenant's value, counted as it streams: nothing over the limit is held."""
-    limit = _services(request).ctx.settings.max_kv_value_bytes
+    limit = services(request).ctx.settings.max_kv_value_bytes
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
@@ -120,7 +116,7 @@ async def _kv_value_body(request: Request) -> bytes:
 async def kv_keys(request: Request) -> Response:
     try:
         items, cursor = await asyncio.to_thread(
-            _services(request).kv.store.list_keys,
+            services(request).kv.store.list_keys,
             request.path_params["namespace_id"],
             request.query_params.get("prefix", ""),
             request.query_params.get("cursor", ""),
@@ -137,7 +133,7 @@ async def service_host(request: Request) -> Response:
     """The host of a service binding's target, a Worker of the caller's account (else 404)."""
     try:
         host = await asyncio.to_thread(
-            _services(request).routing.service_host,
+            services(request).routing.service_host,
             request.path_params["script_id"],
             request.query_params.get("caller", ""),
         )
@@ -156,7 +152,7 @@ async def tail_events(request: Request) -> Response:
         return JSONResponse({"error": "expected {account_id, script, events}"}, status_code=400)
     if not isinstance(events, list):
         return JSONResponse({"error": "events must be a list"}, status_code=400)
-    delivered = _services(request).tails.hub.publish(account_id, script, events)
+    delivered = services(request).tails.hub.publish(account_id, script, events)
     return JSONResponse({"delivered": delivered})
 
 
@@ -164,7 +160,7 @@ async def asset(request: Request) -> Response:
     """One asset's bytes for the dispatcher (the version's manifest names account and hash)."""
     try:
         data, content_type = await asyncio.to_thread(
-            _services(request).assets.read,
+            services(request).assets.read,
             request.path_params["account_id"],
             request.path_params["hash"],
         )
@@ -187,6 +183,7 @@ def build_internal_app(services: Services, secret: str) -> ASGIApp:
             Route("/internal/v1/kv/{namespace_id}/keys", kv_keys, methods=["GET"]),
             *internal_r2.routes,
             Route("/internal/v1/services/{script_id}", service_host, methods=["GET"]),
+            *internal_d1.routes,
             Route("/internal/v1/tail-events", tail_events, methods=["POST"]),
             Route("/internal/v1/assets/{account_id}/{hash}", asset, methods=["GET"]),
             Route("/internal/v1/health", health, methods=["GET"]),

@@ -46,6 +46,9 @@ def _patterns(s: Settings) -> list[tuple[str, re.Pattern[str], RouteClass]]:
     )
     form = RouteClass("form", "max_form_body_bytes", s.max_form_body_bytes)
     r2_object = RouteClass("R2 object", "max_r2_object_bytes", s.max_r2_object_bytes)
+    d1_import = RouteClass(
+        "D1 import file", "d1_max_database_bytes_permanent", s.d1_max_database_bytes_permanent
+    )
     return [
         ("PUT", re.compile(_A + r"/workers/scripts/[^/]+"), script),
         ("POST", re.compile(_A + r"/workers/scripts/[^/]+/versions"), script),
@@ -53,6 +56,7 @@ def _patterns(s: Settings) -> list[tuple[str, re.Pattern[str], RouteClass]]:
         ("*", re.compile(_NS + r"/bulk(/delete)?"), kv_bulk),
         ("POST", re.compile(_A + r"/workers/assets/upload(/[^/]+)?"), assets),
         ("POST", re.compile(_A + r"/workers/scripts/[^/]+/assets-upload-session"), manifest),
+        ("PUT", re.compile(r"/d1/imports/[^/]+"), d1_import),
         ("PUT", re.compile(_A + r"/r2/buckets/[^/]+/objects/.+"), r2_object),
         ("POST", re.compile(r"/oauth/.+"), form),
         ("POST", re.compile(r"/(login|signup|logout|device|claim/.+|dashboard/.+)"), form),

@@ -19,6 +19,7 @@ from mayfly import __version__
 from mayfly.api import (
     assets,
     claims,
+    d1,
     identity,
     kv,
     oauth,
@@ -113,6 +114,7 @@ def api_routes() -> list[BaseRoute]:
         *workers.routes,
         *kv.routes,
         *r2.routes,
+        *d1.routes,
         *tail.routes,
         *assets.routes,
         *claims.routes,

@@ -103,11 +103,6 @@ async def _queues(request: Request) -> Response:
     raise _refuse("queues")
 
 
-async def _d1(request: Request) -> Response:
-    await account_access(request)
-    raise _refuse("d1_databases")
-
-
 async def _workflows(request: Request) -> Response:
     await account_access(request)
     raise _refuse("workflows")
@@ -122,7 +117,6 @@ def _documented(handler: Handler, product: str) -> Handler:
 A = "/accounts/{account_id}"
 for _handler, _product_name in (
     (_queues, "Queues"),
-    (_d1, "D1"),
     (_workflows, "Workflows"),
 ):
     _documented(_handler, _product_name)
@@ -133,8 +127,6 @@ routes = [
     Route("/zones/{zone_id}/workers/routes", zones, methods=["GET", "POST"]),
     Route(A + "/queues", _queues, methods=["GET", "POST"]),
     Route(A + "/queues/{queue_id}", _queues, methods=["GET", "POST"]),
-    Route(A + "/d1/database", _d1, methods=["GET", "POST"]),
-    Route(A + "/d1/database/{database_id}", _d1, methods=["GET", "POST"]),
     Route(A + "/workflows", _workflows, methods=["GET", "POST"]),
     Route(A + "/workflows/{workflow_name}", _workflows, methods=["GET", "POST"]),
 ]

@@ -18,6 +18,7 @@ DISPATCHER_FILE = "dispatcher.js"
 DISPATCHER_MODULES = (
     DISPATCHER_FILE,
     "kv.js",
+    "d1.js",
     "tail.js",
     "assets.js",
     "tenant.js",

@@ -23,6 +23,7 @@ import { R2_MARKER, withR2Client } from "./r2.js";
 import { serveServicesWith } from "./services.js";
 
 export { KV } from "./kv.js";
+export { D1 } from "./d1.js";
 export { TailSink } from "./tail.js";
 export { AssetsBinding } from "./assets.js";
 export { R2 } from "./r2.js";
@@ -434,7 +435,7 @@ function workerCode(env, ctx, version) {
   return {
     compatibilityDate: version.compatibility_date,
     compatibilityFlags: version.compatibility_flags,
-    ...withR2Client(withPrelude(version.main_module, modules, mainKind(version)), r2Names(version)),
+    ...withR2Client(withPrelude(version.main_module, modules, mainKind(version), d1Names(version)), r2Names(version)),
     env: tenantEnv(env, ctx, version),
     // Always explicit: an omitted globalOutbound would inherit the dispatcher's.
     globalOutbound: env.PUBLIC_NET,
@@ -458,8 +459,15 @@ function tenantEnv(env, ctx, version) {
     const props = { script_id, service, entrypoint: entrypoint ?? null, caller: version.version_id };
     tenant[name] = ctx.exports.ServiceBinding({ props });
   }
+  for (const { name, database_id } of version.d1_databases ?? []) {
+    tenant[name] = ctx.exports.D1({ props: { db: database_id } });
+  }
   Object.assign(tenant, assetsBindingEnv(ctx, version));
   return tenant;
+}
+
+function d1Names(version) {
+  return (version.d1_databases ?? []).map(({ name }) => name);
 }
 
 function r2Names(version) {

@@ -8,6 +8,10 @@
 // Names no upload takes in practice; relative imports from the wrapper reach the tenant's modules.
 const PRELUDE = "__mayfly__/prelude.js";
 const WRAPPER = "__mayfly__/main.js";
+const D1_CLIENT = "__mayfly__/d1.js";
+const BINDINGS = "__mayfly__/bindings.js";
+
+import { D1_CLIENT_SOURCE } from "./d1.js";
 
 const PRELUDE_SOURCE = `
 import { env } from "cloudflare:workers";
@@ -96,12 +100,19 @@ Object.defineProperty(globalThis, "caches", {
 
 // {mainModule, modules} for the loader: the tenant's modules plus the prelude and the wrapper.
 // Only an ES main module is wrapped (its named exports and default are re-exported as they are).
-export function withPrelude(mainModule, modules, mainKind) {
+// `d1Names`: env entries that are D1 stubs (d1.js), replaced by Cloudflare's D1Database API before
+// any of the tenant's modules runs.
+export function withPrelude(mainModule, modules, mainKind, d1Names = []) {
   if (!["esm", "cjs"].includes(mainKind) || modules[PRELUDE] !== undefined || modules[WRAPPER] !== undefined) {
     return { mainModule, modules };
   }
   const target = JSON.stringify(`../${mainModule}`);
+  const bindings =
+    `import { env } from "cloudflare:workers";\n` +
+    `import { D1Database } from "./d1.js";\n` +
+    `for (const name of ${JSON.stringify(d1Names)}) env[name] = new D1Database(env[name]);\n`;
   const wrapper =
+    `import "./bindings.js";\n` +
     `import { serviceWorker } from ${JSON.stringify("./prelude.js")};\n` +
     `import * as tenant from ${target};\n` +
     (mainKind === "esm" ? `export * from ${target};\n` : "") +
@@ -111,7 +122,13 @@ export function withPrelude(mainModule, modules, mainKind) {
     `export default exported ? handler : (serviceWorker() ?? handler);\n`;
   return {
     mainModule: WRAPPER,
-    modules: { ...modules, [PRELUDE]: { js: PRELUDE_SOURCE }, [WRAPPER]: { js: wrapper } },
+    modules: {
+      ...modules,
+      [PRELUDE]: { js: PRELUDE_SOURCE },
+      [D1_CLIENT]: { js: D1_CLIENT_SOURCE },
+      [BINDINGS]: { js: bindings },
+      [WRAPPER]: { js: wrapper },
+    },
   };
 }
 

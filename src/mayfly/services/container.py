@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from mayfly.services.context import ServiceContext
 from mayfly.services.identity.accounts import AccountService
@@ -13,6 +14,7 @@ from mayfly.services.identity.tokens import TokenService
 from mayfly.services.identity.user_tokens import UserTokenService
 from mayfly.services.identity.users import UserService
 from mayfly.services.resources.assets import AssetService
+from mayfly.services.resources.d1 import D1Service
 from mayfly.services.resources.kv import KVService
 from mayfly.services.resources.r2 import R2Service
 from mayfly.services.resources.r2_multipart import R2Multipart
@@ -38,6 +40,7 @@ class Services:
     kv: KVService
     r2: R2Service
     r2_multipart: R2Multipart
+    d1: D1Service
     tails: TailService
     reaper: Reaper
     users: UserService
@@ -67,6 +70,7 @@ class Services:
             kv=KVService(ctx),
             r2=r2,
             r2_multipart=R2Multipart(r2),
+            d1=D1Service(ctx),
             reaper=Reaper(ctx),
             users=UserService(ctx),
             sessions=SessionService(ctx),
@@ -77,3 +81,15 @@ class Services:
             quarantine=QuarantineService(ctx),
             schedules=ScheduleService(ctx),
         )
+
+
+class _Connection(Protocol):
+    @property
+    def app(self) -> Any: ...
+
+
+def services_of(connection: _Connection) -> Services:
+    """The Services the app serving this request (or WebSocket) was built with: api/ and pages/
+    both ask through this."""
+    svc: Services = connection.app.state.services
+    return svc

@@ -426,3 +426,18 @@ r2_parts = Table(
     Column("size", BigInteger, nullable=False),
     Column("etag", String(64), nullable=False),
 )
+
+# -- D1 databases (issue 15) --------------------------------------------------------------------
+
+d1_databases = Table(
+    "d1_databases",
+    metadata,
+    # `id` (a UUID, as D1's) is what a binding names and names the SQLite file under the data
+    # dir (d1/<id>.sqlite3); `size_bytes` is that file's size after the last write, for quotas.
+    Column("id", String(36), primary_key=True),
+    Column("account_id", String(32), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("name", String(64), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    UniqueConstraint("account_id", "name", name="uq_d1_databases_account_name"),
+)

@@ -24,6 +24,7 @@ from mayfly.storage.tables import (
     accounts,
     asset_files,
     blobs,
+    d1_databases,
     kv_entries,
     kv_namespaces,
     kv_usage,
@@ -44,6 +45,7 @@ class Quota:
     kv_namespaces: int
     kv_keys: int
     asset_files: int
+    d1_databases: int
     r2_buckets: int
 
 
@@ -56,6 +58,7 @@ def quota_for(settings: Settings, kind: AccountKind) -> Quota:
             kv_namespaces=settings.quota_kv_namespaces_temporary,
             kv_keys=settings.quota_kv_keys_temporary,
             asset_files=settings.quota_asset_files_temporary,
+            d1_databases=settings.quota_d1_databases_temporary,
             r2_buckets=settings.quota_r2_buckets_temporary,
         )
     return Quota(
@@ -65,6 +68,7 @@ def quota_for(settings: Settings, kind: AccountKind) -> Quota:
         kv_namespaces=settings.quota_kv_namespaces_permanent,
         kv_keys=settings.quota_kv_keys_permanent,
         asset_files=settings.quota_asset_files_permanent,
+        d1_databases=settings.quota_d1_databases_permanent,
         r2_buckets=settings.quota_r2_buckets_permanent,
     )
 
@@ -145,6 +149,16 @@ def asset_bytes(conn: Connection, account_id: str, now: int) -> int:
     return int(total)
 
 
+def d1_bytes(conn: Connection, account_id: str, now: int) -> int:
+    """The account's D1 databases: each SQLite file's size after its last write."""
+    total = conn.execute(
+        select(func.coalesce(func.sum(d1_databases.c.size_bytes), 0)).where(
+            d1_databases.c.account_id == account_id
+        )
+    ).scalar_one()
+    return int(total)
+
+
 def r2_bytes(conn: Connection, account_id: str, now: int) -> int:
     """R2 objects and the parts of unfinished multipart uploads, by their own size (objects
     with equal bytes share a blob, but each counts)."""
@@ -168,6 +182,7 @@ BYTE_COUNTERS: dict[str, ByteCounter] = {
     "Workers' code": code_bytes,
     KV_LABEL: kv_bytes,
     "static assets": asset_bytes,
+    "D1 databases": d1_bytes,
     "R2": r2_bytes,
 }
 
@@ -190,6 +205,16 @@ def count_namespaces(conn: Connection, account_id: str) -> int:
             select(func.count())
             .select_from(kv_namespaces)
             .where(kv_namespaces.c.account_id == account_id)
+        ).scalar_one()
+    )
+
+
+def count_d1_databases(conn: Connection, account_id: str) -> int:
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(d1_databases)
+            .where(d1_databases.c.account_id == account_id)
         ).scalar_one()
     )
 

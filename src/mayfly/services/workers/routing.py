@@ -190,6 +190,7 @@ class RoutingService:
                 }
         env: dict[str, Any] = {}
         kv: list[dict[str, str]] = []
+        d1: list[dict[str, str]] = []
         r2: list[dict[str, str]] = []
         services: list[dict[str, Any]] = []
         assets_binding: str | None = None
@@ -203,6 +204,8 @@ class RoutingService:
                 env[binding["name"]] = self.ctx.crypto.decrypt(binding["ciphertext"])
             elif kind == "kv_namespace":
                 kv.append({"name": binding["name"], "namespace_id": binding["namespace_id"]})
+            elif kind == "d1":
+                d1.append({"name": binding["name"], "database_id": binding["id"]})
             elif kind == "assets":
                 assets_binding = binding["name"]
             elif kind == "r2_bucket":
@@ -226,6 +229,7 @@ class RoutingService:
             "modules": [module_payload(m) for m in mods if m.kind != "sourcemap"],
             "env": env,
             "kv_namespaces": kv,
+            "d1_databases": d1,
             "r2_buckets": r2,
             "services": services,
             "has_worker": bool(row.main_module),

@@ -91,6 +91,7 @@ BINDING_TYPES = {
     "json",
     "secret_text",
     "kv_namespace",
+    "d1",
     "inherit",
     "assets",
     "r2_bucket",
@@ -259,6 +260,8 @@ def check_bindings(value: Any) -> list[dict[str, Any]]:
             raise ValidationError(f"Binding {name!r} (json) needs a `json` value.")
         if kind == "kv_namespace" and not isinstance(binding.get("namespace_id"), str):
             raise ValidationError(f"Binding {name!r} (kv_namespace) needs a `namespace_id`.")
+        if kind == "d1" and not isinstance(binding.get("id"), str):
+            raise ValidationError(f"Binding {name!r} (d1) needs an `id`: the database's UUID.")
         if kind == "r2_bucket" and not isinstance(binding.get("bucket_name"), str):
             raise ValidationError(f"Binding {name!r} (r2_bucket) needs a `bucket_name`.")
         if kind == "r2_bucket" and binding.get("jurisdiction") not in (None, "", "default"):

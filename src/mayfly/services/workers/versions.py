@@ -17,6 +17,7 @@ from mayfly.services.workers.handlers import detect_handlers
 from mayfly.services.workers.uploads import Module, UploadPlan
 from mayfly.storage.blobs import BlobStore
 from mayfly.storage.tables import (
+    d1_databases,
     kv_namespaces,
     modules,
     r2_buckets,
@@ -98,6 +99,19 @@ def resolve_bindings(
                     "namespace_id": binding["namespace_id"],
                 }
             )
+            continue
+        if binding["type"] == "d1":
+            owned = conn.execute(
+                select(d1_databases.c.id).where(
+                    d1_databases.c.id == binding["id"], d1_databases.c.account_id == account_id
+                )
+            ).first()
+            if owned is None:
+                raise ValidationError(
+                    f"Binding {binding['name']!r}: D1 database {binding['id']!r} does not exist "
+                    "in this account (create it with `wrangler d1 create`)."
+                )
+            out.append({"name": binding["name"], "type": "d1", "id": binding["id"]})
             continue
         if binding["type"] in ("r2_bucket", "service"):
             out.append(_owned_target(conn, account_id, binding))

@@ -1,0 +1,374 @@
+"""D1 databases: one SQLite file per database under the data dir, rows in `d1_databases`.
+
+The account-scoped methods (the API) look the database up within the caller's account; the
+`*_bound` ones (the data plane) take the id the platform put in the binding. Limits depend on the
+owning account's kind: size of one database, time of one request, databases per account; its
+bytes count in the account's storage quota (`quotas.d1_bytes`), checked when a write grows the
+file. docs/d1.md describes the design.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from mayfly.errors import (
+    D1DatabaseNotFound,
+    D1NameExists,
+    QuotaExceeded,
+    ValidationError,
+)
+from mayfly.model import Account, AccountKind
+from mayfly.services.context import ServiceContext
+from mayfly.services.core import audit
+from mayfly.services.resources import d1_sql, quotas
+from mayfly.storage.tables import accounts, d1_databases
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+MAX_STATEMENTS = 10_000  # statements in one query body (a batch); a file may hold more
+MAX_SQL_BYTES = 100_000  # one statement, as D1
+
+
+@dataclass(frozen=True)
+class Target:
+    id: str
+    account_id: str
+    kind: AccountKind
+    size_bytes: int
+
+
+def check_name(name: Any) -> str:
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise ValidationError(
+            "A D1 database needs a name of 1-64 letters, digits, '-' and '_' "
+            "(starting with a letter or digit)."
+        )
+    return name
+
+
+def limits_for(ctx: ServiceContext, kind: AccountKind) -> d1_sql.Limits:
+    s = ctx.settings
+    if kind == "temporary":
+        return d1_sql.Limits(s.d1_max_database_bytes_temporary, s.d1_query_timeout_ms_temporary)
+    return d1_sql.Limits(s.d1_max_database_bytes_permanent, s.d1_query_timeout_ms_permanent)
+
+
+def statements_of(body: Any) -> list[d1_sql.Statement]:
+    """The statements of a query body: `{sql, params}` (sql may hold several statements) or
+    `{batch: [{sql, params}, …]}`."""
+    if not isinstance(body, dict):
+        raise ValidationError("A D1 query body is a JSON object with `sql` (or `batch`).")
+    if "batch" in body:
+        items = body["batch"]
+        if not isinstance(items, list) or not items:
+            raise ValidationError("`batch` is a non-empty list of {sql, params}.")
+        out = []
+        for item in items:
+            out.extend(statements_of(item if isinstance(item, dict) else None))
+        if len(out) > MAX_STATEMENTS:
+            raise ValidationError(f"A D1 request runs at most {MAX_STATEMENTS} statements.")
+        return out
+    sql, params = body.get("sql"), body.get("params")
+    if not isinstance(sql, str) or not sql.strip():
+        raise ValidationError("`sql` must be a non-empty string of SQL.")
+    if params is None:
+        params = []
+    if not isinstance(params, list):
+        raise ValidationError("`params` must be a list.")
+    texts = d1_sql.split_statements(sql)
+    if not texts:
+        raise ValidationError("`sql` holds no statement.")
+    if len(texts) > MAX_STATEMENTS:
+        raise ValidationError(f"A D1 request runs at most {MAX_STATEMENTS} statements.")
+    if params and len(texts) > 1:
+        raise ValidationError("`params` can only be used with a single statement.")
+    for text in texts:
+        if len(text.encode()) > MAX_SQL_BYTES:
+            raise ValidationError(f"A D1 statement is at most {MAX_SQL_BYTES} bytes.")
+    return [d1_sql.Statement(text, params if i == 0 else []) for i, text in enumerate(texts)]
+
+
+class D1Service:
+    def __init__(self, ctx: ServiceContext):
+        self.ctx = ctx
+        self.root = Path(ctx.settings.data_dir) / "d1"
+
+    def path(self, database_id: str) -> Path:
+        return self.root / f"{database_id}.sqlite3"
+
+    def files(self, database_id: str) -> list[Path]:
+        base = self.path(database_id)
+        return [base, base.with_name(base.name + "-wal"), base.with_name(base.name + "-shm")]
+
+    def delete_files(self, database_ids: list[str]) -> None:
+        for database_id in database_ids:
+            for file in self.files(database_id):
+                file.unlink(missing_ok=True)
+            for upload in self.uploads_dir().glob(f"{database_id}.*"):
+                upload.unlink(missing_ok=True)
+
+    def uploads_dir(self) -> Path:
+        return self.root / "uploads"
+
+    # -- databases -------------------------------------------------------------------------------
+
+    def _render(self, row: Any, full: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "uuid": row.id,
+            "name": row.name,
+            "created_at": row.created_at.isoformat().replace("+00:00", "Z"),
+            "version": "production",
+            "file_size": int(row.size_bytes),
+            "jurisdiction": None,
+        }
+        if full:
+            out["num_tables"] = self._num_tables(row.id)
+            out["running_in_region"] = "local"
+            out["read_replication"] = {"mode": "disabled"}
+        return out
+
+    def _num_tables(self, database_id: str) -> int:
+        if not self.path(database_id).exists():
+            return 0
+        conn = d1_sql.open_database(self.path(database_id))
+        try:
+            return int(
+                conn.execute(
+                    "SELECT count(*) FROM sqlite_master WHERE type='table' "
+                    "AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%'"
+                ).fetchone()[0]
+            )
+        finally:
+            conn.close()
+
+    def create_database(self, account: Account, name: Any, actor: str) -> dict[str, Any]:
+        name = check_name(name)
+        database_id = str(uuid.uuid4())
+        now = self.ctx.clock.now()
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            with self.ctx.db.begin() as conn:
+                limit = quotas.quota_for(self.ctx.settings, account.kind).d1_databases
+                try:
+                    quotas.require_count(
+                        account.kind,
+                        "D1 databases",
+                        quotas.count_d1_databases(conn, account.id),
+                        1,
+                        limit,
+                        "Delete a database you no longer need (`wrangler d1 delete`).",
+                    )
+                except QuotaExceeded as exc:
+                    raise QuotaExceeded(exc.message, code=7406) from exc
+                if self._by_name(conn, account.id, name) is not None:
+                    raise D1NameExists("A database with that name already exists")
+                conn.execute(
+                    insert(d1_databases).values(
+                        id=database_id,
+                        account_id=account.id,
+                        name=name,
+                        created_at=now,
+                        size_bytes=0,
+                    )
+                )
+                audit.record(
+                    conn, account.id, "d1.database_created", actor, now, database_id=database_id
+                )
+        except IntegrityError as exc:
+            raise D1NameExists("A database with that name already exists") from exc
+        d1_sql.open_database(self.path(database_id)).close()
+        row = self._row_by_id(database_id)
+        answer = self._render(row)
+        answer["created_in_region"] = "local"
+        return answer
+
+    @staticmethod
+    def _by_name(conn: Connection, account_id: str, name: str) -> Any:
+        return conn.execute(
+            select(d1_databases).where(
+                d1_databases.c.account_id == account_id, d1_databases.c.name == name
+            )
+        ).first()
+
+    def _row_by_id(self, database_id: str) -> Any:
+        with self.ctx.db.read() as conn:
+            return conn.execute(select(d1_databases).where(d1_databases.c.id == database_id)).one()
+
+    def list_databases(self, account: Account, name: str = "") -> list[dict[str, Any]]:
+        query = select(d1_databases).where(d1_databases.c.account_id == account.id)
+        if name:
+            query = query.where(d1_databases.c.name == name)
+        with self.ctx.db.read() as conn:
+            rows = conn.execute(query.order_by(d1_databases.c.created_at, d1_databases.c.id)).all()
+        return [self._render(r) for r in rows]
+
+    def _database(self, conn: Connection, account: Account, id_or_name: str) -> Any:
+        """By UUID or by name (wrangler looks databases up by either), within the account."""
+        row = conn.execute(
+            select(d1_databases).where(
+                d1_databases.c.account_id == account.id,
+                or_(d1_databases.c.id == id_or_name, d1_databases.c.name == id_or_name),
+            )
+        ).first()
+        if row is None:
+            raise D1DatabaseNotFound(f"The database {id_or_name} could not be found")
+        return row
+
+    def get_database(self, account: Account, id_or_name: str) -> dict[str, Any]:
+        with self.ctx.db.read() as conn:
+            row = self._database(conn, account, id_or_name)
+        return self._render(row, full=True)
+
+    def delete_database(self, account: Account, id_or_name: str, actor: str) -> None:
+        with self.ctx.db.begin() as conn:
+            row = self._database(conn, account, id_or_name)
+            conn.execute(delete(d1_databases).where(d1_databases.c.id == row.id))
+            audit.record(
+                conn,
+                account.id,
+                "d1.database_deleted",
+                actor,
+                self.ctx.clock.now(),
+                database_id=row.id,
+            )
+        self.delete_files([row.id])
+
+    # -- queries ---------------------------------------------------------------------------------
+
+    def _target(self, database_id: str, account: Account | None) -> Target:
+        query = (
+            select(d1_databases.c.id, d1_databases.c.account_id, d1_databases.c.size_bytes)
+            .add_columns(accounts.c.kind)
+            .join(accounts, accounts.c.id == d1_databases.c.account_id)
+            .where(d1_databases.c.id == database_id)
+        )
+        if account is not None:
+            query = query.where(d1_databases.c.account_id == account.id)
+        with self.ctx.db.read() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            raise D1DatabaseNotFound(f"The database {database_id} could not be found")
+        kind: AccountKind = "permanent" if row.kind == "permanent" else "temporary"
+        return Target(row.id, row.account_id, kind, int(row.size_bytes))
+
+    def resolve(self, account: Account, id_or_name: str) -> str:
+        with self.ctx.db.read() as conn:
+            return str(self._database(conn, account, id_or_name).id)
+
+    def query(
+        self, account: Account, id_or_name: str, body: Any, raw: bool = False
+    ) -> list[dict[str, Any]]:
+        statements = statements_of(body)
+        target = self._target(self.resolve(account, id_or_name), account)
+        return self._run(target, statements, raw)
+
+    def query_bound(self, database_id: str, body: Any, raw: bool = False) -> list[dict[str, Any]]:
+        """A binding's request: the platform fixed the database id."""
+        statements = statements_of(body)
+        return self._run(self._target(database_id, None), statements, raw)
+
+    def _run(
+        self, target: Target, statements: list[d1_sql.Statement], raw: bool
+    ) -> list[dict[str, Any]]:
+        path = self.path(target.id)
+        if not path.exists():
+            raise D1DatabaseNotFound(f"The database {target.id} could not be found")
+
+        def admit_growth(growth: int) -> None:
+            now = int(self.ctx.clock.now().timestamp())
+            with self.ctx.db.read() as conn:
+                quotas.require_bytes(
+                    conn, self.ctx.settings, target.account_id, target.kind, growth, now
+                )
+
+        results, before, after = d1_sql.run(
+            path, statements, limits_for(self.ctx, target.kind), raw=raw, admit_growth=admit_growth
+        )
+        if after != before or after != target.size_bytes:
+            with self.ctx.db.begin() as conn:
+                conn.execute(
+                    update(d1_databases)
+                    .where(d1_databases.c.id == target.id)
+                    .values(size_bytes=after)
+                )
+        return results
+
+    def exec_bound(self, database_id: str, sql: Any) -> dict[str, Any]:
+        """`db.exec(sql)`: every statement, no parameters; D1 answers the count and time."""
+        started = time.perf_counter()
+        results = self.query_bound(database_id, {"sql": sql})
+        return {"count": len(results), "duration": (time.perf_counter() - started) * 1000}
+
+    # -- export and import -----------------------------------------------------------------------
+
+    def dump(self, database_id: str, options: dict[str, Any]) -> Iterator[str]:
+        """The database as SQL (an export signed for this id: the caller checked the account)."""
+        self._target(database_id, None)
+        tables = options.get("tables") or []
+        if not isinstance(tables, list) or not all(isinstance(t, str) for t in tables):
+            raise ValidationError("dump_options.tables must be a list of table names.")
+        return d1_sql.dump(
+            self.path(database_id),
+            no_schema=bool(options.get("no_schema")),
+            no_data=bool(options.get("no_data")),
+            tables=tables,
+        )
+
+    def upload_path(self, database_id: str, etag: str) -> Path:
+        return self.uploads_dir() / f"{database_id}.{etag}.sql"
+
+    def import_file(self, account: Account, id_or_name: str, etag: str) -> dict[str, Any]:
+        """Run an uploaded SQL file (all or nothing) and delete it; D1's import result."""
+        database_id = self.resolve(account, id_or_name)
+        upload = self.upload_path(database_id, etag)
+        if not upload.exists():
+            raise ValidationError("No file was uploaded for this import (or it was already run).")
+        try:
+            sql = upload.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValidationError("The SQL file is not UTF-8 text.") from exc
+        finally:
+            upload.unlink(missing_ok=True)
+        texts = d1_sql.split_statements(sql)
+        target = self._target(database_id, account)
+        started = time.perf_counter()
+        results = self._run(target, [d1_sql.Statement(t, []) for t in texts], raw=False)
+        duration = (time.perf_counter() - started) * 1000
+        meta = {
+            "duration": duration,
+            "rows_read": sum(r["meta"]["rows_read"] for r in results),
+            "rows_written": sum(r["meta"]["rows_written"] for r in results),
+            "changes": sum(r["meta"]["changes"] for r in results),
+            "size_after": results[-1]["meta"]["size_after"] if results else target.size_bytes,
+            "changed_db": any(r["meta"]["changed_db"] for r in results),
+        }
+        bookmark = self.bookmark(database_id)
+        return {
+            "success": True,
+            "type": "import",
+            "at_bookmark": bookmark,
+            "status": "complete",
+            "messages": [f"Executed {len(texts)} queries."],
+            "errors": [],
+            "result": {
+                "success": True,
+                "num_queries": len(texts),
+                "final_bookmark": bookmark,
+                "meta": meta,
+            },
+        }
+
+    def bookmark(self, database_id: str) -> str:
+        """A stand-in for D1's time-travel bookmark: the file's size and modification time."""
+        stat = self.path(database_id).stat()
+        digest = hashlib.sha256(f"{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
+        return f"{digest[:8]}-{digest[8:16]}-{digest[16:24]}-{digest[24:56]}"
