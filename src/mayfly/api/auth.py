@@ -9,14 +9,12 @@ from starlette.requests import Request
 
 from mayfly.errors import InvalidToken, Suspended
 from mayfly.model import Account, Principal
-from mayfly.services.container import Services
+from mayfly.services.container import services_of
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def services(request: Request) -> Services:
-    svc: Services = request.app.state.services
-    return svc
+services = services_of  # the Services this request's app was built with
 
 
 def bearer_token(request: Request) -> str:

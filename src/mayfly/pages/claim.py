@@ -19,9 +19,9 @@ from mayfly.pages.web import (
     redirect,
     render,
     services,
-    visitor,
+    signed_in_user,
 )
-from mayfly.services.identity.users import MIN_PASSWORD, User
+from mayfly.services.identity.users import MIN_PASSWORD
 from mayfly.services.temporary.claims import (
     AlreadyClaimed,
     ClaimLinkExpired,
@@ -55,11 +55,6 @@ def claim_error(request: Request, exc: MayflyError) -> Response:
     )
 
 
-async def _user(request: Request) -> User | None:
-    who = await visitor(request)
-    return who.session.user if who.session else None
-
-
 @page
 async def claim_page(request: Request) -> Response:
     return await _claim_page(request)
@@ -71,7 +66,7 @@ async def _claim_page(request: Request, status: int = 200, error: str = "") -> R
         view = await asyncio.to_thread(svc.claims.inspect, _token(request))
     except (ClaimLinkUnknown, ClaimLinkExpired, AlreadyClaimed) as exc:
         return claim_error(request, exc)
-    user = await _user(request)
+    user = await signed_in_user(request)
     targets = []
     if user is not None:
         owned = await asyncio.to_thread(svc.memberships.accounts_of, user.id)
@@ -109,7 +104,7 @@ def _move_page(request: Request, plan: MovePlan, status: int = 200, error: str =
 
 @page
 async def move_preview(request: Request) -> Response:
-    user = await _user(request)
+    user = await signed_in_user(request)
     if user is None:
         return login_redirect(request)
     try:

@@ -11,20 +11,24 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mayfly.errors import MayflyError, ValidationError
-from mayfly.pages.web import field, form, login_redirect, page, redirect, render, services, visitor
+from mayfly.pages.web import (
+    field,
+    form,
+    login_redirect,
+    page,
+    redirect,
+    render,
+    services,
+    signed_in_user,
+)
 from mayfly.services.identity.users import User
 
 EXPIRY_CHOICES = [("", "Never"), ("7", "7 days"), ("30", "30 days"), ("90", "90 days")]
 
 
-async def _user(request: Request) -> User | None:
-    who = await visitor(request)
-    return who.session.user if who.session else None
-
-
 @page
 async def dashboard(request: Request) -> Response:
-    user = await _user(request)
+    user = await signed_in_user(request)
     if user is None:
         return login_redirect(request)
     svc = services(request)
@@ -93,7 +97,7 @@ async def _account_page(
 
 @page
 async def account_page(request: Request) -> Response:
-    user = await _user(request)
+    user = await signed_in_user(request)
     if user is None:
         return login_redirect(request)
     return await _account_page(request, user, request.path_params["account_id"])

@@ -26,8 +26,9 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from mayfly.errors import MayflyError
 from mayfly.model import as_utc
-from mayfly.services.container import Services
+from mayfly.services.container import services_of
 from mayfly.services.identity.sessions import Session
+from mayfly.services.identity.users import User
 
 log = logging.getLogger("mayfly.pages")
 HERE = Path(__file__).parent
@@ -84,9 +85,7 @@ templates.filters["left"] = _left
 templates.filters["detail"] = _detail
 
 
-def services(request: Request) -> Services:
-    svc: Services = request.app.state.services
-    return svc
+services = services_of  # the Services this request's app was built with
 
 
 def _secure(request: Request) -> bool:
@@ -109,6 +108,12 @@ class Visitor:
     @property
     def binding(self) -> str:
         return ("s:" + self.session_id) if self.session else ("a:" + self.anon_id)
+
+
+async def signed_in_user(request: Request) -> User | None:
+    """The signed-in person, or None (a visitor without a session)."""
+    who = await visitor(request)
+    return who.session.user if who.session else None
 
 
 async def visitor(request: Request) -> Visitor:
