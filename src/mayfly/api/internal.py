@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mayfly.api import internal_r2
+from mayfly.api import internal_d1, internal_r2
 from mayfly.api.auth import services
 from mayfly.errors import MayflyError, PayloadTooLarge
 from mayfly.services.container import Services
@@ -183,6 +183,7 @@ def build_internal_app(services: Services, secret: str) -> ASGIApp:
             Route("/internal/v1/kv/{namespace_id}/keys", kv_keys, methods=["GET"]),
             *internal_r2.routes,
             Route("/internal/v1/services/{script_id}", service_host, methods=["GET"]),
+            *internal_d1.routes,
             Route("/internal/v1/tail-events", tail_events, methods=["POST"]),
             Route("/internal/v1/assets/{account_id}/{hash}", asset, methods=["GET"]),
             Route("/internal/v1/health", health, methods=["GET"]),

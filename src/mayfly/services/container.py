@@ -14,6 +14,7 @@ from mayfly.services.identity.tokens import TokenService
 from mayfly.services.identity.user_tokens import UserTokenService
 from mayfly.services.identity.users import UserService
 from mayfly.services.resources.assets import AssetService
+from mayfly.services.resources.d1 import D1Service
 from mayfly.services.resources.kv import KVService
 from mayfly.services.resources.r2 import R2Service
 from mayfly.services.resources.r2_multipart import R2Multipart
@@ -39,6 +40,7 @@ class Services:
     kv: KVService
     r2: R2Service
     r2_multipart: R2Multipart
+    d1: D1Service
     tails: TailService
     reaper: Reaper
     users: UserService
@@ -68,6 +70,7 @@ class Services:
             kv=KVService(ctx),
             r2=r2,
             r2_multipart=R2Multipart(r2),
+            d1=D1Service(ctx),
             reaper=Reaper(ctx),
             users=UserService(ctx),
             sessions=SessionService(ctx),
