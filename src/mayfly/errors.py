@@ -118,12 +118,6 @@ class QuotaExceeded(MayflyError):
     code, status = 10440, 413
 
 
-class EventClosed(MayflyError):
-    """An event code that can provision no more: its accounts are used up, or it ended."""
-
-    code, status = 10450, 403
-
-
 # An event code that provisions no account: Cloudflare's codes, which wrangler's --event-code maps
 # to one clear line ("The event code was not found.", "This event has ended.", "This event has no
 # temporary accounts remaining.").

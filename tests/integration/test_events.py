@@ -78,10 +78,10 @@ def test_an_event_of_three_accounts_from_one_address(
         deploy(client, result["account"]["id"], result["account"]["apiToken"])
     fourth = provision_with(client, code)
     assert fourth.status_code == 403
-    assert fourth.json()["errors"][0]["code"] == 10450
+    assert fourth.json()["errors"][0]["code"] == 1040  # Cloudflare's: wrangler names it
     assert "no temporary accounts left" in fourth.json()["errors"][0]["message"]
     unknown = provision_with(client, "EVT-NOPE")
-    assert unknown.status_code == 404
+    assert unknown.status_code == 404 and unknown.json()["errors"][0]["code"] == 1036
     # Event accounts did not use the address's room: its last account is still there.
     provision(client)
     with platform.db.read() as conn:
@@ -117,7 +117,7 @@ def test_an_event_of_three_accounts_from_one_address(
         )
         assert gone.status_code == 401 and gone.json()["errors"][0]["code"] == 10001
     again = provision_with(client, code)
-    assert again.status_code == 403 and again.json()["errors"][0]["code"] == 10450
+    assert again.status_code == 403 and again.json()["errors"][0]["code"] == 1038
     assert admin(settings, "list")["events"][0]["state"] == "ended"
 
 
@@ -166,7 +166,7 @@ def test_mayfly_deploy_temporary_event(
     assert code == 1 and body["error"]["code"] == "event_conflict"
     second = Mayfly(transport, tmp_path / "two")
     code, body = second.json("deploy", "--temporary", "--event", created["code"])
-    assert code == 1 and body["error"]["code"] == 10450
+    assert code == 1 and body["error"]["code"] == 1040
     assert not second.cache_file.exists()
 
 
@@ -180,5 +180,5 @@ def test_a_code_past_its_expires_at_provisions_nothing(
     assert provision_with(client, code).status_code == 200
     clock.advance(3601)
     late = provision_with(client, code)
-    assert late.status_code == 403 and late.json()["errors"][0]["code"] == 10450
+    assert late.status_code == 403 and late.json()["errors"][0]["code"] == 1038
     assert "has ended" in late.json()["errors"][0]["message"]

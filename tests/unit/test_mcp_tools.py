@@ -13,9 +13,11 @@ import pytest
 from mcp import Client
 from mcp.types import CallToolResult
 
+from mayfly.app import Platform
 from mayfly.mcp.backend import Backend
 from mayfly.mcp.http import bearer
 from mayfly.mcp.server import build_server
+from tests.unit.cli_support import API, app_transport
 
 TOOLS = {
     "deploy",
@@ -55,8 +57,9 @@ def test_every_tool_has_input_and_output_schemas(tmp_path: Path) -> None:
             assert tool.input_schema["type"] == "object"
             assert tool.output_schema is not None, tool.name
         deploy = tools["deploy"].input_schema["properties"]
-        assert set(deploy) == {"path", "files", "name", "main", "temporary"}
+        assert set(deploy) == {"path", "files", "name", "main", "temporary", "event"}
         assert deploy["temporary"]["default"] is True
+        assert "event code" in deploy["event"]["description"]
         output = tools["deploy"].output_schema or {}
         assert set(output["properties"]) >= {
             "url",
@@ -116,6 +119,44 @@ def test_failures_carry_a_code_and_the_server_answers_on(tmp_path: Path) -> None
         assert len((await client.list_tools()).tools) == len(TOOLS)
 
     with_client(Backend(UNREACHABLE, directory=tmp_path), scenario)
+
+
+def test_deploy_with_an_event_code(platform: Platform, tmp_path: Path) -> None:
+    """`event` as `mayfly deploy --temporary --event`: the event's account, once per event."""
+    events = platform.services.provisioning.events
+    room = events.create("Room", 1, 600, organiser_email="org@example.com")
+    files = {"index.js": "export default { fetch() { return new Response('hi') } }"}
+    arguments = {"files": files, "name": "w", "event": room.code}
+
+    def refused(backend: Backend, arguments: dict[str, Any], code: int | str) -> None:
+        async def scenario(client: Client) -> None:
+            error = error_of(await client.call_tool("deploy", arguments))
+            assert error["code"] == code, error
+
+        with_client(backend, scenario)
+
+    with app_transport(platform.public_app()) as transport:
+        first = Backend(API, directory=tmp_path / "one", transport=transport)
+
+        async def deploys(client: Client) -> None:
+            result = await client.call_tool("deploy", arguments)
+            assert not result.is_error, result
+            assert isinstance(result.structured_content, dict)
+            assert result.structured_content["created_or_reused"] == "created"
+            [view] = events.organised_by("org@example.com")
+            assert [a.account.id for a in view.accounts] == [
+                result.structured_content["account_id"]
+            ]
+
+        with_client(first, deploys)
+        # The account is cached now: an event code would not apply to it, so nothing is made.
+        refused(first, arguments, "event_conflict")
+        second = Backend(API, directory=tmp_path / "two", transport=transport)
+        refused(second, {**arguments, "temporary": False}, "invalid_arguments")
+        refused(second, arguments, 1040)  # the event's one account is used
+        with_token = Backend(API, token="mfp_x", directory=tmp_path / "three", transport=transport)
+        refused(with_token, arguments, "event_conflict")
+    assert [e.accounts_used for e in events.list_all() if e.id == room.id] == [1]
 
 
 def test_remote_backend_refuses_paths_on_the_server(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from mayfly.project import (
 )
 from mayfly.sdk import (
     AccountInfo,
+    Credentials,
     Deployer,
     KVBinding,
     Listener,
@@ -54,7 +55,10 @@ class Backend(KvTools):
         name: str | None = None,
         main: str | None = None,
         temporary: bool = True,
+        event: str | None = None,
     ) -> dict[str, Any]:
+        """`event`: an event code (`mayfly admin event create`) for the temporary account this
+        deploy creates, as `mayfly deploy --temporary --event CODE`."""
         if (path is None) == (files is None):
             raise ToolFailure("Pass exactly one of `path` (a project directory) and `files`.")
         if files is not None:
@@ -66,7 +70,7 @@ class Backend(KvTools):
                     # Without it, a wrangler file in a parent of the temporary directory counts.
                     (root / "wrangler.json").write_text(json.dumps({"name": name, "main": main}))
                 project = load_project(root, name=name, main=main)
-                return self._deploy_project(project, listener, temporary)
+                return self._deploy_project(project, listener, temporary, event)
         assert path is not None
         if self.remote:
             raise ToolFailure(
@@ -77,11 +81,16 @@ class Backend(KvTools):
         if not root.is_dir():
             raise ToolFailure(f"{path} is not a directory.", code="project_invalid")
         project = load_project(root, name=name, main=main)
-        return self._deploy_project(project, listener, temporary)
+        return self._deploy_project(project, listener, temporary, event)
 
     def _deploy_project(
-        self, project: Project, listener: Listener, temporary: bool
+        self, project: Project, listener: Listener, temporary: bool, event: str | None
     ) -> dict[str, Any]:
+        resolution = self.resolution()
+        credentials = resolution.credentials
+        source = credentials.source if credentials else None
+        if event:
+            self._check_event(temporary, credentials)
         if self.remote:
             confine(project)
         bundler = no_bundling if self.remote else None
@@ -96,8 +105,6 @@ class Backend(KvTools):
             compatibility_flags=project.compatibility_flags,
             bindings=tuple(project.bindings()),
         )
-        resolution = self.resolution()
-        source = resolution.credentials.source if resolution.credentials else None
         temporary = temporary and not self.remote and source in (None, "temporary")
         with self.client() as client:
             deployer = Deployer(client, self.cache, listener, self.clock)
@@ -110,6 +117,7 @@ class Backend(KvTools):
                 kv=[KVBinding(k.binding, k.id) for k in project.kv_namespaces],
                 assets=asset_upload(manifest) if manifest is not None else None,
                 crons=project.crons,
+                event_code=event or None,
             )
         with self._lock:
             self.last_worker = deployment.script
@@ -128,6 +136,31 @@ class Backend(KvTools):
             "created_or_reused": created_or_reused,
             "messages": [*project.warnings, *deployment.notices, *deployment.messages],
         }
+
+    def _check_event(self, temporary: bool, credentials: Credentials | None) -> None:
+        """An event code applies to a temporary account this deploy creates, and only to one."""
+        if self.remote:
+            raise ToolFailure(
+                "`event` is for a new temporary account, which /mcp never creates: its accounts "
+                "are the bearer token's.",
+                code="event_conflict",
+            )
+        if not temporary:
+            raise ToolFailure(
+                "`event` needs temporary=true: it applies to a new temporary account."
+            )
+        if credentials is not None and credentials.temporary is not None:
+            raise ToolFailure(
+                f"A temporary account is already cached ({credentials.temporary.name}); `event` "
+                "only applies when a new one is created. Deploy without `event` to reuse it.",
+                code="event_conflict",
+            )
+        if credentials is not None:
+            raise ToolFailure(
+                f"`event` is for a new temporary account, but credentials are set "
+                f"({credentials.source}); unset them to use the event, or deploy without `event`.",
+                code="event_conflict",
+            )
 
     # -- the account ----------------------------------------------------------------------------
 

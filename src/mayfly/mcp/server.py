@@ -240,12 +240,26 @@ def build_server(backend_for: BackendFor) -> MCPServer:
         temporary: Annotated[
             bool, Field(description="Create a temporary account when there are no credentials.")
         ] = True,
+        event: Annotated[
+            str | None,
+            Field(
+                description="An event code from an organiser: the new temporary account counts "
+                "against the event's budget instead of this address's limit and lives for the "
+                "event's TTL (as `mayfly deploy --temporary --event CODE`)."
+            ),
+        ] = None,
     ) -> DeployResult:
         backend = backend_for(ctx)
         listener = ProgressListener(ctx)
         result = await in_thread(
             lambda: backend.deploy(
-                listener, path=path, files=files, name=name, main=main, temporary=temporary
+                listener,
+                path=path,
+                files=files,
+                name=name,
+                main=main,
+                temporary=temporary,
+                event=event,
             )
         )
         result["messages"] = [*listener.notices, *result["messages"]]

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from mayfly.errors import EventClosed, NotFound, ValidationError
+from mayfly.errors import EventEnded, EventExhausted, EventNotFound, NotFound, ValidationError
 from mayfly.model import Account, as_utc, iso_seconds
 from mayfly.services.context import ServiceContext
 from mayfly.services.core import audit
@@ -113,10 +113,10 @@ def take_account(conn: Connection, code: str, now: datetime) -> Event:
     code = normalise_code(code)
     row = conn.execute(select(events).where(events.c.code == code[:MAX_CODE])).first()
     if row is None:
-        raise NotFound("The event code was not found. Check it and try again.")
+        raise EventNotFound("The event code was not found. Check it and try again.")
     event = _event(row)
     if event.state(now) in ("ended", "expired"):
-        raise EventClosed(f"The event {event.name} has ended; its code provisions no accounts.")
+        raise EventEnded(f"The event {event.name} has ended; its code provisions no accounts.")
     taken = conn.execute(
         update(events)
         .where(
@@ -127,7 +127,7 @@ def take_account(conn: Connection, code: str, now: datetime) -> Event:
         .values(accounts_used=events.c.accounts_used + 1)
     ).rowcount
     if taken != 1:
-        raise EventClosed(
+        raise EventExhausted(
             f"The event {event.name} has no temporary accounts left "
             f"({event.accounts_max} were provisioned); ask its organiser."
         )
