@@ -78,6 +78,8 @@ class Platform:
             clock=clock or SystemClock(),
         )
         services = Services.build(ctx)
+        if not db.is_sqlite:  # replicas share per-address limits through the database
+            _share_limiters(services)
         ctx.metrics.watch_pools({"write": db.engine, "read": db.read_engine})
         ctx.metrics.watch_reaper_lag(services.reaper.lag_seconds)
         ctx.metrics.watch_pow(
@@ -192,6 +194,10 @@ class Platform:
         self.cluster = Cluster(
             self.db, self.settings.role, channel, ack_timeout=self.settings.ack_timeout
         )
+        if self.settings.serves_api:  # tails opened here get events posted to other replicas
+            from mayfly.services.operations.cluster_tails import ClusterTails
+
+            ClusterTails(self.cluster, self.services.tails.hub).install()
         await self.cluster.start()
         self.set_invalidator(ClusterInvalidator(None, self.cluster))
 
@@ -259,6 +265,15 @@ class Platform:
             await self.services.ctx.invalidator.invalidate(hosts)
         except Exception:
             log.exception("could not invalidate the routes of quarantined Workers %s", hosts)
+
+
+def _share_limiters(services: Services) -> None:
+    from mayfly.services.core.shared_limits import SharedHits
+    from mayfly.services.operations.cluster import create_tables
+
+    create_tables(services.ctx.db)
+    for name, limiter in Housekeeper(services).named_limiters.items():
+        limiter.share(SharedHits(services.ctx.db, name))
 
 
 def _uvicorn(

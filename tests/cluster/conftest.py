@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -37,7 +38,17 @@ class Node:
     env: dict[str, str]
     port: int  # the public API's (replicas) or the Workers listener's (data-plane nodes)
     internal_port: int = 0
+    metrics_port: int = 0
     process: subprocess.Popen[bytes] | None = None
+
+    def metric(self, name: str) -> float:
+        """The sum of a Prometheus metric's samples on this replica's --metrics-port."""
+        page = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in page.splitlines()
+            if line.startswith(name) and not line.startswith("#")
+        )
 
     def start(self) -> None:
         with self.log_path.open("ab") as log:
@@ -120,7 +131,7 @@ class Cluster:
         ]
 
     def add_api(self, name: str, *, secret_key: str | None = None) -> Node:
-        port, internal = free_port(), free_port()
+        port, internal, metrics = free_port(), free_port(), free_port()
         args = self.serve_args(
             "api",
             self.root / name,
@@ -134,9 +145,22 @@ class Cluster:
             "1",
             "--cron-tick",
             "1",
+            "--metrics-port",
+            str(metrics),
         )
         node = Node(name, args, self.root / f"{name}.log", clean_environment(), port, internal)
+        node.metrics_port = metrics
         return node
+
+    def sql(self, statement: str, **params: object) -> list[Any]:
+        """A statement on the cluster's schema (tests move time by moving stored instants)."""
+        engine = create_engine(self.database_url)
+        try:
+            with engine.begin() as conn:
+                result = conn.execute(text(statement), params)
+                return list(result.all()) if result.returns_rows else []
+        finally:
+            engine.dispose()
 
     def add_plane(self, name: str) -> Node:
         port = free_port()

@@ -6,11 +6,16 @@ deploys (NOTIFY + acknowledgements), secrets (the shared platform key), KV, tail
 
 from __future__ import annotations
 
+import json
+from urllib.parse import urlsplit
+
 import httpx
 import pytest
+from websockets.sync.client import connect
 
-from tests.cluster.conftest import Cluster, Node
+from tests.cluster.conftest import Cluster, Node, wait_for
 from tests.conftest import auth, provision, upload_body
+from tests.integration.test_claim_support import Web, claim_path
 
 pytestmark = [pytest.mark.cluster, pytest.mark.postgres]
 
@@ -94,3 +99,165 @@ def test_a_replica_with_another_platform_key_refuses_to_start(cluster: Cluster) 
     assert rogue.process is not None
     assert rogue.process.wait(timeout=60) == 2
     assert "is not the one this database was set up with" in rogue.log()
+
+
+LOGGER = (
+    b"export default { async fetch(request) {"
+    b" console.log('seen ' + new URL(request.url).pathname); return new Response('ok'); } };"
+)
+
+
+def test_a_tail_opened_on_one_replica_gets_events_whichever_replica_the_nodes_report_to(
+    cluster: Cluster,
+) -> None:
+    with replica(cluster, 0) as one, replica(cluster, 1) as two:
+        account = provision(one)["account"]
+        token = auth(account["apiToken"])
+        deployed = two.put(
+            f"accounts/{account['id']}/workers/scripts/logger",
+            headers=token,
+            **upload_body(modules={"index.js": (LOGGER, "application/javascript+module")}),
+        )
+        assert deployed.status_code == 200, deployed.text
+        host = f"logger.{account['name']}.localhost"
+        assert cluster.worker(host).status_code == 200  # cached on a node before the tail
+        created = one.post(
+            f"accounts/{account['id']}/workers/scripts/logger/tails", headers=token, json={}
+        )
+        assert created.status_code == 200, created.text
+        # The session was opened on replica 1; its WebSocket reaches replica 2 (it moves there).
+        url = urlsplit(created.json()["result"]["url"])
+        ws_url = url._replace(netloc=f"127.0.0.1:{cluster.apis[1].port}").geturl()
+        with connect(ws_url, subprotocols=["trace-v1"]) as ws:
+            ws.send(json.dumps({"debug": False}))
+            # Each node posts its events to whichever replica HAProxy picks.
+            paths = [f"/r{i}" for i in range(8)]
+            for i, path in enumerate(paths):
+                plane = cluster.planes[i % 2]
+                assert cluster.worker(host, via=plane.port, path=path).status_code == 200
+            seen: set[str] = set()
+            while len(seen) < len(paths):
+                event = json.loads(ws.recv(timeout=20))
+                for entry in event["logs"]:
+                    seen.add(entry["message"][0])
+            assert seen == {f"seen {p}" for p in paths}
+        deleted = two.delete(
+            f"accounts/{account['id']}/workers/scripts/logger/tails/{created.json()['result']['id']}",
+            headers=token,
+        )
+        assert deleted.status_code in (200, 404)
+
+
+def test_the_reapers_of_both_replicas_delete_each_expired_account_once(cluster: Cluster) -> None:
+    before = sum(api.metric("mayfly_reaper_accounts_deleted_total") for api in cluster.apis)
+    with httpx.Client(base_url=cluster.api_url + "/client/v4/", timeout=60) as api:
+        accounts = [provision(api)["account"] for _ in range(12)]
+        for account in accounts[:4]:
+            deploy(api, account, "doomed", "bye")
+    ids = [a["id"] for a in accounts]
+    # Both replicas reap every second; all twelve expire at once.
+    cluster.sql(
+        "UPDATE accounts SET expires_at = now() - interval '1 second' WHERE id = ANY(:ids)",
+        ids=ids,
+    )
+
+    def gone() -> bool:
+        left = cluster.sql("SELECT count(*) FROM accounts WHERE id = ANY(:ids)", ids=ids)
+        return bool(left[0][0] == 0)
+
+    wait_for("the expired accounts reaped", gone, timeout=60, logs=cluster.logs)
+    after = sum(api.metric("mayfly_reaper_accounts_deleted_total") for api in cluster.apis)
+    assert after - before == len(ids)
+    host = f"doomed.{accounts[0]['name']}.localhost"
+    assert [cluster.worker(host, via=n.port).status_code for n in cluster.planes] == [410, 410]
+
+
+SCHEDULED = (
+    b"export default {"
+    b" async fetch() { return new Response('ok'); },"
+    b" async scheduled(event, env) {"
+    b"  await env.KV.put('run-' + event.scheduledTime + '-' + crypto.randomUUID(), '1'); } };"
+)
+
+
+def test_a_due_cron_trigger_runs_once_across_both_data_plane_nodes(cluster: Cluster) -> None:
+    with httpx.Client(base_url=cluster.api_url + "/client/v4/", timeout=60) as api:
+        account = provision(api)["account"]
+        token = auth(account["apiToken"])
+        base = f"accounts/{account['id']}"
+        ns = api.post(f"{base}/storage/kv/namespaces", headers=token, json={"title": "c"})
+        ns_id = ns.json()["result"]["id"]
+        deployed = api.put(
+            f"{base}/workers/scripts/ticker",
+            headers=token,
+            **upload_body(
+                modules={"index.js": (SCHEDULED, "application/javascript+module")},
+                bindings=[{"type": "kv_namespace", "name": "KV", "namespace_id": ns_id}],
+            ),
+        )
+        assert deployed.status_code == 200, deployed.text
+        put = api.put(
+            f"{base}/workers/scripts/ticker/schedules", headers=token, json=[{"cron": "* * * * *"}]
+        )
+        assert put.status_code == 200, put.text
+
+        def runs() -> list[str]:
+            answer = api.get(
+                f"{base}/storage/kv/namespaces/{ns_id}/keys?prefix=run-", headers=token
+            )
+            return [k["name"] for k in answer.json()["result"]]
+
+        # Both nodes' schedulers tick every second; each forced due time must run exactly once.
+        forced = []
+        for minutes in range(5, 9):
+            row = cluster.sql(
+                "UPDATE worker_schedules SET next_run_at = date_trunc('minute', now()) "
+                "- make_interval(mins => :m) WHERE account_id = :a RETURNING next_run_at",
+                m=minutes,
+                a=account["id"],
+            )
+            due_ms = round(row[0][0].timestamp() * 1000)
+            forced.append(due_ms)
+            wait_for(
+                f"the run due at {due_ms}",
+                lambda due=due_ms: any(k.startswith(f"run-{due}-") for k in runs()),
+                timeout=30,
+                logs=cluster.logs,
+            )
+        keys = runs()
+        by_time: dict[str, int] = {}
+        for key in keys:
+            due = key.split("-")[1]
+            by_time[due] = by_time.get(due, 0) + 1
+        assert all(by_time[str(due)] == 1 for due in forced), by_time
+        assert set(by_time.values()) == {1}, by_time
+
+
+def test_a_claim_across_replicas_keeps_the_workers_served_on_both_nodes(cluster: Cluster) -> None:
+    with replica(cluster, 0) as one, replica(cluster, 1) as two:
+        created = provision(one)
+        account = created["account"]
+        deploy(one, account, "kept", "mine")
+        host = f"kept.{account['name']}.localhost"
+        assert [t.split()[0] for t in on_every_node(cluster, host)] == ["mine", "mine"]
+        path = claim_path(created)
+        # Signed up on replica 2; its session cookie is honoured by replica 1 (one platform key).
+        with (
+            httpx.Client(base_url=cluster.apis[1].url, follow_redirects=False) as b2,
+            httpx.Client(base_url=cluster.apis[0].url, follow_redirects=False) as b1,
+        ):
+            web2 = Web(b2)  # type: ignore[arg-type]
+            signed = web2.signup("owner@example.com", next_url=path)
+            assert signed.status_code == 303, signed.text
+            web1 = Web(b1)  # type: ignore[arg-type]
+            b1.cookies = b2.cookies
+            page = web1.get(path)
+            assert "Keep it as a new account" in page.text, page.text
+            claimed = web1.post(path, {"action": "keep"})
+            assert claimed.status_code == 303, claimed.text
+        for api in (one, two):
+            refused = api.get("accounts", headers=auth(account["apiToken"]))
+            assert refused.json()["errors"][0]["code"] == 10002
+        assert [t.split()[0] for t in on_every_node(cluster, host)] == ["mine", "mine"]
+        rows = cluster.sql("SELECT kind, expires_at FROM accounts WHERE id = :a", a=account["id"])
+        assert rows == [("permanent", None)]

@@ -60,7 +60,10 @@ async def delete_tail(request: Request) -> Response:
 
 async def tail_socket(websocket: WebSocket) -> None:
     svc = websocket.app.state.services
-    session = svc.tails.hub.by_token(websocket.path_params["token"], svc.ctx.clock.now())
+    token, now = websocket.path_params["token"], svc.ctx.clock.now()
+    session = svc.tails.hub.by_token(token, now)
+    if session is None:  # with replicas: a session opened on another one moves here
+        session = await asyncio.to_thread(svc.tails.hub.adopt, token, now)
     if session is None or session.connected:
         await websocket.close(code=1008)
         return

@@ -1,8 +1,8 @@
 """Sliding-window limits per key, kept in memory by each control plane; client addresses as keys.
 
 One limiter serves both uses: `hit` counts an event and refuses past the limit (sign-ups,
-challenges…), `retry_after` + `record` count only failures (log-in lock-outs). With N replicas a
-client gets at most N times a limit.
+challenges…), `retry_after` + `record` count only failures (log-in lock-outs). With PostgreSQL
+every limiter is `share`d: its hits live in the database (shared_limits.py), so replicas agree.
 
 Memory is bounded: a key keeps at most `limit` timestamps (older ones can no longer decide
 anything), keys are kept least-recently-hit first, those whose window has passed are pruned, and
@@ -15,9 +15,12 @@ import ipaddress
 import math
 import threading
 from collections import OrderedDict
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from mayfly.errors import RateLimited
+
+if TYPE_CHECKING:
+    from mayfly.services.core.shared_limits import SharedHits
 
 GLOBAL = "*"  # the key of platform-wide limits
 DEFAULT_MAX_KEYS = 50_000
@@ -39,42 +42,65 @@ class SlidingWindowLimiter:
         self.max_keys = max_keys
         self._hits: OrderedDict[str, list[float]] = OrderedDict()
         self._lock = threading.Lock()
+        self._shared: SharedHits | None = None
+
+    def share(self, shared: SharedHits) -> None:
+        """Keep the hits in the shared database from now on (every replica counts them)."""
+        self._shared = shared
 
     def __len__(self) -> int:
+        if self._shared is not None:
+            return self._shared.keys()
         return len(self._hits)
 
     def hit(self, key: str, now: float, *, message: str | None = None) -> None:
         """Count one event for key, or raise RateLimited (with Retry-After) past the limit."""
-        with self._lock:
-            wait = self._wait(key, now)
-            if wait:
-                raise RateLimited(
-                    message or f"Too many {self.what}; retry in {wait} s.", retry_after=wait
-                )
-            self._append(key, now)
+        if self._shared is not None:
+            wait = self._shared.hit(key[:MAX_KEY_LENGTH], self.limit, self.window, now)
+        else:
+            with self._lock:
+                wait = self._wait(key, now)
+                if not wait:
+                    self._append(key, now)
+        if wait:
+            raise RateLimited(
+                message or f"Too many {self.what}; retry in {wait} s.", retry_after=wait
+            )
 
     def retry_after(self, key: str, now: float) -> int:
         """Seconds until key may act again (0: now), without counting anything."""
+        if self._shared is not None:
+            return self._shared.retry_after(key[:MAX_KEY_LENGTH], self.limit, self.window, now)
         with self._lock:
             return self._wait(key, now)
 
     def record(self, key: str, now: float) -> None:
         """Count one event for key without checking the limit (e.g. a failed log-in)."""
+        if self._shared is not None:
+            self._shared.record(key[:MAX_KEY_LENGTH], now)
+            return
         with self._lock:
             self._append(key, now)
 
     def count(self, key: str, now: float) -> int:
         """Events of key still inside the window (at most `limit`: older ones are not kept)."""
+        if self._shared is not None:
+            return min(self.limit, self._shared.count(key[:MAX_KEY_LENGTH], self.window, now))
         with self._lock:
             hits = self._hits.get(key[:MAX_KEY_LENGTH]) or []
             return sum(1 for at in hits if at > now - self.window)
 
     def reset(self, key: str) -> None:
+        if self._shared is not None:
+            self._shared.reset(key[:MAX_KEY_LENGTH])
+            return
         with self._lock:
             self._hits.pop(key[:MAX_KEY_LENGTH], None)
 
     def prune(self, now: float) -> int:
         """Forget every key whose window has passed; returns how many were forgotten."""
+        if self._shared is not None:
+            return self._shared.prune(self.window, now)
         with self._lock:
             return self._prune(now)
 

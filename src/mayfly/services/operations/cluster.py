@@ -53,11 +53,17 @@ DDL = (
         at DOUBLE PRECISION NOT NULL)""",
     """CREATE INDEX IF NOT EXISTS ix_cluster_limit_hits_key
         ON cluster_limit_hits (limiter, key, at)""",
+    # Open tail sessions, under the replica holding them; a WebSocket that reaches another
+    # replica presents the token, whose hash moves the session there.
     """CREATE TABLE IF NOT EXISTS cluster_tails (
         id VARCHAR(32) PRIMARY KEY,
         account_id VARCHAR(32) NOT NULL,
         script VARCHAR(128) NOT NULL,
-        node_id VARCHAR(100) NOT NULL)""",
+        node_id VARCHAR(100) NOT NULL,
+        token_hash VARCHAR(64) NOT NULL UNIQUE,
+        filters TEXT NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL,
+        expires_at TIMESTAMPTZ NOT NULL)""",
     """CREATE INDEX IF NOT EXISTS ix_cluster_tails_script ON cluster_tails (account_id, script)""",
 )
 
@@ -153,6 +159,7 @@ class Cluster:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         with contextlib.suppress(Exception):
+            await self._execute("DELETE FROM cluster_tails WHERE node_id = %s", (self.id,))
             await self._execute("DELETE FROM cluster_nodes WHERE id = %s", (self.id,))
         if self._send is not None:
             with contextlib.suppress(Exception):
@@ -261,6 +268,12 @@ class Cluster:
             try:
                 await self._beat()
                 beats += 1
+                if beats % 10 == 0:  # tails of replicas that died with them
+                    await self._execute(
+                        "DELETE FROM cluster_tails WHERE node_id NOT IN (SELECT id FROM "
+                        "cluster_nodes WHERE heartbeat_at > now() - make_interval(secs => %s))",
+                        (LIVE_WINDOW,),
+                    )
                 if beats % 60 == 0:
                     await self._execute(
                         "DELETE FROM cluster_nodes WHERE heartbeat_at < now() - "

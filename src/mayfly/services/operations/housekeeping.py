@@ -36,14 +36,29 @@ class Housekeeper:
 
     @property
     def limiters(self) -> list[SlidingWindowLimiter]:
+        return list(self.named_limiters.values())
+
+    @property
+    def named_limiters(self) -> dict[str, SlidingWindowLimiter]:
+        """Every per-key limiter, under a name replicas agree on (their shared rows' key)."""
         svc = self.services
-        return [
-            *svc.users.limiters,
-            *svc.device_auth.limiters,
-            svc.provisioning.challenge_limiter,
-            svc.provisioning.account_limiter,
-            *svc.provisioning.adaptive.limiters,
-        ]
+        users, device = svc.users, svc.device_auth
+        adaptive = svc.provisioning.adaptive
+        return {
+            "signups": users.signups,
+            "signups_total": users.signups_total,
+            "logins": users.logins,
+            "logins_total": users.logins_total,
+            "login_failures_pair": users.by_pair,
+            "login_failures_client": users.by_client,
+            "device_lookups": device.lookups,
+            "device_codes": device.codes,
+            "device_codes_total": device.codes_total,
+            "challenges": svc.provisioning.challenge_limiter,
+            "temporary_accounts": svc.provisioning.account_limiter,
+            "pow_platform_recent": adaptive.platform_recent,
+            "pow_address_recent": adaptive.address_recent,
+        }
 
     async def sweep_tails(self) -> int:
         return await self.services.tails.sweep()

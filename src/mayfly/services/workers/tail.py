@@ -1,8 +1,10 @@
 """Live tails: who is watching which Worker, and fanning the data plane's events out to them.
 
-Logs are live only, never stored. Sessions live in this control plane's memory (a tail reaches the
-replica that created it). The data plane produces events only for Workers someone is tailing: the
-route answer says so, and opening or closing the first/last session invalidates the route.
+Logs are live only, never stored. Sessions live in the memory of the replica that created them;
+with PostgreSQL they are also listed in the database and events posted to another replica are
+forwarded to theirs (`SharedTails`, services/operations/cluster_tails.py). The data plane produces
+events only for Workers someone is tailing: the route answer says so, and opening or closing the
+first/last session invalidates the route.
 A session ends when its WebSocket goes away (a killed `wrangler tail` never says DELETE), when it
 was never connected, at its lifetime, and when its account expires or is deleted (`sweep`).
 """
@@ -17,7 +19,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 
@@ -104,6 +106,17 @@ def normalise(event: dict[str, Any], script: str) -> dict[str, Any]:
     }
 
 
+class SharedTails(Protocol):
+    """The cluster's view of tails (set on the hub when replicas share a database)."""
+
+    def add(self, session: TailSession) -> None: ...
+    def remove(self, session: TailSession) -> None: ...
+    def adopt(self, token_key: str, now: datetime) -> TailSession | None: ...
+    def exists(self, session_id: str, account_id: str) -> bool: ...
+    def tailed_elsewhere(self, account_id: str, script: str) -> bool: ...
+    def forward(self, account_id: str, script: str, events: list[dict[str, Any]]) -> None: ...
+
+
 class TailHub:
     """The open tail sessions of this control plane.
 
@@ -119,6 +132,7 @@ class TailHub:
         # Sessions that ended on their own, so that the client's DELETE afterwards still succeeds.
         self._ended: OrderedDict[str, str] = OrderedDict()
         self._lock = threading.Lock()
+        self.shared: SharedTails | None = None
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -151,8 +165,10 @@ class TailHub:
                     retry_after=CONNECT_GRACE_SECONDS,
                 )
             self._sessions[session.id] = session
-            self._by_token[_token_key(session.token)] = session
+            self._by_token[token_key(session.token)] = session
             self._snapshot()
+        if self.shared is not None:
+            self.shared.add(session)
         return session
 
     def close(self, session_id: str, account_id: str) -> TailSession | None:
@@ -162,33 +178,62 @@ class TailHub:
         return self.remove(session)
 
     def ended(self, session_id: str, account_id: str) -> bool:
-        """Whether the account's session ended recently (its WebSocket went, or it was swept)."""
-        return self._ended.get(session_id) == account_id
+        """Whether the account's session ended recently (its WebSocket went, or it was swept), or
+        (shared) is another replica's."""
+        if self._ended.get(session_id) == account_id:
+            return True
+        return self.shared is not None and self.shared.exists(session_id, account_id)
+
+    def adopt(self, token: str, now: datetime) -> TailSession | None:
+        """(shared) A session opened on another replica whose WebSocket came here: it moves here."""
+        if self.shared is None:
+            return None
+        session = self.shared.adopt(token_key(token), now)  # found by the token's hash
+        if session is None:
+            return None
+        session.token = token
+        with self._lock:
+            self._sessions[session.id] = session
+            self._by_token[token_key(token)] = session
+            self._snapshot()
+        return session
 
     def remove(self, session: TailSession) -> TailSession | None:
         """Forget a session and wake its WebSocket, which then closes. None if already gone."""
         with self._lock:
             if self._sessions.pop(session.id, None) is None:
                 return None
-            self._by_token.pop(_token_key(session.token), None)
+            self._by_token.pop(token_key(session.token), None)
             self._snapshot()
             self._ended[session.id] = session.account_id
             while len(self._ended) > MAX_SESSIONS:
                 self._ended.popitem(last=False)
         session.closed.set()
+        if self.shared is not None:
+            self.shared.remove(session)
         return session
 
     def by_token(self, token: str, now: datetime) -> TailSession | None:
-        session = self._by_token.get(_token_key(token))
+        session = self._by_token.get(token_key(token))
         if session is None or not secrets.compare_digest(session.token, token):
             return None
         return session if session.expires_at > now else None
 
     def is_tailed(self, account_id: str, script: str) -> bool:
-        return (account_id, script) in self._tailed
+        """Whether anyone tails the Worker, on this replica or (shared) on another."""
+        if (account_id, script) in self._tailed:
+            return True
+        return self.shared is not None and self.shared.tailed_elsewhere(account_id, script)
 
     def publish(self, account_id: str, script: str, events: list[dict[str, Any]]) -> int:
-        """Deliver events to every matching session; returns how many deliveries were made."""
+        """Deliver events to every matching session here, and hand them to the other replicas'
+        sessions (shared); returns how many deliveries were made here."""
+        if self.shared is not None:
+            self.shared.forward(account_id, script, events)
+        return self.deliver(account_id, script, events)
+
+    def deliver(self, account_id: str, script: str, events: list[dict[str, Any]]) -> int:
+        """Deliver events to this replica's matching sessions."""
         delivered = 0
         for session in self.sessions():
             if session.account_id != account_id or session.script != script:
@@ -208,7 +253,7 @@ class TailHub:
         self._tailed = frozenset((s.account_id, s.script) for s in self._sessions.values())
 
 
-def _token_key(token: str) -> str:
+def token_key(token: str) -> str:
     # A digest, so that looking a token up in the dict reveals nothing through timing.
     return hashlib.sha256(token.encode()).hexdigest()
 
