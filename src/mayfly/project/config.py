@@ -25,7 +25,9 @@ from mayfly.project.resources import (
     BINDING_NAME_RE,
     AssetsConfig,
     KVNamespace,
+    R2Bucket,
     ResourceChecker,
+    ServiceBinding,
 )
 
 CONFIG_FILES = ("wrangler.json", "wrangler.jsonc", "wrangler.toml")
@@ -43,6 +45,8 @@ USED_KEYS = frozenset(
         "vars",
         "account_id",
         "kv_namespaces",
+        "r2_buckets",
+        "services",
         "assets",
         "triggers",
     }
@@ -81,6 +85,8 @@ class Project:
     vars: Mapping[str, Any] = field(default_factory=dict)
     account_id: str | None = None
     kv_namespaces: tuple[KVNamespace, ...] = ()
+    r2_buckets: tuple[R2Bucket, ...] = ()
+    services: tuple[ServiceBinding, ...] = ()
     assets: AssetsConfig | None = None
     env: str | None = None
     diagnostics: tuple[Diagnostic, ...] = ()
@@ -99,6 +105,15 @@ class Project:
                 out.append({"name": name, "type": "plain_text", "text": value})
             else:
                 out.append({"name": name, "type": "json", "json": value})
+        for bucket in self.r2_buckets:
+            out.append(
+                {"name": bucket.binding, "type": "r2_bucket", "bucket_name": bucket.bucket_name}
+            )
+        for service in self.services:
+            binding = {"name": service.binding, "type": "service", "service": service.service}
+            if service.entrypoint:
+                binding["entrypoint"] = service.entrypoint
+            out.append(binding)
         return out
 
 
@@ -190,6 +205,8 @@ def load_project(
         vars=checker.vars(raw.get("vars")),
         account_id=checker.optional_str("account_id", raw.get("account_id")),
         kv_namespaces=resources.kv_namespaces(raw.get("kv_namespaces")),
+        r2_buckets=resources.r2_buckets(raw.get("r2_buckets")),
+        services=resources.services(raw.get("services")),
         assets=assets,
         env=env,
         crons=checker.crons(raw.get("triggers")),
@@ -197,11 +214,13 @@ def load_project(
     if require_main:
         resources.assets_need_main(project.main, project.assets)
     names = [b.binding for b in project.kv_namespaces] + list(project.vars)
+    names += [b.binding for b in project.r2_buckets] + [s.binding for s in project.services]
     if project.assets is not None and project.assets.binding:
         names.append(project.assets.binding)
     for duplicate in sorted({n for n in names if names.count(n) > 1}):
         checker.error(
-            f"the binding name {duplicate!r} is used twice (vars, kv_namespaces, assets)."
+            f"the binding name {duplicate!r} is used twice "
+            "(vars, kv_namespaces, r2_buckets, services, assets)."
         )
     refused = False
     for key in raw:

@@ -1,5 +1,5 @@
-"""The resources a Worker binds, as the configuration declares them: `[[kv_namespaces]]` and
-`[assets]`, validated with wrangler's rules (wrangler-assets.md §9). Problems go to the config
+"""The resources a Worker binds, as the configuration declares them: `[[kv_namespaces]]`,
+`[[r2_buckets]]`, `[[services]]` and `[assets]`, validated with wrangler's rules (wrangler-assets.md §9). Problems go to the config
 checker's report, so every one is listed at once.
 """
 
@@ -32,6 +32,27 @@ class KVNamespace:
 
     binding: str
     id: str | None = None
+
+
+@dataclass(frozen=True)
+class R2Bucket:
+    """A `[[r2_buckets]]` entry; the deploy creates a bucket that does not exist yet (as wrangler
+    provisions one)."""
+
+    binding: str
+    bucket_name: str
+
+
+@dataclass(frozen=True)
+class ServiceBinding:
+    """A `[[services]]` entry: another Worker of the same account (`entrypoint`: a named export)."""
+
+    binding: str
+    service: str
+    entrypoint: str | None = None
+
+
+R2_BUCKET_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 
 
 @dataclass(frozen=True)
@@ -85,6 +106,65 @@ class ResourceChecker:
             if unknown:
                 self.report.warn(f"{where}: {', '.join(sorted(unknown))} ignored.")
             out.append(KVNamespace(binding, namespace_id or None))
+        return tuple(out)
+
+    def _tables(self, key: str, value: Any, shape: str) -> list[tuple[str, dict[str, Any]]]:
+        """(where, table) of each entry of a list of tables with a valid `binding`."""
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.report.error(f"`{key}` must be a list of {shape} tables ([[{key}]]).")
+            return []
+        out = []
+        for index, item in enumerate(value):
+            where = f"`{key}[{index}]`"
+            if not isinstance(item, dict):
+                self.report.error(f"{where} must be a table with {shape}.")
+                continue
+            binding = item.get("binding")
+            if not isinstance(binding, str) or not BINDING_NAME_RE.match(binding):
+                self.report.error(
+                    f"{where}: `binding` {binding!r} must be a JavaScript identifier."
+                )
+                continue
+            out.append((where, item))
+        return out
+
+    def r2_buckets(self, value: Any) -> tuple[R2Bucket, ...]:
+        out: list[R2Bucket] = []
+        for where, item in self._tables("r2_buckets", value, "{binding, bucket_name}"):
+            name = item.get("bucket_name")
+            if not isinstance(name, str) or not R2_BUCKET_NAME_RE.match(name):
+                self.report.error(
+                    f"{where}: `bucket_name` {name!r} must be 3-63 lowercase letters, digits "
+                    "and hyphens (a bucket without a name is not provisioned by Mayfly)."
+                )
+                continue
+            if item.get("jurisdiction") not in (None, "", "default"):
+                self.report.error(f"{where}: R2 jurisdictions are not supported by Mayfly.")
+                continue
+            unknown = set(item) - {"binding", "bucket_name", "preview_bucket_name", "jurisdiction"}
+            unknown -= {"remote", "experimental_remote"}
+            if unknown:
+                self.report.warn(f"{where}: {', '.join(sorted(unknown))} ignored.")
+            out.append(R2Bucket(item["binding"], name))
+        return tuple(out)
+
+    def services(self, value: Any) -> tuple[ServiceBinding, ...]:
+        out: list[ServiceBinding] = []
+        for where, item in self._tables("services", value, "{binding, service}"):
+            service, entrypoint = item.get("service"), item.get("entrypoint")
+            if not isinstance(service, str) or not service:
+                self.report.error(f"{where}: `service` must name a Worker of the same account.")
+                continue
+            if entrypoint is not None and (
+                not isinstance(entrypoint, str) or not BINDING_NAME_RE.match(entrypoint)
+            ):
+                self.report.error(f"{where}: `entrypoint` must name an exported class.")
+                continue
+            if item.get("environment"):
+                self.report.warn(f"{where}: `environment` ignored (Mayfly has one per Worker).")
+            out.append(ServiceBinding(item["binding"], service, entrypoint))
         return tuple(out)
 
     def assets(self, value: Any, root: Path) -> AssetsConfig | None:

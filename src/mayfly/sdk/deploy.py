@@ -3,8 +3,9 @@
 1. KV bindings without an id get a namespace, as wrangler provisions them: the one the Worker's
    binding already uses (W7), else the namespace titled `<worker>-<binding lowercased>`, else a new
    one with that title; so a redeploy reuses what the first deploy created.
-2. Static assets: only what the server is missing is uploaded (assets.py).
-3. PUT the script (stores a version and deploys it), then read the Worker's URL.
+2. R2 bindings name a bucket: one the account does not have yet is created (as wrangler does).
+3. Static assets: only what the server is missing is uploaded (assets.py).
+4. PUT the script (stores a version and deploys it), then read the Worker's URL.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from mayfly.sdk.session import (
 )
 
 NAMESPACE_EXISTS = 10014
+BUCKET_EXISTS, BUCKET_NOT_FOUND = 10004, 10006
 
 __all__ = ["NO_CREDENTIALS", "TEMPORARY_CONFLICT", "Deployer", "namespace_title"]
 
@@ -120,6 +122,7 @@ class Deployer:
         assets: AssetUpload | None,
     ) -> Deployment:
         namespaces = self._namespaces(authed, account, script, kv)
+        self._buckets(authed, account, upload.bindings)
         bindings: list[dict[str, Any]] = [*upload.bindings]
         bindings += [
             {"name": n.binding, "type": "kv_namespace", "namespace_id": n.id} for n in namespaces
@@ -189,6 +192,29 @@ class Deployer:
             out.append(ProvisionedNamespace(binding.binding, created.id, title, "created"))
         self.timings.add("kv", time.perf_counter() - started)
         return out
+
+    def _buckets(
+        self, authed: MayflyClient, account: AccountInfo, bindings: Sequence[dict[str, Any]]
+    ) -> None:
+        """Create the buckets R2 bindings name that the account does not have yet."""
+        for binding in bindings:
+            if binding.get("type") != "r2_bucket":
+                continue
+            name = str(binding["bucket_name"])
+            path = f"/accounts/{account.id}/r2/buckets"
+            try:
+                authed.call("GET", f"{path}/{name}")
+                continue
+            except MayflyAPIError as exc:
+                if exc.code != BUCKET_NOT_FOUND:
+                    raise
+            try:
+                authed.call("POST", path, json={"name": name})
+            except MayflyAPIError as exc:
+                if exc.code != BUCKET_EXISTS:  # another deploy created it meanwhile
+                    raise
+                continue
+            self.listener.notice(f"R2 binding {binding['name']}: created the bucket {name}.")
 
     @staticmethod
     def _current_kv_bindings(
