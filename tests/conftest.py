@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 from starlette.testclient import TestClient
+from tests import pow_solver
 
 from mayfly.app import Platform
 from mayfly.services.core.clock import ManualClock
@@ -145,7 +146,7 @@ def solve_challenge(challenge: dict[str, Any]) -> str:
     import base64
 
     seed = pow.b64url_decode(challenge["seed"])
-    return base64.b64encode(pow.solve(seed, challenge["k"], challenge["g"])).decode()
+    return base64.b64encode(pow_solver.solve(seed, challenge["k"], challenge["g"])).decode()
 
 
 def provision(client: TestClient) -> dict[str, Any]:

@@ -44,9 +44,6 @@ class Account:
     def subdomain(self) -> str:
         return self.name
 
-    def is_expired(self, now: datetime) -> bool:
-        return self.expires_at is not None and as_utc(self.expires_at) <= now
-
 
 @dataclass(frozen=True)
 class Principal:

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from mayfly.services.temporary import pow
+from tests import pow_solver
 from tests.serve import ServeProcess, serving
 
 
@@ -22,7 +23,9 @@ class LiveServer(ServeProcess):
             challenge = client.post("provisioning/previews/challenge", content="{}").json()
             challenge = challenge["result"]
             seed = pow.b64url_decode(challenge["seed"])
-            solution = base64.b64encode(pow.solve(seed, challenge["k"], challenge["g"])).decode()
+            solution = base64.b64encode(
+                pow_solver.solve(seed, challenge["k"], challenge["g"])
+            ).decode()
             created = client.post(
                 "provisioning/previews",
                 json={

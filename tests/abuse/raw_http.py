@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from mayfly.services.temporary import pow
+from tests import pow_solver
 
 MB = 1024 * 1024
 CHUNK = b"A" * MB
@@ -117,7 +118,7 @@ def provision(api_url: str) -> dict[str, Any]:
     with httpx.Client(base_url=api_url + "/client/v4/", timeout=60) as client:
         challenge = client.post("provisioning/previews/challenge", content="{}").json()["result"]
         seed = pow.b64url_decode(challenge["seed"])
-        solution = base64.b64encode(pow.solve(seed, challenge["k"], challenge["g"])).decode()
+        solution = base64.b64encode(pow_solver.solve(seed, challenge["k"], challenge["g"])).decode()
         created = client.post(
             "provisioning/previews",
             json={

@@ -6,6 +6,7 @@ from mayfly.errors import ProofOfWorkInvalid
 from mayfly.services.core.clock import ManualClock
 from mayfly.services.core.crypto import Crypto
 from mayfly.services.temporary import pow
+from tests import pow_solver
 
 CRYPTO = Crypto(b"k" * 32)
 
@@ -16,7 +17,7 @@ def issue(k: int = 6, g: int = 40) -> tuple[str, pow.Challenge]:
 
 def test_a_correct_solution_verifies() -> None:
     _, challenge = issue()
-    solution = base64.b64encode(pow.solve(challenge.seed, challenge.k, challenge.g)).decode()
+    solution = base64.b64encode(pow_solver.solve(challenge.seed, challenge.k, challenge.g)).decode()
     pow.verify(challenge, solution, samples=3)
 
 
@@ -24,7 +25,7 @@ def test_solution_matches_the_wire_protocol_definition() -> None:
     import hashlib
 
     seed = bytes(range(32))
-    raw = pow.solve(seed, 2, 3)
+    raw = pow_solver.solve(seed, 2, 3)
     h0 = hashlib.sha256(seed).digest()
     h1 = h0
     for _ in range(3):
@@ -37,7 +38,7 @@ def test_solution_matches_the_wire_protocol_definition() -> None:
 @pytest.mark.parametrize("segment", range(1, 7))
 def test_any_wrong_segment_is_caught_when_all_are_sampled(segment: int) -> None:
     _, challenge = issue()
-    raw = bytearray(pow.solve(challenge.seed, challenge.k, challenge.g))
+    raw = bytearray(pow_solver.solve(challenge.seed, challenge.k, challenge.g))
     raw[segment * 32] ^= 1
     with pytest.raises(ProofOfWorkInvalid):
         pow.verify(challenge, base64.b64encode(bytes(raw)).decode(), samples=16)
@@ -45,12 +46,12 @@ def test_any_wrong_segment_is_caught_when_all_are_sampled(segment: int) -> None:
 
 def test_wrong_length_and_bad_base64_and_wrong_start() -> None:
     _, challenge = issue()
-    raw = pow.solve(challenge.seed, challenge.k, challenge.g)
+    raw = pow_solver.solve(challenge.seed, challenge.k, challenge.g)
     with pytest.raises(ProofOfWorkInvalid, match="length"):
         pow.verify(challenge, base64.b64encode(raw[:-32]).decode(), samples=3)
     with pytest.raises(ProofOfWorkInvalid, match="base64"):
         pow.verify(challenge, "not base64 !!", samples=3)
-    other = pow.solve(b"x" * 32, challenge.k, challenge.g)
+    other = pow_solver.solve(b"x" * 32, challenge.k, challenge.g)
     with pytest.raises(ProofOfWorkInvalid, match="seed"):
         pow.verify(challenge, base64.b64encode(other).decode(), samples=3)
 

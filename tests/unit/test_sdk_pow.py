@@ -10,6 +10,7 @@ from mayfly.sdk.errors import ChallengeUnsupported
 from mayfly.sdk.pow import MAX_ITERATIONS, check_challenge, solve, solve_challenge
 from mayfly.services.core.crypto import Crypto
 from mayfly.services.temporary import pow as server_pow
+from tests import pow_solver
 
 
 def test_the_server_accepts_the_sdk_solution() -> None:
@@ -26,7 +27,7 @@ def test_the_server_accepts_the_sdk_solution() -> None:
 
 
 def test_solution_matches_the_reference_chain() -> None:
-    assert solve(b"s" * 32, 3, 5) == server_pow.solve(b"s" * 32, 3, 5)
+    assert solve(b"s" * 32, 3, 5) == pow_solver.solve(b"s" * 32, 3, 5)
 
 
 def test_progress_is_reported_per_checkpoint() -> None:

@@ -140,12 +140,6 @@ class BlobStore:
             self._write_file(account_id, digest, data)
         return digest
 
-    def has(self, conn: Connection, account_id: str, digest: str) -> bool:
-        row = conn.execute(
-            select(blobs.c.sha256).where(blobs.c.account_id == account_id, blobs.c.sha256 == digest)
-        ).first()
-        return row is not None
-
     def get(self, conn: Connection, account_id: str, digest: str) -> bytes:
         if self.root is not None:
             return self._path(account_id, digest).read_bytes()
@@ -204,9 +198,6 @@ class BlobStore:
             os.utime(dst)
             created.append(dst)
         return created
-
-    def account_has_files(self, account_id: str) -> bool:
-        return self.root is not None and (self.root / account_id).exists()
 
     def delete_one(self, conn: Connection, account_id: str, digest: str) -> None:
         conn.execute(

@@ -43,16 +43,6 @@ def chain(digest: bytes, rounds: int) -> bytes:
     return digest
 
 
-def solve(seed: bytes, k: int, g: int) -> bytes:
-    """What the client does: returns h0 || h1 || … || hk."""
-    current = hashlib.sha256(seed).digest()
-    out = [current]
-    for _ in range(k):
-        current = chain(current, g)
-        out.append(current)
-    return b"".join(out)
-
-
 def issue(crypto: Crypto, k: int, g: int, now: datetime, ttl: int) -> tuple[str, Challenge]:
     """A signed, self-contained challenge token (no server state until it is used)."""
     challenge = Challenge(
