@@ -117,10 +117,13 @@ def account_list(
         click.echo("No account.")
         return
     for a in found:
-        state = " SUSPENDED" if a.suspended_at else ""
-        until = f", expires {a.to_json()['expires_at']}" if a.expires_at else ""
+        account = a.account
+        state = " SUSPENDED" if account.suspended_at else ""
+        until = f", expires {a.to_json()['expires_at']}" if account.expires_at else ""
         owner = f", owner {a.owner_email}" if a.owner_email else ""
-        click.echo(f"{a.name}  {a.id}  {a.kind}, {a.workers} Workers{until}{owner}{state}")
+        click.echo(
+            f"{account.name}  {account.id}  {account.kind}, {a.workers} Workers{until}{owner}{state}"
+        )
 
 
 @click.command("show")
@@ -157,11 +160,11 @@ def _set_suspended(account: str, suspended: bool, reason: str, as_json: bool, fl
         return
     if suspended:
         click.echo(
-            f"Suspended {summary.name}: its {len(hosts)} Workers answer 503 and its tokens "
+            f"Suspended {summary.account.name}: its {len(hosts)} Workers answer 503 and its tokens "
             "cannot change anything."
         )
     else:
-        click.echo(f"Resumed {summary.name}: its {len(hosts)} Workers serve again.")
+        click.echo(f"Resumed {summary.account.name}: its {len(hosts)} Workers serve again.")
 
 
 @click.command("suspend")

@@ -10,9 +10,10 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from mayfly.errors import Conflict, NotFound
-from mayfly.model import iso_seconds
+from mayfly.model import Account, iso_seconds
 from mayfly.services.context import ServiceContext
 from mayfly.services.core import audit
+from mayfly.services.identity.accounts import account_from_row
 from mayfly.services.temporary.lifecycle import delete_accounts_content
 from mayfly.storage.tables import (
     accounts,
@@ -31,25 +32,22 @@ def _iso(value: datetime | None) -> str | None:
 
 @dataclass(frozen=True)
 class AccountSummary:
-    id: str
-    name: str
-    kind: str
-    created_at: datetime
-    expires_at: datetime | None
-    claimed_at: datetime | None
-    suspended_at: datetime | None
+    """An account (as account_from_row reads it), its owner's email and its number of Workers."""
+
+    account: Account
     owner_email: str | None
     workers: int
 
     def to_json(self) -> dict[str, Any]:
+        account = self.account
         return {
-            "id": self.id,
-            "name": self.name,
-            "kind": self.kind,
-            "created_at": _iso(self.created_at),
-            "expires_at": _iso(self.expires_at),
-            "claimed_at": _iso(self.claimed_at),
-            "suspended_at": _iso(self.suspended_at),
+            "id": account.id,
+            "name": account.name,
+            "kind": account.kind,
+            "created_at": _iso(account.created_at),
+            "expires_at": _iso(account.expires_at),
+            "claimed_at": _iso(account.claimed_at),
+            "suspended_at": _iso(account.suspended_at),
             "owner_email": self.owner_email,
             "workers": self.workers,
         }
@@ -74,17 +72,7 @@ class AccountAdmin:
 
     @staticmethod
     def _summary(row: Any) -> AccountSummary:
-        return AccountSummary(
-            id=row.id,
-            name=row.name,
-            kind=row.kind,
-            created_at=row.created_at,
-            expires_at=row.expires_at,
-            claimed_at=row.claimed_at,
-            suspended_at=row.suspended_at,
-            owner_email=row.owner_email,
-            workers=int(row.workers or 0),
-        )
+        return AccountSummary(account_from_row(row), row.owner_email, int(row.workers or 0))
 
     def list_accounts(
         self, kind: str | None = None, suspended: bool = False, limit: int = 1000
@@ -107,21 +95,27 @@ class AccountAdmin:
                 raise NotFound(f"No account named {account!r}.")
             found = self._summary(row)
             names = conn.execute(
-                select(scripts.c.name).where(scripts.c.account_id == found.id).order_by("name")
+                select(scripts.c.name)
+                .where(scripts.c.account_id == found.account.id)
+                .order_by("name")
             ).scalars()
             tokens = conn.execute(
                 select(func.count())
                 .select_from(api_tokens)
-                .where(api_tokens.c.account_id == found.id, api_tokens.c.revoked_at.is_(None))
+                .where(
+                    api_tokens.c.account_id == found.account.id, api_tokens.c.revoked_at.is_(None)
+                )
             ).scalar_one()
             namespaces = conn.execute(
                 select(func.count())
                 .select_from(kv_namespaces)
-                .where(kv_namespaces.c.account_id == found.id)
+                .where(kv_namespaces.c.account_id == found.account.id)
             ).scalar_one()
         return {
             **found.to_json(),
-            "scripts": [{"name": n, "url": self.ctx.worker_url(n, found.name)} for n in names],
+            "scripts": [
+                {"name": n, "url": self.ctx.worker_url(n, found.account.name)} for n in names
+            ],
             "active_tokens": int(tokens),
             "kv_namespaces": int(namespaces),
         }
