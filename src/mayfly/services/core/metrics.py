@@ -28,85 +28,82 @@ RESTART_CAUSES = ("start-failed", "exited", "unresponsive", "memory", "no-ack", 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        r = self.registry
-        self.api_requests = Counter(
+        self.api_requests = self._counter(
             "mayfly_api_requests",
             "API and page requests answered, by route class, method and status.",
-            ["route", "method", "status"],
-            registry=r,
+            "route",
+            "method",
+            "status",
         )
-        self.api_latency = Histogram(
+        self.api_latency = self._histogram(
             "mayfly_api_request_duration_seconds",
             "Time to answer an API or page request, by route class and method.",
-            ["route", "method"],
-            registry=r,
+            "route",
+            "method",
         )
-        self.worker_route_lookups = Counter(
+        self.worker_route_lookups = self._counter(
             "mayfly_worker_route_lookups",
             "Routes the data plane asked for (Workers' hosts not in a shard's cache), by answer.",
-            ["status"],
-            registry=r,
+            "status",
         )
-        self.shard_restarts = Counter(
-            "mayfly_shard_restarts",
-            "Data-plane shards replaced, by cause.",
-            ["cause"],
-            registry=r,
+        self.shard_restarts = self._counter(
+            "mayfly_shard_restarts", "Data-plane shards replaced, by cause.", "cause"
         )
-        self.incidents = Counter(
-            "mayfly_incidents",
-            "Shards killed by a Worker's doing (incidents), by kind.",
-            ["kind"],
-            registry=r,
+        self.incidents = self._counter(
+            "mayfly_incidents", "Shards killed by a Worker's doing (incidents), by kind.", "kind"
         )
-        self.quarantines = Counter(
-            "mayfly_quarantines", "Workers quarantined after an incident.", registry=r
+        self.quarantines = self._counter(
+            "mayfly_quarantines", "Workers quarantined after an incident."
         )
-        self.challenges = Counter(
-            "mayfly_provisioning_challenges", "Proof-of-work challenges issued.", registry=r
+        self.challenges = self._counter(
+            "mayfly_provisioning_challenges", "Proof-of-work challenges issued."
         )
-        self.accounts_created = Counter(
-            "mayfly_provisioning_accounts", "Temporary accounts created.", registry=r
+        self.accounts_created = self._counter(
+            "mayfly_provisioning_accounts", "Temporary accounts created."
         )
-        self.pow_failures = Counter(
+        self.pow_failures = self._counter(
             "mayfly_provisioning_pow_failures",
             "Account creations refused for a wrong, expired or reused proof of work.",
-            registry=r,
         )
-        self.limit_refusals = Counter(
+        self.limit_refusals = self._counter(
             "mayfly_limit_refusals",
             "Requests refused by a rate or abuse limit (429), by route class.",
-            ["route"],
-            registry=r,
+            "route",
         )
-        self.reaped = Counter(
-            "mayfly_reaper_accounts_deleted", "Expired accounts the reaper deleted.", registry=r
+        self.reaped = self._counter(
+            "mayfly_reaper_accounts_deleted", "Expired accounts the reaper deleted."
         )
-        self.reaper_passes = Histogram(
-            "mayfly_reaper_pass_duration_seconds", "Duration of reaper passes.", registry=r
+        self.reaper_passes = self._histogram(
+            "mayfly_reaper_pass_duration_seconds", "Duration of reaper passes."
         )
-        self.reaper_lag = Gauge(
+        self.reaper_lag = self._gauge(
             "mayfly_reaper_lag_seconds",
             "Age of the oldest expired temporary account not yet deleted (0: none).",
-            registry=r,
         )
-        self.pow_work = Gauge(
+        self.pow_work = self._gauge(
             "mayfly_provisioning_pow_work",
             "Hashes (k × g) a proof-of-work challenge asks now of an idle address: the adaptive "
             "difficulty under the platform-wide provisioning pressure.",
-            registry=r,
         )
-        self.pow_pressure = Gauge(
+        self.pow_pressure = self._gauge(
             "mayfly_provisioning_pow_pressure",
             "Platform-wide provisioning pressure, 0 (idle: the minimum work) to 1 (the maximum).",
-            registry=r,
         )
-        self.db_connections = Gauge(
+        self.db_connections = self._gauge(
             "mayfly_db_pool_connections",
             "Database connections of the pools, by pool (write, read) and state.",
-            ["pool", "state"],
-            registry=r,
+            "pool",
+            "state",
         )
+
+    def _counter(self, name: str, doc: str, *labels: str) -> Counter:
+        return Counter(name, doc, labels, registry=self.registry)
+
+    def _gauge(self, name: str, doc: str, *labels: str) -> Gauge:
+        return Gauge(name, doc, labels, registry=self.registry)
+
+    def _histogram(self, name: str, doc: str, *labels: str) -> Histogram:
+        return Histogram(name, doc, labels, registry=self.registry)
 
     def watch_reaper_lag(self, lag: Callable[[], float]) -> None:
         self.reaper_lag.set_function(lag)

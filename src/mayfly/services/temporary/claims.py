@@ -63,8 +63,9 @@ class AlreadyClaimed(Conflict):
         super().__init__("This account was already claimed; its claim link cannot be used again.")
 
 
-class MoveConflicts(ValidationError):
-    """Names that clash in the target account: the page shows the plan with a rename field."""
+class MoveConflicts(Conflict):
+    """409, 10409: names that clash in the target account; the claim page answers 409 with the
+    plan and a rename field for each."""
 
     def __init__(self, plan: MovePlan):
         super().__init__("Some names clash with the target account: rename them, then claim.")
