@@ -1,7 +1,7 @@
 """Every server setting, declared once: flag > MAYFLY_* environment variable > default.
 
-The CLI builds its `serve` options from SETTINGS, the README's settings table is generated from it,
-and a test fails when a setting has no help text.
+The CLI builds its `serve` options from SETTINGS (and so docs/cli.md, generated from the CLI by
+`python -m mayfly.cli.docs`), and a test fails when a setting has no help text.
 """
 
 from __future__ import annotations

@@ -239,7 +239,7 @@ used_challenges = Table(
 )
 
 
-# -- humans: sessions, device authorizations, moved Workers (issue 6) ---------------------------
+# -- humans: sessions, device authorizations, moved Workers ---------------------------------------
 
 sessions = Table(
     "sessions",
