@@ -301,7 +301,7 @@ async def import_upload(request: Request) -> Response:
     if not ETAG_RE.match(etag):
         raise ValidationError("This URL is not one Mayfly signed, or it expired.", status=403)
     d1 = services(request).d1
-    limit = limits_for(services(request).ctx, "permanent").max_bytes
+    limit = limits_for(services(request).ctx.settings, "permanent").max_bytes
     folder = d1.uploads_dir()
     await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
     partial = folder / f"{database_id}.{etag}.part"

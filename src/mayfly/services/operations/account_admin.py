@@ -14,6 +14,7 @@ from mayfly.model import Account, iso_seconds
 from mayfly.services.context import ServiceContext
 from mayfly.services.core import audit
 from mayfly.services.identity.accounts import account_from_row
+from mayfly.services.resources.d1 import delete_database_files
 from mayfly.services.temporary.lifecycle import delete_accounts_content
 from mayfly.storage.tables import (
     accounts,
@@ -164,7 +165,7 @@ class AccountAdmin:
         with self.ctx.db.begin() as conn:
             row = self._find(conn, account)
             hosts = self._hosts(conn, row.id, row.name)
-            delete_accounts_content(conn, [row.id])
+            databases = delete_accounts_content(conn, [row.id])
             conn.execute(delete(api_tokens).where(api_tokens.c.account_id == row.id))
             conn.execute(delete(memberships).where(memberships.c.account_id == row.id))
             conn.execute(delete(accounts).where(accounts.c.id == row.id))
@@ -183,4 +184,5 @@ class AccountAdmin:
                 conn, row.id, "account.deleted", actor, now, reason="operator", scripts=len(hosts)
             )
         self.ctx.blobs.delete_account_files(row.id)  # after the commit, like the reaper
+        delete_database_files(self.ctx.settings.data_dir, databases)
         return row.name, hosts

@@ -31,6 +31,7 @@ from mayfly.model import Account, AccountKind
 from mayfly.services.context import ServiceContext
 from mayfly.services.core import audit
 from mayfly.services.resources import d1_sql, quotas
+from mayfly.settings import Settings
 from mayfly.storage.tables import accounts, d1_databases
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -55,8 +56,7 @@ def check_name(name: Any) -> str:
     return name
 
 
-def limits_for(ctx: ServiceContext, kind: AccountKind) -> d1_sql.Limits:
-    s = ctx.settings
+def limits_for(s: Settings, kind: AccountKind) -> d1_sql.Limits:
     if kind == "temporary":
         return d1_sql.Limits(s.d1_max_database_bytes_temporary, s.d1_query_timeout_ms_temporary)
     return d1_sql.Limits(s.d1_max_database_bytes_permanent, s.d1_query_timeout_ms_permanent)
@@ -97,6 +97,23 @@ def statements_of(body: Any) -> list[d1_sql.Statement]:
     return [d1_sql.Statement(text, params if i == 0 else []) for i, text in enumerate(texts)]
 
 
+def database_files(root: Path, database_id: str) -> list[Path]:
+    """A database's SQLite file and its WAL companions."""
+    base = root / f"{database_id}.sqlite3"
+    return [base, base.with_name(base.name + "-wal"), base.with_name(base.name + "-shm")]
+
+
+def delete_database_files(data_dir: Path, database_ids: list[str]) -> None:
+    """The files of deleted databases (their rows are gone: callers run this after the commit),
+    and any import upload they left."""
+    root = Path(data_dir) / "d1"
+    for database_id in database_ids:
+        for file in database_files(root, database_id):
+            file.unlink(missing_ok=True)
+        for upload in (root / "uploads").glob(f"{database_id}.*"):
+            upload.unlink(missing_ok=True)
+
+
 class D1Service:
     def __init__(self, ctx: ServiceContext):
         self.ctx = ctx
@@ -106,15 +123,10 @@ class D1Service:
         return self.root / f"{database_id}.sqlite3"
 
     def files(self, database_id: str) -> list[Path]:
-        base = self.path(database_id)
-        return [base, base.with_name(base.name + "-wal"), base.with_name(base.name + "-shm")]
+        return database_files(self.root, database_id)
 
     def delete_files(self, database_ids: list[str]) -> None:
-        for database_id in database_ids:
-            for file in self.files(database_id):
-                file.unlink(missing_ok=True)
-            for upload in self.uploads_dir().glob(f"{database_id}.*"):
-                upload.unlink(missing_ok=True)
+        delete_database_files(self.ctx.settings.data_dir, database_ids)
 
     def uploads_dir(self) -> Path:
         return self.root / "uploads"
@@ -291,7 +303,11 @@ class D1Service:
                 )
 
         results, before, after = d1_sql.run(
-            path, statements, limits_for(self.ctx, target.kind), raw=raw, admit_growth=admit_growth
+            path,
+            statements,
+            limits_for(self.ctx.settings, target.kind),
+            raw=raw,
+            admit_growth=admit_growth,
         )
         if after != before or after != target.size_bytes:
             with self.ctx.db.begin() as conn:

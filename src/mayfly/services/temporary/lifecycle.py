@@ -21,6 +21,7 @@ from sqlalchemy import ColumnElement, Connection, Table, delete, func, insert, s
 
 from mayfly.model import as_utc
 from mayfly.services.context import ServiceContext
+from mayfly.services.resources.d1 import delete_database_files
 from mayfly.services.workers.cleanup import delete_scripts_of_accounts
 from mayfly.storage.tables import (
     accounts,
@@ -29,6 +30,7 @@ from mayfly.storage.tables import (
     asset_upload_sessions,
     audit_events,
     blobs,
+    d1_databases,
     device_authorizations,
     incidents,
     kv_entries,
@@ -115,7 +117,7 @@ class Reaper:
             script_rows = conn.execute(
                 select(scripts.c.account_id, scripts.c.name).where(scripts.c.account_id.in_(ids))
             ).all()
-            delete_accounts_content(conn, ids)
+            databases = delete_accounts_content(conn, ids)
             conn.execute(delete(api_tokens).where(api_tokens.c.account_id.in_(ids)))
             conn.execute(delete(memberships).where(memberships.c.account_id.in_(ids)))
             conn.execute(delete(accounts).where(accounts.c.id.in_(ids)))
@@ -142,6 +144,9 @@ class Reaper:
         self._pending_files += [
             self._file_deleter.submit(self.ctx.blobs.delete_account_files, i) for i in ids
         ]
+        self._pending_files.append(
+            self._file_deleter.submit(delete_database_files, self.ctx.settings.data_dir, databases)
+        )
         for account in taken:
             log.info("reaped expired temporary account %s (%s)", account.name, account.id)
         hosts = [self.ctx.worker_host(s.name, names[s.account_id]) for s in script_rows]
@@ -238,10 +243,16 @@ def _deletion_audit(
     ]
 
 
-def delete_accounts_content(conn: Connection, account_ids: list[str]) -> None:
+def delete_accounts_content(conn: Connection, account_ids: list[str]) -> list[str]:
     """Every content row of these accounts (scripts, versions, modules, deployments, KV, assets,
-    R2 buckets, objects and uploads, blob rows, incidents and quarantines); the blob files are
-    the caller's, after its commit (BlobStore.delete_accounts_files)."""
+    R2 buckets, objects and uploads, D1 databases, blob rows, incidents and quarantines); the
+    files are the caller's, after its commit (BlobStore.delete_accounts_files, and
+    d1.delete_database_files for the D1 databases whose ids this returns)."""
+    databases = list(
+        conn.execute(
+            select(d1_databases.c.id).where(d1_databases.c.account_id.in_(account_ids))
+        ).scalars()
+    )
     delete_scripts_of_accounts(conn, account_ids)
     for table in (
         kv_entries,
@@ -252,8 +263,10 @@ def delete_accounts_content(conn: Connection, account_ids: list[str]) -> None:
         r2_uploads,
         r2_objects,
         r2_buckets,
+        d1_databases,
         blobs,
         incidents,
         quarantines,
     ):
         conn.execute(delete(table).where(table.c.account_id.in_(account_ids)))
+    return databases

@@ -1,5 +1,6 @@
 """Moving what one account holds into another: Workers (renamed where names clash), their versions
-and deployments, KV namespaces and entries, static assets and blobs. Planned first (the preview the
+and deployments, KV namespaces and entries, D1 databases and R2 buckets (renamed on a clash), static
+assets and blobs. Planned first (the preview the
 human confirms), then done inside the caller's transaction. Claiming uses it; nothing else moves.
 """
 
@@ -16,13 +17,14 @@ from mayfly.model import Account
 from mayfly.services.context import ServiceContext
 from mayfly.services.resources.quotas import count_kv_keys, count_workers, quota_for, stored_bytes
 from mayfly.services.resources.r2 import bucket_rows
-from mayfly.services.workers.inventory import namespaces_of, workers_of
+from mayfly.services.workers.inventory import databases_of, namespaces_of, workers_of
 from mayfly.services.workers.quarantine import move_worker_quarantine
 from mayfly.services.workers.script_base import check_script_name
 from mayfly.storage.tables import (
     asset_files,
     asset_upload_sessions,
     blobs,
+    d1_databases,
     deployments,
     kv_entries,
     kv_namespaces,
@@ -69,6 +71,17 @@ class BucketMove:
 
 
 @dataclass(frozen=True)
+class DatabaseMove:
+    """A D1 database: renamed `<name>-2`… when the target has one of its name (bindings and the
+    SQLite file name the database's id, so nothing else changes)."""
+
+    id: str
+    name: str
+    new_name: str
+    clashes: bool
+
+
+@dataclass(frozen=True)
 class MovePlan:
     source: Account
     target: Account
@@ -76,6 +89,7 @@ class MovePlan:
     namespaces: list[NamespaceMove]
     problems: list[str] = field(default_factory=list)
     buckets: list[BucketMove] = field(default_factory=list)
+    databases: list[DatabaseMove] = field(default_factory=list)
 
     @property
     def ready(self) -> bool:
@@ -126,7 +140,26 @@ def plan_transfer(
             f"{target.name} would hold more than {bucket_limit} R2 buckets; "
             "delete some there first, or keep this account instead."
         )
-    return MovePlan(source, target, workers, namespaces, problems, buckets)
+    databases = _plan_databases(conn, source, target)
+    database_limit = quota_for(ctx.settings, target.kind).d1_databases
+    if len(databases_of(conn, target.id)) + len(databases) > database_limit:
+        problems.append(
+            f"{target.name} would hold more than {database_limit} D1 databases; "
+            "delete some there first, or keep this account instead."
+        )
+    return MovePlan(source, target, workers, namespaces, problems, buckets, databases)
+
+
+def _plan_databases(conn: Connection, source: Account, target: Account) -> list[DatabaseMove]:
+    existing = {d.name for d in databases_of(conn, target.id)}
+    used = set(existing)
+    moves = []
+    for database in databases_of(conn, source.id):
+        clashes = database.name in used
+        new_name = free_variant(database.name, used) if clashes else database.name
+        used.add(new_name)
+        moves.append(DatabaseMove(database.id, database.name, new_name, database.name in existing))
+    return moves
 
 
 def _plan_buckets(conn: Connection, source: Account, target: Account) -> list[BucketMove]:
@@ -247,6 +280,12 @@ def transfer(conn: Connection, ctx: ServiceContext, plan: MovePlan, now: datetim
                 created_at=now,
                 keep_until=now + timedelta(seconds=ctx.settings.tombstone_cooldown),
             )
+        )
+    for database in plan.databases:
+        conn.execute(
+            update(d1_databases)
+            .where(d1_databases.c.id == database.id)
+            .values(account_id=target.id, name=database.new_name)
         )
     for bucket in plan.buckets:
         conn.execute(

@@ -1,15 +1,22 @@
-"""What an account holds, as people see it: Workers with URL, version and last deploy; KV."""
+"""What an account holds, as people see it: Workers with URL, version and last deploy; KV; D1."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Connection, func, select
 
 from mayfly.model import Account
 from mayfly.services.context import ServiceContext
-from mayfly.storage.tables import deployments, kv_entries, kv_namespaces, scripts, versions
+from mayfly.storage.tables import (
+    d1_databases,
+    deployments,
+    kv_entries,
+    kv_namespaces,
+    scripts,
+    versions,
+)
 
 
 @dataclass(frozen=True)
@@ -31,9 +38,17 @@ class NamespaceSummary:
 
 
 @dataclass(frozen=True)
+class DatabaseSummary:
+    id: str
+    name: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
 class Inventory:
     workers: list[WorkerSummary]
     namespaces: list[NamespaceSummary]
+    databases: list[DatabaseSummary] = field(default_factory=list)
 
 
 def workers_of(conn: Connection, ctx: ServiceContext, account: Account) -> list[WorkerSummary]:
@@ -84,5 +99,18 @@ def namespaces_of(conn: Connection, account_id: str) -> list[NamespaceSummary]:
     return [NamespaceSummary(r.id, r.title, int(r.keys or 0)) for r in rows]
 
 
+def databases_of(conn: Connection, account_id: str) -> list[DatabaseSummary]:
+    rows = conn.execute(
+        select(d1_databases.c.id, d1_databases.c.name, d1_databases.c.size_bytes)
+        .where(d1_databases.c.account_id == account_id)
+        .order_by(d1_databases.c.name)
+    ).all()
+    return [DatabaseSummary(r.id, r.name, int(r.size_bytes)) for r in rows]
+
+
 def inventory_of(conn: Connection, ctx: ServiceContext, account: Account) -> Inventory:
-    return Inventory(workers_of(conn, ctx, account), namespaces_of(conn, account.id))
+    return Inventory(
+        workers_of(conn, ctx, account),
+        namespaces_of(conn, account.id),
+        databases_of(conn, account.id),
+    )
