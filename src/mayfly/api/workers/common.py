@@ -6,7 +6,7 @@ import asyncio
 
 from starlette.requests import Request
 
-from mayfly.api.auth import services
+from mayfly.api.auth import account_access, services
 from mayfly.api.openapi import (
     ANY_OBJECT,
     BOOLEAN,
@@ -17,7 +17,9 @@ from mayfly.api.openapi import (
     component,
     obj,
 )
+from mayfly.api.uploads import read_upload
 from mayfly.model import Account
+from mayfly.services.workers.deploys import Uploaded
 
 TAG = "Workers"
 # `?bindings_inherit=strict`: a binding to inherit must exist in the previous version.
@@ -133,3 +135,20 @@ async def not_quarantined(request: Request, account: Account) -> None:
 
 def worker_url(request: Request, account: Account, script: str) -> str:
     return services(request).ctx.worker_url(script, account.name)
+
+
+async def store_upload(request: Request, *, deploy: bool) -> tuple[Account, Uploaded]:
+    """W9 and W10: the multipart upload read as it streams, stored as a version (deployed or not)."""
+    who, account = await account_access(request)
+    await not_quarantined(request, account)
+    svc = services(request)
+    plan = await read_upload(request, svc.ctx.settings.max_upload_bytes)
+    uploaded = await svc.scripts.upload(
+        who,
+        account,
+        script_name(request),
+        plan,
+        deploy=deploy,
+        strict_inherit=strict_inherit(request),
+    )
+    return account, uploaded

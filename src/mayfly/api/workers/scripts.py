@@ -20,7 +20,6 @@ from mayfly.api.openapi import (
     obj,
     operation,
 )
-from mayfly.api.uploads import read_upload
 from mayfly.api.workers.common import (
     SCRIPT_SUBDOMAIN,
     TAG,
@@ -30,7 +29,7 @@ from mayfly.api.workers.common import (
     UPLOAD_QUERY,
     not_quarantined,
     script_name,
-    strict_inherit,
+    store_upload,
     worker_url,
 )
 from mayfly.errors import ValidationError
@@ -113,18 +112,7 @@ async def get_service(request: Request) -> Response:
 )
 async def put_script(request: Request) -> Response:
     """W9: store a version and deploy it (creates the Worker if new)."""
-    who, account = await account_access(request)
-    await not_quarantined(request, account)
-    svc = services(request)
-    plan = await read_upload(request, svc.ctx.settings.max_upload_bytes)
-    uploaded = await svc.scripts.upload(
-        who,
-        account,
-        script_name(request),
-        plan,
-        deploy=True,
-        strict_inherit=strict_inherit(request),
-    )
+    account, uploaded = await store_upload(request, deploy=True)
     version = uploaded.version
     return ok(
         {

@@ -15,7 +15,6 @@ from mayfly.api.openapi import (
     obj,
     operation,
 )
-from mayfly.api.uploads import read_upload
 from mayfly.api.workers.common import (
     DEPLOYMENT,
     TAG,
@@ -25,7 +24,7 @@ from mayfly.api.workers.common import (
     VERSION,
     not_quarantined,
     script_name,
-    strict_inherit,
+    store_upload,
 )
 
 
@@ -42,18 +41,7 @@ from mayfly.api.workers.common import (
 )
 async def post_version(request: Request) -> Response:
     """W10: store a version without deploying it."""
-    who, account = await account_access(request)
-    await not_quarantined(request, account)
-    svc = services(request)
-    plan = await read_upload(request, svc.ctx.settings.max_upload_bytes)
-    uploaded = await svc.scripts.upload(
-        who,
-        account,
-        script_name(request),
-        plan,
-        deploy=False,
-        strict_inherit=strict_inherit(request),
-    )
+    _, uploaded = await store_upload(request, deploy=False)
     # wrangler `versions upload` prints `Worker Startup Time: <startup_time_ms> ms` unconditionally.
     return ok({**uploaded.version, "startup_time_ms": 0}, messages=uploaded.messages)
 
