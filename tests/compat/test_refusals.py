@@ -22,11 +22,7 @@ pytestmark = [
 # wrangler.toml tables that need a feature Mayfly does not serve (appended to the config).
 REFUSED = {
     "durable_objects": '[[durable_objects.bindings]]\nname = "COUNTER"\nclass_name = "Counter"\n',
-    "d1_databases": '[[d1_databases]]\nbinding = "DB"\ndatabase_name = "db"\n'
-    'database_id = "00000000-0000-0000-0000-000000000000"\n',
-    "r2_buckets": '[[r2_buckets]]\nbinding = "FILES"\nbucket_name = "files"\n',
     "queues": '[[queues.producers]]\nbinding = "JOBS"\nqueue = "jobs"\n',
-    "services": '[[services]]\nbinding = "OTHER"\nservice = "other"\n',
     "ai": '[ai]\nbinding = "AI"\n',
     "vectorize": '[[vectorize]]\nbinding = "VEC"\nindex_name = "idx"\n',
     "hyperdrive": '[[hyperdrive]]\nbinding = "HD"\nid = "0123456789abcdef0123456789abcdef"\n',

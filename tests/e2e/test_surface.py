@@ -57,10 +57,7 @@ def test_a_hono_app_with_its_cache_middleware_answers_200(
 
 REFUSED_CONFIG = {
     "durable_objects": '[[durable_objects.bindings]]\nname = "COUNTER"\nclass_name = "Counter"\n',
-    "d1_databases": '[[d1_databases]]\nbinding = "DB"\ndatabase_name = "db"\ndatabase_id = "x"\n',
-    "r2_buckets": '[[r2_buckets]]\nbinding = "FILES"\nbucket_name = "files"\n',
     "queues": '[[queues.producers]]\nbinding = "JOBS"\nqueue = "jobs"\n',
-    "services": '[[services]]\nbinding = "OTHER"\nservice = "other"\n',
     "routes": 'routes = ["example.com/*"]\n',
     "ai": '[ai]\nbinding = "AI"\n',
 }

@@ -25,6 +25,7 @@ COMMANDS = {
     "deployments": LazyCommand(
         "mayfly.cli.deployments:deployments", "A Worker's deployments: each made one version live."
     ),
+    "d1": LazyCommand("mayfly.cli.d1:d1", "D1 databases: SQL, migrations."),
     "kv": LazyCommand("mayfly.cli.kv:kv", "Workers KV: namespaces and the values in them."),
     "login": LazyCommand(
         "mayfly.cli.login:login",
@@ -37,6 +38,9 @@ COMMANDS = {
     "mcp": LazyCommand(
         "mayfly.cli.mcp:mcp",
         "Serve Mayfly's tools to an agent over MCP (Model Context Protocol) on stdin/stdout.",
+    ),
+    "r2": LazyCommand(
+        "mayfly.cli.r2:r2", "R2 buckets (objects: through a binding, or `wrangler r2 object`)."
     ),
     "rollback": LazyCommand(
         "mayfly.cli.deployments:rollback",

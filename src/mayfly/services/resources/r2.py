@@ -27,7 +27,7 @@ from mayfly.model import Account
 from mayfly.services.context import ServiceContext
 from mayfly.services.core import audit
 from mayfly.services.resources import quotas
-from mayfly.services.resources.kv import prefix_successor
+from mayfly.services.resources.kv_store import prefix_successor
 from mayfly.services.resources.r2_meta import (
     STORAGE_CLASSES,
     check_bucket_name,
