@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from shutil import which
 
 from mayfly.runtime.sandbox import Sandbox, ShardUser, plan_sandbox
 
@@ -44,3 +45,34 @@ def test_the_plan_binds_what_it_is_given(tmp_path: Path) -> None:
     sandbox = plan_sandbox([tmp_path], use_bwrap=False)
     assert sandbox.bwrap is None
     assert sandbox.readable == (str(tmp_path),)
+
+
+def test_as_root_the_tree_gets_a_pid_namespace_and_the_user_switch_moves_inside_it() -> None:
+    sandbox = Sandbox(
+        user=ShardUser("nobody", 65534, 65534),
+        bwrap="/usr/bin/bwrap",
+        setpriv="/usr/bin/setpriv",
+        unshare="/usr/bin/unshare",
+    )
+    argv = sandbox.wrap(["/opt/workerd", "serve"], "/tmp/mayfly-runtime-x")
+    assert argv[:4] == ["/usr/bin/setpriv", "--pdeathsig", "KILL", "--"]
+    assert argv[4:9] == ["/usr/bin/unshare", "--pid", "--fork", "--kill-child=KILL", "--"]
+    # The user switch clears the death signal: the second setpriv arms it again after it.
+    assert argv[9:19] == [
+        "/usr/bin/setpriv",
+        "--reuid", "65534",
+        "--regid", "65534",
+        "--clear-groups",
+        "--pdeathsig", "KILL",
+        "--",
+        "/usr/bin/bwrap",
+    ]  # fmt: skip
+    assert sandbox.popen_kwargs() == {}
+    assert sandbox.describe() == (
+        "as nobody (uid 65534) inside bubblewrap, in a PID namespace of their own"
+    )
+
+
+def test_the_plan_asks_for_a_pid_namespace_only_as_root(tmp_path: Path) -> None:
+    sandbox = plan_sandbox([tmp_path])
+    assert (sandbox.unshare is not None) == (sandbox.user is not None and bool(which("unshare")))

@@ -2,8 +2,17 @@
 
 As root, a shard runs as `nobody`, which cannot read the data dir (0700) nor the control plane's
 secrets. Inside bubblewrap it also sees only /usr, a few files of /etc, the workerd binary and the
-runtime dir (read-only): not the data dir, not /home, not /root. `setpriv --pdeathsig KILL` and
-bwrap's `--die-with-parent` make shards die with the supervisor, even when it is SIGKILLed.
+runtime dir (read-only): not the data dir, not /home, not /root.
+
+Shards die with the supervisor, even when it is SIGKILLed. `setpriv --pdeathsig KILL` ties the
+first process to the supervisor's thread that started it (the supervisor's, which lives as long as
+the data plane). As root, that process is `unshare --pid --fork --kill-child`: everything below it
+runs in a PID namespace whose init is the shard's own first process (bwrap, or workerd without
+it), so when that dies the kernel kills the whole tree. bwrap's `--die-with-parent` alone is not
+enough: bwrap's init arms it only after its setup, and a supervisor killed in that window used to
+leave bwrap's init and workerd running under init (containers/bubblewrap#633). The user switch
+then happens in a second setpriv, which arms the death signal again after it (a credential change
+clears it). Without root (no PID namespace), the chain is setpriv → bwrap, with that window.
 """
 
 from __future__ import annotations
@@ -52,6 +61,7 @@ class Sandbox:
     user: ShardUser | None = None
     bwrap: str | None = None
     setpriv: str | None = None
+    unshare: str | None = None  # as root: the shard's tree in a PID namespace of its own
     readable: tuple[str, ...] = ()  # host paths bound read-only, at the same place, into bwrap
 
     @classmethod
@@ -63,21 +73,38 @@ class Sandbox:
         prefix: list[str] = []
         if self.setpriv:
             prefix += [self.setpriv, "--pdeathsig", "KILL", "--"]
+        if self._pid_namespace:
+            assert self.unshare and self.setpriv and self.user
+            prefix += [self.unshare, "--pid", "--fork", "--kill-child=KILL", "--"]
+            prefix += [
+                self.setpriv,
+                "--reuid", str(self.user.uid),
+                "--regid", str(self.user.gid),
+                "--clear-groups",
+                "--pdeathsig", "KILL",
+                "--",
+            ]  # fmt: skip
         if self.bwrap:
             prefix += [self.bwrap, *self._bwrap_args(cwd), "--"]
         return [*prefix, *argv]
 
     def popen_kwargs(self) -> dict[str, Any]:
         """The user switch happens in the child before exec (no preexec_fn); setpriv then sets
-        the death signal, which a later credential change would clear."""
-        if self.user is None:
+        the death signal, which a later credential change would clear. In a PID namespace, the
+        second setpriv switches the user instead (`wrap`)."""
+        if self.user is None or self._pid_namespace:
             return {}
         return {"user": self.user.uid, "group": self.user.gid, "extra_groups": []}
+
+    @property
+    def _pid_namespace(self) -> bool:
+        return bool(self.unshare and self.setpriv and self.user)
 
     def describe(self) -> str:
         who = f"{self.user.name} (uid {self.user.uid})" if self.user else f"uid {os.getuid()}"
         where = "inside bubblewrap" if self.bwrap else "without a filesystem sandbox"
-        return f"as {who} {where}"
+        pid_ns = ", in a PID namespace of their own" if self._pid_namespace else ""
+        return f"as {who} {where}{pid_ns}"
 
     def _bwrap_args(self, cwd: str) -> list[str]:
         args = [
@@ -117,6 +144,7 @@ def plan_sandbox(readable: Sequence[Path], *, use_bwrap: bool = True) -> Sandbox
         user=user,
         bwrap=shutil.which("bwrap") if use_bwrap else None,
         setpriv=shutil.which("setpriv"),
+        unshare=shutil.which("unshare") if user is not None else None,
         readable=tuple(str(p) for p in readable),
     )
 
@@ -136,7 +164,18 @@ async def checked_sandbox(sandbox: Sandbox, command: Sequence[str], cwd: Path) -
             "bubblewrap (bwrap) is not installed: shards run without a filesystem sandbox. "
             "Install the Debian package `bubblewrap`."
         )
-    else:
+    if sandbox.unshare is not None and sandbox.user is not None:
+        problem = await _try(sandbox, command, cwd)
+        if problem is None:
+            log.info("Shards run %s.", sandbox.describe())
+            return sandbox
+        log.warning(
+            "unshare cannot give shards a PID namespace here (%s): a data plane SIGKILLed while "
+            "a shard starts may leave that shard running.",
+            problem,
+        )
+        sandbox = replace(sandbox, unshare=None)
+    if sandbox.bwrap is not None:
         problem = await _try(sandbox, command, cwd)
         if problem is None:
             log.info("Shards run %s.", sandbox.describe())
