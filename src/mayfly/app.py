@@ -191,9 +191,9 @@ class Platform:
         from mayfly.services.operations.cluster import Cluster, ClusterInvalidator, channel_for
 
         channel = await asyncio.to_thread(channel_for, self.db)
-        self.cluster = Cluster(
-            self.db, self.settings.role, channel, ack_timeout=self.settings.ack_timeout
-        )
+        # Only a node that runs shards is waited for (an "all" node with --runtime false is not).
+        role = self.settings.role if self.settings.runs_data_plane else "api"
+        self.cluster = Cluster(self.db, role, channel, ack_timeout=self.settings.ack_timeout)
         if self.settings.serves_api:  # tails opened here get events posted to other replicas
             from mayfly.services.operations.cluster_tails import ClusterTails
 

@@ -7,6 +7,7 @@ deploys (NOTIFY + acknowledgements), secrets (the shared platform key), KV, tail
 from __future__ import annotations
 
 import json
+import signal
 from urllib.parse import urlsplit
 
 import httpx
@@ -261,3 +262,40 @@ def test_a_claim_across_replicas_keeps_the_workers_served_on_both_nodes(cluster:
         assert [t.split()[0] for t in on_every_node(cluster, host)] == ["mine", "mine"]
         rows = cluster.sql("SELECT kind, expires_at FROM accounts WHERE id = :a", a=account["id"])
         assert rows == [("permanent", None)]
+
+
+def test_a_node_that_does_not_acknowledge_is_marked_and_drops_its_routes_when_it_resumes(
+    cluster: Cluster,
+) -> None:
+    """The failure mode docs/operating.md describes: a frozen node (SIGSTOP: alive, its shards
+    serving, its control process silent) costs a deploy at most --ack-timeout, is marked, and
+    recycles its shards when it runs again."""
+    frozen = cluster.planes[0]
+    assert frozen.process is not None
+    with replica(cluster, 0) as api:
+        account = provision(api)["account"]
+        host = f"ice.{account['name']}.localhost"
+        deploy(api, account, "ice", "before")
+        assert cluster.worker(host, via=frozen.port).text.startswith("before")
+        frozen.process.send_signal(signal.SIGSTOP)
+        try:
+            deploy(api, account, "ice", "after")  # answered after --ack-timeout
+            marked = cluster.sql("SELECT id FROM cluster_nodes WHERE must_flush")
+            assert len(marked) == 1, marked
+            # The other node acknowledged: it serves the new version at once.
+            assert cluster.worker(host, via=cluster.planes[1].port).text.startswith("after")
+        finally:
+            frozen.process.send_signal(signal.SIGCONT)
+        wait_for(
+            "the marked node to drop its routes",
+            lambda: not cluster.sql("SELECT id FROM cluster_nodes WHERE must_flush"),
+            timeout=30,
+            logs=cluster.logs,
+        )
+        assert "dropping every cached route of this node" in frozen.log()
+        wait_for(
+            "the resumed node to serve the new version",
+            lambda: cluster.worker(host, via=frozen.port).text.startswith("after"),
+            timeout=30,
+            logs=cluster.logs,
+        )

@@ -331,11 +331,12 @@ class Cluster:
                 self._spawn(listener(message))
 
     async def _apply(self, message: dict[str, Any]) -> None:
-        if self.flush is None:
+        if self.role == "api":
             return  # no data plane here: nothing to drop, nobody waits for this node
         try:
             hosts = message.get("hosts")
-            await self.flush(None if message.get("all") else [str(h) for h in hosts or []])
+            if self.flush is not None:  # None while the shards start: they start empty
+                await self.flush(None if message.get("all") else [str(h) for h in hosts or []])
             await self.notify("ack", {"id": message.get("id"), "node": self.id})
         except Exception:
             log.exception("could not apply an invalidation")
