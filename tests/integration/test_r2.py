@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from mayfly.app import Platform
-from mayfly.services.core.clock import ManualClock
 from mayfly.services.identity.accounts import get_account
 from mayfly.storage import tables
+from tests.clock import ManualClock
 from tests.conftest import auth, provision, upload_body
 from tests.integration.test_claim_support import cheap_password_hashing, claim_path, web
 from tests.integration.test_claims import _owner_with_account, db_client, db_platform
@@ -232,8 +232,12 @@ def test_a_claim_moves_buckets_and_keeps_bindings_pointing_at_them(
         acme = _owner_with_account(platform, client, browser)
         create_bucket(client, {"id": acme["id"], "apiToken": acme["token"]}, "media")
         path = claim_path(created)
+        preview = browser.get(f"{path}/move?into={acme['id']}").text
+        assert "R2 buckets" in preview and "media-2" in preview and "name taken" in preview
         moved = browser.post(path, {"action": "move", "into": acme["id"]})
         assert moved.status_code == 303, moved.text
+        detail = browser.get(moved.headers["location"]).text
+        assert "R2 buckets" in detail and "media-2" in detail  # the dashboard lists them
     acme_token = auth(acme["token"])
     names = client.get(f"accounts/{acme['id']}/r2/buckets", headers=acme_token).json()
     assert sorted(b["name"] for b in names["result"]["buckets"]) == ["media", "media-2"]

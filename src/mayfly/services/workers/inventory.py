@@ -14,6 +14,8 @@ from mayfly.storage.tables import (
     deployments,
     kv_entries,
     kv_namespaces,
+    r2_buckets,
+    r2_objects,
     scripts,
     versions,
 )
@@ -45,10 +47,18 @@ class DatabaseSummary:
 
 
 @dataclass(frozen=True)
+class BucketSummary:
+    name: str
+    objects: int
+    size_bytes: int
+
+
+@dataclass(frozen=True)
 class Inventory:
     workers: list[WorkerSummary]
     namespaces: list[NamespaceSummary]
     databases: list[DatabaseSummary] = field(default_factory=list)
+    buckets: list[BucketSummary] = field(default_factory=list)
 
 
 def workers_of(conn: Connection, ctx: ServiceContext, account: Account) -> list[WorkerSummary]:
@@ -108,9 +118,31 @@ def databases_of(conn: Connection, account_id: str) -> list[DatabaseSummary]:
     return [DatabaseSummary(r.id, r.name, int(r.size_bytes)) for r in rows]
 
 
+def buckets_of(conn: Connection, account_id: str) -> list[BucketSummary]:
+    """R2 buckets with their objects' count and bytes (one aggregate over the account's objects)."""
+    totals = (
+        select(
+            r2_objects.c.bucket_id,
+            func.count().label("objects"),
+            func.sum(r2_objects.c.size).label("size_bytes"),
+        )
+        .where(r2_objects.c.account_id == account_id)
+        .group_by(r2_objects.c.bucket_id)
+        .subquery()
+    )
+    rows = conn.execute(
+        select(r2_buckets.c.name, totals.c.objects, totals.c.size_bytes)
+        .select_from(r2_buckets.outerjoin(totals, totals.c.bucket_id == r2_buckets.c.id))
+        .where(r2_buckets.c.account_id == account_id)
+        .order_by(r2_buckets.c.name)
+    ).all()
+    return [BucketSummary(r.name, int(r.objects or 0), int(r.size_bytes or 0)) for r in rows]
+
+
 def inventory_of(conn: Connection, ctx: ServiceContext, account: Account) -> Inventory:
     return Inventory(
         workers_of(conn, ctx, account),
         namespaces_of(conn, account.id),
         databases_of(conn, account.id),
+        buckets_of(conn, account.id),
     )
