@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.clock
 
 from sqlalchemy import insert
+from tests.clock import ManualClock
 
 from mayfly.app import Platform
-from mayfly.services.core.clock import ManualClock
 from mayfly.services.resources import quotas
 from mayfly.settings import Settings
 from mayfly.storage.tables import kv_entries

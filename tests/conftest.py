@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import create_engine, text
 from starlette.testclient import TestClient
 from tests import pow_solver
+from tests.clock import ManualClock
 
 from mayfly.app import Platform
-from mayfly.services.core.clock import ManualClock
 from mayfly.services.temporary import pow
 from mayfly.settings import Settings
 

@@ -16,9 +16,9 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from mayfly.app import Platform
-from mayfly.services.core.clock import ManualClock
 from mayfly.services.resources.asset_manifest import content_matches, extension
 from mayfly.storage import tables
+from tests.clock import ManualClock
 from tests.conftest import auth, make_settings, provision, upload_body
 from tests.integration.test_assets import manifest, wrangler_hash
 from tests.integration.test_claim_support import PASSWORD, cheap_password_hashing

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from mayfly.services.core.clock import ManualClock
 from mayfly.services.workers.uploads import ALLOWED_FLAGS, FLAG_PAIRS
+from tests.clock import ManualClock
 from tests.conftest import auth, provision, upload_body
 
 BAD_DATES = ["0001-01-01", "1999-01-01", "1999-12-31", "2025-13-01", "2025-02-30", "20250101"]

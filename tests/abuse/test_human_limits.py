@@ -16,8 +16,8 @@ from starlette.testclient import TestClient
 
 from mayfly.app import Platform
 from mayfly.errors import RateLimited
-from mayfly.services.core.clock import ManualClock
 from mayfly.services.identity.passwords import PasswordPool
+from tests.clock import ManualClock
 from tests.conftest import make_settings
 from tests.integration.test_claim_support import PASSWORD, Web, cheap_password_hashing
 

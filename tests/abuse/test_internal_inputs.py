@@ -11,7 +11,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from mayfly.app import Platform
-from mayfly.services.core.clock import ManualClock
+from tests.clock import ManualClock
 from tests.conftest import auth, make_settings, provision
 
 

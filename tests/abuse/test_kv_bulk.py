@@ -15,9 +15,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from mayfly.app import Platform
-from mayfly.services.core.clock import ManualClock
 from tests.abuse.raw_http import provision as provision_live
 from tests.abuse.raw_http import send
+from tests.clock import ManualClock
 from tests.conftest import auth, make_settings, provision
 from tests.e2e.conftest import running_server
 

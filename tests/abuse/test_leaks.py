@@ -18,13 +18,13 @@ from starlette.websockets import WebSocketDisconnect
 
 from mayfly.app import Platform
 from mayfly.errors import RateLimited
-from mayfly.services.core.clock import ManualClock
 from mayfly.services.identity.sessions import MAX_SESSIONS_PER_USER
 from mayfly.services.operations.housekeeping import ORPHAN_BLOB_AGE_SECONDS, Housekeeper
 from mayfly.services.resources.assets import TOKEN_LIFETIME
 from mayfly.services.workers.tail import CONNECT_GRACE_SECONDS, MAX_SESSIONS_PER_ACCOUNT, TailHub
 from mayfly.storage import tables
 from mayfly.storage.blobs import sha256_hex
+from tests.clock import ManualClock
 from tests.conftest import auth, make_settings, provision, upload_body
 from tests.integration.test_assets import SITE, upload_assets, wrangler_hash
 

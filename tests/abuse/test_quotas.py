@@ -16,13 +16,13 @@ from sqlalchemy import func, select, update
 from starlette.testclient import TestClient
 
 from mayfly.app import Platform
-from mayfly.services.core.clock import ManualClock
 from mayfly.services.identity.accounts import get_account
 from mayfly.services.resources import quotas
 from mayfly.services.resources.quotas import quota_for, stored_bytes
 from mayfly.services.temporary.transfers import plan_transfer
 from mayfly.settings import Settings
 from mayfly.storage import tables
+from tests.clock import ManualClock
 from tests.conftest import auth, make_settings, provision, upload_body
 from tests.integration.test_assets import manifest
 

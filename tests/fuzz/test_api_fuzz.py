@@ -38,7 +38,7 @@ from starlette.testclient import TestClient
 
 from mayfly.api.routes import openapi_document
 from mayfly.app import Platform
-from mayfly.services.core.clock import ManualClock
+from tests.clock import ManualClock
 from tests.conftest import POSTGRES_URL, auth, make_settings, provision, upload_body
 from tests.fuzz.conftest import FUZZ_STATS
 

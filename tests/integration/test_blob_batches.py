@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, select
 
-from mayfly.services.core.clock import ManualClock
 from mayfly.storage.blobs import BlobStore, sha256_hex
 from mayfly.storage.database import Database
 from mayfly.storage.tables import accounts, blobs
+from tests.clock import ManualClock
 
 
 @pytest.fixture

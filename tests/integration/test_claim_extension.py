@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from mayfly.app import Platform
 from mayfly.services.core import audit
-from mayfly.services.core.clock import ManualClock
+from tests.clock import ManualClock
 from tests.conftest import auth, make_settings, provision
 from tests.integration.test_claim_support import (
     cheap_password_hashing,

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from mayfly.app import Platform
-from mayfly.services.core.clock import ManualClock
 from mayfly.storage import tables
+from tests.clock import ManualClock
 from tests.conftest import auth, make_settings, provision, upload_body
 from tests.integration.test_assets import SITE, upload_assets
 from tests.integration.test_claim_support import (

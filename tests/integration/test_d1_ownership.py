@@ -14,11 +14,11 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from mayfly.app import Platform
-from mayfly.services.core.clock import ManualClock
 from mayfly.services.resources import quotas
 from mayfly.services.resources.d1 import limits_for
 from mayfly.settings import Settings
 from mayfly.storage import tables
+from tests.clock import ManualClock
 from tests.conftest import auth, make_settings, provision
 from tests.integration.test_claim_support import (
     cheap_password_hashing,

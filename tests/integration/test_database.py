@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from mayfly.services.core.clock import ManualClock
 from mayfly.storage.database import Database
 from mayfly.storage.tables import used_challenges
+from tests.clock import ManualClock
 
 
 @pytest.fixture

@@ -17,9 +17,9 @@ from mayfly.app import Platform
 from mayfly.cli import login as login_command
 from mayfly.cli.main import cli
 from mayfly.cli.options import ClientEnv
-from mayfly.services.core.clock import ManualClock
 from mayfly.services.identity.device_auth import DeviceAuthService
 from mayfly.storage import tables
+from tests.clock import ManualClock
 from tests.conftest import auth
 from tests.integration.test_claim_support import Web, cheap_password_hashing, web
 from tests.unit.cli_support import app_transport

@@ -16,8 +16,8 @@ from starlette.testclient import TestClient
 from mayfly.app import Platform
 from mayfly.cli.main import cli
 from mayfly.services.core import audit
-from mayfly.services.core.clock import ManualClock
 from mayfly.settings import Settings
+from tests.clock import ManualClock
 from tests.conftest import auth, make_settings, provision, solve_challenge
 from tests.integration.test_claim_support import cheap_password_hashing, deploy, web
 from tests.unit.cli_support import Mayfly, app_transport

@@ -11,9 +11,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from mayfly.app import Platform
-from mayfly.services.core.clock import ManualClock
 from mayfly.services.resources.kv import prefix_successor
 from mayfly.services.workers.inventory import namespaces_of
+from tests.clock import ManualClock
 from tests.conftest import auth, make_settings, provision
 
 

@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from mayfly.app import Platform
-from mayfly.services.core.clock import ManualClock
 from mayfly.storage import tables
+from tests.clock import ManualClock
 from tests.conftest import auth, make_settings, provision, upload_body
 
 CONTENT_TABLES = [

@@ -10,8 +10,8 @@ from starlette.testclient import TestClient
 
 from mayfly.app import Platform
 from mayfly.services.core import audit
-from mayfly.services.core.clock import ManualClock
 from mayfly.services.workers.quarantine import cooldown_seconds
+from tests.clock import ManualClock
 from tests.conftest import auth, make_settings, provision, upload_body
 
 

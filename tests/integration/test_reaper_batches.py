@@ -15,9 +15,9 @@ from sqlalchemy import func, insert, select
 from starlette.testclient import TestClient
 
 from mayfly.app import Platform
-from mayfly.services.core.clock import ManualClock
 from mayfly.services.temporary import lifecycle
 from mayfly.storage import tables
+from tests.clock import ManualClock
 from tests.conftest import auth, make_settings, provision
 from tests.integration.test_lifecycle import CONTENT_TABLES, count_rows, deploy
 

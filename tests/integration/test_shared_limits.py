@@ -10,8 +10,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from mayfly.app import Platform
-from mayfly.services.core.clock import ManualClock
 from mayfly.services.operations.housekeeping import Housekeeper
+from tests.clock import ManualClock
 from tests.conftest import make_settings
 
 pytestmark = pytest.mark.postgres

@@ -9,10 +9,10 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from mayfly.app import Platform
-from mayfly.services.core.clock import ManualClock
 from mayfly.services.core.crypto import hash_token
 from mayfly.services.core.ratelimit import SlidingWindowLimiter
 from mayfly.storage import tables
+from tests.clock import ManualClock
 from tests.conftest import auth, make_settings, provision
 from tests.integration.test_claim_support import PASSWORD, cheap_password_hashing, web
 

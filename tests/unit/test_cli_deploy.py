@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from mayfly.app import Platform
 from mayfly.cli.main import cli
 from mayfly.cli.options import ClientEnv
-from mayfly.services.core.clock import ManualClock
 from mayfly.services.identity.tokens import revoke_account_tokens
+from tests.clock import ManualClock
 from tests.unit.cli_support import Mayfly, app_transport
 
 

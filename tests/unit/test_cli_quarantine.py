@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from mayfly.app import Platform
 from mayfly.cli.main import cli
-from mayfly.services.core.clock import ManualClock
+from tests.clock import ManualClock
 from tests.unit.cli_support import Mayfly, app_transport
 from tests.unit.test_cli_deploy import write_project
 

@@ -3,10 +3,10 @@ import base64
 import pytest
 
 from mayfly.errors import ProofOfWorkInvalid
-from mayfly.services.core.clock import ManualClock
 from mayfly.services.core.crypto import Crypto
 from mayfly.services.temporary import pow
 from tests import pow_solver
+from tests.clock import ManualClock
 
 CRYPTO = Crypto(b"k" * 32)
 

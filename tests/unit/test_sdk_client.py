@@ -27,8 +27,8 @@ from mayfly.sdk import (
     resolve_credentials,
 )
 from mayfly.sdk.errors import CredentialsError
-from mayfly.services.core.clock import ManualClock
 from mayfly.services.identity.tokens import revoke_account_tokens
+from tests.clock import ManualClock
 from tests.unit.cli_support import app_transport
 
 UPLOAD = WorkerUpload(

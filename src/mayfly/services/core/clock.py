@@ -1,8 +1,8 @@
-"""Time as a dependency, so tests can move it."""
+"""Time as a dependency, so tests can move it (their ManualClock: tests/clock.py)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Protocol
 
 
@@ -13,16 +13,3 @@ class Clock(Protocol):
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
-
-
-class ManualClock:
-    """A clock that tests advance by hand."""
-
-    def __init__(self, start: datetime | None = None):
-        self._now = start or datetime.now(UTC)
-
-    def now(self) -> datetime:
-        return self._now
-
-    def advance(self, seconds: float) -> None:
-        self._now += timedelta(seconds=seconds)
