@@ -24,6 +24,7 @@ from mayfly.project.errors import Diagnostic, ProjectError, UnsupportedFeature
 from mayfly.project.resources import (
     BINDING_NAME_RE,
     AssetsConfig,
+    D1Database,
     KVNamespace,
     R2Bucket,
     ResourceChecker,
@@ -46,6 +47,7 @@ USED_KEYS = frozenset(
         "account_id",
         "kv_namespaces",
         "r2_buckets",
+        "d1_databases",
         "services",
         "assets",
         "triggers",
@@ -86,6 +88,7 @@ class Project:
     account_id: str | None = None
     kv_namespaces: tuple[KVNamespace, ...] = ()
     r2_buckets: tuple[R2Bucket, ...] = ()
+    d1_databases: tuple[D1Database, ...] = ()
     services: tuple[ServiceBinding, ...] = ()
     assets: AssetsConfig | None = None
     env: str | None = None
@@ -109,6 +112,14 @@ class Project:
             out.append(
                 {"name": bucket.binding, "type": "r2_bucket", "bucket_name": bucket.bucket_name}
             )
+        for database in self.d1_databases:
+            # The deploy fills in `id` when the configuration gives only a name (sdk/deploy.py).
+            d1: dict[str, Any] = {"name": database.binding, "type": "d1"}
+            if database.database_id:
+                d1["id"] = database.database_id
+            if database.database_name:
+                d1["database_name"] = database.database_name
+            out.append(d1)
         for service in self.services:
             binding = {"name": service.binding, "type": "service", "service": service.service}
             if service.entrypoint:
@@ -206,6 +217,7 @@ def load_project(
         account_id=checker.optional_str("account_id", raw.get("account_id")),
         kv_namespaces=resources.kv_namespaces(raw.get("kv_namespaces")),
         r2_buckets=resources.r2_buckets(raw.get("r2_buckets")),
+        d1_databases=resources.d1_databases(raw.get("d1_databases")),
         services=resources.services(raw.get("services")),
         assets=assets,
         env=env,
@@ -215,12 +227,13 @@ def load_project(
         resources.assets_need_main(project.main, project.assets)
     names = [b.binding for b in project.kv_namespaces] + list(project.vars)
     names += [b.binding for b in project.r2_buckets] + [s.binding for s in project.services]
+    names += [d.binding for d in project.d1_databases]
     if project.assets is not None and project.assets.binding:
         names.append(project.assets.binding)
     for duplicate in sorted({n for n in names if names.count(n) > 1}):
         checker.error(
             f"the binding name {duplicate!r} is used twice "
-            "(vars, kv_namespaces, r2_buckets, services, assets)."
+            "(vars, kv_namespaces, r2_buckets, d1_databases, services, assets)."
         )
     refused = False
     for key in raw:

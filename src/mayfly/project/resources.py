@@ -1,5 +1,5 @@
 """The resources a Worker binds, as the configuration declares them: `[[kv_namespaces]]`,
-`[[r2_buckets]]`, `[[services]]` and `[assets]`, validated with wrangler's rules (wrangler-assets.md §9). Problems go to the config
+`[[r2_buckets]]`, `[[d1_databases]]`, `[[services]]` and `[assets]`, validated with wrangler's rules (wrangler-assets.md §9). Problems go to the config
 checker's report, so every one is listed at once.
 """
 
@@ -41,6 +41,20 @@ class R2Bucket:
 
     binding: str
     bucket_name: str
+
+
+@dataclass(frozen=True)
+class D1Database:
+    """A `[[d1_databases]]` entry. Without `database_id` the deploy finds the database by
+    `database_name` (or the one the Worker's binding already uses, else `<worker>-<binding>`) and
+    creates it when missing, as wrangler provisions one. `migrations_dir` is for
+    `mayfly d1 migrations apply`."""
+
+    binding: str
+    database_id: str | None = None
+    database_name: str | None = None
+    migrations_dir: str = "migrations"
+    migrations_table: str = "d1_migrations"
 
 
 @dataclass(frozen=True)
@@ -148,6 +162,26 @@ class ResourceChecker:
             if unknown:
                 self.report.warn(f"{where}: {', '.join(sorted(unknown))} ignored.")
             out.append(R2Bucket(item["binding"], name))
+        return tuple(out)
+
+    def d1_databases(self, value: Any) -> tuple[D1Database, ...]:
+        out: list[D1Database] = []
+        for where, item in self._tables("d1_databases", value, "{binding, database_id}"):
+            fields: dict[str, str] = {}
+            for key in ("database_id", "database_name", "migrations_dir", "migrations_table"):
+                field_value = item.get(key)
+                if field_value is None:
+                    continue
+                if not isinstance(field_value, str) or not field_value:
+                    self.report.error(f"{where}: `{key}` must be a non-empty string.")
+                    continue
+                fields[key] = field_value
+            unknown = set(item) - {"binding", "preview_database_id", "remote"}
+            unknown -= {"experimental_remote", "migrations_pattern", *fields}
+            unknown -= {"database_id", "database_name", "migrations_dir", "migrations_table"}
+            if unknown:
+                self.report.warn(f"{where}: {', '.join(sorted(unknown))} ignored.")
+            out.append(D1Database(item["binding"], **fields))
         return tuple(out)
 
     def services(self, value: Any) -> tuple[ServiceBinding, ...]:

@@ -4,6 +4,8 @@
    binding already uses (W7), else the namespace titled `<worker>-<binding lowercased>`, else a new
    one with that title; so a redeploy reuses what the first deploy created.
 2. R2 bindings name a bucket: one the account does not have yet is created (as wrangler does).
+   D1 bindings without an id get one: the database named `database_name`, else the one the
+   Worker's binding already uses, else `<worker>-<binding>`; created when missing (as wrangler).
 3. Static assets: only what the server is missing is uploaded (assets.py).
 4. PUT the script (stores a version and deploys it), then read the Worker's URL.
 """
@@ -41,6 +43,7 @@ from mayfly.sdk.session import (
 
 NAMESPACE_EXISTS = 10014
 BUCKET_EXISTS, BUCKET_NOT_FOUND = 10004, 10006
+D1_NOT_FOUND, D1_EXISTS = 7404, 7502
 
 __all__ = ["NO_CREDENTIALS", "TEMPORARY_CONFLICT", "Deployer", "namespace_title"]
 
@@ -123,7 +126,7 @@ class Deployer:
     ) -> Deployment:
         namespaces = self._namespaces(authed, account, script, kv)
         self._buckets(authed, account, upload.bindings)
-        bindings: list[dict[str, Any]] = [*upload.bindings]
+        bindings = self._databases(authed, account, script, upload.bindings)
         bindings += [
             {"name": n.binding, "type": "kv_namespace", "namespace_id": n.id} for n in namespaces
         ]
@@ -215,6 +218,69 @@ class Deployer:
                     raise
                 continue
             self.listener.notice(f"R2 binding {binding['name']}: created the bucket {name}.")
+
+    def _databases(
+        self,
+        authed: MayflyClient,
+        account: AccountInfo,
+        script: str,
+        bindings: Sequence[dict[str, Any]],
+    ) -> list[dict[str, Any]]:
+        """D1 bindings with the database's id: as configured, else the database named
+        `database_name`, else the one the Worker's binding already uses, else the one named
+        `<worker>-<binding>` (wrangler's auto-provisioned name); created when missing."""
+        out: list[dict[str, Any]] = []
+        current: dict[str, str] | None = None
+        for binding in bindings:
+            if binding.get("type") != "d1" or binding.get("id"):
+                out.append({k: v for k, v in binding.items() if k != "database_name"})
+                continue
+            name = binding.get("database_name")
+            if not name:
+                if current is None:
+                    current = self._current_bindings(authed, account, script, "d1", "id")
+                if binding["name"] in current:
+                    out.append(
+                        {"name": binding["name"], "type": "d1", "id": current[binding["name"]]}
+                    )
+                    continue
+                name = f"{script}-{str(binding['name']).lower().replace('_', '-')}"
+            path = f"/accounts/{account.id}/d1/database"
+            try:
+                found = authed.call("GET", f"{path}/{name}")
+            except MayflyAPIError as exc:
+                if exc.code != D1_NOT_FOUND:
+                    raise
+                try:
+                    found = authed.call("POST", path, json={"name": name})
+                except MayflyAPIError as again:
+                    if again.code != D1_EXISTS:  # another deploy created it meanwhile
+                        raise
+                    found = authed.call("GET", f"{path}/{name}")
+                else:
+                    self.listener.notice(
+                        f"D1 binding {binding['name']}: created the database {name} "
+                        f"({found['uuid']})."
+                    )
+            out.append({"name": binding["name"], "type": "d1", "id": str(found["uuid"])})
+        return out
+
+    @staticmethod
+    def _current_bindings(
+        authed: MayflyClient, account: AccountInfo, script: str, kind: str, id_field: str
+    ) -> dict[str, str]:
+        """binding name -> the id it names, for the Worker's current bindings of `kind`."""
+        try:
+            settings = authed.workers.settings(account.id, script)
+        except MayflyAPIError as exc:
+            if exc.code == SCRIPT_NOT_FOUND:
+                return {}
+            raise
+        return {
+            str(b["name"]): str(b[id_field])
+            for b in settings.get("bindings") or []
+            if isinstance(b, dict) and b.get("type") == kind and id_field in b
+        }
 
     @staticmethod
     def _current_kv_bindings(
