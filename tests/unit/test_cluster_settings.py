@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mayfly.services.operations.cluster import conninfo
+from mayfly.services.operations.cluster import MAX_PAYLOAD, chunks, conninfo
 from mayfly.services.operations.cluster_tails import batches
 from mayfly.settings import Settings
 
@@ -71,3 +71,12 @@ def test_tail_batches_fit_a_notify_payload() -> None:
     assert sum(len(group) for group in grouped) == 101
     assert grouped[-1][-1]["outcome"] == "exception"
     assert "too large" in grouped[-1][-1]["logs"][0]["message"][0]
+
+
+def test_many_hosts_are_invalidated_in_several_notifications_not_a_flush() -> None:
+    hosts = [f"worker-{i}.some-account-name.workers.example.net" for i in range(1000)]
+    grouped = chunks(hosts)
+    assert len(grouped) > 1
+    assert [h for group in grouped for h in group] == hosts
+    assert all(len(json.dumps({"id": "x" * 16, "hosts": g})) < MAX_PAYLOAD for g in grouped)
+    assert chunks(["one"]) == [["one"]]

@@ -120,6 +120,20 @@ def channel_for(db: Database, wait: float = 60.0) -> str:
     return f"mayfly_{stored[:16]}"
 
 
+def chunks(hosts: list[str], limit: int = MAX_PAYLOAD - 300) -> list[list[str]]:
+    """Hosts grouped so that each group's NOTIFY payload stays under PostgreSQL's limit."""
+    out: list[list[str]] = [[]]
+    size = 0
+    for host in hosts:
+        cost = len(json.dumps(host)) + 1
+        if out[-1] and size + cost > limit:
+            out.append([])
+            size = 0
+        out[-1].append(host)
+        size += cost
+    return out
+
+
 def node_id(role: str) -> str:
     return f"{socket.gethostname()[:60]}-{role}-{secrets.token_hex(4)}"
 
@@ -173,19 +187,25 @@ class Cluster:
 
     async def invalidate(self, hosts: list[str]) -> None:
         """Every other live data-plane node drops these routes; returns when all acknowledged, or
-        after `ack_timeout` with the silent ones marked."""
+        after `ack_timeout` with the silent ones marked. Hosts too many for one NOTIFY go in
+        several, acknowledged each. If PostgreSQL cannot be reached the change is logged, not
+        raised: the nodes' LISTEN connections broke too, and they drop every route when they
+        reconnect."""
         if not hosts:
             return
+        try:
+            live = await self.live_data_planes()
+            await asyncio.gather(*(self._invalidate(chunk, live) for chunk in chunks(hosts)))
+        except psycopg.Error as exc:
+            log.warning("could not send an invalidation to the other nodes: %s", exc)
+
+    async def _invalidate(self, hosts: list[str], live: set[str]) -> None:
         ack_id = secrets.token_hex(8)
         acked: set[str] = set()
         arrived = asyncio.Event()
         self._pending[ack_id] = (acked, arrived)
         try:
-            live = await self.live_data_planes()
-            message: dict[str, Any] = {"id": ack_id, "hosts": hosts}
-            if len(json.dumps(message)) > MAX_PAYLOAD - 200:
-                message = {"id": ack_id, "all": True}  # too many to name: every route goes
-            await self.notify("inv", message)
+            await self.notify("inv", {"id": ack_id, "hosts": hosts})
             loop = asyncio.get_running_loop()
             deadline = loop.time() + self.ack_timeout
             while not live <= acked:
@@ -231,21 +251,22 @@ class Cluster:
         return self._send
 
     async def _execute(self, sql: str, params: tuple[Any, ...]) -> None:
-        async with self._send_lock:
-            try:
-                await (await self._connection()).execute(sql, params)
-            except psycopg.OperationalError:
-                self._send = None
-                raise
+        await self._fetch(sql, params, rows=False)
 
-    async def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    async def _fetch(
+        self, sql: str, params: tuple[Any, ...], *, rows: bool = True
+    ) -> list[tuple[Any, ...]]:
+        """On the sending connection; a broken one (PostgreSQL restarted) is replaced once."""
         async with self._send_lock:
-            try:
-                cursor = await (await self._connection()).execute(sql, params)
-                return list(await cursor.fetchall())
-            except psycopg.OperationalError:
-                self._send = None
-                raise
+            for attempt in (1, 2):
+                try:
+                    cursor = await (await self._connection()).execute(sql, params)
+                    return list(await cursor.fetchall()) if rows else []
+                except psycopg.OperationalError:
+                    self._send = None
+                    if attempt == 2:
+                        raise
+        return []
 
     # -- heartbeat -------------------------------------------------------------------------------
 
