@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 from starlette.testclient import TestClient
-from tests import pow_solver
-from tests.clock import ManualClock
 
 from mayfly.app import Platform
 from mayfly.services.temporary import pow
 from mayfly.settings import Settings
+from tests import pow_solver
+from tests.clock import ManualClock
 
 POSTGRES_URL = os.environ.get(
     "MAYFLY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
