@@ -79,8 +79,8 @@ export default {
       // is gone for good, and following it silently would hide that from the caller.
       return platformError(410, "moved", route.message || "This Worker moved.");
     }
-    if (route.status === "quarantined") {
-      return quarantined(route);
+    if (route.status === "quarantined" || route.status === "suspended") {
+      return unavailable(route);
     }
     if (route.status !== "ok") {
       return platformError(404, route.status, route.message || `No Worker is served at ${host}.`);
@@ -280,22 +280,23 @@ function invalidate(hosts) {
   }
 }
 
-// A Worker that took a shard down answers 503 until its quarantine ends (services/quarantine.py).
-function quarantined(route) {
+// A Worker that took a shard down answers 503 until its quarantine ends (services/workers/
+// quarantine.py); a suspended account's Workers answer 503 until the operator resumes it, and the
+// route is asked again after the `quarantined_until_ms` the control plane gave.
+function unavailable(route) {
   const seconds = Math.max(1, Math.ceil((route.quarantined_until_ms - Date.now()) / 1000));
-  return platformError(
-    503,
-    "quarantined",
-    `${route.message || "This Worker is quarantined."} Try again in ${seconds} s.`,
-    { "retry-after": String(seconds) },
-  );
+  const fallback = route.status === "suspended" ? "This Worker's account is suspended." : "This Worker is quarantined.";
+  return platformError(503, route.status, `${route.message || fallback} Try again in ${seconds} s.`, {
+    "retry-after": String(seconds),
+  });
 }
 
-// A cached quarantine is never served past its end, fresh or stale.
+// A cached quarantine or suspension is never served past its end, fresh or stale.
 function usable(entry, maxAgeMs) {
   const now = Date.now();
   if (now - entry.at >= maxAgeMs) return false;
-  return entry.route.status !== "quarantined" || now < entry.route.quarantined_until_ms;
+  const { status, quarantined_until_ms: until } = entry.route;
+  return (status !== "quarantined" && status !== "suspended") || now < until;
 }
 
 function platformError(status, kind, message, headers = {}) {
@@ -522,39 +523,31 @@ function bytesOf(module) {
 
 // The wall-clock limit covers the whole response: an asynchronous hang before the headers ends with
 // 504, a body still streaming at the deadline is cut there (the client sees a truncated response).
-// A synchronous loop blocks this whole process: only the supervisor's probe can end that, by killing
-// the shard.
+// One timer per request: the deadline's signal aborts the call to the tenant and, later, the pipe
+// its body goes through. A synchronous loop blocks this whole process: only the supervisor's probe
+// can end that, by killing the shard.
 async function runWithDeadline(worker, request, timeoutMs, ctx) {
-  const deadline = Date.now() + timeoutMs;
-  let timer;
-  const expired = new Promise((resolve) => {
-    timer = setTimeout(() => resolve(null), timeoutMs);
-  });
+  const deadline = AbortSignal.timeout(timeoutMs);
   let response;
   try {
-    response = await Promise.race([worker.getEntrypoint().fetch(request), expired]);
+    response = await worker.getEntrypoint().fetch(request, { signal: deadline });
   } catch (err) {
+    if (deadline.aborted) {
+      return platformError(504, "timeout", `The Worker did not answer within ${timeoutMs / 1000} s.`);
+    }
     return platformError(500, "exception", "The Worker threw an exception.");
-  } finally {
-    clearTimeout(timer);
   }
-  if (response === null) {
-    return platformError(504, "timeout", `The Worker did not answer within ${timeoutMs / 1000} s.`);
-  }
-  return bodyWithDeadline(response, deadline - Date.now(), ctx);
+  return bodyWithDeadline(response, deadline, ctx);
 }
 
-// The body goes through a native pipe that the deadline's signal aborts: no JavaScript runs per chunk.
-function bodyWithDeadline(response, remainingMs, ctx) {
+// The body goes through a native pipe that the deadline aborts: no JavaScript runs per chunk.
+function bodyWithDeadline(response, deadline, ctx) {
   if (response.body === null || response.webSocket) return response;
   const length = Number(response.headers.get("content-length"));
   const { readable, writable } =
     Number.isSafeInteger(length) && length >= 0 && response.headers.has("content-length")
       ? new FixedLengthStream(length)
       : new IdentityTransformStream();
-  const piping = response.body
-    .pipeTo(writable, { signal: AbortSignal.timeout(Math.max(1, remainingMs)) })
-    .catch(() => {});
-  ctx.waitUntil(piping);
+  ctx.waitUntil(response.body.pipeTo(writable, { signal: deadline }).catch(() => {}));
   return new Response(readable, response);
 }

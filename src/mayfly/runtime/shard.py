@@ -51,6 +51,11 @@ _RECENT_STARTS = 64
 # stall in write() and the shard would look frozen): 1 MiB rather than Linux's 64 KiB.
 _PIPE_BYTES = 1 << 20
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+# Shard output (request marks, tenants' console) is read at most every _BATCH seconds, _READ_BYTES at
+# a time (see `_lines`): the marks of a busy shard cost this process one wakeup per batch, not one
+# per request. Attribution reads the marks still in the pipe before it names anyone (`close`).
+_BATCH = 0.02
+_READ_BYTES = 65536
 
 
 @dataclass(frozen=True)
@@ -311,7 +316,7 @@ class Shard:
     async def _read_output(self) -> None:
         stream = self.process.stdout
         assert stream is not None
-        async for line in _lines(stream):
+        async for line in _lines(stream, pause=_stdout_transport(self.process)):
             if self._mark is not None and line.startswith(self._mark):
                 self._read_mark(line[len(self._mark) :])
                 continue
@@ -332,19 +337,35 @@ class Shard:
             self.in_flight.pop(parts[1], None)
 
 
-def _widen_pipe(process: asyncio.subprocess.Process) -> None:
+def _stdout_transport(process: asyncio.subprocess.Process) -> asyncio.ReadTransport | None:
     transport = getattr(process, "_transport", None)
     pipe = transport.get_pipe_transport(1) if transport is not None else None
+    return pipe if isinstance(pipe, asyncio.ReadTransport) else None
+
+
+def _widen_pipe(process: asyncio.subprocess.Process) -> None:
+    pipe = _stdout_transport(process)
     handle = pipe.get_extra_info("pipe") if pipe is not None else None
     if handle is not None:
         with contextlib.suppress(OSError):
             fcntl.fcntl(handle.fileno(), _F_SETPIPE_SZ, _PIPE_BYTES)
 
 
-async def _lines(stream: asyncio.StreamReader, limit: int = 8192) -> AsyncIterator[bytes]:
-    """Lines until EOF; longer lines are cut into pieces (a tenant may print anything)."""
+async def _lines(
+    stream: asyncio.StreamReader,
+    limit: int = 8192,
+    *,
+    pause: asyncio.ReadTransport | None = None,
+) -> AsyncIterator[bytes]:
+    """Lines until EOF; longer lines are cut into pieces (a tenant may print anything).
+
+    With `pause` (the stream's transport), output is read in batches: once a read has taken all
+    there was, the pipe is left to fill for `_BATCH` seconds before the next one. Two request marks
+    per request would otherwise wake this loop about once per request; a tenant that logs faster
+    than one read per batch takes is read without pauses (its output never waits in a full pipe).
+    """
     buffer = b""
-    while chunk := await stream.read(65536):
+    while chunk := await stream.read(_READ_BYTES):
         buffer += chunk
         *lines, buffer = buffer.split(b"\n")
         for line in lines:
@@ -352,5 +373,11 @@ async def _lines(stream: asyncio.StreamReader, limit: int = 8192) -> AsyncIterat
         while len(buffer) > limit:
             yield buffer[:limit]
             buffer = buffer[limit:]
+        if pause is not None and len(chunk) < _READ_BYTES:
+            pause.pause_reading()
+            try:
+                await asyncio.sleep(_BATCH)
+            finally:
+                pause.resume_reading()
     if buffer:
         yield buffer
