@@ -74,14 +74,15 @@ class ModuleUpload:
 class Route:
     """What the data plane needs to serve a host."""
 
-    status: Literal["ok", "unknown", "expired", "disabled", "moved", "quarantined"]
+    status: Literal["ok", "unknown", "expired", "disabled", "moved", "quarantined", "suspended"]
     account_id: str | None = None
     script: str | None = None
     version_id: str | None = None
     expires_at: datetime | None = None
     message: str | None = None
     tail: bool = False
-    # A quarantined Worker answers 503 until then (services/workers/quarantine.py).
+    # A quarantined Worker answers 503 until then (services/workers/quarantine.py); a suspended
+    # account's Worker answers 503 and the data plane asks again then.
     quarantined_until: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:

@@ -44,6 +44,7 @@ def test_a_suspended_account_s_workers_answer_503(tmp_path: Path) -> None:
         answer = until_status(server, url, 503)
         assert answer.status_code == 503
         assert "suspended" in answer.text
+        assert answer.headers["x-mayfly-error"] == "suspended"
         assert int(answer.headers["retry-after"]) >= 1
 
         resumed = admin("account", "resume", account["name"], data_dir=server.data_dir)

@@ -61,7 +61,7 @@ def test_list_show_suspend_resume_delete(platform: Platform, client: TestClient)
     assert code == 0 and suspended["hosts"] == [host]
     assert suspended["account"]["suspended_at"] is not None
     route = platform.services.routing.route(host)
-    assert route.status == "quarantined" and route.quarantined_until is not None
+    assert route.status == "suspended" and route.quarantined_until is not None
     assert "suspended" in (route.message or "")
     base = f"accounts/{account['id']}/workers/scripts/hello"
     refused = client.put(

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from mayfly.runtime.incidents import Incident
+from mayfly.services.operations.account_admin import AccountAdmin
 from tests.runtime.harness import LivePlatform, platform_settings, require_workerd
 from tests.runtime.test_lifecycle import WHO, greeter
 
@@ -62,3 +63,25 @@ def test_quarantine_answers_503_with_retry_after_until_it_ends(live: LivePlatfor
 
     live.wait_for(lambda: all(live.status(offender_host) == 200 for _ in range(6)), timeout=30)
     assert live.get(offender_host).text == "offender world"
+
+
+def test_a_suspended_account_s_workers_answer_503_suspended_until_it_is_resumed(
+    live: LivePlatform,
+) -> None:
+    account = live.provision()
+    live.deploy(account, "paused", greeter("paused"), bindings=WHO)
+    host = live.host(account, "paused")
+    assert live.get(host).text == "paused world"
+    admin = AccountAdmin(live.platform.services.ctx)
+
+    _, hosts = admin.set_suspended(account["id"], True, reason="test")
+    live.invalidate(hosts)
+    response = live.get(host)
+    assert response.status_code == 503
+    assert response.headers["x-mayfly-error"] == "suspended"
+    assert int(response.headers["retry-after"]) >= 1
+    assert "suspended" in response.text
+
+    _, hosts = admin.set_suspended(account["id"], False)
+    live.invalidate(hosts)
+    live.wait_for(lambda: all(live.status(host) == 200 for _ in range(6)))

@@ -28,8 +28,8 @@ QUARANTINED_MESSAGE = (
     "This Worker is quarantined: it took down the server it ran on, so it is paused for a while."
 )
 SUSPENDED_MESSAGE = "This Worker's account is suspended by the platform's operator."
-# A suspended account's Workers answer like a quarantined Worker (503, 10060), asking callers to
-# retry after this long; the data plane asks again when that time is over.
+# A suspended account's Workers answer 503 (`x-mayfly-error: suspended`), asking callers to retry
+# after this long; the data plane asks again when that time is over.
 SUSPENDED_RETRY = timedelta(seconds=60)
 
 
@@ -78,7 +78,7 @@ class RoutingService:
                 return Route(status="expired", account_id=account.id, message=EXPIRED_MESSAGE)
             if account.suspended_at is not None:
                 return Route(
-                    status="quarantined",
+                    status="suspended",
                     account_id=account.id,
                     script=script_name,
                     message=SUSPENDED_MESSAGE,
