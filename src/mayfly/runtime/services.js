@@ -48,14 +48,26 @@ export class ServiceBinding extends WorkerEntrypoint {
   }
 }
 
+// A cached host that no longer serves (a claim moved the Worker) is asked for again, once.
 async function target(env, ctx, props) {
   if (resolver === null) throw new Error("Service bindings are not available on this data plane.");
   const host = await hostOf(env, props);
-  return resolver(env, ctx, host, props);
+  try {
+    return await resolver(env, ctx, host, props);
+  } catch (err) {
+    hosts.delete(hostKey(props));
+    const fresh = await hostOf(env, props);
+    if (fresh === host) throw err;
+    return resolver(env, ctx, fresh, props);
+  }
+}
+
+function hostKey(props) {
+  return `${props.script_id}:${props.caller}`;
 }
 
 async function hostOf(env, props) {
-  const key = `${props.script_id}:${props.caller}`;
+  const key = hostKey(props);
   const cached = hosts.get(key);
   if (cached && Date.now() - cached.at < env.SETTINGS.routeTtlMs) return cached.host;
   const path = `/internal/v1/services/${encodeURIComponent(props.script_id)}?caller=${encodeURIComponent(props.caller)}`;

@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, exists, func, insert, select
+from sqlalchemy import Connection, delete, exists, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from mayfly.errors import (
@@ -48,6 +48,7 @@ from mayfly.storage.tables import (
     r2_objects,
     r2_parts,
     r2_uploads,
+    versions,
 )
 
 LIST_LIMIT = 1000
@@ -86,7 +87,12 @@ def release_blobs(
                 | exists().where(
                     asset_files.c.account_id == account_id, asset_files.c.blob_sha256 == digest
                 )
-                | exists().where(modules.c.blob_sha256 == digest)
+                | exists().where(
+                    modules.c.blob_sha256 == digest,
+                    modules.c.version_id.in_(
+                        select(versions.c.id).where(versions.c.account_id == account_id)
+                    ),
+                )
             )
         ).scalar_one()
         if not named:
@@ -426,16 +432,6 @@ class R2Service:
         if position is not None:
             page["cursor"] = _encode_cursor(position)
         return page
-
-    def account_object_count(self, account_id: str) -> int:
-        with self.ctx.db.read() as conn:
-            return int(
-                conn.execute(
-                    select(func.count())
-                    .select_from(r2_objects)
-                    .where(r2_objects.c.account_id == account_id)
-                ).scalar_one()
-            )
 
 
 def bucket_rows(conn: Connection, account_id: str) -> list[Any]:
