@@ -1,512 +1,121 @@
-"""Every server setting, declared once: flag > MAYFLY_* environment variable > default.
+"""The server's settings as one typed object: flag > MAYFLY_* environment variable > default.
 
-The CLI builds its `serve` options from SETTINGS (and so docs/cli.md, generated from the CLI by
-`python -m mayfly.cli.docs`), and a test fails when a setting has no help text.
+Each is declared once, in settings_table.py (name, default, help, parser); the Settings dataclass
+types them and takes its defaults from there. The CLI builds its `serve` options from SETTINGS
+(and so docs/cli.md, generated from the CLI by `python -m mayfly.cli.docs`), and a test fails when
+a setting has no help text or no field.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mayfly.settings_table import SETTINGS, Setting, default
 
-@dataclass(frozen=True)
-class Setting:
-    name: str
-    default: Any
-    help: str
-    parse: Callable[[str], Any] = str
+__all__ = ["SETTINGS", "Setting", "Settings", "load_settings"]
 
-    @property
-    def env_var(self) -> str:
-        return "MAYFLY_" + self.name.upper()
-
-    @property
-    def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
-
-
-def _bool(value: str) -> bool:
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-SETTINGS: tuple[Setting, ...] = (
-    Setting("host", "127.0.0.1", "Address the public API and the Workers listen on."),
-    Setting("api_port", 8787, "Port of the public API and pages.", int),
-    Setting("workers_port", 8788, "Port on which tenants' Workers are served.", int),
-    Setting(
-        "public_url",
-        "",
-        "Public URL of the API and pages (claim URLs are built from it); "
-        "default http://localhost:<api-port>.",
-    ),
-    Setting("domain", "localhost", "Workers are served at <script>.<account>.<domain>."),
-    Setting(
-        "workers_url",
-        "",
-        "Public URL of the Workers, printed by the API, the pages and the CLI: a base "
-        "(https://example.com: Workers at https://<script>.<account>.example.com) or a template "
-        "with {script} and {account}; default http://<script>.<account>.<domain>:<workers-port>.",
-    ),
-    Setting("data_dir", ".mayfly", "Directory for the database, blobs and keys."),
-    Setting(
-        "database_url",
-        "",
-        "SQLAlchemy URL of the database; default SQLite in the data dir. "
-        "postgresql+psycopg://… for PostgreSQL.",
-    ),
-    Setting(
-        "secret_key", "", "Key for signing and encrypting; default a key file in the data dir."
-    ),
-    Setting("temporary_ttl", 3600, "Lifetime of a temporary account, in seconds.", int),
-    Setting(
-        "extension_seconds",
-        24 * 3600,
-        "Seconds a logged-in human adds to a temporary account from its claim page.",
-        int,
-    ),
-    Setting("extensions_max", 3, "How many times a temporary account may be extended.", int),
-    Setting(
-        "extension_max_lifetime",
-        7 * 24 * 3600,
-        "Hard maximum lifetime of an extended temporary account, in seconds from its creation.",
-        int,
-    ),
-    Setting("tombstone_cooldown", 7 * 24 * 3600, "Seconds a deleted account's name is kept.", int),
-    Setting("audit_retention", 90 * 24 * 3600, "Seconds audit entries are kept.", int),
-    Setting("reaper_interval", 30.0, "Seconds between reaper passes.", float),
-    Setting(
-        "cron_tick", 10.0, "Seconds between the scheduler's looks for due cron triggers.", float
-    ),
-    Setting(
-        "cron_min_interval",
-        60,
-        "Shortest interval between two runs of a cron trigger, in seconds (shorter ones: 10021).",
-        int,
-    ),
-    Setting("pow_k", 1000, "Proof of work: number of checkpoints.", int),
-    Setting(
-        "pow_g",
-        2000,
-        "Proof of work: SHA-256 iterations per checkpoint at the most (k × g is the maximum work, "
-        "kept within wrangler's 64 M).",
-        int,
-    ),
-    Setting(
-        "pow_adaptive",
-        True,
-        "Proof of work adapts to provisioning pressure (false: always the maximum).",
-        _bool,
-    ),
-    Setting(
-        "pow_min_work",
-        300_000,
-        "Proof of work: hashes asked when the platform and the address are idle.",
-        int,
-    ),
-    Setting(
-        "pow_pressure_window",
-        600,
-        "Seconds of recent account creations that set the proof of work's difficulty.",
-        int,
-    ),
-    Setting(
-        "pow_busy_platform",
-        100,
-        "Accounts created platform-wide within the window at which the work reaches its maximum.",
-        int,
-    ),
-    Setting(
-        "pow_busy_address",
-        5,
-        "Accounts created from one address within the window at which its work reaches the "
-        "maximum.",
-        int,
-    ),
-    Setting("pow_samples", 16, "Proof of work: segments the server verifies.", int),
-    Setting("challenge_ttl", 120, "Seconds a proof-of-work challenge stays valid.", int),
-    Setting(
-        "challenges_per_minute", 30, "Challenges one client address may request a minute.", int
-    ),
-    Setting(
-        "accounts_per_hour", 20, "Temporary accounts one client address may create an hour.", int
-    ),
-    Setting("max_live_temporary", 10000, "Global cap on live temporary accounts.", int),
-    Setting("max_upload_bytes", 10 * 1024 * 1024, "Largest accepted Worker upload, in bytes.", int),
-    Setting(
-        "quota_bytes_temporary",
-        100 * 1024 * 1024,
-        "Bytes a temporary account may store: Workers' code, KV entries, asset files.",
-        int,
-    ),
-    Setting(
-        "quota_bytes_permanent",
-        1024 * 1024 * 1024,
-        "Bytes a permanent account may store: Workers' code, KV entries, asset files.",
-        int,
-    ),
-    Setting(
-        "quota_versions_temporary",
-        10,
-        "Versions kept per Worker (temporary account); uploads prune the oldest undeployed.",
-        int,
-    ),
-    Setting(
-        "quota_versions_permanent",
-        100,
-        "Versions kept per Worker (permanent account); uploads prune the oldest undeployed.",
-        int,
-    ),
-    Setting("quota_workers_temporary", 50, "Workers per temporary account.", int),
-    Setting("quota_workers_permanent", 500, "Workers per permanent account.", int),
-    Setting("quota_kv_namespaces_temporary", 20, "KV namespaces per temporary account.", int),
-    Setting("quota_kv_namespaces_permanent", 200, "KV namespaces per permanent account.", int),
-    Setting(
-        "quota_kv_keys_temporary",
-        10_000,
-        "Live KV keys per temporary account, over all its namespaces.",
-        int,
-    ),
-    Setting(
-        "quota_kv_keys_permanent",
-        1_000_000,
-        "Live KV keys per permanent account, over all its namespaces.",
-        int,
-    ),
-    Setting(
-        "quota_asset_files_temporary",
-        10_000,
-        "Static asset files stored per temporary account.",
-        int,
-    ),
-    Setting(
-        "quota_asset_files_permanent",
-        200_000,
-        "Static asset files stored per permanent account.",
-        int,
-    ),
-    Setting("quota_d1_databases_temporary", 10, "D1 databases per temporary account.", int),
-    Setting("quota_d1_databases_permanent", 50, "D1 databases per permanent account.", int),
-    Setting(
-        "d1_max_database_bytes_temporary",
-        50 * 1024 * 1024,
-        "Largest D1 database (its SQLite file) of a temporary account, in bytes.",
-        int,
-    ),
-    Setting(
-        "d1_max_database_bytes_permanent",
-        500 * 1024 * 1024,
-        "Largest D1 database (its SQLite file) of a permanent account, in bytes.",
-        int,
-    ),
-    Setting(
-        "d1_query_timeout_ms_temporary",
-        5_000,
-        "Milliseconds one D1 request (a query, a batch, an imported file) of a temporary "
-        "account may run before it is cancelled and rolled back.",
-        int,
-    ),
-    Setting(
-        "d1_query_timeout_ms_permanent",
-        30_000,
-        "Milliseconds one D1 request of a permanent account may run before it is cancelled.",
-        int,
-    ),
-    Setting("max_kv_value_bytes", 25 * 1024 * 1024, "Largest KV value, in bytes.", int),
-    Setting(
-        "max_r2_object_bytes",
-        100 * 1024 * 1024,
-        "Largest R2 object (one PUT, one part, or a completed multipart upload), in bytes.",
-        int,
-    ),
-    Setting("quota_r2_buckets_temporary", 10, "R2 buckets per temporary account.", int),
-    Setting("quota_r2_buckets_permanent", 1000, "R2 buckets per permanent account.", int),
-    Setting(
-        "max_json_body_bytes",
-        1024 * 1024,
-        "Largest JSON body of the API's small requests (secrets, deployments, settings, tokens).",
-        int,
-    ),
-    Setting(
-        "max_manifest_body_bytes",
-        8 * 1024 * 1024,
-        "Largest static-assets manifest body (up to 20,000 files' paths and hashes), in bytes.",
-        int,
-    ),
-    Setting(
-        "max_asset_body_bytes",
-        60 * 1024 * 1024,
-        "Largest static-assets upload request: a bucket of up to 40 MiB, base64-encoded.",
-        int,
-    ),
-    Setting(
-        "max_kv_bulk_bytes",
-        100 * 1024 * 1024,
-        "Largest KV bulk request body, in bytes (Cloudflare: 100 MB).",
-        int,
-    ),
-    Setting("max_kv_bulk_items", 10_000, "Keys in one KV bulk request (Cloudflare: 10,000).", int),
-    Setting(
-        "max_form_body_bytes",
-        64 * 1024,
-        "Largest form body (the pages' forms, OAuth device flow), in bytes.",
-        int,
-    ),
-    Setting(
-        "terms_url",
-        "https://mayfly.invalid/terms",
-        "Terms of service the agent accepts when provisioning.",
-    ),
-    Setting("privacy_url", "https://mayfly.invalid/privacy", "Privacy policy URL."),
-    Setting(
-        "forwarded_allow_ips",
-        "",
-        "Comma-separated addresses (or *) of trusted reverse proxies whose X-Forwarded-For and "
-        "X-Forwarded-Proto are believed; empty (the default): every limit keys on the peer.",
-    ),
-    Setting(
-        "signups_per_hour", 20, "Sign-ups one client address (IPv6: its /64) may make an hour.", int
-    ),
-    Setting("signups_per_minute_total", 60, "Sign-ups the whole server accepts a minute.", int),
-    Setting("logins_per_minute", 30, "Log-in attempts one client address may make a minute.", int),
-    Setting(
-        "logins_per_minute_total", 600, "Log-in attempts the whole server accepts a minute.", int
-    ),
-    Setting(
-        "login_failures_per_email",
-        5,
-        "Failed log-ins for one e-mail address from one client address in 15 minutes before "
-        "that pair waits (other addresses can still log in).",
-        int,
-    ),
-    Setting(
-        "login_failures_per_address",
-        30,
-        "Failed log-ins from one client address in 15 minutes, over all e-mail addresses, "
-        "before it waits.",
-        int,
-    ),
-    Setting(
-        "device_codes_per_hour",
-        30,
-        "`mayfly login` device codes one client address may request an hour.",
-        int,
-    ),
-    Setting(
-        "device_codes_per_minute_total",
-        120,
-        "`mayfly login` device codes the whole server issues a minute.",
-        int,
-    ),
-    Setting(
-        "password_hash_threads",
-        1,
-        "Threads that hash and check passwords (argon2), apart from the API's threads.",
-        int,
-    ),
-    Setting(
-        "password_hash_queue",
-        8,
-        "Password checks that may wait for those threads; beyond it, 429 with Retry-After.",
-        int,
-    ),
-    Setting("shards", 2, "Number of workerd shard processes.", int),
-    Setting(
-        "shard_memory",
-        1024,
-        "Memory budget of a shard in MiB; above it the shard is recycled (replaced without "
-        "dropping requests).",
-        int,
-    ),
-    Setting(
-        "shard_memory_ceiling",
-        0,
-        "Memory in MiB above which a shard is killed at once (it grows too fast to be recycled); "
-        "0: 1.5 × shard-memory.",
-        int,
-    ),
-    Setting(
-        "shard_isolates",
-        1000,
-        "Workers a shard may hold loaded; at this many it is recycled (workerd never unloads one "
-        "and crashes at ~1,900-4,000); 0: no limit.",
-        int,
-    ),
-    Setting(
-        "cpu_limit_ms",
-        1500,
-        "CPU a Worker request may hold a shard's event loop for, in ms; then the shard is killed.",
-        int,
-    ),
-    Setting("request_timeout", 30.0, "Wall-clock limit of one Worker request, in seconds.", float),
-    Setting(
-        "quarantine_cooldown",
-        60.0,
-        "Seconds a Worker that took a shard down is quarantined (503) the first time; doubles on "
-        "each repeat.",
-        float,
-    ),
-    Setting("quarantine_max", 3600.0, "Longest quarantine, in seconds.", float),
-    Setting(
-        "quarantine_decay",
-        3600.0,
-        "Quiet seconds after a quarantine ends that forgive one repeat (the cooldown halves).",
-        float,
-    ),
-    Setting(
-        "quarantine_window",
-        600.0,
-        "Seconds within which a second ambiguous incident naming the same Worker quarantines it.",
-        float,
-    ),
-    Setting("runtime", True, "Start the workerd data plane (disable for API-only nodes).", _bool),
-    Setting(
-        "role",
-        "all",
-        "What this node runs: all (API, pages, reaper and data plane), api (no data plane), "
-        "dataplane (shards and the Workers listener only, asking --control-plane-url).",
-    ),
-    Setting(
-        "cluster_secret",
-        "",
-        "Secret of the internal API shared by API replicas and data-plane nodes; default a "
-        "per-start secret (internal API on loopback only). Required with --internal-listen and "
-        "--role dataplane.",
-    ),
-    Setting(
-        "internal_listen",
-        "",
-        "host:port of the internal API, for data-plane nodes on other machines (private network "
-        "only); default a random loopback port.",
-    ),
-    Setting(
-        "control_plane_url",
-        "",
-        "With --role dataplane: the control plane's internal API, http://host:port (an API "
-        "replica's --internal-listen, or a proxy in front of several).",
-    ),
-    Setting(
-        "ack_timeout",
-        2.0,
-        "Seconds an API replica waits for every live data-plane node to acknowledge an "
-        "invalidation before it marks the silent ones (they drop their route caches).",
-        float,
-    ),
-    Setting("log_level", "info", "Log level: debug, info, warning, error."),
-    Setting(
-        "log_format",
-        "text",
-        "Log format: text (one readable line per entry) or json (one JSON object per line: "
-        "time, level, logger, message and the entry's extra fields).",
-    ),
-    Setting(
-        "metrics_port",
-        0,
-        "Port of the Prometheus metrics (/metrics), on its own listener at --host; 0: off.",
-        int,
-    ),
-)
 
 _BY_NAME = {s.name: s for s in SETTINGS}
 
 
 @dataclass(frozen=True)
 class Settings:
-    host: str = "127.0.0.1"
-    api_port: int = 8787
-    workers_port: int = 8788
-    public_url: str = ""
-    domain: str = "localhost"
-    workers_url: str = ""
-    data_dir: Path = field(default_factory=lambda: Path(".mayfly"))
-    database_url: str = ""
-    secret_key: str = ""
-    temporary_ttl: int = 3600
-    extension_seconds: int = 24 * 3600
-    extensions_max: int = 3
-    extension_max_lifetime: int = 7 * 24 * 3600
-    tombstone_cooldown: int = 7 * 24 * 3600
-    audit_retention: int = 90 * 24 * 3600
-    reaper_interval: float = 30.0
-    cron_tick: float = 10.0
-    cron_min_interval: int = 60
-    pow_k: int = 1000
-    pow_g: int = 2000
-    pow_adaptive: bool = True
-    pow_min_work: int = 300_000
-    pow_pressure_window: int = 600
-    pow_busy_platform: int = 100
-    pow_busy_address: int = 5
-    pow_samples: int = 16
-    challenge_ttl: int = 120
-    challenges_per_minute: int = 30
-    accounts_per_hour: int = 20
-    max_live_temporary: int = 10000
-    max_upload_bytes: int = 10 * 1024 * 1024
-    quota_bytes_temporary: int = 100 * 1024 * 1024
-    quota_bytes_permanent: int = 1024 * 1024 * 1024
-    quota_versions_temporary: int = 10
-    quota_versions_permanent: int = 100
-    quota_workers_temporary: int = 50
-    quota_workers_permanent: int = 500
-    quota_kv_namespaces_temporary: int = 20
-    quota_kv_namespaces_permanent: int = 200
-    quota_kv_keys_temporary: int = 10_000
-    quota_kv_keys_permanent: int = 1_000_000
-    quota_asset_files_temporary: int = 10_000
-    quota_asset_files_permanent: int = 200_000
-    quota_d1_databases_temporary: int = 10
-    quota_d1_databases_permanent: int = 50
-    d1_max_database_bytes_temporary: int = 50 * 1024 * 1024
-    d1_max_database_bytes_permanent: int = 500 * 1024 * 1024
-    d1_query_timeout_ms_temporary: int = 5_000
-    d1_query_timeout_ms_permanent: int = 30_000
-    max_kv_value_bytes: int = 25 * 1024 * 1024
-    max_r2_object_bytes: int = 100 * 1024 * 1024
-    quota_r2_buckets_temporary: int = 10
-    quota_r2_buckets_permanent: int = 1000
-    max_json_body_bytes: int = 1024 * 1024
-    max_manifest_body_bytes: int = 8 * 1024 * 1024
-    max_asset_body_bytes: int = 60 * 1024 * 1024
-    max_kv_bulk_bytes: int = 100 * 1024 * 1024
-    max_kv_bulk_items: int = 10_000
-    max_form_body_bytes: int = 64 * 1024
-    terms_url: str = "https://mayfly.invalid/terms"
-    privacy_url: str = "https://mayfly.invalid/privacy"
-    forwarded_allow_ips: str = ""
-    signups_per_hour: int = 20
-    signups_per_minute_total: int = 60
-    logins_per_minute: int = 30
-    logins_per_minute_total: int = 600
-    login_failures_per_email: int = 5
-    login_failures_per_address: int = 30
-    device_codes_per_hour: int = 30
-    device_codes_per_minute_total: int = 120
-    password_hash_threads: int = 1
-    password_hash_queue: int = 8
-    shards: int = 2
-    shard_memory: int = 1024
-    shard_memory_ceiling: int = 0
-    shard_isolates: int = 1000
-    cpu_limit_ms: int = 1500
-    request_timeout: float = 30.0
-    quarantine_cooldown: float = 60.0
-    quarantine_max: float = 3600.0
-    quarantine_decay: float = 3600.0
-    quarantine_window: float = 600.0
-    runtime: bool = True
-    role: str = "all"
-    cluster_secret: str = ""
-    internal_listen: str = ""
-    control_plane_url: str = ""
-    ack_timeout: float = 2.0
-    log_level: str = "info"
-    log_format: str = "text"
-    metrics_port: int = 0
+    host: str = default("host")
+    api_port: int = default("api_port")
+    workers_port: int = default("workers_port")
+    public_url: str = default("public_url")
+    domain: str = default("domain")
+    workers_url: str = default("workers_url")
+    data_dir: Path = field(default_factory=lambda: Path(default("data_dir")))
+    database_url: str = default("database_url")
+    secret_key: str = default("secret_key")
+    temporary_ttl: int = default("temporary_ttl")
+    extension_seconds: int = default("extension_seconds")
+    extensions_max: int = default("extensions_max")
+    extension_max_lifetime: int = default("extension_max_lifetime")
+    tombstone_cooldown: int = default("tombstone_cooldown")
+    audit_retention: int = default("audit_retention")
+    reaper_interval: float = default("reaper_interval")
+    cron_tick: float = default("cron_tick")
+    cron_min_interval: int = default("cron_min_interval")
+    pow_k: int = default("pow_k")
+    pow_g: int = default("pow_g")
+    pow_adaptive: bool = default("pow_adaptive")
+    pow_min_work: int = default("pow_min_work")
+    pow_pressure_window: int = default("pow_pressure_window")
+    pow_busy_platform: int = default("pow_busy_platform")
+    pow_busy_address: int = default("pow_busy_address")
+    pow_samples: int = default("pow_samples")
+    challenge_ttl: int = default("challenge_ttl")
+    challenges_per_minute: int = default("challenges_per_minute")
+    accounts_per_hour: int = default("accounts_per_hour")
+    max_live_temporary: int = default("max_live_temporary")
+    max_upload_bytes: int = default("max_upload_bytes")
+    quota_bytes_temporary: int = default("quota_bytes_temporary")
+    quota_bytes_permanent: int = default("quota_bytes_permanent")
+    quota_versions_temporary: int = default("quota_versions_temporary")
+    quota_versions_permanent: int = default("quota_versions_permanent")
+    quota_workers_temporary: int = default("quota_workers_temporary")
+    quota_workers_permanent: int = default("quota_workers_permanent")
+    quota_kv_namespaces_temporary: int = default("quota_kv_namespaces_temporary")
+    quota_kv_namespaces_permanent: int = default("quota_kv_namespaces_permanent")
+    quota_kv_keys_temporary: int = default("quota_kv_keys_temporary")
+    quota_kv_keys_permanent: int = default("quota_kv_keys_permanent")
+    quota_asset_files_temporary: int = default("quota_asset_files_temporary")
+    quota_asset_files_permanent: int = default("quota_asset_files_permanent")
+    quota_d1_databases_temporary: int = default("quota_d1_databases_temporary")
+    quota_d1_databases_permanent: int = default("quota_d1_databases_permanent")
+    d1_max_database_bytes_temporary: int = default("d1_max_database_bytes_temporary")
+    d1_max_database_bytes_permanent: int = default("d1_max_database_bytes_permanent")
+    d1_query_timeout_ms_temporary: int = default("d1_query_timeout_ms_temporary")
+    d1_query_timeout_ms_permanent: int = default("d1_query_timeout_ms_permanent")
+    max_kv_value_bytes: int = default("max_kv_value_bytes")
+    max_r2_object_bytes: int = default("max_r2_object_bytes")
+    quota_r2_buckets_temporary: int = default("quota_r2_buckets_temporary")
+    quota_r2_buckets_permanent: int = default("quota_r2_buckets_permanent")
+    max_json_body_bytes: int = default("max_json_body_bytes")
+    max_manifest_body_bytes: int = default("max_manifest_body_bytes")
+    max_asset_body_bytes: int = default("max_asset_body_bytes")
+    max_kv_bulk_bytes: int = default("max_kv_bulk_bytes")
+    max_kv_bulk_items: int = default("max_kv_bulk_items")
+    max_form_body_bytes: int = default("max_form_body_bytes")
+    terms_url: str = default("terms_url")
+    privacy_url: str = default("privacy_url")
+    forwarded_allow_ips: str = default("forwarded_allow_ips")
+    signups_per_hour: int = default("signups_per_hour")
+    signups_per_minute_total: int = default("signups_per_minute_total")
+    logins_per_minute: int = default("logins_per_minute")
+    logins_per_minute_total: int = default("logins_per_minute_total")
+    login_failures_per_email: int = default("login_failures_per_email")
+    login_failures_per_address: int = default("login_failures_per_address")
+    device_codes_per_hour: int = default("device_codes_per_hour")
+    device_codes_per_minute_total: int = default("device_codes_per_minute_total")
+    password_hash_threads: int = default("password_hash_threads")
+    password_hash_queue: int = default("password_hash_queue")
+    shards: int = default("shards")
+    shard_memory: int = default("shard_memory")
+    shard_memory_ceiling: int = default("shard_memory_ceiling")
+    shard_isolates: int = default("shard_isolates")
+    cpu_limit_ms: int = default("cpu_limit_ms")
+    request_timeout: float = default("request_timeout")
+    quarantine_cooldown: float = default("quarantine_cooldown")
+    quarantine_max: float = default("quarantine_max")
+    quarantine_decay: float = default("quarantine_decay")
+    quarantine_window: float = default("quarantine_window")
+    runtime: bool = default("runtime")
+    role: str = default("role")
+    cluster_secret: str = default("cluster_secret")
+    internal_listen: str = default("internal_listen")
+    control_plane_url: str = default("control_plane_url")
+    ack_timeout: float = default("ack_timeout")
+    log_level: str = default("log_level")
+    log_format: str = default("log_format")
+    metrics_port: int = default("metrics_port")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
