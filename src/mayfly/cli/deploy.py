@@ -20,7 +20,6 @@ from mayfly.cli.options import (
 from mayfly.cli.output import CommandFailed, Output, format_duration, format_seconds, table
 from mayfly.cli.whoami import quarantine_json
 from mayfly.project import (
-    AssetManifest,
     DevVars,
     ModuleSet,
     Project,
@@ -30,9 +29,9 @@ from mayfly.project import (
     load_project,
     read_dev_vars,
 )
+from mayfly.project.upload import asset_upload
+from mayfly.project.upload import worker_upload as project_upload
 from mayfly.sdk import (
-    AssetSource,
-    AssetUpload,
     Credentials,
     Deployer,
     Deployment,
@@ -41,7 +40,6 @@ from mayfly.sdk import (
     MayflyClient,
     SDKError,
     TemporaryAccountCache,
-    UploadModule,
     WorkerUpload,
     resolve_credentials,
 )
@@ -220,25 +218,7 @@ def worker_upload(
             {"name": key, "type": "secret_text", "text": value}
             for key, value in dev_vars.values.items()
         ]
-    return WorkerUpload(
-        main_module=modules.main if modules is not None else None,
-        modules=tuple(UploadModule(m.name, m.data, m.content_type) for m in modules.modules)
-        if modules is not None
-        else (),
-        compatibility_date=project.compatibility_date,
-        compatibility_flags=project.compatibility_flags,
-        bindings=tuple(bindings),
-    )
-
-
-def asset_upload(manifest: AssetManifest) -> AssetUpload:
-    return AssetUpload(
-        files=tuple(
-            AssetSource(f.path, f.hash, f.size, f.content_type, f.source) for f in manifest.files
-        ),
-        config=manifest.config,
-        binding=manifest.binding,
-    )
+    return project_upload(project, modules, bindings)
 
 
 def deployment_json(deployment: Deployment, timings: dict[str, int]) -> dict[str, Any]:

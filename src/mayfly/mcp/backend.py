@@ -16,7 +16,7 @@ from typing import Any
 
 from mayfly.mcp.core import MAX_LOG_EVENTS, MAX_LOG_SECONDS, ToolFailure
 from mayfly.mcp.kv_tools import KvTools
-from mayfly.mcp.project_files import asset_upload, confine, files_target, no_bundling, write_files
+from mayfly.mcp.project_files import confine, files_target, no_bundling, write_files
 from mayfly.project import (
     CONFIG_FILES,
     Project,
@@ -24,6 +24,7 @@ from mayfly.project import (
     build_modules,
     load_project,
 )
+from mayfly.project.upload import asset_upload, worker_upload
 from mayfly.sdk import (
     AccountInfo,
     Credentials,
@@ -33,8 +34,6 @@ from mayfly.sdk import (
     MayflyAPIError,
     MayflyClient,
     SDKError,
-    UploadModule,
-    WorkerUpload,
 )
 from mayfly.sdk.errors import TEMPORARY_CLAIMED, TEMPORARY_EXPIRED
 from mayfly.sdk.models import WorkerDeployment, format_time
@@ -96,15 +95,7 @@ class Backend(KvTools):
         bundler = no_bundling if self.remote else None
         modules = build_modules(project, bundler) if project.main is not None else None
         manifest = build_manifest(project)
-        upload = WorkerUpload(
-            main_module=modules.main if modules is not None else None,
-            modules=tuple(UploadModule(m.name, m.data, m.content_type) for m in modules.modules)
-            if modules is not None
-            else (),
-            compatibility_date=project.compatibility_date,
-            compatibility_flags=project.compatibility_flags,
-            bindings=tuple(project.bindings()),
-        )
+        upload = worker_upload(project, modules)
         temporary = temporary and not self.remote and source in (None, "temporary")
         with self.client() as client:
             deployer = Deployer(client, self.cache, listener, self.clock)

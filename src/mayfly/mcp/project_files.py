@@ -9,13 +9,8 @@ from pathlib import Path, PurePosixPath
 from mayfly.mcp.core import MAX_FILES, ToolFailure
 from mayfly.project import (
     CONFIG_FILES,
-    AssetManifest,
     ModuleSet,
     Project,
-)
-from mayfly.sdk import (
-    AssetSource,
-    AssetUpload,
 )
 
 
@@ -85,13 +80,3 @@ def _guess_main(files: Mapping[str, str]) -> str | None:
             return candidate
     scripts = [n for n in files if n.endswith((".js", ".mjs", ".ts"))]
     return scripts[0] if len(scripts) == 1 else None
-
-
-def asset_upload(manifest: AssetManifest) -> AssetUpload:
-    return AssetUpload(
-        files=tuple(
-            AssetSource(f.path, f.hash, f.size, f.content_type, f.source) for f in manifest.files
-        ),
-        config=manifest.config,
-        binding=manifest.binding,
-    )
