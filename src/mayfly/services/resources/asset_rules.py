@@ -15,6 +15,7 @@ lengths count UTF-16 code units, a status is read with `Number()`, and a path is
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal, NotRequired, TypedDict
 
@@ -129,14 +130,7 @@ def parse_redirects(
     warnings: list[RuleWarning] = []
     static_count = dynamic_count = 0
     can_create_static = True
-    for index, raw in enumerate(lines):
-        number = index + 1
-        line = js_trim(raw)
-        if not line or line.startswith("#"):
-            continue
-        if utf16_length(line) > max_line_length:
-            warnings.append(_too_long(number, max_line_length))
-            continue
+    for number, line in _significant(lines, max_line_length, warnings):
         tokens = _JS_SPACES.split(_TRAILING_COMMENT.sub("", line, count=1))
         if not 2 <= len(tokens) <= 3:
             warnings.append(
@@ -173,7 +167,7 @@ def parse_redirects(
                 warnings.append(
                     RuleWarning(
                         f"Maximum number of dynamic rules supported is {max_dynamic_rules}. "
-                        f"Skipping remaining {len(lines) - index} lines of file."
+                        f"Skipping remaining {len(lines) - number + 1} lines of file."
                     )
                 )
                 break
@@ -271,14 +265,7 @@ def parse_headers(
     warnings: list[RuleWarning] = []
     block: _HeaderBlock | None = None
     skip_until_next_path = False
-    for index, raw in enumerate(lines):
-        number = index + 1
-        line = js_trim(raw)
-        if not line or line.startswith("#"):
-            continue
-        if utf16_length(line) > max_line_length:
-            warnings.append(_too_long(number, max_line_length))
-            continue
+    for number, line in _significant(lines, max_line_length, warnings):
         if _LOOKS_LIKE_A_PATH.match(line):
             skip_until_next_path = False
             # Counts finished rules only: the one still open when the limit is hit is kept.
@@ -286,7 +273,7 @@ def parse_headers(
                 warnings.append(
                     RuleWarning(
                         f"Maximum number of rules supported is {max_rules}. "
-                        f"Skipping remaining {len(lines) - index} lines of file."
+                        f"Skipping remaining {len(lines) - number + 1} lines of file."
                     )
                 )
                 break
@@ -374,6 +361,22 @@ def _wildcard_error(path: str) -> str | None:
             f"converted to :splat at runtime. Skipping {path}."
         )
     return None
+
+
+def _significant(
+    lines: list[str], max_line_length: int, warnings: list[RuleWarning]
+) -> Iterator[tuple[int, str]]:
+    """Each line's number (from 1) and trimmed text, past blank lines and comments; a line over
+    `max_line_length` UTF-16 units is skipped with a warning."""
+    for index, raw in enumerate(lines):
+        number = index + 1
+        line = js_trim(raw)
+        if not line or line.startswith("#"):
+            continue
+        if utf16_length(line) > max_line_length:
+            warnings.append(_too_long(number, max_line_length))
+            continue
+        yield number, line
 
 
 def _too_long(number: int, limit: int) -> RuleWarning:
