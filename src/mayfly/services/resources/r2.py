@@ -28,6 +28,7 @@ from mayfly.services.context import ServiceContext
 from mayfly.services.core import audit
 from mayfly.services.resources import quotas
 from mayfly.services.resources.kv_store import prefix_successor
+from mayfly.services.resources.r2_blobs import hold_blob, release_blobs
 from mayfly.services.resources.r2_meta import (
     STORAGE_CLASSES,
     check_bucket_name,
@@ -42,13 +43,10 @@ from mayfly.services.resources.r2_meta import (
     resolve_range,
 )
 from mayfly.storage.tables import (
-    asset_files,
-    modules,
     r2_buckets,
     r2_objects,
     r2_parts,
     r2_uploads,
-    versions,
 )
 
 LIST_LIMIT = 1000
@@ -69,34 +67,6 @@ def render_bucket(row: Any) -> dict[str, Any]:
         "location": "ENAM",
         "storage_class": row.storage_class,
     }
-
-
-def release_blobs(
-    conn: Connection, ctx: ServiceContext, account_id: str, digests: set[str]
-) -> None:
-    """Delete the account's blobs among `digests` that no object, part, module or asset names."""
-    for digest in digests:
-        named = conn.execute(
-            select(
-                exists().where(
-                    r2_objects.c.account_id == account_id, r2_objects.c.blob_sha256 == digest
-                )
-                | exists().where(
-                    r2_parts.c.account_id == account_id, r2_parts.c.blob_sha256 == digest
-                )
-                | exists().where(
-                    asset_files.c.account_id == account_id, asset_files.c.blob_sha256 == digest
-                )
-                | exists().where(
-                    modules.c.blob_sha256 == digest,
-                    modules.c.version_id.in_(
-                        select(versions.c.id).where(versions.c.account_id == account_id)
-                    ),
-                )
-            )
-        ).scalar_one()
-        if not named:
-            ctx.blobs.delete_one(conn, account_id, digest)
 
 
 def _encode_cursor(position: str) -> str:
@@ -294,6 +264,7 @@ class R2Service:
                     r2_objects.c.bucket_id == bucket_id, r2_objects.c.key == key
                 )
             )
+            hold_blob(conn, account_id, digest)
             self.ctx.blobs.put(conn, account_id, data, digest)
             row = {
                 "bucket_id": bucket_id,

@@ -12,7 +12,8 @@ from sqlalchemy import delete, insert, select
 
 from mayfly.errors import ObjectNotFound, ValidationError
 from mayfly.services.resources import quotas
-from mayfly.services.resources.r2 import R2Service, release_blobs
+from mayfly.services.resources.r2 import R2Service
+from mayfly.services.resources.r2_blobs import hold_blob, release_blobs
 from mayfly.services.resources.r2_meta import (
     check_key,
     custom_metadata,
@@ -89,6 +90,7 @@ class R2Multipart:
                 now,
                 freeing=int(old.size) if old else 0,
             )
+            hold_blob(conn, upload.account_id, digest)
             self.ctx.blobs.put(conn, upload.account_id, data, digest)
             conn.execute(
                 insert(r2_parts).values(
