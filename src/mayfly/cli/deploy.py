@@ -29,13 +29,12 @@ from mayfly.project import (
     load_project,
     read_dev_vars,
 )
-from mayfly.project.upload import asset_upload
+from mayfly.project.upload import deploy_options
 from mayfly.project.upload import worker_upload as project_upload
 from mayfly.sdk import (
     Credentials,
     Deployer,
     Deployment,
-    KVBinding,
     MayflyAPIError,
     MayflyClient,
     SDKError,
@@ -150,11 +149,8 @@ def deploy(
                     upload,
                     resolution,
                     temporary=temporary,
-                    account_id=project.account_id,
-                    kv=[KVBinding(k.binding, k.id) for k in project.kv_namespaces],
-                    assets=asset_upload(manifest) if manifest is not None else None,
                     event_code=event_code,
-                    crons=project.crons,
+                    **deploy_options(project, manifest),
                 )
             except MayflyAPIError as exc:
                 if exc.code != SUSPENDED or credentials is None:

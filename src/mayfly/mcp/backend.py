@@ -24,12 +24,11 @@ from mayfly.project import (
     build_modules,
     load_project,
 )
-from mayfly.project.upload import asset_upload, worker_upload
+from mayfly.project.upload import deploy_options, worker_upload
 from mayfly.sdk import (
     AccountInfo,
     Credentials,
     Deployer,
-    KVBinding,
     Listener,
     MayflyAPIError,
     MayflyClient,
@@ -104,11 +103,8 @@ class Backend(KvTools):
                 upload,
                 resolution,
                 temporary=temporary,
-                account_id=project.account_id,
-                kv=[KVBinding(k.binding, k.id) for k in project.kv_namespaces],
-                assets=asset_upload(manifest) if manifest is not None else None,
-                crons=project.crons,
                 event_code=event or None,
+                **deploy_options(project, manifest),
             )
         with self._lock:
             self.last_worker = deployment.script

@@ -1,14 +1,16 @@
-"""A loaded project as the SDK uploads it: its modules and bindings (a WorkerUpload) and its
-static assets (an AssetUpload); `mayfly deploy` and the MCP deploy tool both send these."""
+"""A loaded project as the SDK deploys it: its modules and bindings (a WorkerUpload), its static
+assets (an AssetUpload) and the rest Deployer.deploy takes; `mayfly deploy` and the MCP deploy
+tool both send these."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypedDict
 
 from mayfly.project.assets import AssetManifest
 from mayfly.project.config import Project
 from mayfly.project.modules import ModuleSet
-from mayfly.sdk import AssetSource, AssetUpload, UploadModule, WorkerUpload
+from mayfly.sdk import AssetSource, AssetUpload, KVBinding, UploadModule, WorkerUpload
 
 
 def worker_upload(
@@ -35,3 +37,21 @@ def asset_upload(manifest: AssetManifest) -> AssetUpload:
         config=manifest.config,
         binding=manifest.binding,
     )
+
+
+class DeployOptions(TypedDict):
+    account_id: str | None
+    kv: Sequence[KVBinding]
+    assets: AssetUpload | None
+    crons: Sequence[str] | None
+
+
+def deploy_options(project: Project, manifest: AssetManifest | None) -> DeployOptions:
+    """What Deployer.deploy takes from the project besides its upload: the account it names, its
+    KV bindings (created when missing), its assets and its cron triggers."""
+    return {
+        "account_id": project.account_id,
+        "kv": [KVBinding(k.binding, k.id) for k in project.kv_namespaces],
+        "assets": asset_upload(manifest) if manifest is not None else None,
+        "crons": project.crons,
+    }
