@@ -9,7 +9,9 @@ Starts a real `mayfly serve` (default proof of work, k=1000 g=2000) and prints m
   2. a redeploy: from the API's answer to the PUT until the new version answers;
   3. hello-world requests/s through Mayfly (default shards) ÷ a bare single workerd process
      serving the same modules, with the same load generator (wrk when installed, else a Python
-     keep-alive client), in the same run.
+     keep-alive client), in the same run; and the CPU time each side spent per request (utime +
+     stime from /proc: workerd shards and the `mayfly serve` process, against the bare workerd),
+     which a loaded machine distorts far less than requests/s.
 Parts 1 (first 200), 2 and 3 need the data plane; without it they are reported as skipped.
 """
 
@@ -42,6 +44,8 @@ MAYFLY = ROOT / ".venv" / "bin" / "mayfly"
 WORKERD = ROOT / "node_modules" / "@cloudflare" / "workerd-linux-64" / "bin" / "workerd"
 EXAMPLE = ROOT / "examples" / "hello"
 DATA_PLANE = importlib.util.find_spec("mayfly.runtime.dataplane") is not None
+# workers port → pid of the `mayfly serve` answering on it (for CPU per request)
+SERVERS: dict[int, int] = {}
 
 
 def free_port() -> int:
@@ -103,10 +107,12 @@ def mayfly_server(workdir: Path) -> Iterator[tuple[str, int]]:
         env=clean_env(),
         cwd=workdir,
     )  # fmt: skip
+    SERVERS[workers_port] = process.pid
     try:
         wait_for_port(api_port, process, "mayfly serve")
         yield f"http://127.0.0.1:{api_port}", workers_port
     finally:
+        SERVERS.pop(workers_port, None)
         stop(process)
         log.close()
 
@@ -226,16 +232,69 @@ def bare_workerd(workdir: Path) -> Iterator[int]:
     process = subprocess.Popen(
         [str(WORKERD), "serve", str(config)], stdout=log, stderr=subprocess.STDOUT, cwd=workdir
     )
+    SERVERS[port] = process.pid
     try:
         wait_for_port(port, process, "workerd")
         yield port
     finally:
+        SERVERS.pop(port, None)
         stop(process)
         log.close()
 
 
-def load(port: int, host: str, seconds: float, connections: int) -> float:
-    """Requests/s with keep-alive connections: wrk if installed, else a Python client."""
+def cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of these (live) processes, in seconds."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def measured_load(
+    port: int, host: str, seconds: float, connections: int
+) -> tuple[float, dict[str, float]]:
+    """Requests/s, and µs of CPU per request of the server on `port`: for Mayfly its workerd
+    shards and the `mayfly serve` process apart, for a bare workerd the process itself."""
+    root = SERVERS[port]
+    groups = {"workerd": [root]}
+    tree = _tree(root)
+    if tree:
+        groups = {"workerd": tree, "serve": [root]}
+    before = {name: cpu_seconds(pids) for name, pids in groups.items()}
+    rate, requests = load(port, host, seconds, connections)
+    return rate, {
+        name: (cpu_seconds(pids) - before[name]) / max(requests, 1) * 1e6
+        for name, pids in groups.items()
+    }
+
+
+def _tree(root: int) -> list[int]:
+    """Every descendant of `root`."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found: list[int] = []
+    queue = [root]
+    while queue:
+        for child in children.get(queue.pop(), []):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
+def load(port: int, host: str, seconds: float, connections: int) -> tuple[float, int]:
+    """Requests/s and requests answered, with keep-alive connections: wrk if installed, else a
+    Python client."""
     wrk = shutil.which("wrk")
     if wrk:
         done = subprocess.run(
@@ -244,12 +303,13 @@ def load(port: int, host: str, seconds: float, connections: int) -> float:
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         match = re.search(r"Requests/sec:\s+([\d.]+)", done.stdout)
-        if not match or "Non-2xx" in done.stdout:
+        count = re.search(r"(\d+) requests in", done.stdout)
+        if not match or not count or "Non-2xx" in done.stdout:
             raise SystemExit(f"wrk:\n{done.stdout}")
-        return float(match.group(1))
+        return float(match.group(1)), int(count.group(1))
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         rate: float = pool.apply(python_load, (port, host, seconds, connections))
-        return rate
+        return rate, round(rate * seconds)
 
 
 def python_load(port: int, host: str, seconds: float, connections: int) -> float:
@@ -293,17 +353,21 @@ async def _python_load(port: int, host: str, seconds: float, connections: int) -
     return sum(counts) / (time.perf_counter() - started)
 
 
+Rates = tuple[float, dict[str, float], float, dict[str, float]]
+
+
 def throughput(
     workers_port: int, url: str, workdir: Path, seconds: float, connections: int
-) -> tuple[float, float]:
+) -> Rates:
+    """(Mayfly's req/s, its CPU µs per request, the bare workerd's, its CPU µs per request)."""
     host = urlsplit(url).netloc
     load(workers_port, host, 1.0, connections)  # warm up
-    mayfly = load(workers_port, host, seconds, connections)
+    mayfly, mayfly_cpu = measured_load(workers_port, host, seconds, connections)
     shutil.copytree(EXAMPLE, workdir / "hello", dirs_exist_ok=True)
     with bare_workerd(workdir) as port:
         load(port, "localhost", 1.0, connections)
-        bare = load(port, "localhost", seconds, connections)
-    return mayfly, bare
+        bare, bare_cpu = measured_load(port, "localhost", seconds, connections)
+    return mayfly, mayfly_cpu, bare, bare_cpu
 
 
 # -- report -------------------------------------------------------------------------------------
@@ -327,7 +391,7 @@ def main() -> None:
             print(f"1. mayfly deploy --temporary × {args.runs} (k=1000, g=2000)", file=sys.stderr)
             phases = temporary_deploys(api_url, workers_port, workdir, args.runs)
             redeploy: list[float] = []
-            rates: tuple[float, float] | None = None
+            rates: Rates | None = None
             if DATA_PLANE:
                 print(f"2. redeploy → new version serving × {args.runs}", file=sys.stderr)
                 redeploy = redeploys(api_url, workers_port, workdir, args.runs)
@@ -346,10 +410,19 @@ def main() -> None:
     print(f"    upload → first 200                    {median_ms(phases['upload→200'])}")
     print(f"  redeploy answered → new version serves  {median_ms(redeploy)}")
     if rates:
-        mayfly, bare = rates
+        mayfly, mayfly_cpu, bare, bare_cpu = rates
+        shards, serve = mayfly_cpu["workerd"], mayfly_cpu.get("serve", 0.0)
         print(f"  hello world through Mayfly              {mayfly:8.0f} req/s")
         print(f"  hello world, bare single workerd        {bare:8.0f} req/s")
         print(f"  Mayfly ÷ bare workerd                   {mayfly / bare:8.2f}")
+        print(
+            f"  CPU per request, Mayfly's shards        {shards:8.0f} µs (+ {serve:.0f} µs serve)"
+        )
+        print(f"  CPU per request, bare workerd           {bare_cpu['workerd']:8.0f} µs")
+        print(
+            f"  bare ÷ Mayfly, CPU per request          {bare_cpu['workerd'] / (shards + serve):8.2f}"
+        )
+        print(f"  load average                            {os.getloadavg()[0]:8.2f}")
     else:
         print("  requests/s                                skipped (no data plane)")
 
