@@ -37,6 +37,8 @@ from mayfly.storage.tables import accounts, d1_databases
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 MAX_STATEMENTS = 10_000  # statements in one query body (a batch); a file may hold more
 MAX_SQL_BYTES = 100_000  # one statement, as D1
+TARGET_TTL = 2.0
+MAX_TARGETS = 10_000
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,7 @@ def delete_database_files(data_dir: Path, database_ids: list[str]) -> None:
     and any import upload they left."""
     root = Path(data_dir) / "d1"
     for database_id in database_ids:
+        d1_sql.POOL.close(root / f"{database_id}.sqlite3")
         for file in database_files(root, database_id):
             file.unlink(missing_ok=True)
         for upload in (root / "uploads").glob(f"{database_id}.*"):
@@ -118,6 +121,10 @@ class D1Service:
     def __init__(self, ctx: ServiceContext):
         self.ctx = ctx
         self.root = Path(ctx.settings.data_dir) / "d1"
+        # database id -> (Target, when it was read): a binding's queries skip the lookup for
+        # TARGET_TTL seconds (a deleted database's file is gone at once, which _run checks; a
+        # claim's new limits apply within TARGET_TTL).
+        self._targets: dict[str, tuple[Target, float]] = {}
 
     def path(self, database_id: str) -> Path:
         return self.root / f"{database_id}.sqlite3"
@@ -151,16 +158,13 @@ class D1Service:
     def _num_tables(self, database_id: str) -> int:
         if not self.path(database_id).exists():
             return 0
-        conn = d1_sql.open_database(self.path(database_id))
-        try:
+        with d1_sql.POOL.connection(self.path(database_id), 30) as conn:
             return int(
                 conn.execute(
                     "SELECT count(*) FROM sqlite_master WHERE type='table' "
                     "AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%'"
                 ).fetchone()[0]
             )
-        finally:
-            conn.close()
 
     def create_database(self, account: Account, name: Any, actor: str) -> dict[str, Any]:
         name = check_name(name)
@@ -286,7 +290,13 @@ class D1Service:
     def query_bound(self, database_id: str, body: Any, raw: bool = False) -> list[dict[str, Any]]:
         """A binding's request: the platform fixed the database id."""
         statements = statements_of(body)
-        return self._run(self._target(database_id, None), statements, raw)
+        cached = self._targets.get(database_id)
+        if cached is None or time.monotonic() - cached[1] > TARGET_TTL:
+            if len(self._targets) > MAX_TARGETS:
+                self._targets.clear()
+            cached = (self._target(database_id, None), time.monotonic())
+            self._targets[database_id] = cached
+        return self._run(cached[0], statements, raw)
 
     def _run(
         self, target: Target, statements: list[d1_sql.Statement], raw: bool
@@ -310,6 +320,7 @@ class D1Service:
             admit_growth=admit_growth,
         )
         if after != before or after != target.size_bytes:
+            self._targets.pop(target.id, None)
             with self.ctx.db.begin() as conn:
                 conn.execute(
                     update(d1_databases)

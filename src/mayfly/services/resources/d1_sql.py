@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mayfly.errors import D1QueryError
+from mayfly.services.resources.d1_pool import Busy, Pool
 
 PROGRESS_STEPS = 1000  # SQLite VM instructions between two looks at the clock
 TRANSACTION_MESSAGE = (
@@ -157,12 +158,15 @@ def _out(value: Any) -> Any:
 
 
 def open_database(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=0)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5)
     conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
+
+
+POOL = Pool(open_database)
 
 
 def file_bytes(conn: sqlite3.Connection) -> int:
@@ -205,7 +209,6 @@ def run(
     `admit_growth(bytes)` is asked before the commit when the file grew (the account's quota);
     raising rolls the request back.
     """
-    conn = open_database(path)
     deadline = time.monotonic() + limits.timeout_ms / 1000
     timed_out = False
     authorizer = Authorizer()
@@ -216,40 +219,56 @@ def run(
         return 1 if timed_out else 0
 
     try:
-        before = file_bytes(conn)
-        page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
-        ceiling = max(limits.max_bytes, before) // page_size
-        conn.execute(f"PRAGMA max_page_count={max(1, ceiling)}")
-        conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
-        busy_ms = max(1, limits.timeout_ms)
-        conn.execute(f"PRAGMA busy_timeout={busy_ms}")
-        conn.execute("BEGIN IMMEDIATE")
-        conn.set_progress_handler(progress, PROGRESS_STEPS)
-        conn.set_authorizer(authorizer)
-        try:
-            results = [_execute(conn, s, raw) for s in statements]
-            conn.set_authorizer(None)
-            conn.set_progress_handler(None, 0)
-            after = file_bytes(conn)
-            if after > before and admit_growth is not None:
-                admit_growth(after - before)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.set_authorizer(None)
-            conn.set_progress_handler(None, 0)
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        for result in results:
-            result["meta"]["size_after"] = after
-        return results, before, after
+        with POOL.connection(path, limits.timeout_ms / 1000) as conn:
+            return _run(conn, statements, limits, raw, admit_growth, progress, authorizer)
+    except Busy as exc:
+        raise D1QueryError(
+            "D1_ERROR: D1 DB is overloaded. Requests queued for too long.: SQLITE_BUSY"
+        ) from exc
     except sqlite3.Error as exc:
         raise _error(exc, limits, timed_out, authorizer.refusal) from exc
     except (sqlite3.Warning, ValueError, OverflowError, MemoryError) as exc:
         # Two statements in one piece, a NUL or a lone surrogate in the SQL, a huge number.
         raise D1QueryError(f"D1_ERROR: {exc}: SQLITE_ERROR") from exc
-    finally:
-        conn.close()
+
+
+def _run(
+    conn: sqlite3.Connection,
+    statements: list[Statement],
+    limits: Limits,
+    raw: bool,
+    admit_growth: Callable[[int], None] | None,
+    progress: Callable[[], int],
+    authorizer: Authorizer,
+) -> tuple[list[dict[str, Any]], int, int]:
+    """One request on its database's connection (the caller holds it alone)."""
+    before = file_bytes(conn)
+    page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
+    ceiling = max(limits.max_bytes, before) // page_size
+    conn.execute(f"PRAGMA max_page_count={max(1, ceiling)}")
+    conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
+    busy_ms = max(1, limits.timeout_ms)
+    conn.execute(f"PRAGMA busy_timeout={busy_ms}")
+    conn.execute("BEGIN IMMEDIATE")
+    conn.set_progress_handler(progress, PROGRESS_STEPS)
+    conn.set_authorizer(authorizer)
+    try:
+        results = [_execute(conn, s, raw) for s in statements]
+        conn.set_authorizer(None)
+        conn.set_progress_handler(None, 0)
+        after = file_bytes(conn)
+        if after > before and admit_growth is not None:
+            admit_growth(after - before)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.set_authorizer(None)
+        conn.set_progress_handler(None, 0)
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    for result in results:
+        result["meta"]["size_after"] = after
+    return results, before, after
 
 
 def _execute(conn: sqlite3.Connection, statement: Statement, raw: bool) -> dict[str, Any]:
