@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 
 from mayfly.app import Platform
 from mayfly.services.resources.r2_blobs import hold_blob, release_blobs
-from mayfly.storage.tables import blobs, r2_objects
+from mayfly.storage.tables import blobs, r2_buckets, r2_objects
 from tests.clock import ManualClock
 from tests.conftest import make_settings, provision
 from tests.integration.test_r2 import create_bucket, put_object
@@ -86,3 +86,36 @@ def _release_old(platform: Platform, account_id: str, digest: str) -> None:
     with platform.db.begin() as conn:
         conn.execute(r2_objects.delete().where(r2_objects.c.key == "old"))
         release_blobs(conn, platform.services.ctx, account_id, {digest})
+
+
+def test_concurrent_writes_of_one_new_key_all_succeed(pg_platform: Platform) -> None:
+    """Writers racing to create the same key (and the same new blob): each write succeeds, the
+    last one stays, and one object row and one blob are left."""
+    with TestClient(pg_platform.public_app(), base_url="http://testserver/client/v4/") as client:
+        account = provision(client)["account"]
+        create_bucket(client, account, "raced")
+    r2 = pg_platform.services.r2
+    with pg_platform.db.read() as conn:
+        bucket_id = conn.execute(select(r2_buckets.c.id).where(r2_buckets.c.name == "raced")).one()[
+            0
+        ]
+    start = threading.Barrier(6)
+    failures: list[BaseException] = []
+
+    def write() -> None:
+        start.wait(30)
+        try:
+            r2.put_object(bucket_id, "contended", b"same bytes")
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=write) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures == []
+    with pg_platform.db.read() as conn:
+        rows = conn.execute(select(r2_objects).where(r2_objects.c.bucket_id == bucket_id)).all()
+        stored = conn.execute(select(blobs).where(blobs.c.account_id == account["id"])).all()
+    assert len(rows) == 1 and len(stored) == 1

@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, exists, insert, select
+from sqlalchemy import Connection, delete, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mayfly.errors import (
@@ -50,6 +50,7 @@ from mayfly.storage.tables import (
 )
 
 LIST_LIMIT = 1000
+STORE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,17 @@ class R2Service:
             bucket_id, key, staged, data, len(data), sums.md5, sums.others, meta, extra, only_if
         )
 
-    def _store(
+    def _store(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+        """`_store_once`, again when a concurrent writer created the same key first (the
+        existing row is locked, so only the creation of a new key can collide)."""
+        for _ in range(STORE_ATTEMPTS - 1):
+            try:
+                return self._store_once(*args, **kwargs)
+            except IntegrityError:
+                continue
+        return self._store_once(*args, **kwargs)
+
+    def _store_once(
         self,
         bucket_id: str,
         key: str,
@@ -226,14 +237,15 @@ class R2Service:
         upload_id: str | None = None,
     ) -> dict[str, Any] | None:
         """The write of an object (`upload_id`: the multipart upload it completes, whose parts
-        go in the same transaction)."""
+        go in the same transaction); the object it replaces is locked, so `only_if` is checked
+        against what is replaced."""
         now = self.ctx.clock.now()
         with self.ctx.db.begin() as conn:
             account_id = self._account_of(conn, bucket_id)
             old = conn.execute(
-                select(r2_objects).where(
-                    r2_objects.c.bucket_id == bucket_id, r2_objects.c.key == key
-                )
+                select(r2_objects)
+                .where(r2_objects.c.bucket_id == bucket_id, r2_objects.c.key == key)
+                .with_for_update()
             ).first()
             if only_if and not conditions_met(
                 only_if, old.etag if old else None, old.uploaded if old else None
@@ -259,11 +271,6 @@ class R2Service:
                 int(now.timestamp()),
                 freeing=(int(old.size) if old else 0) + freed_bytes,
             )
-            conn.execute(
-                delete(r2_objects).where(
-                    r2_objects.c.bucket_id == bucket_id, r2_objects.c.key == key
-                )
-            )
             hold_blob(conn, account_id, digest)
             self.ctx.blobs.put(conn, account_id, data, digest)
             row = {
@@ -279,7 +286,14 @@ class R2Service:
                 "custom_metadata": extra,
                 "checksums": checksums,
             }
-            conn.execute(insert(r2_objects).values(**row))
+            if old is None:
+                conn.execute(insert(r2_objects).values(**row))
+            else:  # in place: a concurrent writer waiting on this row then replaces ours
+                conn.execute(
+                    update(r2_objects)
+                    .where(r2_objects.c.bucket_id == bucket_id, r2_objects.c.key == key)
+                    .values(**row)
+                )
             if old is not None and old.blob_sha256 != digest:
                 release.add(old.blob_sha256)
             release_blobs(conn, self.ctx, account_id, release)
