@@ -210,7 +210,7 @@ class Cluster:
             self.haproxy.wait(timeout=10)
 
 
-def wait_for(what: str, check: object, timeout: float = 60.0, logs: object = None) -> None:
+def wait_for(what: str, check: object, timeout: float = 180.0, logs: object = None) -> None:
     """Polls `check()` (a callable) until it is true; fails with `logs()` after `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

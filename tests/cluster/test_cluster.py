@@ -14,23 +14,17 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from tests.cluster.conftest import Cluster, Node, wait_for
+from tests.cluster.conftest import Cluster, Node, wait_api, wait_for, wait_plane
+from tests.cluster.failover import kill_an_api_replica_and_a_data_plane_node_under_load, source
 from tests.conftest import auth, provision, upload_body
 from tests.integration.test_claim_support import Web, claim_path
 
-pytestmark = [pytest.mark.cluster, pytest.mark.postgres]
+# One xdist group: the two clusters (4 nodes + HAProxy each) start one after the other.
+pytestmark = [pytest.mark.cluster, pytest.mark.postgres, pytest.mark.xdist_group("cluster")]
 
 
 def replica(cluster: Cluster, index: int) -> httpx.Client:
     return httpx.Client(base_url=cluster.apis[index].url + "/client/v4/", timeout=60)
-
-
-def source(text: str) -> bytes:
-    return (
-        "export default { async fetch(request, env) {"
-        f" return new Response({text!r} + ' ' + (env.SECRET || '') + ' ' +"
-        " ((env.KV && await env.KV.get('k')) || '')); } };"
-    ).encode()
 
 
 def deploy(
@@ -277,18 +271,26 @@ def test_a_node_that_does_not_acknowledge_is_marked_and_drops_its_routes_when_it
         host = f"ice.{account['name']}.localhost"
         deploy(api, account, "ice", "before")
         assert cluster.worker(host, via=frozen.port).text.startswith("before")
+        # (Nodes killed by another test stay marked: they never come back under their id.)
+        before = {row[0] for row in cluster.sql("SELECT id FROM cluster_nodes WHERE must_flush")}
         frozen.process.send_signal(signal.SIGSTOP)
         try:
             deploy(api, account, "ice", "after")  # answered after --ack-timeout
-            marked = cluster.sql("SELECT id FROM cluster_nodes WHERE must_flush")
-            assert len(marked) == 1, marked
+            rows = cluster.sql("SELECT id FROM cluster_nodes WHERE must_flush")
+            marked = {row[0] for row in rows} - before
+            assert len(marked) == 1, (marked, before)
             # The other node acknowledged: it serves the new version at once.
             assert cluster.worker(host, via=cluster.planes[1].port).text.startswith("after")
         finally:
             frozen.process.send_signal(signal.SIGCONT)
         wait_for(
             "the marked node to drop its routes",
-            lambda: not cluster.sql("SELECT id FROM cluster_nodes WHERE must_flush"),
+            lambda: (
+                not cluster.sql(
+                    "SELECT id FROM cluster_nodes WHERE must_flush AND id = ANY(:ids)",
+                    ids=list(marked),
+                )
+            ),
             timeout=30,
             logs=cluster.logs,
         )
@@ -299,3 +301,15 @@ def test_a_node_that_does_not_acknowledge_is_marked_and_drops_its_routes_when_it
             timeout=30,
             logs=cluster.logs,
         )
+
+
+def test_killing_an_api_replica_and_a_data_plane_node_under_load(cluster: Cluster) -> None:
+    """tests/cluster/failover.py; then the killed nodes start again and rejoin."""
+    figures = kill_an_api_replica_and_a_data_plane_node_under_load(cluster)
+    print(figures)  # pytest -s shows the run's figures
+    for api in cluster.apis[:1]:
+        api.start()
+        wait_api(cluster, api)
+    for plane in cluster.planes[:1]:
+        plane.start()
+        wait_plane(cluster, plane)

@@ -109,8 +109,9 @@ def channel_for(db: Database, wait: float = 60.0) -> str:
                 stored = conn.execute(
                     select(platform_meta.c.value).where(platform_meta.c.name == FINGERPRINT)
                 ).scalar_one_or_none()
-        except Exception:
-            stored = None  # not migrated yet
+        except Exception as exc:  # not migrated yet, or the database refuses connections
+            log.warning("waiting for the database to be set up: %s", exc)
+            stored = None
         if stored is not None:
             break
         if time.monotonic() > deadline:

@@ -2,6 +2,9 @@
 are killed with SIGKILL (issue 13's acceptance): no acknowledged deploy is lost (each is served on
 the next request after the API answered, and the last one is what every Worker serves at the end),
 and Worker requests are answered again within 2 s of each kill (fast health checks, redispatch).
+
+Run by test_cluster.py on its cluster (one cluster per run: starting two at once on a loaded
+machine is what made the first version of this flaky), which then restarts the killed nodes.
 """
 
 from __future__ import annotations
@@ -11,13 +14,19 @@ import time
 from dataclasses import dataclass, field
 
 import httpx
-import pytest
 
 from tests.cluster.conftest import Cluster
-from tests.cluster.test_cluster import source
 from tests.conftest import auth, provision, upload_body
 
-pytestmark = [pytest.mark.cluster, pytest.mark.postgres]
+
+def source(text: str) -> bytes:
+    """A Worker answering `text`, then its SECRET and its KV's "k" when it has them."""
+    return (
+        "export default { async fetch(request, env) {"
+        f" return new Response({text!r} + ' ' + (env.SECRET || '') + ' ' +"
+        " ((env.KV && await env.KV.get('k')) || '')); } };"
+    ).encode()
+
 
 DURATION = 30.0
 KILL_API_AT = 8.0
@@ -36,7 +45,8 @@ class Record:
     refused: int = 0
 
 
-def test_killing_an_api_replica_and_a_data_plane_node_under_load(cluster: Cluster) -> None:
+def kill_an_api_replica_and_a_data_plane_node_under_load(cluster: Cluster) -> str:
+    """Returns the run's figures."""
     with httpx.Client(base_url=cluster.api_url + "/client/v4/", timeout=60) as api:
         account = provision(api)["account"]
     token = auth(account["apiToken"])
@@ -137,7 +147,7 @@ def test_killing_an_api_replica_and_a_data_plane_node_under_load(cluster: Cluste
         assert cluster.worker(hosts[script]).text.split(" ")[0] == text
     assert len(record.requests) > 100
     failed = [at for at, s in record.requests if s != 200]
-    print(  # the figures of the run (pytest -s)
+    return (
         f"\n{len(record.requests)} Worker requests, {len(failed)} not answered 200 "
         f"(at {', '.join(f'{at:.2f}' for at in failed[:20])} s); kills at {KILL_API_AT} s "
         f"(API replica) and {KILL_PLANE_AT} s (data-plane node); {len(record.acks)} deploys "
