@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -46,10 +47,22 @@ def local(path: str) -> str:
     return "http://testserver" + path
 
 
-def test_create_list_get_delete(client: TestClient, account: dict[str, Any]) -> None:
+@pytest.fixture
+def db_client(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
+    """On SQLite and on PostgreSQL (the rows; the databases' files are on disk either way)."""
+    platform = Platform.create(make_settings(tmp_path, database_url=database_url))
+    with TestClient(platform.public_app(), base_url="http://testserver/client/v4/") as c:
+        yield c
+    platform.db.dispose()
+
+
+def test_create_list_get_delete(db_client: TestClient) -> None:
+    client = db_client
+    account = provision(client)["account"]
     token = auth(account["apiToken"])
     db = create(client, account, "app-db")
     assert db["name"] == "app-db" and len(db["uuid"]) == 36
+    assert db["created_at"].endswith("Z")
     duplicate = client.post(db_path(account), headers=token, json={"name": "app-db"})
     assert duplicate.status_code == 400 and duplicate.json()["errors"][0]["code"] == 7502
     listed = client.get(db_path(account) + "?per_page=10&page=1", headers=token).json()

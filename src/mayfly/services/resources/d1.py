@@ -27,7 +27,7 @@ from mayfly.errors import (
     QuotaExceeded,
     ValidationError,
 )
-from mayfly.model import Account, AccountKind
+from mayfly.model import Account, AccountKind, iso
 from mayfly.services.context import ServiceContext
 from mayfly.services.core import audit
 from mayfly.services.resources import d1_sql, quotas
@@ -144,7 +144,7 @@ class D1Service:
         out: dict[str, Any] = {
             "uuid": row.id,
             "name": row.name,
-            "created_at": row.created_at.isoformat().replace("+00:00", "Z"),
+            "created_at": iso(row.created_at),
             "version": "production",
             "file_size": int(row.size_bytes),
             "jurisdiction": None,
