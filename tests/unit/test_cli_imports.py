@@ -2,8 +2,8 @@
 
 Each command runs in a fresh interpreter, as the `mayfly` entry point runs it, and reports every
 module it imported (sys.modules as it exits); the test fails when one of the command's forbidden
-modules is among them. No timing is asserted (bench/cli_startup.py and bench/temporary_deploy.py
-measure it): a forbidden import is what makes a command slow.
+modules is among them. No timing is asserted (bench/temporary_deploy.py measures the import time
+and a cached redeploy against wrangler's): a forbidden import is what makes a command slow.
 """
 
 from __future__ import annotations

@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import click
 
 
-@dataclass(frozen=True)
 class LazyCommand:
-    """Where a command is (`module:attribute`) and the first paragraph of its help."""
+    """Where a command is (`module:attribute`) and the first paragraph of its help. (A plain class:
+    `mayfly --help` need not import dataclasses.)"""
 
-    path: str
-    summary: str
+    __slots__ = ("path", "summary")
+
+    def __init__(self, path: str, summary: str) -> None:
+        self.path = path
+        self.summary = summary
 
     def load(self) -> click.Command:
         module_name, _, attribute = self.path.partition(":")
