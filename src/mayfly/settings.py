@@ -182,6 +182,11 @@ def _check_role(s: Settings) -> None:
             "role dataplane needs control_plane_url (http://host:port of the internal API) "
             "and cluster_secret"
         )
+    if s.role == "dataplane" and not s.database_url.startswith("postgresql"):
+        raise ValueError(
+            "role dataplane needs the cluster's PostgreSQL database_url (invalidations reach "
+            "data-plane nodes through it)"
+        )
 
 
 def load_settings(

@@ -31,6 +31,14 @@ def test_the_default_is_one_node_doing_everything(tmp_path: Path) -> None:
         ({"role": "worker"}, "all, api or dataplane"),
         ({"role": "dataplane"}, "needs control_plane_url"),
         ({"role": "dataplane", "control_plane_url": "http://10.0.0.1:8790"}, "cluster_secret"),
+        (
+            {
+                "role": "dataplane",
+                "control_plane_url": "http://10.0.0.1:8790",
+                "cluster_secret": "s",
+            },
+            "PostgreSQL",
+        ),
         ({"internal_listen": "10.0.0.1:8790"}, "needs cluster_secret"),
         ({"internal_listen": "8790", "cluster_secret": "s"}, "host:port"),
     ],
@@ -48,6 +56,7 @@ def test_a_data_plane_node_needs_no_platform_key(tmp_path: Path) -> None:
         role="dataplane",
         control_plane_url="http://10.0.0.1:8790",
         cluster_secret="s",
+        database_url="postgresql+psycopg://mayfly@10.0.0.5/mayfly",
     )
     assert s.runs_data_plane and not s.serves_api and not s.secret_key
 
