@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import TypeVar
 
 import jwt
 from starlette.requests import Request
@@ -12,6 +14,7 @@ from mayfly.model import Account, Principal
 from mayfly.services.container import services_of
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+T = TypeVar("T")
 
 
 services = services_of  # the Services this request's app was built with
@@ -60,13 +63,26 @@ async def principal(request: Request) -> Principal:
 
 async def account_access(request: Request) -> tuple[Principal, Account]:
     """The caller and the account in the path; 9109 when the token is not for that account."""
-    who = await principal(request)
-    account = await asyncio.to_thread(
-        services(request).accounts.require_access, who, request.path_params["account_id"]
-    )
-    if account.suspended_at is not None and request.method not in READ_METHODS:
-        raise Suspended(
-            f"The account {account.name} is suspended by the platform's operator: its tokens "
-            "can read but not change anything."
-        )
-    return who, account
+    return await in_account(request, lambda who, account: (who, account))
+
+
+async def in_account(request: Request, work: Callable[[Principal, Account], T]) -> T:
+    """`work(who, account)` once the caller may use the account in the path (account_access's
+    checks, in the same order), all in one worker thread: a handler's blocking calls go here
+    rather than each in a thread of its own."""
+    token = bearer_token(request)
+    svc = services(request)
+    account_id = request.path_params["account_id"]
+    writes = request.method not in READ_METHODS
+
+    def run() -> T:
+        who = svc.tokens.authenticate(token)
+        account = svc.accounts.require_access(who, account_id)
+        if account.suspended_at is not None and writes:
+            raise Suspended(
+                f"The account {account.name} is suspended by the platform's operator: its "
+                "tokens can read but not change anything."
+            )
+        return work(who, account)
+
+    return await asyncio.to_thread(run)

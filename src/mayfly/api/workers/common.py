@@ -6,7 +6,7 @@ import asyncio
 
 from starlette.requests import Request
 
-from mayfly.api.auth import account_access, services
+from mayfly.api.auth import services
 from mayfly.api.openapi import (
     ANY_OBJECT,
     BOOLEAN,
@@ -17,9 +17,9 @@ from mayfly.api.openapi import (
     component,
     obj,
 )
-from mayfly.api.uploads import read_upload
-from mayfly.model import Account
+from mayfly.model import Account, Principal
 from mayfly.services.workers.deploys import Uploaded
+from mayfly.services.workers.uploads import UploadPlan
 
 TAG = "Workers"
 # `?bindings_inherit=strict`: a binding to inherit must exist in the previous version.
@@ -137,13 +137,11 @@ def worker_url(request: Request, account: Account, script: str) -> str:
     return services(request).ctx.worker_url(script, account.name)
 
 
-async def store_upload(request: Request, *, deploy: bool) -> tuple[Account, Uploaded]:
-    """W9 and W10: the multipart upload read as it streams, stored as a version (deployed or not)."""
-    who, account = await account_access(request)
-    await not_quarantined(request, account)
-    svc = services(request)
-    plan = await read_upload(request, svc.ctx.settings.max_upload_bytes)
-    uploaded = await svc.scripts.upload(
+async def store_upload(
+    request: Request, who: Principal, account: Account, plan: UploadPlan, *, deploy: bool
+) -> Uploaded:
+    """W9 and W10: an upload (read by the handler) stored as a version, deployed or not."""
+    return await services(request).scripts.upload(
         who,
         account,
         script_name(request),
@@ -151,4 +149,3 @@ async def store_upload(request: Request, *, deploy: bool) -> tuple[Account, Uplo
         deploy=deploy,
         strict_inherit=strict_inherit(request),
     )
-    return account, uploaded

@@ -20,6 +20,7 @@ from mayfly.api.openapi import (
     obj,
     operation,
 )
+from mayfly.api.uploads import read_upload
 from mayfly.api.workers.common import (
     SCRIPT_SUBDOMAIN,
     TAG,
@@ -112,7 +113,10 @@ async def get_service(request: Request) -> Response:
 )
 async def put_script(request: Request) -> Response:
     """W9: store a version and deploy it (creates the Worker if new)."""
-    account, uploaded = await store_upload(request, deploy=True)
+    who, account = await account_access(request)
+    await not_quarantined(request, account)
+    plan = await read_upload(request, services(request).ctx.settings.max_upload_bytes)
+    uploaded = await store_upload(request, who, account, plan, deploy=True)
     version = uploaded.version
     return ok(
         {

@@ -15,6 +15,7 @@ from mayfly.api.openapi import (
     obj,
     operation,
 )
+from mayfly.api.uploads import read_upload
 from mayfly.api.workers.common import (
     DEPLOYMENT,
     TAG,
@@ -41,7 +42,10 @@ from mayfly.api.workers.common import (
 )
 async def post_version(request: Request) -> Response:
     """W10: store a version without deploying it."""
-    _, uploaded = await store_upload(request, deploy=False)
+    who, account = await account_access(request)
+    await not_quarantined(request, account)
+    plan = await read_upload(request, services(request).ctx.settings.max_upload_bytes)
+    uploaded = await store_upload(request, who, account, plan, deploy=False)
     # wrangler `versions upload` prints `Worker Startup Time: <startup_time_ms> ms` unconditionally.
     return ok({**uploaded.version, "startup_time_ms": 0}, messages=uploaded.messages)
 
