@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import stat
 from collections.abc import Iterator
 from datetime import timedelta
@@ -353,3 +354,14 @@ def test_an_unwritable_cache_does_not_lose_the_account(
     deployed = d.deploy("hello", UPLOAD, resolution(client, tmp_path, clock), temporary=True)
     assert deployed.created_account and deployed.temporary is not None
     assert any("could not cache the temporary account" in n for n in notices)
+
+
+def test_an_http_api_loads_no_ca_bundle_and_an_https_one_verifies() -> None:
+    from mayfly.sdk.client import _tls_context
+
+    assert _tls_context("https://mayfly.example") is True  # httpx's default: certifi's bundle
+    context = _tls_context("http://localhost:8787")
+    assert isinstance(context, ssl.SSLContext)
+    # Never used for an http:// API; were it ever, it would verify against nothing and fail.
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert context.cert_store_stats()["x509_ca"] == 0
