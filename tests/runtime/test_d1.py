@@ -52,7 +52,8 @@ export default {
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivePlatform]:
     require_workerd()
-    live = LivePlatform(platform_settings(tmp_path_factory.mktemp("d1")))
+    settings = platform_settings(tmp_path_factory.mktemp("d1"), d1_query_timeout_ms_temporary=1000)
+    live = LivePlatform(settings)
     yield live
     live.close()
 
@@ -192,3 +193,16 @@ def _upload(bindings: list[dict[str, Any]]) -> dict[str, Any]:
         bindings=bindings,
     )
     return body
+
+
+def test_a_runaway_query_from_a_worker_is_cancelled(live: LivePlatform) -> None:
+    t = Tenant(live, "runaway")
+    forever = (
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+    )
+    # An endless query: only the limit ends it (the message says the 1000 ms limit did).
+    stopped = t.run(op="all", sql=forever)
+    assert "time limit of 1000 ms" in stopped["error"], stopped
+    assert "SQLITE_INTERRUPT" in stopped["error"], stopped
+    # The database (and the control plane's thread) serve the next query at once.
+    assert t.value(op="first", sql="SELECT 1 AS one", arg="one") == 1
