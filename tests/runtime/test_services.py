@@ -155,3 +155,33 @@ def test_a_binding_to_a_worker_the_account_does_not_have_is_refused(
         assert response.status_code == 400, response.text
         error = response.json()["errors"][0]
         assert error["code"] == 10021 and "not a Worker of this account" in error["message"]
+
+
+LOOP = """
+export default {
+  async fetch(request, env) {
+    const depth = Number(new URL(request.url).searchParams.get("depth") ?? "0");
+    if (depth >= 40) return new Response("bottom");
+    // A Worker calling itself through its own binding, deeper each time.
+    const next = await env.SELF.fetch(`https://loop/?depth=${depth + 1}`);
+    return new Response(await next.text());
+  },
+};
+"""
+
+
+def test_a_worker_calling_itself_runs_under_the_callers_limits(
+    live: LivePlatform, account: dict[str, Any]
+) -> None:
+    """40 nested calls through the binding answer; calls that never end are refused once 64 are in
+    flight (the Worker's own code sees the error), and the shard keeps serving others."""
+    self_binding = [{"type": "service", "name": "SELF", "service": "loop"}]
+    live.deploy(account, "loop", LOOP, bindings=self_binding)
+    host = live.host(account, "loop")
+    with httpx.Client(timeout=60) as client:
+        answer = client.get(f"http://127.0.0.1:{live.port}/", headers={"host": host})
+        assert (answer.status_code, answer.text) == (200, "bottom")
+        live.deploy(account, "loop", LOOP.replace("depth >= 40", "false"), bindings=self_binding)
+        endless = client.get(f"http://127.0.0.1:{live.port}/", headers={"host": host})
+        assert endless.status_code == 500, endless.text  # the call past the limit throws
+    assert call(live, account, "rpc") == 15  # the shard still serves (backend v2 from above)

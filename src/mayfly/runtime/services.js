@@ -18,6 +18,11 @@ const SECRET_HEADER = "x-mayfly-internal-secret";
 const hosts = new Map();
 const MAX_HOSTS = 10000;
 let resolver = null;
+// script_id -> calls in flight to it on this shard. A Worker calling itself (or a ring of Workers
+// calling each other) without end is refused at this depth, as Cloudflare refuses one past its
+// depth limit, instead of flooding the shard until its health probe fails.
+const inFlight = new Map();
+export const MAX_IN_FLIGHT = 64;
 
 // dispatcher.js hands over how it resolves and loads a host's Worker.
 export function serveServicesWith(resolve) {
@@ -28,15 +33,17 @@ export class ServiceBinding extends WorkerEntrypoint {
   constructor(ctx, env) {
     super(ctx, env);
     const props = ctx.props;
-    const forward = (method) => async (...args) => {
-      const { worker } = await target(env, ctx, props);
-      if (!worker) throw new Error(`Service binding: the Worker ${props.service} has no code to call.`);
-      return worker.getEntrypoint(props.entrypoint ?? undefined)[method](...args);
-    };
-    const fetch = async (request) => {
-      const found = await target(env, ctx, props);
-      return found.fetch(new Request(request));
-    };
+    const forward = (method) => (...args) =>
+      counted(props, async () => {
+        const { worker } = await target(env, ctx, props);
+        if (!worker) throw new Error(`Service binding: the Worker ${props.service} has no code to call.`);
+        return worker.getEntrypoint(props.entrypoint ?? undefined)[method](...args);
+      });
+    const fetch = (request) =>
+      counted(props, async () => {
+        const found = await target(env, ctx, props);
+        return found.fetch(new Request(request));
+      });
     return new Proxy(this, {
       get(self, prop, receiver) {
         if (typeof prop !== "string") return Reflect.get(self, prop, receiver);
@@ -49,6 +56,24 @@ export class ServiceBinding extends WorkerEntrypoint {
 }
 
 // A cached host that no longer serves (a claim moved the Worker) is asked for again, once.
+async function counted(props, call) {
+  const running = inFlight.get(props.script_id) ?? 0;
+  if (running >= MAX_IN_FLIGHT) {
+    throw new Error(
+      `Service binding: ${MAX_IN_FLIGHT} calls to ${props.service} are already in flight here ` +
+        "(a Worker calling itself, or Workers calling each other, without end?).",
+    );
+  }
+  inFlight.set(props.script_id, running + 1);
+  try {
+    return await call();
+  } finally {
+    const left = (inFlight.get(props.script_id) ?? 1) - 1;
+    if (left > 0) inFlight.set(props.script_id, left);
+    else inFlight.delete(props.script_id);
+  }
+}
+
 async function target(env, ctx, props) {
   if (resolver === null) throw new Error("Service bindings are not available on this data plane.");
   const host = await hostOf(env, props);
