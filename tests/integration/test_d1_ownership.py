@@ -156,3 +156,20 @@ def test_temporary_accounts_get_lower_limits() -> None:
         quotas.quota_for(settings, "temporary").d1_databases
         < quotas.quota_for(settings, "permanent").d1_databases
     )
+
+
+def test_the_housekeeper_sweeps_d1_files_of_no_database(
+    platform: Platform, client: TestClient
+) -> None:
+    temp = provision(client)["account"]
+    live = create_db(client, temp["id"], temp["apiToken"], "live")
+    d1 = platform.services.d1
+    orphan = d1.root / "00000000-0000-4000-8000-000000000000.sqlite3"
+    orphan.write_bytes(b"left by a crash")
+    stale_upload = d1.uploads_dir() / f"{live}.{'0' * 32}.sql"
+    stale_upload.parent.mkdir(parents=True, exist_ok=True)
+    stale_upload.write_text("SELECT 1;")
+    assert d1.sweep_orphans(3600) == 0  # too young
+    assert d1.sweep_orphans(0) == 2
+    assert not orphan.exists() and not stale_upload.exists()
+    assert d1.path(live).exists()

@@ -1,5 +1,6 @@
 """What nobody else would ever clean: tails nobody reads, expired asset upload sessions and the
-files only they kept, blob files no row names, and idle keys of the in-memory limiters.
+files only they kept, blob files no row names, D1 files of no database (and import uploads never
+run), and idle keys of the in-memory limiters.
 
 Runs next to the reaper in `mayfly serve`: tails every few seconds (an expired or deleted
 account's tail must stop soon), the rest every reaper interval.
@@ -102,6 +103,9 @@ class Housekeeper:
         if time.monotonic() - self._last_blob_sweep >= BLOB_SWEEP_SECONDS:
             self._last_blob_sweep = time.monotonic()
             done["orphan blob files removed"] = await asyncio.to_thread(self.sweep_blobs)
+            done["orphan D1 files removed"] = await asyncio.to_thread(
+                self.services.d1.sweep_orphans, ORPHAN_BLOB_AGE_SECONDS
+            )
         for what, count in done.items():
             if count:
                 log.info("housekeeping: %d %s", count, what)

@@ -138,6 +138,39 @@ class D1Service:
     def uploads_dir(self) -> Path:
         return self.root / "uploads"
 
+    def sweep_orphans(self, min_age_seconds: float) -> int:
+        """Delete files of databases that have no row (a crash between a deletion's commit and
+        its file removal) and import uploads never run, once `min_age_seconds` old. Files are
+        listed before the rows are read, and a database's file is created after its row, so a
+        live database's file is never taken for an orphan."""
+        if not self.root.is_dir():
+            return 0
+        cutoff = time.time() - min_age_seconds
+        files = [p for p in self.root.iterdir() if p.is_file() and ".sqlite3" in p.name]
+        uploads = list(self.uploads_dir().glob("*")) if self.uploads_dir().is_dir() else []
+        with self.ctx.db.read() as conn:
+            known = set(conn.execute(select(d1_databases.c.id)).scalars())
+        removed = 0
+        for path in files:
+            if path.name.split(".", 1)[0] in known:
+                continue
+            try:
+                if path.stat().st_mtime > cutoff:
+                    continue
+                d1_sql.POOL.close(self.root / (path.name.split(".", 1)[0] + ".sqlite3"))
+                path.unlink()
+                removed += 1
+            except FileNotFoundError:
+                continue
+        for path in uploads:
+            try:
+                if path.stat().st_mtime <= cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
+
     # -- databases -------------------------------------------------------------------------------
 
     def _render(self, row: Any, full: bool = False) -> dict[str, Any]:
