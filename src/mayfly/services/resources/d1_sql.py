@@ -65,6 +65,33 @@ ALLOWED_PRAGMAS = frozenset(
 )
 DDL_WORDS = ("CREATE", "DROP", "ALTER")
 MAX_VALUE_BYTES = 2_000_000  # D1's largest string, BLOB or row
+# Mayfly's own cap on one request's rows, counted as their JSON carries them (a BLOB byte is up to
+# four characters): 2 MB rows from an endless CTE would otherwise fill the server's memory before
+# the deadline.
+MAX_RESULT_BYTES = 16 * 1024 * 1024
+# Objects of the connection's temp schema: not capped by max_page_count and kept by the pooled
+# connection from one request to the next, so a tenant could grow them without bound.
+# (CREATE TEMP … or CREATE … temp.name, which SQLite reports as a plain CREATE in schema "temp").
+TEMP_ACTIONS = frozenset(
+    {
+        sqlite3.SQLITE_CREATE_TEMP_INDEX,
+        sqlite3.SQLITE_CREATE_TEMP_TABLE,
+        sqlite3.SQLITE_CREATE_TEMP_TRIGGER,
+        sqlite3.SQLITE_CREATE_TEMP_VIEW,
+    }
+)
+CREATE_ACTIONS = frozenset(
+    {
+        sqlite3.SQLITE_CREATE_INDEX,
+        sqlite3.SQLITE_CREATE_TABLE,
+        sqlite3.SQLITE_CREATE_TRIGGER,
+        sqlite3.SQLITE_CREATE_VIEW,
+        sqlite3.SQLITE_CREATE_VTABLE,
+    }
+)
+# Functions no tenant may call: load_extension loads code, fts3_tokenizer answers (and, with two
+# arguments, takes) a raw pointer into the server's memory.
+REFUSED_FUNCTIONS = frozenset({"load_extension", "fts3_tokenizer"})
 
 
 @dataclass(frozen=True)
@@ -126,8 +153,10 @@ class Authorizer:
             self.refusal = TRANSACTION_MESSAGE
         elif action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() not in ALLOWED_PRAGMAS:
             self.refusal = f"PRAGMA {arg1} is not allowed in D1"
-        elif action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() == "load_extension":
-            self.refusal = "load_extension() is not allowed in D1"
+        elif action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in REFUSED_FUNCTIONS:
+            self.refusal = f"{(arg2 or '').lower()}() is not allowed in D1"
+        elif action in TEMP_ACTIONS or (action in CREATE_ACTIONS and (db or "").lower() == "temp"):
+            self.refusal = "temporary tables, indexes, views and triggers are not allowed in D1"
         else:
             return sqlite3.SQLITE_OK
         return sqlite3.SQLITE_DENY
@@ -253,7 +282,8 @@ def _run(
     conn.set_progress_handler(progress, PROGRESS_STEPS)
     conn.set_authorizer(authorizer)
     try:
-        results = [_execute(conn, s, raw) for s in statements]
+        budget = [MAX_RESULT_BYTES]
+        results = [_execute(conn, s, raw, budget) for s in statements]
         conn.set_authorizer(None)
         conn.set_progress_handler(None, 0)
         after = file_bytes(conn)
@@ -271,12 +301,37 @@ def _run(
     return results, before, after
 
 
-def _execute(conn: sqlite3.Connection, statement: Statement, raw: bool) -> dict[str, Any]:
+def _json_size(value: Any) -> int:
+    if isinstance(value, bytes):
+        return 4 * len(value)
+    if isinstance(value, str):
+        return len(value) + 2
+    return 8
+
+
+def _fetch(cursor: sqlite3.Cursor, budget: list[int]) -> list[list[Any]]:
+    """The cursor's rows, as long as the request's results stay within `budget[0]` bytes."""
+    rows: list[list[Any]] = []
+    while batch := cursor.fetchmany(64):
+        for row in batch:
+            budget[0] -= sum(_json_size(v) for v in row) + 2
+            if budget[0] < 0:
+                raise D1QueryError(
+                    f"D1_ERROR: The results of this request exceed {MAX_RESULT_BYTES} bytes; "
+                    "select fewer rows or columns: SQLITE_TOOBIG"
+                )
+            rows.append([_out(v) for v in row])
+    return rows
+
+
+def _execute(
+    conn: sqlite3.Connection, statement: Statement, raw: bool, budget: list[int]
+) -> dict[str, Any]:
     started = time.perf_counter()
     changes_before = conn.total_changes
     cursor = conn.execute(statement.sql, [bind_value(v) for v in statement.params])
     columns = [d[0] for d in cursor.description or ()]
-    rows = [[_out(v) for v in row] for row in cursor.fetchall()] if columns else []
+    rows = _fetch(cursor, budget) if columns else []
     changes = conn.total_changes - changes_before
     duration = (time.perf_counter() - started) * 1000
     changed = changes > 0 or statement.sql.lstrip().upper().startswith(DDL_WORDS)
