@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 from urllib.parse import urlsplit
 
 import httpx
@@ -17,6 +18,7 @@ from websockets.sync.client import connect
 from tests.cluster.conftest import Cluster, Node, wait_api, wait_for, wait_plane
 from tests.cluster.failover import kill_an_api_replica_and_a_data_plane_node_under_load, source
 from tests.conftest import auth, provision, upload_body
+from tests.e2e.conftest import MAYFLY, clean_environment
 from tests.integration.test_claim_support import Web, claim_path
 
 # One xdist group: the two clusters (4 nodes + HAProxy each) start one after the other.
@@ -313,3 +315,29 @@ def test_killing_an_api_replica_and_a_data_plane_node_under_load(cluster: Cluste
     for plane in cluster.planes[:1]:
         plane.start()
         wait_plane(cluster, plane)
+
+
+def test_mayfly_admin_suspend_reaches_every_node_before_it_returns(cluster: Cluster) -> None:
+    with replica(cluster, 1) as api:
+        account = provision(api)["account"]
+        deploy(api, account, "held", "up")
+    host = f"held.{account['name']}.localhost"
+    assert [t.split()[0] for t in on_every_node(cluster, host)] == ["up", "up"]
+
+    def admin(*args: str) -> None:
+        where = ["--database-url", cluster.database_url, "--secret-key", cluster.secret_key]
+        where += ["--data-dir", str(cluster.root / "operator")]
+        done = subprocess.run(
+            [str(MAYFLY), "admin", "account", *args, account["name"], "--json", *where],
+            env=clean_environment(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+
+    admin("suspend")
+    assert [cluster.worker(host, via=n.port).status_code for n in cluster.planes] == [503, 503]
+    admin("resume")
+    assert [t.split()[0] for t in on_every_node(cluster, host)] == ["up", "up"]

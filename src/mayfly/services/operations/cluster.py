@@ -372,6 +372,20 @@ class Cluster:
         task.add_done_callback(self._background.discard)
 
 
+async def invalidate_from_outside(db: Database, hosts: list[str], ack_timeout: float) -> None:
+    """For a process outside the serving cluster (`mayfly admin`): the same NOTIFY, and the same
+    wait for every live data-plane node's acknowledgement."""
+    if not hosts:
+        return
+    channel = await asyncio.to_thread(channel_for, db, 0.0)
+    cluster = Cluster(db, "api", channel, ack_timeout=ack_timeout)
+    await cluster.start()
+    try:
+        await cluster.invalidate(hosts)
+    finally:
+        await cluster.stop()
+
+
 class ClusterInvalidator:
     """The local data plane (if any) and every other node, together."""
 
