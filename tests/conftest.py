@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,74 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"skipped with CI set ({reason}): a CI run must run every test"
+
+
+# Parallel runs (scripts/check runs pytest-xdist with --dist loadgroup): each test module is one
+# unit of work, so its module-scoped servers start once; the timing-sensitive suites (real workerd
+# shards, supervision, recycling, tenants that attack them) are one unit together, run one test
+# after another on one worker, as in a serial run. (xdist's own loadgroup marks its units by
+# rewriting node ids, which pytest 9 ignores: the scheduler below decides from the node id.)
+SERIAL = ("tests/runtime/", "tests/attacks/")
+
+
+def unit_of_work(nodeid: str) -> str:
+    path = nodeid.split("::", 1)[0]
+    return "serial" if path.startswith(SERIAL) else path
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByUnitOfWork(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return unit_of_work(nodeid)
+
+    return ByUnitOfWork(config, log)
+
+
+def _rename(item: pytest.Item, nodeid: str) -> None:
+    if hasattr(item, "_id"):  # pytest 9: a structured id
+        from _pytest.nodeid import NodeId
+
+        item._id = NodeId.parse(nodeid)
+    else:
+        item._nodeid = nodeid
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """schemathesis names its items `test[GET /path]` but gives them all the function's node id;
+    xdist schedules by node id, so all but one operation would silently not run."""
+    counts = Counter(item.nodeid for item in items)
+    for item in items:
+        if counts[item.nodeid] > 1 and not item.nodeid.endswith("::" + item.name):
+            _rename(item, f"{item.nodeid.rsplit('::', 1)[0]}::{item.name}")
+    repeated = [n for n, k in Counter(item.nodeid for item in items).items() if k > 1]
+    assert not repeated, f"test node ids must be unique (xdist runs one of each): {repeated}"
+
+
+# Lines a suite prints at the end of the run (the fuzz run's counts): appended in
+# pytest_sessionfinish, sent back by pytest-xdist's workers, printed once by the controller.
+SUMMARY: list[str] = []
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller prints them
+        workeroutput["summary"] = SUMMARY
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    SUMMARY.extend(getattr(node, "workeroutput", {}).get("summary", []))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for line in SUMMARY:
+        terminalreporter.write_line(line)
 
 
 _PG = None

@@ -1,11 +1,13 @@
-"""Counts what the fuzz run sent and saw, printed at the end of the pytest run."""
+"""Counts what the fuzz run sent and saw, printed at the end of the pytest run (tests/conftest.py's
+SUMMARY, so that a parallel run prints them too)."""
 
 from __future__ import annotations
 
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+
+from tests.conftest import SUMMARY
 
 
 @dataclass
@@ -35,9 +37,9 @@ class FuzzStats:
 FUZZ_STATS = FuzzStats()
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
+def pytest_sessionfinish() -> None:
     if FUZZ_STATS.requests:
-        terminalreporter.write_line(FUZZ_STATS.summary())
+        SUMMARY.append(FUZZ_STATS.summary())
         if os.environ.get("MAYFLY_FUZZ_VERBOSE"):
             for (operation, caller, status), n in sorted(FUZZ_STATS.detail.items()):
-                terminalreporter.write_line(f"  {operation} {caller} {status}: {n}")
+                SUMMARY.append(f"  {operation} {caller} {status}: {n}")
