@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from mayfly.errors import ScriptNotFound, SecretNotFound, ValidationError
 from mayfly.model import Account, Principal
@@ -17,6 +18,20 @@ from mayfly.storage.tables import versions
 
 
 class ScriptSecrets(ScriptBase):
+    def _deploy_secret_change(
+        self, conn: Connection, row: Any, version_id: str, author: str, now: datetime
+    ) -> None:
+        """A secret change deploys its new version at once, annotated as Cloudflare does."""
+        self._deploy(
+            conn,
+            row,
+            version_id,
+            annotations={"workers/triggered_by": "secret"},
+            author=author,
+            source="api",
+            now=now,
+        )
+
     async def put_secret(
         self, principal: Principal, account: Account, name: str, body: dict[str, Any]
     ) -> dict[str, str]:
@@ -73,15 +88,7 @@ class ScriptSecrets(ScriptBase):
             version_id = copy_version(
                 conn, current, bindings, {"workers/triggered_by": "secret"}, now, author
             )
-            self._deploy(
-                conn,
-                row,
-                version_id,
-                annotations={"workers/triggered_by": "secret"},
-                author=author,
-                source="api",
-                now=now,
-            )
+            self._deploy_secret_change(conn, row, version_id, author, now)
             event = "secret.deleted" if replacement is None else "secret.put"
             audit.record(conn, account.id, event, author, now, script=name, secret=binding_name)
         if pruned:
@@ -156,15 +163,7 @@ class ScriptSecrets(ScriptBase):
             pruned, _ = self._prune_versions(conn, account, row, keep_room=1)
             version_id = copy_version(conn, base, bindings, marks, now, author)
             if deploy:
-                self._deploy(
-                    conn,
-                    row,
-                    version_id,
-                    annotations={"workers/triggered_by": "secret"},
-                    author=author,
-                    source="api",
-                    now=now,
-                )
+                self._deploy_secret_change(conn, row, version_id, author, now)
             audit.record(
                 conn,
                 account.id,
