@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 from blake3 import blake3
 
-from mayfly.services.temporary import pow
+from mayfly.sdk import pow
 
 MAYFLY = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "mayfly"
 CONCURRENCY = 3

@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 from sqlalchemy import func, insert, select
 
-from mayfly.services.temporary import pow
+from mayfly.sdk import pow
 from mayfly.storage import tables
 from mayfly.storage.database import Database
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, delete, select
 
 from mayfly.services.context import ServiceContext
+from mayfly.storage.id_sets import one_of
 from mayfly.storage.tables import (
     asset_files,
     asset_upload_sessions,
@@ -39,14 +40,16 @@ def delete_version_rows(conn: Connection, version_ids: list[str]) -> None:
 
 def delete_scripts_of_accounts(conn: Connection, account_ids: list[str]) -> None:
     """Every Worker of these accounts with its versions, modules and deployments (the reaper's
-    batches: set-based, by indexed columns)."""
-    script_ids = select(scripts.c.id).where(scripts.c.account_id.in_(account_ids))
-    version_ids = select(versions.c.id).where(versions.c.account_id.in_(account_ids))
-    conn.execute(delete(worker_schedules).where(worker_schedules.c.account_id.in_(account_ids)))
+    batches: one statement per table, by indexed columns, the ids as one parameter)."""
+    script_ids = select(scripts.c.id).where(one_of(conn, scripts.c.account_id, account_ids))
+    version_ids = select(versions.c.id).where(one_of(conn, versions.c.account_id, account_ids))
+    conn.execute(
+        delete(worker_schedules).where(one_of(conn, worker_schedules.c.account_id, account_ids))
+    )
     conn.execute(delete(deployments).where(deployments.c.script_id.in_(script_ids)))
     conn.execute(delete(modules).where(modules.c.version_id.in_(version_ids)))
-    conn.execute(delete(versions).where(versions.c.account_id.in_(account_ids)))
-    conn.execute(delete(scripts).where(scripts.c.account_id.in_(account_ids)))
+    for table in (versions, scripts):
+        conn.execute(delete(table).where(one_of(conn, table.c.account_id, account_ids)))
 
 
 def collect_garbage_blobs(conn: Connection, ctx: ServiceContext, account_id: str) -> None:
