@@ -191,3 +191,62 @@ def test_kill_9_during_a_bulk_write_leaves_all_or_nothing(tmp_path: Path, delay:
     assert stored in (0, BULK_ITEMS), f"{stored} of {BULK_ITEMS} keys survived the crash"
     if answered == [200]:
         assert stored == BULK_ITEMS
+
+
+def test_a_bulk_delete_is_one_transaction(client: TestClient) -> None:
+    """Absent keys are no error; the present ones all go (one DELETE per batch of keys)."""
+    account = provision(client)["account"]
+    namespace = _namespace(client, account)
+    url = f"accounts/{account['id']}/storage/kv/namespaces/{namespace}/bulk"
+    items = [{"key": f"k{i:04d}", "value": "v"} for i in range(1200)]
+    written = client.put(url, content=json.dumps(items), headers=auth(account["apiToken"]))
+    assert written.status_code == 200, written.text
+    doomed = [i["key"] for i in items[:1100]] + ["never-written", "k0000"]
+    deleted = client.post(
+        url + "/delete", content=json.dumps(doomed), headers=auth(account["apiToken"])
+    )
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json()["result"]["successful_key_count"] == len(doomed)
+    assert sorted(_keys(client, account, namespace)) == [i["key"] for i in items[1100:]]
+
+
+@pytest.mark.parametrize("delay", [0.5, 2.0])
+def test_kill_9_during_a_bulk_delete_leaves_all_or_nothing(tmp_path: Path, delay: float) -> None:
+    items = [{"key": f"key-{i:05d}", "value": "v" * 1000} for i in range(BULK_ITEMS)]
+    body = json.dumps([item["key"] for item in items]).encode()
+    with running_server(tmp_path, ttl=3600, runtime=False) as server:
+        account = provision_live(server.api_url)
+        path = f"/accounts/{account['id']}/storage/kv/namespaces"
+        headers = {"Authorization": f"Bearer {account['apiToken']}"}
+        with httpx.Client(base_url=server.api_url + "/client/v4", timeout=60) as client:
+            namespace = client.post(path, json={"title": "crash"}, headers=headers).json()
+            path += f"/{namespace['result']['id']}/bulk"
+            written = client.put(path, content=json.dumps(items), headers=headers)
+            assert written.status_code == 200, written.text
+        answered: list[int] = []
+
+        def delete_all() -> None:
+            try:
+                answer = send(
+                    server.api_port,
+                    "POST",
+                    f"/client/v4{path}/delete",
+                    headers,
+                    [body],
+                    length=len(body),
+                )
+                answered.append(answer.status)
+            except AssertionError:
+                pass  # killed before it answered
+
+        deleter = threading.Thread(target=delete_all)
+        deleter.start()
+        time.sleep(delay)  # where the crash lands: either answer is correct, never a part
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait(timeout=30)
+        deleter.join(timeout=60)
+    with running_server(tmp_path, ttl=3600, runtime=False) as again:
+        stored = _count_keys(again.api_url, account, namespace["result"]["id"])
+    assert stored in (0, BULK_ITEMS), f"{stored} of {BULK_ITEMS} keys survived the crash"
+    if answered == [200]:
+        assert stored == 0

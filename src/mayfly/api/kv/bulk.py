@@ -108,7 +108,7 @@ async def bulk_write(request: Request) -> Response:
 
 @operation(
     "POST",
-    "Delete many keys at once",
+    "Delete many keys at once, all or nothing",
     operation_id="workers-kv-namespace-delete-multiple-key-value-pairs",
     tag=TAG,
     body=KEY_NAMES,
@@ -136,8 +136,7 @@ async def bulk_delete(request: Request) -> Response:
         raise ValidationError(f"A bulk delete takes at most {limit} keys; got {len(names)}.")
     for key in names:
         check_key(key)
-    for key in names:
-        await asyncio.to_thread(svc.kv.delete_key, account, ns, key)
+    await asyncio.to_thread(svc.kv.delete_many, account, ns, names)  # all or nothing
     return ok({"successful_key_count": len(names), "unsuccessful_keys": []})
 
 

@@ -242,6 +242,23 @@ class KVService:
             self._namespace(conn, account, namespace_id)
         self.store.delete(namespace_id, key)
 
+    def delete_many(self, account: Account, namespace_id: str, keys: list[str]) -> None:
+        """A bulk delete: every key or none (one transaction; a crash midway deletes nothing),
+        a DELETE per BULK_BATCH keys. Absent keys are no error, as one by one."""
+        limit = self.ctx.settings.max_kv_bulk_items
+        if len(keys) > limit:
+            raise ValidationError(f"A bulk delete takes at most {limit} keys; got {len(keys)}.")
+        unique = sorted(set(keys))
+        with self.ctx.db.begin() as conn:
+            self._namespace(conn, account, namespace_id)
+            for start in range(0, len(unique), BULK_BATCH):
+                conn.execute(
+                    delete(kv_entries).where(
+                        kv_entries.c.namespace_id == namespace_id,
+                        kv_entries.c.key.in_(unique[start : start + BULK_BATCH]),
+                    )
+                )
+
     def list_keys(
         self, account: Account, namespace_id: str, prefix: str, cursor: str, limit: int
     ) -> tuple[list[dict[str, Any]], str]:
