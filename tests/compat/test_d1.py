@@ -202,3 +202,15 @@ def test_deploy_provisions_a_database_and_a_redeploy_inherits_it(
     assert "Provisioning" not in second.stdout, str(second)
     notes = request_worker(mayfly_server, name, "auto-d1", "/notes").json()
     assert notes == [{"id": 1, "body": "provisioned"}]
+
+
+def test_d1_delete(anon: Anon, created: WranglerResult) -> None:
+    made = anon.wrangler("d1", "create", "scratch-db")
+    assert made.exit_code == 0, str(made)
+    deleted = anon.wrangler("d1", "delete", "scratch-db", "-y")
+    assert deleted.exit_code == 0, str(deleted)
+    assert "Deleted 'scratch-db' successfully." in deleted.stdout, str(deleted)
+    listed = anon.wrangler("d1", "list", "--json")
+    assert "scratch-db" not in [d["name"] for d in json.loads(listed.stdout)]
+    gone = anon.wrangler("d1", "execute", "scratch-db", "--remote", "--command", "SELECT 1")
+    assert gone.exit_code == 1 and "Couldn't find a D1 DB" in gone.output, str(gone)
