@@ -45,6 +45,7 @@ from tests.fuzz.conftest import FUZZ_STATS
 EXAMPLES = int(os.environ.get("MAYFLY_FUZZ_EXAMPLES", "6"))
 SEED = int(os.environ.get("MAYFLY_FUZZ_SEED", "20261207"))
 SCRIPT = "fuzz-target"
+BUCKET = "fuzz-bucket"
 SENT = itertools.count()
 BASE_URL = "http://testserver/client/v4"
 MARKERS = {
@@ -55,6 +56,7 @@ MARKERS = {
     "secret_name": "OWN-secret",
     "key": "OWN-key",
     "database_id": "OWN-database",
+    "bucket_name": "OWN-bucket",
 }
 
 
@@ -102,6 +104,13 @@ def _restore(http: ASGIClient, caller: Caller) -> None:
         name = f"fuzz-{len(FUZZ_STATS.operations)}"
         created = http.post(databases, headers=headers, json={"name": name}).json()
         own["OWN-database"] = created["result"]["uuid"]
+    bucket = f"{base}/r2/buckets/{BUCKET}"
+    if http.get(bucket, headers=headers).status_code != 200:
+        assert (
+            http.post(f"{base}/r2/buckets", headers=headers, json={"name": BUCKET}).status_code
+            == 200
+        )
+        assert http.put(f"{bucket}/objects/k", headers=headers, data=b"v").status_code == 200
 
 
 @contextmanager
@@ -148,7 +157,9 @@ def _target(tmp: Path, database_url: str) -> Iterator[Target]:
     # No token: the permanent account's names, so that only the missing token stands in the way.
     callers.append(Caller("anonymous", None, callers[0].resources))
     for caller in callers:
-        caller.resources.update({"OWN-script": SCRIPT, "OWN-secret": "TOKEN", "OWN-key": "k"})
+        caller.resources.update(
+            {"OWN-script": SCRIPT, "OWN-secret": "TOKEN", "OWN-key": "k", "OWN-bucket": BUCKET}
+        )
     yield Target(platform, app, callers)
     platform.db.dispose()
 
