@@ -81,6 +81,7 @@ FIELDS = [
     "deployment_id",
     "message",
     "workers_message",
+    "dump_options",
 ]
 WRONG_VALUES: list[Any] = [[], {}, True, -1, 1.5, "", None, [{"x": [1]}], 2**62, -(2**62)]
 # A list of objects fits no field of this API except where any JSON is welcome: KV metadata.
@@ -193,8 +194,7 @@ def _world(directory: Path, database_url: str) -> Iterator[World]:
     _, token = svc.user_tokens.create(user, account.id, "fuzz", via="api")
     with TestClient(platform.public_app(), base_url="http://testserver/client/v4/") as client:
         base = f"accounts/{account.id}"
-        # Deployed twice: a refused route list undoes the latest deploy (api/unsupported.py),
-        # which then redeploys the first version instead of deleting the Worker.
+        # Deployed twice (a refused route list leaves the deploys as they are).
         for _ in range(2):
             put = client.put(f"{base}/workers/scripts/w", headers=auth(token), **upload_body())
             assert put.status_code == 200, put.text
@@ -203,6 +203,8 @@ def _world(directory: Path, database_url: str) -> Iterator[World]:
             f"{base}/storage/kv/namespaces", headers=auth(token), json={"title": "fuzz"}
         ).json()["result"]["id"]
         tail = client.post(f"{base}/workers/scripts/w/tails", headers=auth(token), json={})
+        database = client.post(f"{base}/d1/database", headers=auth(token), json={"name": "fuzz"})
+        assert database.status_code == 200, database.text
         params = {
             "account_id": account.id,
             "script": "w",
@@ -214,6 +216,7 @@ def _world(directory: Path, database_url: str) -> Iterator[World]:
             "token_id": "0" * 32,
             "hash": "0" * 32,
             "name": "fuzz",
+            "database_id": database.json()["result"]["uuid"],
         }
         yield World(client, token, params)
     platform.db.dispose()

@@ -64,10 +64,11 @@ def test_wrangler_deploy_of_a_refused_feature_changes_nothing(
     assert versions.stdout.count('"id"') == 1, "no second version was stored"
 
 
-def test_wrangler_deploy_with_routes_is_refused_and_undone(
+def test_wrangler_deploy_with_routes_ends_on_one_clear_error(
     mayfly_server: MayflyServer, user: WranglerUser, new_project: Any
 ) -> None:
-    """wrangler uploads before it sets routes: the refusal of the routes undoes that deploy."""
+    """wrangler uploads before it sets routes: the refusal of the routes leaves that deploy, and
+    its error says so (the Worker is deployed, at its URL; only the routes were not set)."""
     project: Path = plain_worker(new_project, "refused-routes")
     env = mayfly_server.env()
     first = run_wrangler(["deploy", "--temporary"], project, env, user)
@@ -78,24 +79,28 @@ def test_wrangler_deploy_with_routes_is_refused_and_undone(
 
     config = project / "wrangler.toml"
     # With routes and no `workers_dev = true` wrangler also turns the workers.dev URL off (a
-    # setting of its own, before the routes): kept on here to see the old version serve.
+    # setting of its own, before the routes): kept on here to see the new version serve.
     config.write_text('routes = ["example.com/*"]\nworkers_dev = true\n' + config.read_text())
     main = project / "index.js"
     main.write_text(main.read_text().replace("export default {", "export default {\n  // v2"))
     refused = run_wrangler(["deploy", "--temporary"], project, env, user)
     assert refused.exit_code != 0, str(refused)
-    assert "10021" in refused.output, str(refused)
-    assert surface.BASE_URL_NOTE in refused.output.replace("\n", " "), str(refused)
+    output = refused.output.replace("\n", " ")
+    assert "10021" in output, str(refused)
+    assert surface.BASE_URL_NOTE in output, str(refused)
+    assert "The Worker itself is deployed" in output, str(refused)
     after = request_worker(mayfly_server, account, "refused-routes", "/")
-    assert (after.status_code, after.text) == (200, before.text)
+    assert after.status_code == 200, after.text
     deployments = run_wrangler(["deployments", "list", "--json", "--temporary"], project, env, user)
     assert deployments.exit_code == 0, str(deployments)
-    assert "Redeployed: the routes of the deploy before were refused" in deployments.stdout
+    assert deployments.stdout.count('"id"') >= 2, "the second deploy stays"
 
 
-def test_wrangler_deploy_of_a_new_worker_with_routes_leaves_nothing(
+def test_wrangler_deploy_of_a_new_worker_with_routes_is_refused_and_not_served(
     mayfly_server: MayflyServer, user: WranglerUser, new_project: Any
 ) -> None:
+    """Routes and no `workers_dev = true`: wrangler turns the workers.dev URL off, then asks for
+    the zone (10021): the deploy fails and the Worker does not serve."""
     project: Path = plain_worker(new_project, "new-with-routes")
     config = project / "wrangler.toml"
     config.write_text('routes = ["example.com/*"]\n' + config.read_text())

@@ -90,10 +90,11 @@ def test_product_lookups_need_a_token(client: TestClient, account: dict[str, Any
     assert response.status_code in (401, 403), response.text
 
 
-def test_refused_routes_undo_the_deploy_just_before_them(
+def test_refused_routes_leave_the_deploy_as_it_is(
     client: TestClient, account: dict[str, Any], platform: Platform
 ) -> None:
-    """wrangler uploads, then sets routes: the refusal leaves the Worker as it was before."""
+    """wrangler uploads, then sets routes: the refusal changes nothing and says the Worker is
+    deployed, at which URL."""
     token = auth(account["apiToken"])
     url = f"accounts/{account['id']}/workers/scripts/hello"
     host = f"hello.{account['name']}.localhost"
@@ -101,18 +102,32 @@ def test_refused_routes_undo_the_deploy_just_before_them(
     first = platform.services.routing.route(host).version_id
     second = client.put(url, headers=token, **upload_body())
     assert second.status_code == 200
-    assert platform.services.routing.route(host).version_id != first
-    refusal(client.put(url + "/routes", headers=token, json=[{"pattern": "example.com/*"}]))
-    assert platform.services.routing.route(host).version_id == first
+    latest = platform.services.routing.route(host).version_id
+    assert latest != first
+    message = refusal(client.put(url + "/routes", headers=token, json=[{"pattern": "x.com/*"}]))
+    assert platform.services.routing.route(host).version_id == latest
+    assert surface.BASE_URL_NOTE in message
+    assert "The Worker itself is deployed" in message
+    assert platform.settings.worker_url("hello", account["name"]) in message
 
 
-def test_refused_routes_of_a_new_worker_leave_no_worker(
+def test_routes_set_right_after_creating_a_worker_keep_the_worker(
     client: TestClient, account: dict[str, Any], platform: Platform
 ) -> None:
+    """An SDK client that creates a Worker and then sets routes keeps its Worker."""
     token = auth(account["apiToken"])
     url = f"accounts/{account['id']}/workers/scripts/fresh"
     assert client.put(url, headers=token, **upload_body()).status_code == 200
     refusal(client.put(url + "/routes", headers=token, json=["example.com/*"]))
-    gone = client.get(f"accounts/{account['id']}/workers/services/fresh", headers=token)
-    assert gone.status_code == 404, gone.text
-    assert platform.services.routing.route(f"fresh.{account['name']}.localhost").version_id is None
+    kept = client.get(f"accounts/{account['id']}/workers/services/fresh", headers=token)
+    assert kept.status_code == 200, kept.text
+    host = f"fresh.{account['name']}.localhost"
+    assert platform.services.routing.route(host).version_id is not None
+
+
+def test_routes_of_an_unknown_worker_are_refused_without_a_url(
+    client: TestClient, account: dict[str, Any]
+) -> None:
+    url = f"accounts/{account['id']}/workers/scripts/nothing-here/routes"
+    message = refusal(client.put(url, headers=auth(account["apiToken"]), json=["example.com/*"]))
+    assert "deployed" not in message

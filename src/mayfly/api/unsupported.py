@@ -3,15 +3,16 @@ instead of "No route" (7003). wrangler makes some of them before it uploads a Wo
 the queues a Worker names, the zones of its routes), so a project that needs them stops there.
 
 Routes are another matter: wrangler uploads the Worker first and then `PUT …/routes`. Every Worker
-is served at <script>.<account>.<domain>: an empty route list is accepted (nothing to do), any
-route is refused with 10021, and the refusal undoes the deploy wrangler made just before it.
+is served at <script>.<account>.<domain>: an empty route list is accepted (nothing to do) and any
+route is refused with 10021. The refusal changes nothing: a deploy that came before it stays (an
+SDK client that sets routes right after creating a Worker keeps the Worker), and the message says
+so, with the Worker's URL, so `wrangler deploy` ends on one clear error.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,12 +23,10 @@ from mayfly.api.auth import account_access, principal, services
 from mayfly.api.envelope import ok
 from mayfly.api.openapi import array, obj, operation
 from mayfly.errors import MayflyError, ValidationError
-from mayfly.model import Account, Principal
+from mayfly.model import Account
 from mayfly.services.core import strict_json
 
 TAG = "Not served"
-# How recent a deploy a refused route list undoes (wrangler sets routes right after its upload).
-UNDO_WINDOW = timedelta(seconds=60)
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -50,45 +49,32 @@ def _refuse(config_key: str) -> ValidationError:
     body={"application/json": array(obj({}))},
 )
 async def script_routes(request: Request) -> Response:
-    who, account = await account_access(request)
+    _, account = await account_access(request)
     if request.method == "PUT":
         raw = await request.body()
         body = strict_json.loads(raw, "The route list") if raw.strip() else []
         if body != []:
-            await undo_recent_deploy(request, who, account, request.path_params["script"])
-            raise _refuse("routes")
+            refusal = _refuse("routes")
+            served = await _served_at(request, account, request.path_params["script"])
+            if served:
+                refusal.message += (
+                    f" The Worker itself is deployed ({served}); only its routes were not set."
+                )
+            raise refusal
     return ok([])
 
 
-async def undo_recent_deploy(request: Request, who: Principal, account: Account, name: str) -> None:
-    """wrangler deploys a Worker, then sets its routes: a refusal of the routes also undoes the
-    deploy that came right before them (within UNDO_WINDOW), so a `wrangler deploy` with routes
-    leaves nothing changed. The previous version is deployed again; a Worker that had none is
-    deleted. The uploaded version itself stays in the version list."""
-    scripts = services(request).scripts
+async def _served_at(request: Request, account: Account, name: str) -> str | None:
+    """The URL a Worker with a deployment serves at (None: no such Worker, or not deployed)."""
     try:
-        recent, _ = await asyncio.to_thread(scripts.list_deployments, account, name, 1, 2)
+        recent, _ = await asyncio.to_thread(
+            services(request).scripts.list_deployments, account, name, 1, 1
+        )
     except MayflyError:
-        return  # no such Worker: nothing was deployed
+        return None  # no such Worker
     if not recent:
-        return
-    latest = datetime.fromisoformat(recent[0]["created_on"].replace("Z", "+00:00"))
-    if services(request).ctx.clock.now() - latest > UNDO_WINDOW:
-        return
-    if len(recent) == 1:
-        await scripts.delete(who, account, name)
-        return
-    previous = recent[1]["versions"][0]["version_id"]
-    message = "Redeployed: the routes of the deploy before were refused (10021)."
-    await scripts.create_deployment(
-        who,
-        account,
-        name,
-        {
-            "versions": [{"version_id": previous, "percentage": 100}],
-            "annotations": {"workers/message": message},
-        },
-    )
+        return None
+    return services(request).ctx.worker_url(name, account.name)
 
 
 @operation("GET", "Zones: Mayfly has none (refused with 10021)", tag=TAG, auth="token")
