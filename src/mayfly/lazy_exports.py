@@ -15,14 +15,14 @@ from typing import Any
 def lazy_exports(
     package: str, namespace: dict[str, Any], modules: Mapping[str, tuple[str, ...]]
 ) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
-    """`__getattr__` and `__dir__` for `package` (its `globals()` are `namespace`), whose
-    submodule M provides the names `modules[M]`."""
+    """`__getattr__` and `__dir__` for the module whose `globals()` are `namespace`: the names
+    `modules[M]` come from `package`'s module M (a package's own, or a sibling's)."""
     where = {name: module for module, names in modules.items() for name in names}
 
     def __getattr__(name: str) -> object:
         module = where.get(name)
         if module is None:
-            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+            raise AttributeError(f"module {namespace['__name__']!r} has no attribute {name!r}")
         qualified = f"{package}.{module}"
         __import__(qualified)  # not importlib.import_module: `python -X importtime` counts this
         value = getattr(sys.modules[qualified], name)

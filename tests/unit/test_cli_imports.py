@@ -60,7 +60,14 @@ FORBIDDEN = {
     # the group's help lists every command from its summary: nothing of theirs is imported
     "--help": (*SERVER, "httpx", "mayfly.sdk.", "mayfly.project.", "mayfly.cli.options"),
     # no project to read, no tail to open
-    "whoami": (*SERVER, "mayfly.project.config", "json5", "tomllib", "websockets"),
+    "whoami": (
+        *SERVER,
+        "mayfly.project.config",
+        "json5",
+        "tomllib",
+        "websockets",
+        "mayfly.sdk.worker_models",
+    ),
     "deploy": (*SERVER, "websockets", "mayfly.cron", "json5"),  # a wrangler.toml project
 }
 

@@ -35,8 +35,9 @@ from mayfly.sdk import (
     SDKError,
 )
 from mayfly.sdk.errors import TEMPORARY_CLAIMED, TEMPORARY_EXPIRED
-from mayfly.sdk.models import WorkerDeployment, format_time
+from mayfly.sdk.models import format_time
 from mayfly.sdk.tail import events
+from mayfly.sdk.worker_models import WorkerDeployment
 
 
 class Backend(KvTools):

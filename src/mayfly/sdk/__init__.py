@@ -27,13 +27,14 @@ if TYPE_CHECKING:
         MayflyAPIError,
         SDKError,
     )
-    from mayfly.sdk.models import (
-        AccountInfo,
+    from mayfly.sdk.models import AccountInfo, Challenge, ClaimStatus, TemporaryAccount
+    from mayfly.sdk.provisioning import Listener, QuietListener, provision_temporary_account
+    from mayfly.sdk.session import AccountSession, Ran, account_for
+    from mayfly.sdk.tail import TailConnection, TailError, open_websocket
+    from mayfly.sdk.worker_models import (
         AssetSource,
         AssetsUploaded,
         AssetUpload,
-        Challenge,
-        ClaimStatus,
         Deployment,
         KVBinding,
         KVKey,
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
         ProvisionedNamespace,
         SecretInfo,
         TailInfo,
-        TemporaryAccount,
         UploadModule,
         UploadResult,
         WorkerDeployment,
@@ -49,9 +49,6 @@ if TYPE_CHECKING:
         WorkerUpload,
         WorkerVersion,
     )
-    from mayfly.sdk.provisioning import Listener, QuietListener, provision_temporary_account
-    from mayfly.sdk.session import AccountSession, Ran, account_for
-    from mayfly.sdk.tail import TailConnection, TailError, open_websocket
 
 # Each name is imported from its module on first use (mayfly/lazy_exports.py).
 __getattr__, __dir__ = lazy_exports(
@@ -77,13 +74,11 @@ __getattr__, __dir__ = lazy_exports(
             "MayflyAPIError",
             "SDKError",
         ),
-        "models": (
-            "AccountInfo",
+        "models": ("AccountInfo", "Challenge", "ClaimStatus", "TemporaryAccount"),
+        "worker_models": (
             "AssetSource",
             "AssetsUploaded",
             "AssetUpload",
-            "Challenge",
-            "ClaimStatus",
             "Deployment",
             "KVBinding",
             "KVKey",
@@ -91,7 +86,6 @@ __getattr__, __dir__ = lazy_exports(
             "ProvisionedNamespace",
             "SecretInfo",
             "TailInfo",
-            "TemporaryAccount",
             "UploadModule",
             "UploadResult",
             "WorkerDeployment",

@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from mayfly.sdk.errors import APIUnreachable, MayflyAPIError, SDKError
-from mayfly.sdk.models import AssetSource, AssetsUploaded, AssetUpload
+from mayfly.sdk.worker_models import AssetSource, AssetsUploaded, AssetUpload
 
 if TYPE_CHECKING:
     from concurrent.futures import Future

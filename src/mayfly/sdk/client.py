@@ -26,9 +26,6 @@ from mayfly.sdk.models import (
     ClaimStatus,
     QuarantineInfo,
     TemporaryAccount,
-    UploadResult,
-    WorkerInfo,
-    WorkerUpload,
     parse_time,
 )
 from mayfly.sdk.pow import check_challenge
@@ -37,6 +34,7 @@ if TYPE_CHECKING:
     from mayfly.sdk.assets import AssetsAPI
     from mayfly.sdk.kv import KVAPI
     from mayfly.sdk.tail import TailsAPI
+    from mayfly.sdk.worker_models import UploadResult, WorkerInfo, WorkerUpload
     from mayfly.sdk.workers import WorkersAPI
 
 DEFAULT_API_URL = "http://localhost:8787"
@@ -237,6 +235,8 @@ class MayflyClient:
             for m in body.get("messages") or []
         )
         url = result.get("url")
+        from mayfly.sdk.worker_models import UploadResult  # only commands that upload need it
+
         return UploadResult(
             version_id=version_id, messages=messages, url=url if isinstance(url, str) else None
         )
@@ -246,6 +246,8 @@ class MayflyClient:
         result = self.call("GET", f"/accounts/{account_id}/workers/workers/{script}")
         subdomain = result.get("subdomain") or {}
         url = subdomain.get("url")
+        from mayfly.sdk.worker_models import WorkerInfo
+
         return WorkerInfo(
             name=str(result.get("name") or script),
             url=url if isinstance(url, str) else None,

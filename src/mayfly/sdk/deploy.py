@@ -23,15 +23,7 @@ from mayfly.sdk.assets import upload_assets
 from mayfly.sdk.client import MayflyClient
 from mayfly.sdk.credentials import Credentials, Resolution, TemporaryAccountCache
 from mayfly.sdk.errors import SCRIPT_NOT_FOUND, MayflyAPIError
-from mayfly.sdk.models import (
-    AccountInfo,
-    AssetUpload,
-    Deployment,
-    KVBinding,
-    KVNamespaceInfo,
-    ProvisionedNamespace,
-    WorkerUpload,
-)
+from mayfly.sdk.models import AccountInfo
 from mayfly.sdk.provisioning import Listener, QuietListener
 from mayfly.sdk.session import (
     NO_CREDENTIALS,
@@ -39,6 +31,14 @@ from mayfly.sdk.session import (
     AccountSession,
     account_for,
     utcnow,
+)
+from mayfly.sdk.worker_models import (
+    AssetUpload,
+    Deployment,
+    KVBinding,
+    KVNamespaceInfo,
+    ProvisionedNamespace,
+    WorkerUpload,
 )
 
 NAMESPACE_EXISTS = 10014

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from mayfly.sdk.errors import MayflyAPIError
-from mayfly.sdk.models import KVKey, KVNamespaceInfo
+from mayfly.sdk.worker_models import KVKey, KVNamespaceInfo
 
 if TYPE_CHECKING:
     from mayfly.sdk.client import MayflyClient

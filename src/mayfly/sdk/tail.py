@@ -16,7 +16,7 @@ from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK, Inv
 
 from mayfly import __version__
 from mayfly.sdk.errors import MayflyAPIError, SDKError
-from mayfly.sdk.models import TailInfo
+from mayfly.sdk.worker_models import TailInfo
 
 if TYPE_CHECKING:
     from mayfly.sdk.client import MayflyClient
