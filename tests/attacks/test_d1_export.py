@@ -1,16 +1,20 @@
 """A D1 export's signed URL, downloaded by a hostile tenant: the dump is streamed in bounded
 chunks (never held whole in the server's memory, once per concurrent download), and the URL is
-scoped to its purpose and signature."""
+scoped to its purpose and signature; an import's upload URL takes at most the account's own
+database cap, and one pending file per database."""
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
 from starlette.testclient import TestClient
 
-from tests.conftest import auth, provision
+from mayfly.app import Platform
+from tests.conftest import auth, make_settings, provision
 
 ROWS = 40  # ~160 KB each: a dump of ~6.4 MB
 
@@ -94,3 +98,31 @@ def test_export_is_streamed_in_bounded_chunks(client: TestClient) -> None:
     assert client.put(f"http://testserver/client/v4/d1/imports/{token_part}").status_code == 403
     forged = token_part[:-2] + ("AA" if not token_part.endswith("AA") else "BB")
     assert client.get(f"http://testserver/client/v4/d1/exports/{forged}").status_code == 403
+
+
+def test_import_uploads_keep_to_the_accounts_cap_and_one_file(tmp_path: Path) -> None:
+    cap = 64 * 1024
+    settings = make_settings(tmp_path, d1_max_database_bytes_temporary=cap)
+    platform = Platform.create(settings)
+    with TestClient(platform.public_app(), base_url="http://testserver/client/v4/") as client:
+        account = provision(client)["account"]
+        token = auth(account["apiToken"])
+        base = f"accounts/{account['id']}/d1/database"
+        db = client.post(base, headers=token, json={"name": "imp"}).json()["result"]["uuid"]
+
+        def upload(body: bytes) -> int:
+            etag = hashlib.md5(body, usedforsecurity=False).hexdigest()
+            init = client.post(
+                f"{base}/{db}/import", headers=token, json={"action": "init", "etag": etag}
+            ).json()["result"]
+            path = urlsplit(init["upload_url"]).path
+            return client.put(f"http://testserver{path}", content=body).status_code
+
+        # Before: a temporary account could upload files of a permanent account's cap (500 MiB).
+        assert upload(b"-- " + b"x" * (cap + 1)) == 413
+        # Before: every init's URL kept its own file on disk until the hourly sweep.
+        for i in range(5):
+            assert upload(f"SELECT {i};".encode()) == 200
+        pending = list(platform.services.d1.uploads_dir().glob(f"{db}.*"))
+        assert len(pending) == 1
+    platform.db.dispose()

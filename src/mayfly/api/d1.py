@@ -257,7 +257,8 @@ async def import_sql(request: Request) -> Response:
     if action in ("init", "ingest") and not (isinstance(etag, str) and ETAG_RE.match(etag)):
         raise ValidationError("`etag` must be the file's MD5, in 32 lowercase hex digits.")
     if action == "init":
-        token = _sign(request, "d1-import", {"db": database_id, "etag": etag})
+        limit = limits_for(services(request).ctx.settings, account.kind).max_bytes
+        token = _sign(request, "d1-import", {"db": database_id, "etag": etag, "max": limit})
         return ok(
             {
                 "success": True,
@@ -303,7 +304,10 @@ async def import_upload(request: Request) -> Response:
     if not ETAG_RE.match(etag):
         raise ValidationError("This URL is not one Mayfly signed, or it expired.", status=403)
     d1 = services(request).d1
-    limit = limits_for(services(request).ctx.settings, "permanent").max_bytes
+    # The account's own database cap (signed in at init), not the permanent accounts' one.
+    limit = claims.get("max")
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        limit = limits_for(services(request).ctx.settings, "temporary").max_bytes
     folder = d1.uploads_dir()
     await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
     partial = folder / f"{database_id}.{etag}.part"
@@ -319,7 +323,13 @@ async def import_upload(request: Request) -> Response:
                 await asyncio.to_thread(out.write, chunk)
         if digest.hexdigest() != etag:
             raise ValidationError("The file's MD5 is not the ETag this upload URL was made for.")
-        partial.replace(d1.upload_path(database_id, etag))
+        kept = d1.upload_path(database_id, etag)
+        partial.replace(kept)
+        # One pending import per database: every init signs a new URL, so uploads of different
+        # files, never ingested, would otherwise pile up on disk until the hourly sweep.
+        for older in folder.glob(f"{database_id}.*.sql"):
+            if older != kept:
+                older.unlink(missing_ok=True)
     finally:
         partial.unlink(missing_ok=True)
     return Response("", headers={"ETag": f'"{etag}"'})
