@@ -164,9 +164,8 @@ async def database(request: Request) -> Response:
 async def query(request: Request) -> Response:
     _, account = await account_access(request)
     body = await json_body(request)
-    results = await asyncio.to_thread(
-        services(request).d1.query, account, _database(request), body, False
-    )
+    d1 = services(request).d1
+    results = await d1.runner.call(d1.query, account, _database(request), body, False)
     return ok(results)
 
 
@@ -183,9 +182,8 @@ async def query(request: Request) -> Response:
 async def raw(request: Request) -> Response:
     _, account = await account_access(request)
     body = await json_body(request)
-    results = await asyncio.to_thread(
-        services(request).d1.query, account, _database(request), body, True
-    )
+    d1 = services(request).d1
+    results = await d1.runner.call(d1.query, account, _database(request), body, True)
     return ok(results)
 
 
@@ -268,7 +266,7 @@ async def import_sql(request: Request) -> Response:
         )
     if action == "ingest":
         assert isinstance(etag, str)
-        return ok(await asyncio.to_thread(d1.import_file, account, database_id, etag))
+        return ok(await d1.runner.call(d1.import_file, account, database_id, etag))
     if action == "poll":
         bookmark = await asyncio.to_thread(d1.bookmark, database_id)
         return ok(

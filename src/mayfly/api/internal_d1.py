@@ -7,7 +7,6 @@ with D1's message ("D1_ERROR: …") and a 4xx.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -43,10 +42,10 @@ async def query(request: Request) -> Response:
         body = await _body(request)
         if request.path_params["action"] == "exec":
             sql = body.get("sql") if isinstance(body, dict) else None
-            result: Any = await asyncio.to_thread(d1.exec_bound, database_id, sql)
+            result: Any = await d1.runner.call(d1.exec_bound, database_id, sql)
         else:
             raw = bool(body.get("raw")) if isinstance(body, dict) else False
-            result = await asyncio.to_thread(d1.query_bound, database_id, body, raw)
+            result = await d1.runner.call(d1.query_bound, database_id, body, raw)
     except MayflyError as exc:
         return JSONResponse({"error": exc.message}, status_code=exc.status)
     except (ValueError, RecursionError) as exc:

@@ -31,6 +31,7 @@ from mayfly.model import Account, AccountKind, iso
 from mayfly.services.context import ServiceContext
 from mayfly.services.core import audit
 from mayfly.services.resources import d1_sql, quotas
+from mayfly.services.resources.d1_runner import D1Runner
 from mayfly.settings import Settings
 from mayfly.storage.tables import accounts, d1_databases
 
@@ -125,6 +126,7 @@ class D1Service:
         # TARGET_TTL seconds (a deleted database's file is gone at once, which _run checks; a
         # claim's new limits apply within TARGET_TTL).
         self._targets: dict[str, tuple[Target, float]] = {}
+        self.runner = D1Runner()  # the API and the binding run queries through runner.call
 
     def path(self, database_id: str) -> Path:
         return self.root / f"{database_id}.sqlite3"
@@ -332,6 +334,12 @@ class D1Service:
         return self._run(cached[0], statements, raw)
 
     def _run(
+        self, target: Target, statements: list[d1_sql.Statement], raw: bool
+    ) -> list[dict[str, Any]]:
+        with self.runner.slot(target.account_id):
+            return self._run_in_slot(target, statements, raw)
+
+    def _run_in_slot(
         self, target: Target, statements: list[d1_sql.Statement], raw: bool
     ) -> list[dict[str, Any]]:
         path = self.path(target.id)
