@@ -18,7 +18,9 @@ from tests.conftest import auth, make_settings, provision
 def r2(database_url: str, tmp_path: Path) -> Iterator[tuple[TestClient, str, dict[str, str]]]:
     platform = Platform.create(make_settings(tmp_path, database_url=database_url))
     with TestClient(
-        platform.public_app(), base_url="http://testserver/client/v4/", raise_server_exceptions=False
+        platform.public_app(),
+        base_url="http://testserver/client/v4/",
+        raise_server_exceptions=False,
     ) as client:
         account: dict[str, Any] = provision(client)["account"]
         token = auth(account["apiToken"])
