@@ -76,6 +76,8 @@ class Settings:
     d1_query_timeout_ms_permanent: int = default("d1_query_timeout_ms_permanent")
     max_kv_value_bytes: int = default("max_kv_value_bytes")
     max_r2_object_bytes: int = default("max_r2_object_bytes")
+    r2_uploads_per_account: int = default("r2_uploads_per_account")
+    r2_upload_memory_bytes: int = default("r2_upload_memory_bytes")
     quota_r2_buckets_temporary: int = default("quota_r2_buckets_temporary")
     quota_r2_buckets_permanent: int = default("quota_r2_buckets_permanent")
     max_json_body_bytes: int = default("max_json_body_bytes")

@@ -217,6 +217,19 @@ SETTINGS: tuple[Setting, ...] = (
         "Largest R2 object (one PUT, one part, or a completed multipart upload), in bytes.",
         int,
     ),
+    Setting(
+        "r2_uploads_per_account",
+        2,
+        "R2 object bodies (PUTs, parts) over 1 MiB one account may send at once; past it 429.",
+        int,
+    ),
+    Setting(
+        "r2_upload_memory_bytes",
+        512 * 1024 * 1024,
+        "R2 object bodies held in memory server-wide, in bytes (by declared or received size); "
+        "past it 429.",
+        int,
+    ),
     Setting("quota_r2_buckets_temporary", 10, "R2 buckets per temporary account.", int),
     Setting("quota_r2_buckets_permanent", 1000, "R2 buckets per permanent account.", int),
     Setting(

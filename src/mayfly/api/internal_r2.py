@@ -10,15 +10,17 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mayfly.errors import MayflyError, PayloadTooLarge, ValidationError
+from mayfly.errors import MayflyError, ValidationError
 from mayfly.services.container import Services
 from mayfly.services.core import strict_json
+from mayfly.services.resources.r2_uploads import receive
 
 OPTIONS_HEADER = "x-mayfly-r2-options"
 OBJECT_HEADER = "x-mayfly-r2-object"
@@ -47,21 +49,21 @@ def _answering(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except MayflyError as exc:
-            return JSONResponse({"error": exc.message, "code": exc.code}, status_code=exc.status)
+            retry_after = getattr(exc, "retry_after", None)
+            headers = {"Retry-After": str(retry_after)} if isinstance(retry_after, int) else None
+            body = {"error": exc.message, "code": exc.code}
+            return JSONResponse(body, status_code=exc.status, headers=headers)
         except (ValueError, TypeError) as exc:
             return JSONResponse({"error": str(exc), "code": 10021}, status_code=400)
 
     return wrapped
 
 
-async def _body(request: Request) -> bytes:
-    limit = _services(request).ctx.settings.max_r2_object_bytes
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge(f"R2 objects are at most {limit} bytes (max_r2_object_bytes).")
-    return bytes(body)
+def _receive(request: Request, bucket: str, **where: Any) -> AbstractAsyncContextManager[bytes]:
+    """The object body, checked (size, quota) before it is read and held in the upload gate."""
+    svc = _services(request)
+    length = request.headers.get("content-length")
+    return receive(svc.ctx, svc.r2.uploads, request.stream(), length, bucket, **where)
 
 
 def _described(described: dict[str, Any] | None, body: bytes | None = None) -> Response:
@@ -90,18 +92,18 @@ async def r2_object(request: Request) -> Response:
             )
         )
         return _described(read.object, read.body)
-    data = await _body(request)
-    stored = await asyncio.to_thread(
-        lambda: r2.put_object(
-            bucket,
-            key,
-            data,
-            http=options.get("httpMetadata"),
-            custom=options.get("customMetadata"),
-            checksums=options.get("checksums"),
-            only_if=options.get("onlyIf"),
+    async with _receive(request, bucket, key=key) as data:
+        stored = await asyncio.to_thread(
+            lambda: r2.put_object(
+                bucket,
+                key,
+                data,
+                http=options.get("httpMetadata"),
+                custom=options.get("customMetadata"),
+                checksums=options.get("checksums"),
+                only_if=options.get("onlyIf"),
+            )
         )
-    )
     return _described(stored)
 
 
@@ -164,10 +166,11 @@ async def r2_multipart(request: Request) -> Response:
         number = params.get("part_number", "")
         if not number.isdigit():
             raise ValidationError("partNumber must be a whole number.")
-        data = await _body(request)
-        part = await asyncio.to_thread(
-            multipart.upload_part, bucket, key, upload_id, int(number), data
-        )
+        where = {"upload_id": upload_id, "part_number": int(number)}
+        async with _receive(request, bucket, **where) as data:
+            part = await asyncio.to_thread(
+                multipart.upload_part, bucket, key, upload_id, int(number), data
+            )
         return JSONResponse(part)
     if request.method == "POST" and action == "complete":
         parts = strict_json.loads(await request.body(), "The parts")

@@ -19,9 +19,10 @@ from starlette.routing import Route
 from mayfly.api.auth import account_access, services
 from mayfly.api.envelope import json_body, ok
 from mayfly.api.openapi import STRING, array, component, obj, operation
-from mayfly.errors import PayloadTooLarge, ValidationError
+from mayfly.errors import ValidationError
 from mayfly.model import Principal
 from mayfly.services.resources.r2_meta import HEADER_FIELDS, check_key, parse_time, range_header
+from mayfly.services.resources.r2_uploads import receive
 
 TAG = "R2"
 BUCKET = component(
@@ -122,15 +123,6 @@ def object_headers(described: dict[str, Any]) -> dict[str, str]:
     return headers
 
 
-async def read_object_body(request: Request, limit: int) -> bytes:
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge(f"R2 objects are at most {limit} bytes (max_r2_object_bytes).")
-    return bytes(body)
-
-
 @operation(
     "GET",
     "An object's bytes (not in the envelope), with its HTTP metadata as headers",
@@ -173,8 +165,12 @@ async def object_(request: Request) -> Response:
         }
         if "cacheExpiry" in http:
             http["cacheExpiry"] = _http_date(http["cacheExpiry"])
-        data = await read_object_body(request, svc.ctx.settings.max_r2_object_bytes)
-        stored = await asyncio.to_thread(lambda: svc.r2.put_object(bucket_id, key, data, http=http))
+        length = request.headers.get("content-length")
+        chunks = request.stream()
+        async with receive(svc.ctx, svc.r2.uploads, chunks, length, bucket_id, key=key) as data:
+            stored = await asyncio.to_thread(
+                lambda: svc.r2.put_object(bucket_id, key, data, http=http)
+            )
         return ok(stored)
     await asyncio.to_thread(svc.r2.delete_objects, bucket_id, [key])
     return ok({})

@@ -42,6 +42,7 @@ from mayfly.services.resources.r2_meta import (
     render,
     resolve_range,
 )
+from mayfly.services.resources.r2_uploads import UploadGate
 from mayfly.storage.tables import (
     r2_buckets,
     r2_objects,
@@ -84,6 +85,10 @@ def _decode_cursor(cursor: str) -> str:
 class R2Service:
     def __init__(self, ctx: ServiceContext):
         self.ctx = ctx
+        # Object bodies being received (api/r2.py, api/internal_r2.py): see r2_uploads.py.
+        self.uploads = UploadGate(
+            ctx.settings.r2_uploads_per_account, ctx.settings.r2_upload_memory_bytes
+        )
 
     # -- buckets -----------------------------------------------------------------------------
 
