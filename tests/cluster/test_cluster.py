@@ -341,3 +341,45 @@ def test_mayfly_admin_suspend_reaches_every_node_before_it_returns(cluster: Clus
     assert [cluster.worker(host, via=n.port).status_code for n in cluster.planes] == [503, 503]
     admin("resume")
     assert [t.split()[0] for t in on_every_node(cluster, host)] == ["up", "up"]
+
+
+def test_mayfly_admin_quarantine_lift_reaches_every_node_before_it_returns(
+    cluster: Cluster,
+) -> None:
+    def admin(*args: str) -> None:
+        where = ["--database-url", cluster.database_url, "--secret-key", cluster.secret_key]
+        where += ["--data-dir", str(cluster.root / "operator")]
+        done = subprocess.run(
+            [str(MAYFLY), "admin", *args, "--json", *where],
+            env=clean_environment(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+
+    with replica(cluster, 0) as api:
+        account = provision(api)["account"]
+        deploy(api, account, "paused", "up")
+    host = f"paused.{account['name']}.localhost"
+    assert [t.split()[0] for t in on_every_node(cluster, host)] == ["up", "up"]
+    # A quarantine as the incident rules record it; a suspension and resumption (each notified)
+    # makes every node ask for the route again and find it quarantined.
+    cluster.sql(
+        "INSERT INTO quarantines (account_id, script, version_id, kind, detail, started_at,"
+        " until, strikes) VALUES (:a, 'paused', 'v', 'freeze', 'test', now(),"
+        " now() + interval '1 hour', 1)",
+        a=account["id"],
+    )
+    admin("account", "suspend", account["name"])
+    admin("account", "resume", account["name"])
+    answers = [cluster.worker(host, via=n.port) for n in cluster.planes]
+    assert [(r.status_code, r.headers.get("x-mayfly-error")) for r in answers] == [
+        (503, "quarantined"),
+        (503, "quarantined"),
+    ]
+
+    admin("quarantine", "lift", account["name"], "paused")
+    # The next request after the command returned, on each node: no waiting for a cache.
+    assert [t.split()[0] for t in on_every_node(cluster, host)] == ["up", "up"]

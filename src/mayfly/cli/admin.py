@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from mayfly.cli.admin_accounts import ACCOUNT_COMMANDS, operator_platform
+from mayfly.cli.admin_accounts import ACCOUNT_COMMANDS, invalidate_hosts, operator_platform
 from mayfly.cli.admin_backup import backup_command, restore_command
 from mayfly.cli.admin_events import event_group
 from mayfly.cli.serve import settings_options
@@ -111,8 +111,9 @@ def quarantine_list(include_ended: bool, as_json: bool, **flags: Any) -> None:
 def quarantine_lift(account: str, script: str, as_json: bool, **flags: Any) -> None:
     """End the quarantine of Worker SCRIPT of ACCOUNT (a name or an id) now.
 
-    Its strikes are forgiven: a next incident starts again from the shortest cooldown. Shards of
-    a running server notice within their route cache's lifetime (seconds).
+    Its strikes are forgiven: a next incident starts again from the shortest cooldown. With
+    PostgreSQL every live data-plane node serves the Worker again before the command returns;
+    with SQLite a running server's shards notice within their route cache's lifetime (seconds).
     """
     platform = operator_platform(flags)
     try:
@@ -122,6 +123,7 @@ def quarantine_lift(account: str, script: str, as_json: bool, **flags: Any) -> N
             click.echo(json.dumps({"error": {"code": exc.code, "message": exc.message}}))
             raise SystemExit(1) from exc
         raise click.ClickException(exc.message) from exc
+    invalidate_hosts(platform.services.ctx, [host])
     if as_json:
         click.echo(json.dumps({"lifted": {"script": lifted.script, "host": host}}))
         return

@@ -80,18 +80,18 @@ def _admin(flags: dict[str, Any]) -> Any:
     return AccountAdmin(operator_platform(flags).services.ctx)
 
 
-def _invalidate(admin: Any, hosts: list[str]) -> None:
+def invalidate_hosts(ctx: Any, hosts: list[str]) -> None:
     """With PostgreSQL, running servers' data-plane nodes drop these routes before the command
     returns (as for a change through the API); with SQLite they notice within their route cache's
     lifetime."""
-    db = admin.ctx.db
+    db = ctx.db
     if db.is_sqlite or not hosts:
         return
     import asyncio
 
     from mayfly.services.operations.cluster import invalidate_from_outside
 
-    asyncio.run(invalidate_from_outside(db, hosts, admin.ctx.settings.ack_timeout))
+    asyncio.run(invalidate_from_outside(db, hosts, ctx.settings.ack_timeout))
 
 
 def _fail(exc: MayflyError, as_json: bool) -> None:
@@ -169,7 +169,7 @@ def _set_suspended(account: str, suspended: bool, reason: str, as_json: bool, fl
     summary, hosts = _run(
         as_json, lambda: admin.set_suspended(account, suspended, actor="operator", reason=reason)
     )
-    _invalidate(admin, hosts)
+    invalidate_hosts(admin.ctx, hosts)
     if as_json:
         click.echo(json.dumps({"account": summary.to_json(), "hosts": hosts}))
         return
@@ -226,7 +226,7 @@ def account_delete(account: str, yes: bool, as_json: bool, **flags: Any) -> None
         click.confirm(f"Delete account {account} and all its Workers and data?", abort=True)
     admin = _admin(flags)
     name, hosts = _run(as_json, lambda: admin.delete(account, actor="operator"))
-    _invalidate(admin, hosts)
+    invalidate_hosts(admin.ctx, hosts)
     if as_json:
         click.echo(json.dumps({"deleted": {"name": name, "hosts": hosts}}))
         return
