@@ -269,9 +269,7 @@ class Platform:
 
 def _share_limiters(services: Services) -> None:
     from mayfly.services.core.shared_limits import SharedHits
-    from mayfly.services.operations.cluster import create_tables
 
-    create_tables(services.ctx.db)
     for name, limiter in Housekeeper(services).named_limiters.items():
         limiter.share(SharedHits(services.ctx.db, name))
 

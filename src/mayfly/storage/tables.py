@@ -441,3 +441,7 @@ d1_databases = Table(
     Column("size_bytes", BigInteger, nullable=False),
     UniqueConstraint("account_id", "name", name="uq_d1_databases_account_name"),
 )
+
+# -- Cluster coordination (storage/cluster_tables.py registers its tables on `metadata`) --------
+
+from mayfly.storage import cluster_tables as cluster_tables  # noqa: E402

@@ -9,8 +9,8 @@ whose heartbeat is younger than LIVE_WINDOW; a node that stays silent is marked 
 A node drops its whole route cache (it recycles its shards: the replacements start empty) when it
 finds itself marked, and whenever its LISTEN connection was lost (it may have missed
 notifications). Until then it serves what it had cached for at most the route cache's lifetime
-(5 s) while it can reach the control plane. Tables here are transient coordination state, created
-on start (PostgreSQL only; a single SQLite process needs none of it).
+(5 s) while it can reach the control plane. Its tables (storage/cluster_tables.py) hold transient
+coordination state; the migrations create them (a single SQLite process leaves them empty).
 """
 
 from __future__ import annotations
@@ -40,33 +40,6 @@ FORGET_AFTER = 3600  # rows of nodes silent this long are deleted
 Flush = Callable[[list[str] | None], Awaitable[None]]
 Listener = Callable[[dict[str, Any]], Awaitable[None]]
 
-DDL = (
-    """CREATE TABLE IF NOT EXISTS cluster_nodes (
-        id VARCHAR(100) PRIMARY KEY,
-        role VARCHAR(16) NOT NULL,
-        started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-        heartbeat_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-        must_flush BOOLEAN NOT NULL DEFAULT false)""",
-    """CREATE TABLE IF NOT EXISTS cluster_limit_hits (
-        limiter VARCHAR(64) NOT NULL,
-        key VARCHAR(320) NOT NULL,
-        at DOUBLE PRECISION NOT NULL)""",
-    """CREATE INDEX IF NOT EXISTS ix_cluster_limit_hits_key
-        ON cluster_limit_hits (limiter, key, at)""",
-    # Open tail sessions, under the replica holding them; a WebSocket that reaches another
-    # replica presents the token, whose hash moves the session there.
-    """CREATE TABLE IF NOT EXISTS cluster_tails (
-        id VARCHAR(32) PRIMARY KEY,
-        account_id VARCHAR(32) NOT NULL,
-        script VARCHAR(128) NOT NULL,
-        node_id VARCHAR(100) NOT NULL,
-        token_hash VARCHAR(64) NOT NULL UNIQUE,
-        filters TEXT NOT NULL,
-        created_at TIMESTAMPTZ NOT NULL,
-        expires_at TIMESTAMPTZ NOT NULL)""",
-    """CREATE INDEX IF NOT EXISTS ix_cluster_tails_script ON cluster_tails (account_id, script)""",
-)
-
 
 def conninfo(url: str) -> dict[str, Any]:
     """psycopg connection arguments from a SQLAlchemy URL (its query, e.g. options, included)."""
@@ -82,19 +55,11 @@ def conninfo(url: str) -> dict[str, Any]:
     return {k: v for k, v in args.items() if v is not None}
 
 
-def create_tables(db: Database) -> None:
-    from sqlalchemy import text
-
-    with db.begin() as conn:
-        conn.execute(text("SELECT pg_advisory_xact_lock(7290001)"))
-        for statement in DDL:
-            conn.execute(text(statement))
-
-
 def channel_for(db: Database, wait: float = 60.0) -> str:
     """The cluster's channel prefix, from the platform key's fingerprint (one database may hold
-    several installations in several schemas). Creates the coordination tables. A data-plane node
-    started before any API replica set the database up waits for it, at most `wait` seconds."""
+    several installations in several schemas). A data-plane node started before any API replica
+    set the database up (migrated it, coordination tables included) waits for it, at most `wait`
+    seconds."""
     import time
 
     from sqlalchemy import select
@@ -117,7 +82,6 @@ def channel_for(db: Database, wait: float = 60.0) -> str:
         if time.monotonic() > deadline:
             raise RuntimeError("the database was not set up by an API replica (mayfly serve)")
         time.sleep(0.5)
-    create_tables(db)
     return f"mayfly_{stored[:16]}"
 
 
