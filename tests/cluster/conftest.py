@@ -125,6 +125,12 @@ class Cluster:
             "8",
             "--pow-g",
             "50",
+            # Every test provisions from 127.0.0.1, and the replicas count addresses together in
+            # PostgreSQL: the per-address limits would refuse the suite's 21st account.
+            "--accounts-per-hour",
+            "10000",
+            "--challenges-per-minute",
+            "10000",
             "--log-level",
             "info",
             *extra,
