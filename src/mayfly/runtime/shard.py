@@ -273,18 +273,23 @@ class Shard:
 
     async def close(self) -> None:
         """After the process exited: finish the readers and release the sockets."""
-        await self.wait()
-        _, pending = await asyncio.wait(self._tasks, timeout=2.0)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._control_writer.close()
-        with contextlib.suppress(OSError):
-            await self._control_writer.wait_closed()
-        for pidfd in self._tree.values():
-            os.close(pidfd)
-        self._tree.clear()
-        self.admin_path.unlink(missing_ok=True)
+        try:
+            await self.wait()
+            _, pending = await asyncio.wait(self._tasks, timeout=2.0)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._control_writer.close()
+            with contextlib.suppress(OSError):
+                await self._control_writer.wait_closed()
+        finally:
+            # Also when the supervisor's loop cancels this on its way down: a control socket left
+            # open would outlive the loop (an unclosed-transport warning, a leaked descriptor).
+            self._control_writer.close()
+            for pidfd in self._tree.values():
+                os.close(pidfd)
+            self._tree.clear()
+            self.admin_path.unlink(missing_ok=True)
 
     def _open_tree(self) -> None:
         for pid in procfs.descendants(self.pid):
