@@ -132,14 +132,20 @@ def main() -> None:
             # Stuck without burning CPU, like a process the host gives no CPU to.
             loop.call_later(args.stall_after, time.sleep, 3600)
         await stop.wait()
+        # Stop accepting, but close the servers only after the drain: asyncio hands a connection
+        # accepted just before Server.close() to a task that then fails (Server._attach asserts
+        # the server is open) and drops it, a reset workerd never gives.
         for server in servers:
-            server.close()
+            for sock in server.sockets:
+                loop.remove_reader(sock.fileno())
         await asyncio.sleep(args.drain)
         # Like workerd, finish the requests it accepted before it stopped accepting (on a loaded
         # machine some are still being answered when the drain time is up).
         deadline = time.monotonic() + 5.0
         while serving and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
+        for server in servers:
+            server.close()
 
     asyncio.run(serve())
 
