@@ -163,7 +163,17 @@ class Shard:
             admin.close()
             theirs.close()
         _widen_pipe(process)
-        control = await asyncio.open_connection(sock=ours)
+        try:
+            control = await asyncio.open_connection(sock=ours)
+        except BaseException:
+            # Cancelled (the supervisor stopping) before anyone holds this shard: end it here, or
+            # its process would outlive the supervisor. Closing the transport kills the child.
+            ours.close()
+            transport = getattr(process, "_transport", None)
+            if transport is not None:
+                transport.close()
+            admin_path.unlink(missing_ok=True)
+            raise
         return cls(slot, generation, process, admin_path, control, mark)
 
     def __repr__(self) -> str:
