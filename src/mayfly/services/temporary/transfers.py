@@ -6,6 +6,7 @@ human confirms), then done inside the caller's transaction. Claiming uses it; no
 
 from __future__ import annotations
 
+from collections.abc import Sized
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -125,53 +126,64 @@ def plan_transfer(
     """
     workers = _plan_workers(conn, ctx, source, target, renames)
     namespaces = _plan_namespaces(conn, source, target, title_renames)
-    problems = []
-    limit = quota_for(ctx.settings, target.kind).kv_namespaces
-    if len(namespaces_of(conn, target.id)) + len(namespaces) > limit:
-        problems.append(
-            f"{target.name} would hold more than {limit} KV namespaces; "
-            "delete some there first, or keep this account instead."
-        )
-    problems.extend(quota_problems(conn, ctx, source, target, len(workers)))
     buckets = _plan_buckets(conn, source, target)
-    bucket_limit = quota_for(ctx.settings, target.kind).r2_buckets
-    if len(bucket_rows(conn, target.id)) + len(buckets) > bucket_limit:
-        problems.append(
-            f"{target.name} would hold more than {bucket_limit} R2 buckets; "
-            "delete some there first, or keep this account instead."
-        )
     databases = _plan_databases(conn, source, target)
-    database_limit = quota_for(ctx.settings, target.kind).d1_databases
-    if len(databases_of(conn, target.id)) + len(databases) > database_limit:
-        problems.append(
-            f"{target.name} would hold more than {database_limit} D1 databases; "
-            "delete some there first, or keep this account instead."
-        )
+    limits = quota_for(ctx.settings, target.kind)
+    problems = _too_many(
+        target, "KV namespaces", namespaces_of(conn, target.id), namespaces, limits.kv_namespaces
+    )
+    problems += quota_problems(conn, ctx, source, target, len(workers))
+    problems += _too_many(
+        target, "R2 buckets", bucket_rows(conn, target.id), buckets, limits.r2_buckets
+    )
+    problems += _too_many(
+        target, "D1 databases", databases_of(conn, target.id), databases, limits.d1_databases
+    )
     return MovePlan(source, target, workers, namespaces, problems, buckets, databases)
 
 
+def _too_many(target: Account, what: str, held: Sized, moving: Sized, limit: int) -> list[str]:
+    """The problem, if the target would hold more than `limit` of `what` after the move."""
+    if len(held) + len(moving) <= limit:
+        return []
+    return [
+        f"{target.name} would hold more than {limit} {what}; "
+        "delete some there first, or keep this account instead."
+    ]
+
+
+def _plan_renames(names_in_source: list[str], names_in_target: set[str]) -> list[tuple[str, bool]]:
+    """Where each source name lands, in order, and whether the target holds that name already:
+    the name itself, or `<name>-2`… when the target or an earlier name here has taken it."""
+    taken = set(names_in_target)
+    landings = []
+    for name in names_in_source:
+        new_name = free_variant(name, taken) if name in taken else name
+        taken.add(new_name)
+        landings.append((new_name, name in names_in_target))
+    return landings
+
+
 def _plan_databases(conn: Connection, source: Account, target: Account) -> list[DatabaseMove]:
-    existing = {d.name for d in databases_of(conn, target.id)}
-    used = set(existing)
-    moves = []
-    for database in databases_of(conn, source.id):
-        clashes = database.name in used
-        new_name = free_variant(database.name, used) if clashes else database.name
-        used.add(new_name)
-        moves.append(DatabaseMove(database.id, database.name, new_name, database.name in existing))
-    return moves
+    moving = databases_of(conn, source.id)
+    landings = _plan_renames(
+        [d.name for d in moving], {d.name for d in databases_of(conn, target.id)}
+    )
+    return [
+        DatabaseMove(d.id, d.name, new_name, clashes)
+        for d, (new_name, clashes) in zip(moving, landings, strict=True)
+    ]
 
 
 def _plan_buckets(conn: Connection, source: Account, target: Account) -> list[BucketMove]:
-    existing = {b.name for b in bucket_rows(conn, target.id)}
-    used = set(existing)
-    moves = []
-    for bucket in bucket_rows(conn, source.id):
-        clashes = bucket.name in used
-        new_name = free_variant(bucket.name, used) if clashes else bucket.name
-        used.add(new_name)
-        moves.append(BucketMove(bucket.id, bucket.name, new_name, bucket.name in existing))
-    return moves
+    moving = bucket_rows(conn, source.id)
+    landings = _plan_renames(
+        [b.name for b in moving], {b.name for b in bucket_rows(conn, target.id)}
+    )
+    return [
+        BucketMove(b.id, b.name, new_name, clashes)
+        for b, (new_name, clashes) in zip(moving, landings, strict=True)
+    ]
 
 
 def quota_problems(
