@@ -1,9 +1,4 @@
-"""users sessions device flow moved hosts
-
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-11-30 00:36:32.410718
-"""
+"""users sessions device flow moved hosts"""
 
 from __future__ import annotations
 
@@ -12,8 +7,6 @@ from alembic import op
 
 revision = '0002'
 down_revision = '0001'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

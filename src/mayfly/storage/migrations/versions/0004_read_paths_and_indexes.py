@@ -1,10 +1,5 @@
 """read paths and indexes: what version listings need stored at upload; indexes for the reaper's
-and the purges' deletes; KV keys compared as bytes on PostgreSQL
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-12-07 04:40:00
-"""
+and the purges' deletes; KV keys compared as bytes on PostgreSQL"""
 
 from __future__ import annotations
 
@@ -13,8 +8,6 @@ from alembic import op
 
 revision = "0004"
 down_revision = "0003"
-branch_labels = None
-depends_on = None
 
 INDEXES = [
     ("api_tokens", "ix_api_tokens_user_id", ["user_id"]),

@@ -1,10 +1,5 @@
 """deployment indexes: deleting an account or a version checks deployments' foreign keys, which
-scanned the whole table per deleted row without them (the reaper's batches, version pruning)
-
-Revision ID: 0006
-Revises: 0005
-Create Date: 2026-12-07 04:50:00
-"""
+scanned the whole table per deleted row without them (the reaper's batches, version pruning)"""
 
 from __future__ import annotations
 
@@ -12,8 +7,6 @@ from alembic import op
 
 revision = "0006"
 down_revision = "0005"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

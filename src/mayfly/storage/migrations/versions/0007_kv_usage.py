@@ -5,12 +5,7 @@ claims that move entries) without each having to remember it; a row whose accoun
 left is deleted.
 
 SQLite drops a table's triggers when batch_alter_table recreates it: a later migration that
-batch-alters kv_entries must create them again (`create_triggers`).
-
-Revision ID: 0007
-Revises: 0006
-Create Date: 2026-12-07 05:10:00
-"""
+batch-alters kv_entries must create them again (`create_triggers`)."""
 
 from __future__ import annotations
 
@@ -19,8 +14,6 @@ from alembic import op
 
 revision = "0007"
 down_revision = "0006"
-branch_labels = None
-depends_on = None
 
 SQLITE_SIZE = "length({row}.key) + length({row}.value) + coalesce(length({row}.metadata), 0)"
 POSTGRES_SIZE = (

@@ -1,10 +1,5 @@
 """platform_meta (facts about the installation, e.g. the platform key's fingerprint, so replicas
-with another key refuse to start) and accounts.suspended_at (an operator's suspension)
-
-Revision ID: 0008
-Revises: 0007
-Create Date: 2026-12-07 05:45:00
-"""
+with another key refuse to start) and accounts.suspended_at (an operator's suspension)"""
 
 from __future__ import annotations
 
@@ -13,8 +8,6 @@ from alembic import op
 
 revision = "0008"
 down_revision = "0007"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,9 +1,4 @@
-"""worker_schedules: each Worker's cron triggers and when each runs next
-
-Revision ID: 0009
-Revises: 0008
-Create Date: 2026-12-07 06:00:00
-"""
+"""worker_schedules: each Worker's cron triggers and when each runs next"""
 
 from __future__ import annotations
 
@@ -12,8 +7,6 @@ from alembic import op
 
 revision = "0009"
 down_revision = "0008"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

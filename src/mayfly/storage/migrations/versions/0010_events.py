@@ -1,9 +1,4 @@
-"""events: codes for workshops, and the event that provisioned each temporary account
-
-Revision ID: 0010
-Revises: 0009
-Create Date: 2026-12-07 06:00:00
-"""
+"""events: codes for workshops, and the event that provisioned each temporary account"""
 
 from __future__ import annotations
 
@@ -12,8 +7,6 @@ from alembic import op
 
 revision = "0010"
 down_revision = "0009"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,9 +1,4 @@
-"""r2: buckets, objects (blobs of the account), multipart uploads and their parts
-
-Revision ID: 0011
-Revises: 0010
-Create Date: 2026-12-07 09:00:00
-"""
+"""r2: buckets, objects (blobs of the account), multipart uploads and their parts"""
 
 from __future__ import annotations
 
@@ -12,8 +7,6 @@ from alembic import op
 
 revision = "0011"
 down_revision = "0010"
-branch_labels = None
-depends_on = None
 
 
 def _key() -> sa.types.TypeEngine[str]:

@@ -1,9 +1,4 @@
-"""d1_databases: each account's D1 databases (their SQLite files live under the data dir)
-
-Revision ID: 0012
-Revises: 0011
-Create Date: 2026-12-07 09:10:00
-"""
+"""d1_databases: each account's D1 databases (their SQLite files live under the data dir)"""
 
 from __future__ import annotations
 
@@ -12,8 +7,6 @@ from alembic import op
 
 revision = "0012"
 down_revision = "0011"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

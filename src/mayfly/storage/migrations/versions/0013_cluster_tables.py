@@ -1,11 +1,6 @@
 """cluster_nodes, cluster_limit_hits, cluster_tails: the coordination state of several nodes on one
 PostgreSQL, which earlier versions created at start outside the migrations (CREATE TABLE IF NOT
-EXISTS). A table already there is kept, its constraints renamed to the naming convention's.
-
-Revision ID: 0013
-Revises: 0012
-Create Date: 2026-12-07 10:45:00
-"""
+EXISTS). A table already there is kept, its constraints renamed to the naming convention's."""
 
 from __future__ import annotations
 
@@ -14,8 +9,6 @@ from alembic import op
 
 revision = "0013"
 down_revision = "0012"
-branch_labels = None
-depends_on = None
 
 # The names PostgreSQL gave the constraints of the tables created outside the migrations.
 LEGACY_NAMES = {
