@@ -1,4 +1,5 @@
-"""Bearer tokens → a Principal, and account-scoped access checks."""
+"""Bearer tokens → a Principal, account-scoped access checks, and the worker threads in which
+handlers do their blocking work (in_account, as_caller, in_thread: one thread per step)."""
 
 from __future__ import annotations
 
@@ -57,8 +58,21 @@ def signed_upload_token(request: Request) -> str:
     return token
 
 
+def actor(who: Principal) -> str:
+    """Who made a change, as the audit log names them: the user's email, else the token."""
+    return who.email or f"token:{who.token_id[:8]}"
+
+
 async def principal(request: Request) -> Principal:
-    return await asyncio.to_thread(services(request).tokens.authenticate, bearer_token(request))
+    return await as_caller(request, lambda who: who)
+
+
+async def as_caller(request: Request, work: Callable[[Principal], T]) -> T:
+    """`work(who)` once the bearer token is authenticated, both in one worker thread (the routes
+    that are not under an account: the token's user, its accounts, its tokens)."""
+    token = bearer_token(request)
+    tokens = services(request).tokens
+    return await in_thread(lambda: work(tokens.authenticate(token)))
 
 
 async def account_access(request: Request) -> tuple[Principal, Account]:
@@ -85,4 +99,11 @@ async def in_account(request: Request, work: Callable[[Principal, Account], T]) 
             )
         return work(who, account)
 
-    return await asyncio.to_thread(run)
+    return await in_thread(run)
+
+
+async def in_thread(work: Callable[[], T]) -> T:
+    """`work()` in a worker thread: the blocking step of a handler that has to await something
+    on the loop first (its body, read only once the caller is checked) or has no caller to check
+    (signed URLs, the internal API). The one place the API hands work to a thread."""
+    return await asyncio.to_thread(work)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mayfly.api.auth import account_access, services
+from mayfly.api.auth import account_access, in_thread, services
 from mayfly.api.envelope import ok
 from mayfly.api.kv.common import (
     BULK_RESULT,
@@ -102,7 +101,7 @@ async def bulk_write(request: Request) -> Response:
     svc = services(request)
     body = strict_json.loads(await request.body(), "The bulk body")
     items = _bulk_items(body, svc.ctx.settings.max_kv_bulk_items)
-    await asyncio.to_thread(svc.kv.put_many, account, ns, items)
+    await in_thread(lambda: svc.kv.put_many(account, ns, items))
     return ok({"successful_key_count": len(items), "unsuccessful_keys": []})
 
 
@@ -136,7 +135,7 @@ async def bulk_delete(request: Request) -> Response:
         raise ValidationError(f"A bulk delete takes at most {limit} keys; got {len(names)}.")
     for key in names:
         check_key(key)
-    await asyncio.to_thread(svc.kv.delete_many, account, ns, names)  # all or nothing
+    await in_thread(lambda: svc.kv.delete_many(account, ns, names))  # all or nothing
     return ok({"successful_key_count": len(names), "unsuccessful_keys": []})
 
 
@@ -179,9 +178,8 @@ async def bulk_get(request: Request) -> Response:
     with_metadata = body.get("withMetadata", False)
     if not isinstance(with_metadata, bool):
         raise ValidationError("`withMetadata` must be true or false.")
-    entries = await asyncio.to_thread(
-        services(request).kv.get_many, account, request.path_params["namespace_id"], keys
-    )
+    kv, ns = services(request).kv, request.path_params["namespace_id"]
+    entries = await in_thread(lambda: kv.get_many(account, ns, keys))
     values: dict[str, Any] = {}
     for key in keys:
         entry = entries.get(key)

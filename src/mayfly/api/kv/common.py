@@ -15,7 +15,6 @@ from mayfly.api.openapi import (
     obj,
 )
 from mayfly.errors import ValidationError
-from mayfly.model import Account, Principal
 
 TAG = "Workers KV"
 NAMESPACE = component(
@@ -27,10 +26,6 @@ TITLE = {"application/json": obj({"title": {"type": "string", "maxLength": 512}}
 EXPIRY_QUERY = {"expiration": INTEGER, "expiration_ttl": INTEGER}
 BULK_RESULT = obj({"successful_key_count": INTEGER, "unsuccessful_keys": array(STRING)})
 KEY_NAMES = {"application/json": array({"type": "string", "maxLength": 512})}
-
-
-def actor(who: Principal, account: Account) -> str:
-    return who.email or f"token:{who.token_id[:8]}"
 
 
 def raw_key(request: Request) -> str:

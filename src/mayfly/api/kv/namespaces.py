@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mayfly.api.auth import account_access, services
+from mayfly.api.auth import account_access, actor, in_account, in_thread, services
 from mayfly.api.envelope import json_body, ok, paginate
 from mayfly.api.kv.common import (
     NAMESPACE,
     TAG,
     TITLE,
-    actor,
 )
 from mayfly.api.openapi import (
     array,
@@ -34,10 +31,8 @@ from mayfly.api.openapi import (
 async def create_namespace(request: Request) -> Response:
     who, account = await account_access(request)
     body = await json_body(request)
-    created = await asyncio.to_thread(
-        services(request).kv.create_namespace, account, body.get("title"), actor(who, account)
-    )
-    return ok(created)
+    kv = services(request).kv
+    return ok(await in_thread(lambda: kv.create_namespace(account, body.get("title"), actor(who))))
 
 
 @operation(
@@ -56,10 +51,12 @@ async def create_namespace(request: Request) -> Response:
 )
 async def list_namespaces(request: Request) -> Response:
     """Page-until-empty (the SDK) and page/per_page with total_count (wrangler) both work."""
-    _, account = await account_access(request)
     order = request.query_params.get("order", "title")
     direction = request.query_params.get("direction", "asc")
-    items = await asyncio.to_thread(services(request).kv.list_namespaces, account, order, direction)
+    kv = services(request).kv
+    items = await in_account(
+        request, lambda _, account: kv.list_namespaces(account, order, direction)
+    )
     chunk, info = paginate(items, request)
     return ok(chunk, result_info=info)
 
@@ -88,13 +85,13 @@ async def list_namespaces(request: Request) -> Response:
     tag=TAG,
 )
 async def namespace(request: Request) -> Response:
-    who, account = await account_access(request)
     kv = services(request).kv
     ns = request.path_params["namespace_id"]
     if request.method == "GET":
-        return ok(await asyncio.to_thread(kv.get_namespace, account, ns))
+        return ok(await in_account(request, lambda _, account: kv.get_namespace(account, ns)))
     if request.method == "PUT":
+        _, account = await account_access(request)
         body = await json_body(request)
-        return ok(await asyncio.to_thread(kv.rename_namespace, account, ns, body.get("title")))
-    await asyncio.to_thread(kv.delete_namespace, account, ns, actor(who, account))
+        return ok(await in_thread(lambda: kv.rename_namespace(account, ns, body.get("title"))))
+    await in_account(request, lambda who, account: kv.delete_namespace(account, ns, actor(who)))
     return ok(None)

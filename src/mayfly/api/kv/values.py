@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException
-from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mayfly.api.auth import account_access, services
+from mayfly.api.auth import account_access, in_account, in_thread, services
+from mayfly.api.bodies import read_capped, read_form
 from mayfly.api.envelope import ok
 from mayfly.api.kv.common import (
     EXPIRY_QUERY,
@@ -29,6 +27,7 @@ from mayfly.api.openapi import (
     operation,
 )
 from mayfly.errors import PayloadTooLarge, ValidationError
+from mayfly.model import Account, Principal
 from mayfly.services.core import strict_json
 from mayfly.services.resources.kv import check_key
 
@@ -41,11 +40,7 @@ async def _value_and_metadata(request: Request, max_bytes: int) -> tuple[bytes, 
     """
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        try:
-            form = await request.form(max_files=2, max_fields=2, max_part_size=max_bytes)
-        except (MultiPartException, HTTPException) as exc:
-            detail = getattr(exc, "message", None) or getattr(exc, "detail", str(exc))
-            raise ValidationError(f"The multipart body could not be parsed: {detail}") from exc
+        form = await read_form(request, max_files=2, max_fields=2, max_part_size=max_bytes)
         try:
             value_part = form.get("value")
             if value_part is None:
@@ -66,12 +61,7 @@ async def _value_and_metadata(request: Request, max_bytes: int) -> tuple[bytes, 
         if raw_meta not in (None, ""):
             metadata = strict_json.loads(str(raw_meta), "The `metadata` part")
         return value, metadata
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
-            raise PayloadTooLarge(f"KV values are at most {max_bytes} bytes.")
-    return bytes(body), None
+    return await read_capped(request, max_bytes, f"KV values are at most {max_bytes} bytes."), None
 
 
 @operation(
@@ -100,24 +90,24 @@ async def _value_and_metadata(request: Request, max_bytes: int) -> tuple[bytes, 
     tag=TAG,
 )
 async def value(request: Request) -> Response:
-    _, account = await account_access(request)
     kv = services(request).kv
     ns = request.path_params["namespace_id"]
     key = raw_key(request)
     if request.method == "GET":
-        entry = await asyncio.to_thread(kv.get, account, ns, key)
+        entry = await in_account(request, lambda _, account: kv.get(account, ns, key))
         headers = {}
         if entry.expiration is not None:
             headers["expiration"] = str(entry.expiration)
         return Response(entry.value, media_type="application/octet-stream", headers=headers)
     if request.method == "PUT":
+        _, account = await account_access(request)
         check_key(key)  # before the body is read
         expiration = int_param(request, "expiration")
         expiration_ttl = int_param(request, "expiration_ttl")
         data, metadata = await _value_and_metadata(
             request, services(request).ctx.settings.max_kv_value_bytes
         )
-        await asyncio.to_thread(
+        await in_thread(
             lambda: kv.put(
                 account,
                 ns,
@@ -129,7 +119,7 @@ async def value(request: Request) -> Response:
             )
         )
         return ok(None)
-    await asyncio.to_thread(kv.delete_key, account, ns, key)
+    await in_account(request, lambda _, account: kv.delete_key(account, ns, key))
     return ok(None)
 
 
@@ -141,10 +131,9 @@ async def value(request: Request) -> Response:
     result=nullable(ANY_OBJECT),
 )
 async def metadata(request: Request) -> Response:
-    _, account = await account_access(request)
-    entry = await asyncio.to_thread(
-        services(request).kv.get, account, request.path_params["namespace_id"], raw_key(request)
-    )
+    kv = services(request).kv
+    ns, key = request.path_params["namespace_id"], raw_key(request)
+    entry = await in_account(request, lambda _, account: kv.get(account, ns, key))
     return ok(entry.metadata)
 
 
@@ -171,17 +160,15 @@ async def metadata(request: Request) -> Response:
     result_info=True,
 )
 async def keys(request: Request) -> Response:
-    _, account = await account_access(request)
-    try:
-        limit = int(request.query_params.get("limit", "1000"))
-    except ValueError as exc:
-        raise ValidationError("limit must be a whole number.") from exc
-    items, cursor = await asyncio.to_thread(
-        services(request).kv.list_keys,
-        account,
-        request.path_params["namespace_id"],
-        request.query_params.get("prefix", ""),
-        request.query_params.get("cursor", ""),
-        limit,
-    )
+    kv = services(request).kv
+    ns, params = request.path_params["namespace_id"], request.query_params
+
+    def page(_: Principal, account: Account) -> tuple[list[dict[str, Any]], str]:
+        try:  # checked after the caller (in its thread), as before
+            limit = int(params.get("limit", "1000"))
+        except ValueError as exc:
+            raise ValidationError("limit must be a whole number.") from exc
+        return kv.list_keys(account, ns, params.get("prefix", ""), params.get("cursor", ""), limit)
+
+    items, cursor = await in_account(request, page)
     return ok(items, result_info={"count": len(items), "cursor": cursor})
