@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import json
 import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ import pytest
 
 from mayfly.runtime.incidents import Incident
 from mayfly.runtime.sandbox import Sandbox
-from mayfly.runtime.shard import ShardLauncher, ShardStartError
+from mayfly.runtime.shard import Shard, ShardLauncher, ShardStartError
 from mayfly.runtime.supervisor import Limits, Supervisor
 from mayfly.services.core.metrics import Metrics
 
@@ -377,6 +379,46 @@ def test_stop_lets_in_flight_work_finish_within_the_grace(
         assert shard.returncode == 0
 
     run(scenario())
+
+
+def test_a_spawn_cancelled_after_its_process_started_kills_and_reaps_it(
+    launch: Callable[..., ShardLauncher], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The supervisor stopping mid-restart cancels Shard.spawn between the process start and the
+    control connection: the process is killed and reaped before spawn gives up, and nothing is
+    left unclosed (CI once saw a "subprocess still running" warning)."""
+    started: list[asyncio.subprocess.Process] = []
+    create_subprocess_exec = asyncio.create_subprocess_exec
+
+    async def recorded(*args: Any, **kwargs: Any) -> asyncio.subprocess.Process:
+        process = await create_subprocess_exec(*args, **kwargs)
+        started.append(process)
+        return process
+
+    async def scenario() -> None:
+        connecting = asyncio.Event()
+
+        async def never_connects(*args: Any, **kwargs: Any) -> Any:
+            connecting.set()
+            await asyncio.Event().wait()
+
+        monkeypatch.setattr(asyncio, "create_subprocess_exec", recorded)
+        monkeypatch.setattr(asyncio, "open_connection", never_connects)
+        spawn = asyncio.create_task(Shard.spawn(launch(fake("little_workerd.py")), 0, 0))
+        await asyncio.wait_for(connecting.wait(), 10)
+        spawn.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await spawn
+        (process,) = started
+        assert process.returncode == -9
+        assert gone(process.pid)
+
+    run(scenario())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        started.clear()
+        gc.collect()
+    assert [w.message for w in caught if issubclass(w.category, ResourceWarning)] == []
 
 
 ORPHAN_SCRIPT = """

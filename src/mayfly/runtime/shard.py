@@ -56,6 +56,9 @@ _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 # per request. Attribution reads the marks still in the pipe before it names anyone (`close`).
 _BATCH = 0.02
 _READ_BYTES = 65536
+# How long a shard's process, killed before anyone held it, may take to exit and close its output
+# (its descendants die with it: sandbox.py).
+_REAP_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -167,12 +170,10 @@ class Shard:
             control = await asyncio.open_connection(sock=ours)
         except BaseException:
             # Cancelled (the supervisor stopping) before anyone holds this shard: end it here, or
-            # its process would outlive the supervisor. Closing the transport kills the child.
+            # its process would outlive the supervisor (and asyncio would warn of it running).
             ours.close()
-            transport = getattr(process, "_transport", None)
-            if transport is not None:
-                transport.close()
             admin_path.unlink(missing_ok=True)
+            await asyncio.shield(_reap(process))
             raise
         return cls(slot, generation, process, admin_path, control, mark)
 
@@ -350,6 +351,18 @@ class Shard:
             self.recent_starts.append(start)
         elif len(parts) == 2 and parts[0] == "-":
             self.in_flight.pop(parts[1], None)
+
+
+async def _reap(process: asyncio.subprocess.Process) -> None:
+    """Kills a process nobody else holds and waits until it has exited and its output pipe is
+    closed (its transport closes then: no ResourceWarning, no child left unreaped)."""
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()
+    try:
+        async with asyncio.timeout(_REAP_TIMEOUT):
+            await process.communicate()
+    except TimeoutError:
+        log.warning("pid %d: its output pipe is still open after it was killed", process.pid)
 
 
 def _stdout_transport(process: asyncio.subprocess.Process) -> asyncio.ReadTransport | None:
