@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from mayfly.api.auth import account_access, services, signed_upload_token
 from mayfly.api.envelope import json_body, ok
-from mayfly.api.openapi import INTEGER, STRING, array, nullable, obj, operation
+from mayfly.api.openapi import INTEGER, OCTETS, STRING, array, nullable, obj, operation
 from mayfly.errors import ValidationError
 
 TAG = "Workers static assets"
@@ -107,7 +107,7 @@ async def upload_bucket(request: Request) -> Response:
     "Upload one file, raw",
     tag=TAG,
     auth="upload",
-    body={"application/octet-stream": {"type": "string", "format": "binary"}},
+    body=OCTETS,
     status=202,
     result=JWT_RESULT,
 )

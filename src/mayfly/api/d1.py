@@ -8,8 +8,8 @@ that MD5) and checks the ETag, then `import` {action: ingest} runs it. `wrangler
 
 from __future__ import annotations
 
-import asyncio
 import base64
+import functools
 import hashlib
 import json
 import re
@@ -21,12 +21,13 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from mayfly.api.auth import account_access, services
+from mayfly.api.auth import account_access, actor, in_account, in_thread, services
 from mayfly.api.envelope import json_body, ok
 from mayfly.api.openapi import (
     ANY_OBJECT,
     BOOLEAN,
     INTEGER,
+    OCTETS,
     PAGE_QUERY,
     STRING,
     array,
@@ -72,10 +73,6 @@ QUERY_BODY = {
 QUERY_EXAMPLE = {"application/json": {"sql": "SELECT ?1 AS one", "params": ["1"]}}
 
 
-def _actor(who: Principal, account: Account) -> str:
-    return who.email or f"token:{who.token_id[:8]}"
-
-
 def _database(request: Request) -> str:
     return str(request.path_params["database_id"])
 
@@ -100,22 +97,24 @@ def _database(request: Request) -> str:
     result_info=True,
 )
 async def databases(request: Request) -> Response:
-    who, account = await account_access(request)
     d1 = services(request).d1
     if request.method == "POST":
+        who, account = await account_access(request)
         body = await json_body(request)
-        created = await asyncio.to_thread(
-            d1.create_database, account, body.get("name"), _actor(who, account)
+        return ok(
+            await in_thread(lambda: d1.create_database(account, body.get("name"), actor(who)))
         )
-        return ok(created)
-    try:
-        page = max(1, int(request.query_params.get("page", "1")))
-        per_page = min(10_000, max(1, int(request.query_params.get("per_page", "100"))))
-    except ValueError as exc:
-        raise ValidationError("page and per_page must be whole numbers.") from exc
-    items = await asyncio.to_thread(
-        d1.list_databases, account, request.query_params.get("name", "")
-    )
+    params = request.query_params
+
+    def listed(_: Principal, account: Account) -> tuple[int, int, list[dict[str, Any]]]:
+        try:  # checked after the caller (in its thread), as before
+            page = max(1, int(params.get("page", "1")))
+            per_page = min(10_000, max(1, int(params.get("per_page", "100"))))
+        except ValueError as exc:
+            raise ValidationError("page and per_page must be whole numbers.") from exc
+        return page, per_page, d1.list_databases(account, params.get("name", ""))
+
+    page, per_page, items = await in_account(request, listed)
     chunk = items[(page - 1) * per_page : page * per_page]
     return ok(
         chunk,
@@ -143,17 +142,17 @@ async def databases(request: Request) -> Response:
     tag=TAG,
 )
 async def database(request: Request) -> Response:
-    who, account = await account_access(request)
-    d1 = services(request).d1
+    d1, name = services(request).d1, _database(request)
     if request.method == "GET":
-        return ok(await asyncio.to_thread(d1.get_database, account, _database(request)))
-    await asyncio.to_thread(d1.delete_database, account, _database(request), _actor(who, account))
+        return ok(await in_account(request, lambda _, account: d1.get_database(account, name)))
+    await in_account(request, lambda who, account: d1.delete_database(account, name, actor(who)))
     return ok(None)
 
 
 @operation(
     "POST",
     "Run SQL: one or several statements (`sql`, `params`) or a `batch`, in one transaction",
+    at="/query",
     operation_id="cloudflare-d1-query-database",
     tag=TAG,
     body=QUERY_BODY,
@@ -161,17 +160,10 @@ async def database(request: Request) -> Response:
     examples=QUERY_EXAMPLE,
     result=array(QUERY_RESULT),
 )
-async def query(request: Request) -> Response:
-    _, account = await account_access(request)
-    body = await json_body(request)
-    d1 = services(request).d1
-    results = await d1.runner.call(d1.query, account, _database(request), body, False)
-    return ok(results)
-
-
 @operation(
     "POST",
     "Run SQL, rows as arrays (`results`: {columns, rows})",
+    at="/raw",
     operation_id="cloudflare-d1-raw-database-query",
     tag=TAG,
     body=QUERY_BODY,
@@ -179,11 +171,13 @@ async def query(request: Request) -> Response:
     examples=QUERY_EXAMPLE,
     result=array(QUERY_RESULT),
 )
-async def raw(request: Request) -> Response:
+async def query(request: Request) -> Response:
+    """`/query` answers rows as objects, `/raw` as arrays (`results`: {columns, rows})."""
     _, account = await account_access(request)
     body = await json_body(request)
     d1 = services(request).d1
-    results = await d1.runner.call(d1.query, account, _database(request), body, True)
+    as_arrays = request.url.path.endswith("/raw")
+    results = await d1.runner.call(d1.query, account, _database(request), body, as_arrays)
     return ok(results)
 
 
@@ -249,7 +243,8 @@ async def import_sql(request: Request) -> Response:
     _, account = await account_access(request)
     body = await json_body(request)
     d1 = services(request).d1
-    database_id = await asyncio.to_thread(d1.resolve, account, _database(request))
+    name = _database(request)
+    database_id = await in_thread(lambda: d1.resolve(account, name))
     action = body.get("action")
     etag = body.get("etag")
     if action in ("init", "ingest") and not (isinstance(etag, str) and ETAG_RE.match(etag)):
@@ -268,7 +263,7 @@ async def import_sql(request: Request) -> Response:
         assert isinstance(etag, str)
         return ok(await d1.runner.call(d1.import_file, account, database_id, etag))
     if action == "poll":
-        bookmark = await asyncio.to_thread(d1.bookmark, database_id)
+        bookmark = await in_thread(lambda: d1.bookmark(database_id))
         return ok(
             {
                 "success": True,
@@ -293,7 +288,7 @@ async def import_sql(request: Request) -> Response:
     "The upload URL of an import: the SQL file itself (signed URL, no token); answers its ETag",
     tag=TAG,
     auth="none",
-    body={"application/octet-stream": {"type": "string", "format": "binary"}},
+    body=OCTETS,
     raw={"text/plain": STRING},
 )
 async def import_upload(request: Request) -> Response:
@@ -307,7 +302,7 @@ async def import_upload(request: Request) -> Response:
     if isinstance(limit, bool) or not isinstance(limit, int):
         limit = limits_for(services(request).ctx.settings, "temporary").max_bytes
     folder = d1.uploads_dir()
-    await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+    await in_thread(lambda: folder.mkdir(parents=True, exist_ok=True))
     partial = folder / f"{database_id}.{etag}.part"
     digest = hashlib.md5(usedforsecurity=False)
     size = 0
@@ -318,7 +313,7 @@ async def import_upload(request: Request) -> Response:
                 if size > limit:
                     raise PayloadTooLarge(f"A D1 import file is at most {limit} bytes.")
                 digest.update(chunk)
-                await asyncio.to_thread(out.write, chunk)
+                await in_thread(functools.partial(out.write, chunk))
         if digest.hexdigest() != etag:
             raise ValidationError("The file's MD5 is not the ETag this upload URL was made for.")
         kept = d1.upload_path(database_id, etag)
@@ -357,7 +352,8 @@ async def export(request: Request) -> Response:
     _, account = await account_access(request)
     body = await json_body(request)
     d1 = services(request).d1
-    database_id = await asyncio.to_thread(d1.resolve, account, _database(request))
+    name = _database(request)
+    database_id = await in_thread(lambda: d1.resolve(account, name))
     options = body.get("dump_options") or {}
     if not isinstance(options, dict):
         raise ValidationError("dump_options must be an object.")
@@ -371,7 +367,7 @@ async def export(request: Request) -> Response:
         "tables": tables,
     }
     token = _sign(request, "d1-export", claims)
-    bookmark = await asyncio.to_thread(d1.bookmark, database_id)
+    bookmark = await in_thread(lambda: d1.bookmark(database_id))
     filename = f"{database_id}-{bookmark}.sql"
     return ok(
         {
@@ -397,7 +393,8 @@ async def export_download(request: Request) -> Response:
     claims = _verify(request, "d1-export", str(request.path_params["token"]))
     options = {k: claims.get(k) for k in ("no_schema", "no_data", "tables")}
     d1 = services(request).d1
-    lines = await asyncio.to_thread(d1.dump, str(claims.get("db")), options)
+    database_id = str(claims.get("db"))
+    lines = await in_thread(lambda: d1.dump(database_id, options))
     # Streamed in bounded chunks: a dump held whole (and joined) took several times the
     # database's size in memory, once per concurrent download of a reusable URL.
     return StreamingResponse(_chunks(lines), media_type="application/sql")
@@ -416,12 +413,12 @@ def _take(lines: Iterator[str]) -> str:
 
 async def _chunks(lines: Iterator[str]) -> AsyncIterator[str]:
     try:
-        while chunk := await asyncio.to_thread(_take, lines):
+        while chunk := await in_thread(lambda: _take(lines)):
             yield chunk
     finally:
         close = getattr(lines, "close", None)
         if close is not None:  # the dump's read transaction and connection
-            await asyncio.to_thread(close)
+            await in_thread(close)
 
 
 D = "/accounts/{account_id}/d1/database"
@@ -429,7 +426,7 @@ routes = [
     Route(D, databases, methods=["GET", "POST"]),
     Route(D + "/{database_id}", database, methods=["GET", "DELETE"]),
     Route(D + "/{database_id}/query", query, methods=["POST"]),
-    Route(D + "/{database_id}/raw", raw, methods=["POST"]),
+    Route(D + "/{database_id}/raw", query, methods=["POST"]),
     Route(D + "/{database_id}/import", import_sql, methods=["POST"]),
     Route(D + "/{database_id}/export", export, methods=["POST"]),
     Route("/d1/imports/{token}", import_upload, methods=["PUT"]),

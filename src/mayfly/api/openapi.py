@@ -56,6 +56,8 @@ BOOLEAN: Schema = {"type": "boolean"}
 INTEGER: Schema = {"type": "integer"}
 TIMESTAMP: Schema = {"type": "string", "format": "date-time"}
 ANY_OBJECT: Schema = {"type": "object", "additionalProperties": True}
+# Bytes as they are, for a body or an answer outside the envelope (a KV value, an R2 object).
+OCTETS: dict[str, Schema] = {"application/octet-stream": {"type": "string", "format": "binary"}}
 NULL_RESULT: Schema = {"type": "object", "nullable": True}
 # Cloudflare's `identifier` (32 hex characters there; Mayfly's ids are as long or shorter).
 IDENTIFIER: Schema = {"type": "string", "maxLength": 32}

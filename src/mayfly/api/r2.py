@@ -7,7 +7,6 @@ of a key). The body limits middleware caps an object's body at max_r2_object_byt
 
 from __future__ import annotations
 
-import asyncio
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 from urllib.parse import unquote
@@ -16,11 +15,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mayfly.api.auth import account_access, services
+from mayfly.api.auth import account_access, actor, in_account, in_thread, services
 from mayfly.api.envelope import json_body, ok
-from mayfly.api.openapi import STRING, array, component, obj, operation
+from mayfly.api.openapi import OCTETS, STRING, array, component, obj, operation
 from mayfly.errors import ValidationError
-from mayfly.model import Principal
+from mayfly.model import Account, Principal
+from mayfly.services.resources.r2 import Read
 from mayfly.services.resources.r2_meta import HEADER_FIELDS, check_key, parse_time, range_header
 from mayfly.services.resources.r2_uploads import receive
 
@@ -37,10 +37,6 @@ BUCKET_NAME = {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$"}
 OBJECT = obj(
     {"key": STRING, "etag": STRING, "size": {"type": "integer"}, "uploaded": STRING}, "key"
 )
-
-
-def _actor(who: Principal) -> str:
-    return who.email or f"token:{who.token_id[:8]}"
 
 
 @operation(
@@ -66,17 +62,16 @@ def _actor(who: Principal) -> str:
     result=obj({"buckets": array(BUCKET)}, "buckets"),
 )
 async def buckets(request: Request) -> Response:
-    who, account = await account_access(request)
     r2 = services(request).r2
     if request.method == "POST":
+        who, account = await account_access(request)
         body = await json_body(request)
-        created = await asyncio.to_thread(
-            r2.create_bucket, account, body.get("name"), body.get("storageClass"), _actor(who)
+        name, storage_class = body.get("name"), body.get("storageClass")
+        return ok(
+            await in_thread(lambda: r2.create_bucket(account, name, storage_class, actor(who)))
         )
-        return ok(created)
-    found = await asyncio.to_thread(
-        r2.list_buckets, account, request.query_params.get("name_contains", "")
-    )
+    contains = request.query_params.get("name_contains", "")
+    found = await in_account(request, lambda _, account: r2.list_buckets(account, contains))
     return ok({"buckets": found}, result_info={"cursor": "", "per_page": len(found) or 20})
 
 
@@ -89,12 +84,11 @@ async def buckets(request: Request) -> Response:
     result=obj({}),
 )
 async def bucket(request: Request) -> Response:
-    who, account = await account_access(request)
     r2 = services(request).r2
     name = request.path_params["bucket_name"]
     if request.method == "GET":
-        return ok(await asyncio.to_thread(r2.get_bucket, account, name))
-    await asyncio.to_thread(r2.delete_bucket, account, name, _actor(who))
+        return ok(await in_account(request, lambda _, account: r2.get_bucket(account, name)))
+    await in_account(request, lambda who, account: r2.delete_bucket(account, name, actor(who)))
     return ok({})
 
 
@@ -128,27 +122,33 @@ def object_headers(described: dict[str, Any]) -> dict[str, str]:
     "An object's bytes (not in the envelope), with its HTTP metadata as headers",
     operation_id="r2-get-object",
     tag=TAG,
-    raw={"application/octet-stream": {"type": "string", "format": "binary"}},
+    raw=OCTETS,
 )
 @operation(
     "PUT",
     "Write an object: the raw body; Content-Type and the other HTTP metadata from the headers",
     operation_id="r2-put-object",
     tag=TAG,
-    body={"application/octet-stream": {"type": "string", "format": "binary"}},
+    body=OCTETS,
     result=OBJECT,
 )
 @operation("DELETE", "Delete an object", operation_id="r2-delete-object", tag=TAG, result=obj({}))
 async def object_(request: Request) -> Response:
-    _, account = await account_access(request)
     svc = services(request)
-    key = check_key(object_key(request))
-    bucket_id = await asyncio.to_thread(
-        svc.r2.bucket_id, account, request.path_params["bucket_name"]
-    )
+    key, name = object_key(request), request.path_params["bucket_name"]
+
+    def bucket_id(account: Account) -> str:
+        check_key(key)
+        return svc.r2.bucket_id(account, name)
+
     if request.method == "GET":
-        spec = range_header(request.headers.get("range"))
-        read = await asyncio.to_thread(lambda: svc.r2.get_object(bucket_id, key, range_spec=spec))
+        wanted = request.headers.get("range")
+
+        def get(_: Principal, account: Account) -> Read:
+            found_in = bucket_id(account)
+            return svc.r2.get_object(found_in, key, range_spec=range_header(wanted))
+
+        read = await in_account(request, get)
         headers = object_headers(read.object)
         status = 200
         if "range" in read.object:
@@ -158,6 +158,7 @@ async def object_(request: Request) -> Response:
             status = 206
         return Response(read.body or b"", status_code=status, headers=headers)
     if request.method == "PUT":
+        into = await in_account(request, lambda _, account: bucket_id(account))
         http = {
             field: request.headers[header]
             for header, field in HEADER_FIELDS.items()
@@ -167,12 +168,10 @@ async def object_(request: Request) -> Response:
             http["cacheExpiry"] = _http_date(http["cacheExpiry"])
         length = request.headers.get("content-length")
         chunks = request.stream()
-        async with receive(svc.ctx, svc.r2.uploads, chunks, length, bucket_id, key=key) as data:
-            stored = await asyncio.to_thread(
-                lambda: svc.r2.put_object(bucket_id, key, data, http=http)
-            )
+        async with receive(svc.ctx, svc.r2.uploads, chunks, length, into, key=key) as data:
+            stored = await in_thread(lambda: svc.r2.put_object(into, key, data, http=http))
         return ok(stored)
-    await asyncio.to_thread(svc.r2.delete_objects, bucket_id, [key])
+    await in_account(request, lambda _, account: svc.r2.delete_objects(bucket_id(account), [key]))
     return ok({})
 
 

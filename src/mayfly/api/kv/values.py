@@ -20,6 +20,7 @@ from mayfly.api.kv.common import (
 from mayfly.api.openapi import (
     ANY_OBJECT,
     INTEGER,
+    OCTETS,
     STRING,
     array,
     nullable,
@@ -69,7 +70,7 @@ async def _value_and_metadata(request: Request, max_bytes: int) -> tuple[bytes, 
     "A key's value, as stored (not in the envelope)",
     operation_id="workers-kv-namespace-read-key-value-pair",
     tag=TAG,
-    raw={"application/octet-stream": {"type": "string", "format": "binary"}},
+    raw=OCTETS,
 )
 @operation(
     "PUT",
@@ -78,7 +79,7 @@ async def _value_and_metadata(request: Request, max_bytes: int) -> tuple[bytes, 
     tag=TAG,
     query=EXPIRY_QUERY,
     body={
-        "application/octet-stream": {"type": "string", "format": "binary"},
+        **OCTETS,
         "multipart/form-data": obj({"value": STRING, "metadata": STRING}, "value"),
     },
     examples={"multipart/form-data": {"value": "hello", "metadata": '{"lang": "en"}'}},
