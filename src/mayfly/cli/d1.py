@@ -14,14 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
-from mayfly.cli.options import (
-    api_options,
-    command_output,
-    load_target,
-    run_in_account,
-    temporary_option,
-    token_option,
-)
+from mayfly.cli.options import ApiArgs, account_options, load_target
 from mayfly.cli.output import EXIT_USAGE, CommandFailed
 from mayfly.sdk import AccountInfo, MayflyClient
 
@@ -36,10 +29,6 @@ def d1() -> None:
 @d1.group()
 def migrations() -> None:
     """Apply the SQL files of the configuration's migrations_dir, each once."""
-
-
-def account_options(func: F) -> F:
-    return temporary_option(token_option(api_options(func)))
 
 
 def config_option(func: F) -> F:
@@ -99,19 +88,16 @@ def _query(
 @d1.command("create")
 @click.argument("name")
 @account_options
-def create(name: str, temporary: bool, api_token: str | None, api_url: str, as_json: bool) -> None:
+def create(name: str, api: ApiArgs) -> None:
     """Create a database named NAME (7502 if the name is taken).
 
     \b
     --json prints: uuid, name, created_at, …
     """
-    out = command_output(as_json)
+    out = api.output()
     with out.errors():
-        ran = run_in_account(
+        ran = api.run(
             out,
-            api_url,
-            api_token,
-            temporary,
             lambda a, acct: a.call("POST", f"/accounts/{acct.id}/d1/database", json={"name": name}),
         )
         db = ran.value
@@ -131,19 +117,16 @@ def create(name: str, temporary: bool, api_token: str | None, api_url: str, as_j
 
 @d1.command("list")
 @account_options
-def list_databases(temporary: bool, api_token: str | None, api_url: str, as_json: bool) -> None:
+def list_databases(api: ApiArgs) -> None:
     """List the account's databases.
 
     \b
     --json prints an array of {uuid, name, created_at, file_size, …}.
     """
-    out = command_output(as_json)
+    out = api.output()
     with out.errors():
-        ran = run_in_account(
+        ran = api.run(
             out,
-            api_url,
-            api_token,
-            temporary,
             lambda a, acct: a.call("GET", f"/accounts/{acct.id}/d1/database?per_page=10000"),
         )
         width = max((len(d["name"]) for d in ran.value), default=0)
@@ -166,21 +149,14 @@ def list_databases(temporary: bool, api_token: str | None, api_url: str, as_json
 @config_option
 @account_options
 def execute(
-    database: str,
-    sql: str | None,
-    file: Path | None,
-    config: Path | None,
-    temporary: bool,
-    api_token: str | None,
-    api_url: str,
-    as_json: bool,
+    database: str, sql: str | None, file: Path | None, config: Path | None, api: ApiArgs
 ) -> None:
     """Run SQL on DATABASE, in one transaction: every statement or none.
 
     \b
     --json prints wrangler's: an array of {results, success, meta}, one per statement.
     """
-    out = command_output(as_json)
+    out = api.output()
     with out.errors():
         if (sql is None) == (file is None):
             raise CommandFailed("usage", "Pass exactly one of --command SQL and --file PATH.", 2)
@@ -190,7 +166,7 @@ def execute(
         def action(authed: MayflyClient, account: AccountInfo) -> list[dict[str, Any]]:
             return _query(authed, account, ref.resolve(authed, account)["uuid"], text)
 
-        ran = run_in_account(out, api_url, api_token, temporary, action)
+        ran = api.run(out, action)
         lines = []
         for result in ran.value:
             for row in result.get("results") or []:
@@ -204,20 +180,13 @@ def execute(
 @click.argument("database")
 @config_option
 @account_options
-def migrations_apply(
-    database: str,
-    config: Path | None,
-    temporary: bool,
-    api_token: str | None,
-    api_url: str,
-    as_json: bool,
-) -> None:
+def migrations_apply(database: str, config: Path | None, api: ApiArgs) -> None:
     """Apply DATABASE's unapplied migrations (<migrations_dir>/*.sql, by name), each once.
 
     \b
     --json prints: applied (the file names applied now), already (those applied before).
     """
-    out = command_output(as_json)
+    out = api.output()
     with out.errors():
         ref = DatabaseRef.parse(database, config)
         folder = ref.migrations_dir
@@ -256,7 +225,7 @@ def migrations_apply(
                 out.notice(f"Applied {path.name}")
             return {"applied": applied, "already": already}
 
-        ran = run_in_account(out, api_url, api_token, temporary, action)
+        ran = api.run(out, action)
         out.result(
             ran.value,
             [f"Applied {len(ran.value['applied'])} migration(s)."]

@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import click
 
-from mayfly.cli.options import (
-    command_output,
-    load_target,
-    project_warnings,
-    run_in_account,
-)
+from mayfly.cli.options import ApiArgs, WorkerArgs, worker_account_options
 from mayfly.cli.output import CommandFailed
-from mayfly.cli.versions import describe_source, target_options, version_json, version_lines
+from mayfly.cli.versions import describe_source, version_json, version_lines
 from mayfly.sdk import AccountInfo, MayflyClient, WorkerDeployment, WorkerVersion
 
 
@@ -54,31 +48,19 @@ def deployments() -> None:
 
 
 @deployments.command("list")
-@target_options
-def list_(
-    name: str | None,
-    config: Path | None,
-    env_name: str | None,
-    temporary: bool,
-    api_token: str | None,
-    api_url: str,
-    as_json: bool,
-) -> None:
+@worker_account_options
+def list_(worker: WorkerArgs, api: ApiArgs) -> None:
     """List the Worker's deployments, newest (the live one) first.
 
     \b
     --json prints an array of {id, created_on, author_email, source,
       message, annotations, versions: [{version_id, percentage}]}.
     """
-    out = command_output(as_json)
+    out = api.output()
     with out.errors():
-        target = load_target(name, config, env_name)
-        project_warnings(out, target.project)
-        ran = run_in_account(
+        target = worker.load(out)
+        ran = api.run(
             out,
-            api_url,
-            api_token,
-            temporary,
             lambda a, acct: newest_first(a.workers.list_deployments(acct.id, target.name)),
             account_id=target.account_id,
         )
@@ -95,26 +77,17 @@ class Status:
 
 
 @deployments.command("status")
-@target_options
-def status(
-    name: str | None,
-    config: Path | None,
-    env_name: str | None,
-    temporary: bool,
-    api_token: str | None,
-    api_url: str,
-    as_json: bool,
-) -> None:
+@worker_account_options
+def status(worker: WorkerArgs, api: ApiArgs) -> None:
     """Show the live deployment and its version.
 
     \b
     --json prints the deployment (as in `deployments list`) with
       version: the live version (as in `versions view`).
     """
-    out = command_output(as_json)
+    out = api.output()
     with out.errors():
-        target = load_target(name, config, env_name)
-        project_warnings(out, target.project)
+        target = worker.load(out)
 
         def action(authed: MayflyClient, account: AccountInfo) -> Status:
             found = newest_first(authed.workers.list_deployments(account.id, target.name))
@@ -124,9 +97,7 @@ def status(
             version = authed.workers.get_version(account.id, target.name, live) if live else None
             return Status(found[0], version)
 
-        ran = run_in_account(
-            out, api_url, api_token, temporary, action, account_id=target.account_id
-        )
+        ran = api.run(out, action, account_id=target.account_id)
         data = deployment_json(ran.value.deployment)
         data["version"] = (
             version_json(ran.value.version, detail=True) if ran.value.version else None
@@ -159,18 +130,8 @@ def pick_rollback_target(found: list[WorkerDeployment]) -> str | None:
 @click.command()
 @click.argument("version_id", required=False)
 @click.option("--message", help="A note stored with the rollback deployment.")
-@target_options
-def rollback(
-    version_id: str | None,
-    message: str | None,
-    name: str | None,
-    config: Path | None,
-    env_name: str | None,
-    temporary: bool,
-    api_token: str | None,
-    api_url: str,
-    as_json: bool,
-) -> None:
+@worker_account_options
+def rollback(version_id: str | None, message: str | None, worker: WorkerArgs, api: ApiArgs) -> None:
     """Make an earlier version live again (a new deployment of it).
 
     Without VERSION_ID: the version of the deployment before the live one, as wrangler picks it.
@@ -180,10 +141,9 @@ def rollback(
     --json prints: script, version_id, previous_version_id, deployment_id,
       message.
     """
-    out = command_output(as_json)
+    out = api.output()
     with out.errors():
-        target = load_target(name, config, env_name)
-        project_warnings(out, target.project)
+        target = worker.load(out)
 
         def action(authed: MayflyClient, account: AccountInfo) -> Rolled:
             found = authed.workers.list_deployments(account.id, target.name)
@@ -202,9 +162,7 @@ def rollback(
             made = authed.workers.deploy_version(account.id, target.name, chosen, annotations)
             return Rolled(chosen, live, made.id if made else None)
 
-        ran = run_in_account(
-            out, api_url, api_token, temporary, action, account_id=target.account_id
-        )
+        ran = api.run(out, action, account_id=target.account_id)
         rolled = ran.value
         out.result(
             {

@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO
 
 import click
 
-from mayfly.cli.options import (
-    api_options,
-    command_output,
-    load_target,
-    project_warnings,
-    run_in_account,
-    temporary_option,
-    token_option,
-)
+from mayfly.cli.options import ApiArgs, account_options, load_target, project_warnings
 from mayfly.cli.output import EXIT_USAGE, CommandFailed, Output
 from mayfly.sdk import (
     AccountInfo,
@@ -31,7 +25,6 @@ from mayfly.sdk import (
 )
 from mayfly.sdk.errors import SCRIPT_NOT_FOUND
 
-F = TypeVar("F", bound=Callable[..., Any])
 IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
 
 
@@ -50,42 +43,54 @@ def key() -> None:
     """Write, read, list and delete the values in a namespace."""
 
 
-def account_options(func: F) -> F:
-    return temporary_option(token_option(api_options(func)))
+@dataclass(frozen=True)
+class NamespaceArgs:
+    """--namespace-id, or --binding with --config and --env (`namespace_options` hands them to the
+    command as `namespace`)."""
+
+    namespace_id: str | None
+    binding: str | None
+    config: Path | None
+    env_name: str | None
 
 
-def namespace_options(func: F) -> F:
+def namespace_options(func: Callable[..., None]) -> Callable[..., None]:
     """Which namespace: --namespace-id, or --binding from the configuration (with --env)."""
-    func = click.option(
+
+    @functools.wraps(func)
+    def command(
+        *args: Any,
+        namespace_id: str | None,
+        binding: str | None,
+        config: Path | None,
+        env_name: str | None,
+        **kw: Any,
+    ) -> None:
+        func(*args, namespace=NamespaceArgs(namespace_id, binding, config, env_name), **kw)
+
+    decorated = click.option(
         "-e", "--env", "env_name", metavar="NAME", help="Read [env.NAME]'s kv_namespaces."
-    )(func)
-    func = click.option(
+    )(command)
+    decorated = click.option(
         "-c",
         "--config",
         type=click.Path(dir_okay=False, path_type=Path),
         help="Configuration file for --binding (default: the nearest wrangler.* file).",
-    )(func)
-    func = click.option(
+    )(decorated)
+    decorated = click.option(
         "--binding",
         metavar="NAME",
         help="A binding from the configuration's kv_namespaces (its id, or the namespace "
         "`mayfly deploy` provisioned for it).",
-    )(func)
-    func = click.option("--namespace-id", metavar="ID", help="The namespace's id.")(func)
-    return func
+    )(decorated)
+    return click.option("--namespace-id", metavar="ID", help="The namespace's id.")(decorated)
 
 
 class NamespaceRef:
     """--namespace-id, or --binding resolved against the configuration and the account."""
 
-    def __init__(
-        self,
-        namespace_id: str | None,
-        binding: str | None,
-        config: Path | None,
-        env_name: str | None,
-        out: Output,
-    ) -> None:
+    def __init__(self, args: NamespaceArgs, out: Output) -> None:
+        namespace_id, binding = args.namespace_id, args.binding
         if (namespace_id is None) == (binding is None):
             raise CommandFailed(
                 "usage", "Pass exactly one of --namespace-id ID and --binding NAME.", EXIT_USAGE
@@ -95,7 +100,7 @@ class NamespaceRef:
         self.worker: str | None = None
         self.account_id: str | None = None
         if binding is not None:
-            target = load_target(None, config, env_name, need_config=True)
+            target = load_target(None, args.config, args.env_name, need_config=True)
             project_warnings(out, target.project)
             assert target.project is not None
             configured = {k.binding: k for k in target.project.kv_namespaces}
@@ -142,21 +147,16 @@ class NamespaceRef:
 @namespace.command("create")
 @click.argument("title")
 @account_options
-def namespace_create(
-    title: str, temporary: bool, api_token: str | None, api_url: str, as_json: bool
-) -> None:
+def namespace_create(title: str, api: ApiArgs) -> None:
     """Create a namespace titled TITLE (10014 if the title is taken).
 
     \b
     --json prints: id, title.
     """
-    out = command_output(as_json)
+    out = api.output()
     with out.errors():
-        ran = run_in_account(
+        ran = api.run(
             out,
-            api_url,
-            api_token,
-            temporary,
             lambda a, acct: a.kv.create_namespace(acct.id, title),
         )
         created = ran.value
@@ -176,17 +176,15 @@ def namespace_create(
 
 @namespace.command("list")
 @account_options
-def namespace_list(temporary: bool, api_token: str | None, api_url: str, as_json: bool) -> None:
+def namespace_list(api: ApiArgs) -> None:
     """List the account's namespaces, by title.
 
     \b
     --json prints an array of {id, title}.
     """
-    out = command_output(as_json)
+    out = api.output()
     with out.errors():
-        ran = run_in_account(
-            out, api_url, api_token, temporary, lambda a, acct: a.kv.list_namespaces(acct.id)
-        )
+        ran = api.run(out, lambda a, acct: a.kv.list_namespaces(acct.id))
         width = max((len(n.title) for n in ran.value), default=0)
         out.result(
             [{"id": n.id, "title": n.title} for n in ran.value],
@@ -198,31 +196,22 @@ def namespace_list(temporary: bool, api_token: str | None, api_url: str, as_json
 @namespace.command("delete")
 @namespace_options
 @account_options
-def namespace_delete(
-    namespace_id: str | None,
-    binding: str | None,
-    config: Path | None,
-    env_name: str | None,
-    temporary: bool,
-    api_token: str | None,
-    api_url: str,
-    as_json: bool,
-) -> None:
+def namespace_delete(namespace: NamespaceArgs, api: ApiArgs) -> None:
     """Delete a namespace and every value in it.
 
     \b
     --json prints: id, deleted (true).
     """
-    out = command_output(as_json)
+    out = api.output()
     with out.errors():
-        ref = NamespaceRef(namespace_id, binding, config, env_name, out)
+        ref = NamespaceRef(namespace, out)
 
         def action(authed: MayflyClient, account: AccountInfo) -> str:
             resolved = ref.resolve(authed, account)
             authed.kv.delete_namespace(account.id, resolved)
             return resolved
 
-        ran = run_in_account(out, api_url, api_token, temporary, action, account_id=ref.account_id)
+        ran = api.run(out, action, account_id=ref.account_id)
         out.result({"id": ran.value, "deleted": True}, [f"Deleted KV namespace {ran.value}."])
 
 
@@ -252,21 +241,15 @@ def key_put(
     metadata: str | None,
     ttl: int | None,
     expiration: int | None,
-    namespace_id: str | None,
-    binding: str | None,
-    config: Path | None,
-    env_name: str | None,
-    temporary: bool,
-    api_token: str | None,
-    api_url: str,
-    as_json: bool,
+    namespace: NamespaceArgs,
+    api: ApiArgs,
 ) -> None:
     """Write VALUE (or the file at --path) under KEY.
 
     \b
     --json prints: key, namespace_id, size.
     """
-    out = command_output(as_json)
+    out = api.output()
     with out.errors():
         if (value is None) == (value_file is None):
             raise CommandFailed("usage", "Pass the value as VALUE or with --path FILE.", EXIT_USAGE)
@@ -277,7 +260,7 @@ def key_put(
                 meta = json.loads(metadata)
             except ValueError as exc:
                 raise CommandFailed("usage", f"--metadata is not JSON: {exc}", EXIT_USAGE) from exc
-        ref = NamespaceRef(namespace_id, binding, config, env_name, out)
+        ref = NamespaceRef(namespace, out)
 
         def action(authed: MayflyClient, account: AccountInfo) -> str:
             resolved = ref.resolve(authed, account)
@@ -292,7 +275,7 @@ def key_put(
             )
             return resolved
 
-        ran = run_in_account(out, api_url, api_token, temporary, action, account_id=ref.account_id)
+        ran = api.run(out, action, account_id=ref.account_id)
         out.result(
             {"key": name, "namespace_id": ran.value, "size": len(data)},
             [f"Wrote {len(data)} bytes to {name!r} in namespace {ran.value}."],
@@ -303,36 +286,23 @@ def key_put(
 @click.argument("name", metavar="KEY")
 @namespace_options
 @account_options
-def key_get(
-    name: str,
-    namespace_id: str | None,
-    binding: str | None,
-    config: Path | None,
-    env_name: str | None,
-    temporary: bool,
-    api_token: str | None,
-    api_url: str,
-    as_json: bool,
-) -> None:
+def key_get(name: str, namespace: NamespaceArgs, api: ApiArgs) -> None:
     """Print the value of KEY: its exact bytes, no newline added.
 
     \b
     --json prints: key, value (the text, or null if it is not UTF-8),
       value_base64.
     """
-    out = command_output(as_json)
+    out = api.output()
     with out.errors():
-        ref = NamespaceRef(namespace_id, binding, config, env_name, out)
-        ran = run_in_account(
+        ref = NamespaceRef(namespace, out)
+        ran = api.run(
             out,
-            api_url,
-            api_token,
-            temporary,
             lambda a, acct: a.kv.get(acct.id, ref.resolve(a, acct), name),
             account_id=ref.account_id,
         )
         data = ran.value
-        if not as_json:
+        if not api.as_json:
             sys.stdout.flush()
             sys.stdout.buffer.write(data)
             sys.stdout.buffer.flush()
@@ -350,30 +320,20 @@ def key_get(
 @click.option("--prefix", default="", help="Only keys that start with this.")
 @namespace_options
 @account_options
-def key_list(
-    prefix: str,
-    namespace_id: str | None,
-    binding: str | None,
-    config: Path | None,
-    env_name: str | None,
-    temporary: bool,
-    api_token: str | None,
-    api_url: str,
-    as_json: bool,
-) -> None:
+def key_list(prefix: str, namespace: NamespaceArgs, api: ApiArgs) -> None:
     """List the keys (all pages).
 
     \b
     --json prints an array of {name, expiration, metadata}.
     """
-    out = command_output(as_json)
+    out = api.output()
     with out.errors():
-        ref = NamespaceRef(namespace_id, binding, config, env_name, out)
+        ref = NamespaceRef(namespace, out)
 
         def action(authed: MayflyClient, account: AccountInfo) -> list[KVKey]:
             return list(authed.kv.keys(account.id, ref.resolve(authed, account), prefix))
 
-        ran = run_in_account(out, api_url, api_token, temporary, action, account_id=ref.account_id)
+        ran = api.run(out, action, account_id=ref.account_id)
         out.result(
             [
                 {"name": k.name, "expiration": k.expiration, "metadata": k.metadata}
@@ -396,32 +356,22 @@ def _key_line(item: KVKey) -> str:
 @click.argument("name", metavar="KEY")
 @namespace_options
 @account_options
-def key_delete(
-    name: str,
-    namespace_id: str | None,
-    binding: str | None,
-    config: Path | None,
-    env_name: str | None,
-    temporary: bool,
-    api_token: str | None,
-    api_url: str,
-    as_json: bool,
-) -> None:
+def key_delete(name: str, namespace: NamespaceArgs, api: ApiArgs) -> None:
     """Delete KEY.
 
     \b
     --json prints: key, namespace_id, deleted (true).
     """
-    out = command_output(as_json)
+    out = api.output()
     with out.errors():
-        ref = NamespaceRef(namespace_id, binding, config, env_name, out)
+        ref = NamespaceRef(namespace, out)
 
         def action(authed: MayflyClient, account: AccountInfo) -> str:
             resolved = ref.resolve(authed, account)
             authed.kv.delete(account.id, resolved, name)
             return resolved
 
-        ran = run_in_account(out, api_url, api_token, temporary, action, account_id=ref.account_id)
+        ran = api.run(out, action, account_id=ref.account_id)
         out.result(
             {"key": name, "namespace_id": ran.value, "deleted": True},
             [f"Deleted {name!r} from namespace {ran.value}."],

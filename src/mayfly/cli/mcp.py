@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import click
 
-from mayfly.cli.options import API_URL_ENV, _check_url, client_env
-from mayfly.sdk import DEFAULT_API_URL
+from mayfly.cli.options import api_url_option, client_env
 
 
 @click.command()
-@click.option(
-    "--api-url",
-    envvar=API_URL_ENV,
-    show_envvar=True,
-    default=DEFAULT_API_URL,
-    show_default=True,
-    callback=_check_url,
-    help="The Mayfly server (its API is under /client/v4).",
-)
+@api_url_option
 @click.option(
     "--api-token",
     metavar="TOKEN",

@@ -8,6 +8,7 @@ their choosing); nothing else is replaced.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -73,15 +74,8 @@ def _check_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
         raise click.BadParameter(str(exc)) from exc
 
 
-def api_options(func: F) -> F:
-    """--api-url and --json (every command that talks to the API)."""
-    func = click.option(
-        "--json",
-        "as_json",
-        is_flag=True,
-        help='Print one JSON object on stdout (on failure: {"error": {"code", "message"}}).',
-    )(func)
-    func = click.option(
+def api_url_option(func: F) -> F:
+    return click.option(
         "--api-url",
         envvar=API_URL_ENV,
         show_envvar=True,
@@ -90,7 +84,18 @@ def api_options(func: F) -> F:
         callback=_check_url,
         help="The Mayfly server (its API is under /client/v4).",
     )(func)
-    return func
+
+
+def api_options(func: F) -> F:
+    """--api-url and --json (every command that talks to the API)."""
+    return api_url_option(
+        click.option(
+            "--json",
+            "as_json",
+            is_flag=True,
+            help='Print one JSON object on stdout (on failure: {"error": {"code", "message"}}).',
+        )(func)
+    )
 
 
 def token_option(func: F) -> F:
@@ -110,6 +115,44 @@ def temporary_option(func: F) -> F:
         "there is none. Without it, a cached temporary account is still used when no other "
         "credentials are set.",
     )(func)
+
+
+@dataclass(frozen=True)
+class ApiArgs:
+    """--temporary, --api-token, --api-url and --json: which account a command acts in, and how it
+    prints (`account_options` hands them to the command as `api`)."""
+
+    temporary: bool
+    api_token: str | None
+    api_url: str
+    as_json: bool
+
+    def output(self) -> Output:
+        return command_output(self.as_json)
+
+    def run(
+        self,
+        out: Output,
+        action: Callable[[MayflyClient, AccountInfo], T],
+        *,
+        account_id: str | None = None,
+    ) -> Ran[T]:
+        """`run_in_account` with these credentials."""
+        return run_in_account(
+            out, self.api_url, self.api_token, self.temporary, action, account_id=account_id
+        )
+
+
+def account_options(func: Callable[..., None]) -> Callable[..., None]:
+    """--temporary, --api-token, --api-url and --json, passed to the command as `api: ApiArgs`."""
+
+    @functools.wraps(func)
+    def command(
+        *args: Any, temporary: bool, api_token: str | None, api_url: str, as_json: bool, **kw: Any
+    ) -> None:
+        func(*args, api=ApiArgs(temporary, api_token, api_url, as_json), **kw)
+
+    return temporary_option(token_option(api_options(command)))
 
 
 def worker_options(func: F) -> F:
@@ -145,6 +188,34 @@ class Target:
     @property
     def account_id(self) -> str | None:
         return self.project.account_id if self.project else None
+
+
+@dataclass(frozen=True)
+class WorkerArgs:
+    """--name, --config and --env (`worker_account_options` hands them to the command as
+    `worker`)."""
+
+    name: str | None
+    config: Path | None
+    env_name: str | None
+
+    def load(self, out: Output) -> Target:
+        """The Worker, and its project (whose warnings are printed) if it was read from one."""
+        target = load_target(self.name, self.config, self.env_name)
+        project_warnings(out, target.project)
+        return target
+
+
+def worker_account_options(func: Callable[..., None]) -> Callable[..., None]:
+    """`worker_options` and `account_options`: the command gets `worker` and `api`."""
+
+    @functools.wraps(func)
+    def command(
+        *args: Any, name: str | None, config: Path | None, env_name: str | None, **kw: Any
+    ) -> None:
+        func(*args, worker=WorkerArgs(name, config, env_name), **kw)
+
+    return worker_options(account_options(command))
 
 
 def load_target(

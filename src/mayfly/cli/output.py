@@ -67,21 +67,16 @@ class Output:
             for line in lines:
                 click.echo(line)
 
-    def fail(
-        self,
-        code: int | str,
-        message: str,
-        exit_code: int = EXIT_FAILURE,
-        details: dict[str, Any] | None = None,
-    ) -> NoReturn:
-        """`details` go into the JSON error object next to code and message."""
+    def fail(self, failure: CommandFailed) -> NoReturn:
+        """Its `details` go into the JSON error object next to code and message."""
         self._close_line()
         if self.as_json:
-            click.echo(json.dumps({"error": {"code": code, "message": message, **(details or {})}}))
+            error = {"code": failure.code, "message": failure.message, **failure.details}
+            click.echo(json.dumps({"error": error}))
         else:
             prefix = click.style("Error:", fg="red", bold=True)
-            click.echo(f"{prefix} {message}", err=True)
-        raise click.exceptions.Exit(exit_code)
+            click.echo(f"{prefix} {failure.message}", err=True)
+        raise click.exceptions.Exit(failure.exit_code)
 
     @contextmanager
     def errors(self) -> Iterator[None]:
@@ -89,15 +84,15 @@ class Output:
         try:
             yield
         except CommandFailed as exc:
-            self.fail(exc.code, exc.message, exc.exit_code, exc.details)
+            self.fail(exc)
         except ProjectError as exc:
             for diagnostic in exc.diagnostics:
                 if diagnostic.severity == "warning":
                     self.warn(diagnostic.message)
-            self.fail(exc.code, exc.message)
+            self.fail(CommandFailed(exc.code, exc.message))
         except SDKError as exc:
             exit_code = EXIT_USAGE if exc.code in USAGE_CODES else EXIT_FAILURE
-            self.fail(exc.code, exc.message, exit_code, exc.details)
+            self.fail(CommandFailed(exc.code, exc.message, exit_code, exc.details))
 
     # -- stderr ----------------------------------------------------------------------------------
 

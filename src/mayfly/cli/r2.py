@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from mayfly.cli.options import (
-    api_options,
-    command_output,
-    run_in_account,
-    temporary_option,
-    token_option,
-)
+from mayfly.cli.options import ApiArgs, account_options
 from mayfly.sdk import AccountInfo, MayflyClient
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 @click.group()
@@ -29,10 +20,6 @@ def bucket() -> None:
     """Create, list and delete R2 buckets."""
 
 
-def account_options(func: F) -> F:
-    return temporary_option(token_option(api_options(func)))
-
-
 def _buckets(account: AccountInfo) -> str:
     return f"/accounts/{account.id}/r2/buckets"
 
@@ -40,21 +27,19 @@ def _buckets(account: AccountInfo) -> str:
 @bucket.command("create")
 @click.argument("name")
 @account_options
-def bucket_create(
-    name: str, temporary: bool, api_token: str | None, api_url: str, as_json: bool
-) -> None:
+def bucket_create(name: str, api: ApiArgs) -> None:
     """Create the bucket NAME (3-63 lowercase letters, digits and hyphens; 10004 if it exists).
 
     \b
     --json prints: name, creation_date, location, storage_class.
     """
-    out = command_output(as_json)
+    out = api.output()
     with out.errors():
 
         def action(client: MayflyClient, account: AccountInfo) -> Any:
             return client.call("POST", _buckets(account), json={"name": name})
 
-        created = run_in_account(out, api_url, api_token, temporary, action).value
+        created = api.run(out, action).value
         out.result(
             created,
             [
@@ -69,21 +54,19 @@ def bucket_create(
 
 @bucket.command("list")
 @account_options
-def bucket_list(temporary: bool, api_token: str | None, api_url: str, as_json: bool) -> None:
+def bucket_list(api: ApiArgs) -> None:
     """List the account's buckets, by name.
 
     \b
     --json prints an array of {name, creation_date, location, storage_class}.
     """
-    out = command_output(as_json)
+    out = api.output()
     with out.errors():
 
         def action(client: MayflyClient, account: AccountInfo) -> Any:
             return client.call("GET", _buckets(account))["buckets"]
 
-        found: list[dict[str, Any]] = run_in_account(
-            out, api_url, api_token, temporary, action
-        ).value
+        found: list[dict[str, Any]] = api.run(out, action).value
         width = max((len(b["name"]) for b in found), default=0)
         out.result(
             found,
@@ -95,19 +78,17 @@ def bucket_list(temporary: bool, api_token: str | None, api_url: str, as_json: b
 @bucket.command("delete")
 @click.argument("name")
 @account_options
-def bucket_delete(
-    name: str, temporary: bool, api_token: str | None, api_url: str, as_json: bool
-) -> None:
+def bucket_delete(name: str, api: ApiArgs) -> None:
     """Delete the bucket NAME; it must be empty (10008 while it holds objects).
 
     \b
     --json prints: name, deleted.
     """
-    out = command_output(as_json)
+    out = api.output()
     with out.errors():
 
         def action(client: MayflyClient, account: AccountInfo) -> None:
             client.call("DELETE", f"{_buckets(account)}/{name}")
 
-        run_in_account(out, api_url, api_token, temporary, action)
+        api.run(out, action)
         out.result({"name": name, "deleted": True}, [f"Deleted R2 bucket {name}."])

@@ -3,31 +3,13 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
-from mayfly.cli.options import (
-    api_options,
-    command_output,
-    load_target,
-    project_warnings,
-    run_in_account,
-    temporary_option,
-    token_option,
-    worker_options,
-)
+from mayfly.cli.options import ApiArgs, WorkerArgs, worker_account_options
 from mayfly.cli.output import Output
 from mayfly.sdk import AccountInfo, MayflyAPIError, MayflyClient
 from mayfly.sdk.errors import SCRIPT_NOT_FOUND
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def secret_options(func: F) -> F:
-    return worker_options(temporary_option(token_option(api_options(func))))
 
 
 @click.group()
@@ -56,18 +38,8 @@ def read_value(value: str | None) -> str:
     help="The value (default: read from standard input; agents may prefer this option, but it "
     "shows in the process list).",
 )
-@secret_options
-def put(
-    secret_name: str,
-    value: str | None,
-    name: str | None,
-    config: Path | None,
-    env_name: str | None,
-    temporary: bool,
-    api_token: str | None,
-    api_url: str,
-    as_json: bool,
-) -> None:
+@worker_account_options
+def put(secret_name: str, value: str | None, worker: WorkerArgs, api: ApiArgs) -> None:
     """Set the secret NAME on the Worker: a new version, deployed at once.
 
     The value comes from standard input (one trailing newline removed) or --value. If the Worker
@@ -77,18 +49,15 @@ def put(
     \b
     --json prints: script, name, created_worker.
     """
-    out = command_output(as_json)
+    out = api.output()
     with out.errors():
-        target = load_target(name, config, env_name)
-        project_warnings(out, target.project)
+        target = worker.load(out)
         text = read_value(value)
 
         def action(authed: MayflyClient, account: AccountInfo) -> bool:
             return put_secret(authed, account, target.name, secret_name, text, out)
 
-        ran = run_in_account(
-            out, api_url, api_token, temporary, action, account_id=target.account_id
-        )
+        ran = api.run(out, action, account_id=target.account_id)
         out.result(
             {"script": target.name, "name": secret_name, "created_worker": ran.value},
             [f"Secret {secret_name} set on {target.name} (a new version is live)."],
@@ -115,30 +84,18 @@ def put_secret(
 
 
 @secret.command("list")
-@secret_options
-def list_(
-    name: str | None,
-    config: Path | None,
-    env_name: str | None,
-    temporary: bool,
-    api_token: str | None,
-    api_url: str,
-    as_json: bool,
-) -> None:
+@worker_account_options
+def list_(worker: WorkerArgs, api: ApiArgs) -> None:
     """List the Worker's secrets (names only).
 
     \b
     --json prints an array of {name, type}.
     """
-    out = command_output(as_json)
+    out = api.output()
     with out.errors():
-        target = load_target(name, config, env_name)
-        project_warnings(out, target.project)
-        ran = run_in_account(
+        target = worker.load(out)
+        ran = api.run(
             out,
-            api_url,
-            api_token,
-            temporary,
             lambda a, acct: a.workers.list_secrets(acct.id, target.name),
             account_id=target.account_id,
         )
@@ -150,31 +107,18 @@ def list_(
 
 @secret.command("delete")
 @click.argument("secret_name", metavar="NAME")
-@secret_options
-def delete(
-    secret_name: str,
-    name: str | None,
-    config: Path | None,
-    env_name: str | None,
-    temporary: bool,
-    api_token: str | None,
-    api_url: str,
-    as_json: bool,
-) -> None:
+@worker_account_options
+def delete(secret_name: str, worker: WorkerArgs, api: ApiArgs) -> None:
     """Delete the secret NAME from the Worker (a new version without it goes live).
 
     \b
     --json prints: script, name, deleted (true).
     """
-    out = command_output(as_json)
+    out = api.output()
     with out.errors():
-        target = load_target(name, config, env_name)
-        project_warnings(out, target.project)
-        run_in_account(
+        target = worker.load(out)
+        api.run(
             out,
-            api_url,
-            api_token,
-            temporary,
             lambda a, acct: a.workers.delete_secret(acct.id, target.name, secret_name),
             account_id=target.account_id,
         )

@@ -5,20 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import click
 
-from mayfly.cli.options import (
-    client_env,
-    command_output,
-    load_target,
-    project_warnings,
-    run_in_account,
-)
+from mayfly.cli.options import ApiArgs, WorkerArgs, client_env, worker_account_options
 from mayfly.cli.output import Output
-from mayfly.cli.versions import target_options
 from mayfly.sdk import AccountInfo, MayflyClient, SDKError
 from mayfly.sdk.tail import STATUS_OUTCOMES, events, filters
 
@@ -113,7 +105,7 @@ def pretty_lines(event: dict[str, Any]) -> list[str]:
     type=click.FloatRange(min=0, min_open=True),
     help="Stop after this many seconds, events or not.",
 )
-@target_options
+@worker_account_options
 def tail(
     output_format: str | None,
     statuses: tuple[str, ...],
@@ -122,13 +114,8 @@ def tail(
     search: str | None,
     max_events: int | None,
     timeout: float | None,
-    name: str | None,
-    config: Path | None,
-    env_name: str | None,
-    temporary: bool,
-    api_token: str | None,
-    api_url: str,
-    as_json: bool,
+    worker: WorkerArgs,
+    api: ApiArgs,
 ) -> None:
     """Stream the Worker's live logs: each request's console output, exceptions and outcome.
 
@@ -141,22 +128,21 @@ def tail(
       message}], eventTimestamp, event {request {url, method},
       response {status}}. Exit status 0 when the stream ends normally.
     """
-    out = command_output(as_json)
+    out = api.output()
     as_lines = (
-        as_json or output_format == "json" or (output_format is None and not sys.stdout.isatty())
+        api.as_json
+        or output_format == "json"
+        or (output_format is None and not sys.stdout.isatty())
     )
     with out.errors():
         parsed_headers = tuple(_header(h) for h in headers)
-        target = load_target(name, config, env_name)
-        project_warnings(out, target.project)
+        target = worker.load(out)
         wanted = filters(statuses, methods, search, parsed_headers)
 
         def action(authed: MayflyClient, account: AccountInfo) -> int:
             return stream(authed, account, target.name, wanted, out, as_lines, max_events, timeout)
 
-        ran = run_in_account(
-            out, api_url, api_token, temporary, action, account_id=target.account_id
-        )
+        ran = api.run(out, action, account_id=target.account_id)
         out.notice(f"{ran.value} event{'s' if ran.value != 1 else ''} received.")
 
 

@@ -2,35 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from mayfly.cli.options import (
-    api_options,
-    command_output,
-    load_target,
-    project_warnings,
-    run_in_account,
-    temporary_option,
-    token_option,
-    worker_options,
-)
+from mayfly.cli.options import ApiArgs, WorkerArgs, worker_account_options
 from mayfly.sdk import WorkerVersion
 
-F = TypeVar("F", bound=Callable[..., Any])
 SOURCES = {
     "upload": "Upload",
     "secret": "Secret Change",
     "rollback": "Rollback",
     "deployment": "Deployment",
 }
-
-
-def target_options(func: F) -> F:
-    return worker_options(temporary_option(token_option(api_options(func))))
 
 
 def describe_source(annotations: dict[str, str], fallback: str | None) -> str:
@@ -94,31 +78,19 @@ def versions() -> None:
 
 
 @versions.command("list")
-@target_options
-def list_(
-    name: str | None,
-    config: Path | None,
-    env_name: str | None,
-    temporary: bool,
-    api_token: str | None,
-    api_url: str,
-    as_json: bool,
-) -> None:
+@worker_account_options
+def list_(worker: WorkerArgs, api: ApiArgs) -> None:
     """List the Worker's versions, newest first.
 
     \b
     --json prints an array of {id, number, created_on, author_email,
       source, message, tag, annotations}.
     """
-    out = command_output(as_json)
+    out = api.output()
     with out.errors():
-        target = load_target(name, config, env_name)
-        project_warnings(out, target.project)
-        ran = run_in_account(
+        target = worker.load(out)
+        ran = api.run(
             out,
-            api_url,
-            api_token,
-            temporary,
             lambda a, acct: a.workers.list_versions(acct.id, target.name),
             account_id=target.account_id,
         )
@@ -130,17 +102,8 @@ def list_(
 
 @versions.command("view")
 @click.argument("version_id")
-@target_options
-def view(
-    version_id: str,
-    name: str | None,
-    config: Path | None,
-    env_name: str | None,
-    temporary: bool,
-    api_token: str | None,
-    api_url: str,
-    as_json: bool,
-) -> None:
+@worker_account_options
+def view(version_id: str, worker: WorkerArgs, api: ApiArgs) -> None:
     """Show one version: handlers, compatibility settings and bindings.
 
     \b
@@ -148,15 +111,11 @@ def view(
       tag, annotations, handlers, compatibility_date, compatibility_flags,
       bindings (secrets by name only).
     """
-    out = command_output(as_json)
+    out = api.output()
     with out.errors():
-        target = load_target(name, config, env_name)
-        project_warnings(out, target.project)
-        ran = run_in_account(
+        target = worker.load(out)
+        ran = api.run(
             out,
-            api_url,
-            api_token,
-            temporary,
             lambda a, acct: a.workers.get_version(acct.id, target.name, version_id),
             account_id=target.account_id,
         )
