@@ -20,37 +20,31 @@ POSTGRES_SIZE = (
     "length({row}.key) + length({row}.value) + coalesce(length({row}.metadata::text), 0)"
 )
 
+# What a row of kv_entries adds to its account's usage (NEW), and takes away (OLD).
+SQLITE_ADD = f"""
+        INSERT INTO kv_usage (account_id, entries, stored_bytes)
+        VALUES (NEW.account_id, 1, {SQLITE_SIZE.format(row="NEW")})
+        ON CONFLICT (account_id) DO UPDATE SET
+            entries = entries + 1, stored_bytes = stored_bytes + excluded.stored_bytes;"""
+SQLITE_REMOVE = f"""
+        UPDATE kv_usage SET
+            entries = entries - 1,
+            stored_bytes = stored_bytes - ({SQLITE_SIZE.format(row="OLD")})
+        WHERE account_id = OLD.account_id;
+        DELETE FROM kv_usage WHERE account_id = OLD.account_id AND entries <= 0;"""
+
+
+def _sqlite_trigger(name: str, event: str, body: str) -> str:
+    return f"""
+    CREATE TRIGGER {name} AFTER {event} ON kv_entries BEGIN{body}
+    END
+    """
+
+
 SQLITE_TRIGGERS = [
-    f"""
-    CREATE TRIGGER kv_usage_insert AFTER INSERT ON kv_entries BEGIN
-        INSERT INTO kv_usage (account_id, entries, stored_bytes)
-        VALUES (NEW.account_id, 1, {SQLITE_SIZE.format(row="NEW")})
-        ON CONFLICT (account_id) DO UPDATE SET
-            entries = entries + 1, stored_bytes = stored_bytes + excluded.stored_bytes;
-    END
-    """,
-    f"""
-    CREATE TRIGGER kv_usage_delete AFTER DELETE ON kv_entries BEGIN
-        UPDATE kv_usage SET
-            entries = entries - 1,
-            stored_bytes = stored_bytes - ({SQLITE_SIZE.format(row="OLD")})
-        WHERE account_id = OLD.account_id;
-        DELETE FROM kv_usage WHERE account_id = OLD.account_id AND entries <= 0;
-    END
-    """,
-    f"""
-    CREATE TRIGGER kv_usage_update AFTER UPDATE ON kv_entries BEGIN
-        UPDATE kv_usage SET
-            entries = entries - 1,
-            stored_bytes = stored_bytes - ({SQLITE_SIZE.format(row="OLD")})
-        WHERE account_id = OLD.account_id;
-        DELETE FROM kv_usage WHERE account_id = OLD.account_id AND entries <= 0;
-        INSERT INTO kv_usage (account_id, entries, stored_bytes)
-        VALUES (NEW.account_id, 1, {SQLITE_SIZE.format(row="NEW")})
-        ON CONFLICT (account_id) DO UPDATE SET
-            entries = entries + 1, stored_bytes = stored_bytes + excluded.stored_bytes;
-    END
-    """,
+    _sqlite_trigger("kv_usage_insert", "INSERT", SQLITE_ADD),
+    _sqlite_trigger("kv_usage_delete", "DELETE", SQLITE_REMOVE),
+    _sqlite_trigger("kv_usage_update", "UPDATE", SQLITE_REMOVE + SQLITE_ADD),
 ]
 
 POSTGRES_TRIGGERS = [
