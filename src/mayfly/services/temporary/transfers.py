@@ -6,10 +6,11 @@ human confirms), then done inside the caller's transaction. Claiming uses it; no
 
 from __future__ import annotations
 
-from collections.abc import Sized
+from collections.abc import Sequence, Sized
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 from sqlalchemy import Connection, delete, insert, select, update
 
@@ -61,9 +62,10 @@ class NamespaceMove:
 
 
 @dataclass(frozen=True)
-class BucketMove:
-    """An R2 bucket: renamed `<name>-2`… when the target has one of its name (bindings name the
-    bucket's id, so the Workers that use it keep using it)."""
+class RenameMove:
+    """An R2 bucket or a D1 database: renamed `<name>-2`… when the target has one of its name
+    (bindings, and a database's SQLite file, name its id, so the Workers that use it keep using
+    it and nothing else changes)."""
 
     id: str
     name: str
@@ -71,15 +73,14 @@ class BucketMove:
     clashes: bool
 
 
-@dataclass(frozen=True)
-class DatabaseMove:
-    """A D1 database: renamed `<name>-2`… when the target has one of its name (bindings and the
-    SQLite file name the database's id, so nothing else changes)."""
+class Named(Protocol):
+    """A bucket's or a database's row: its id and its name, unique within its account."""
 
-    id: str
-    name: str
-    new_name: str
-    clashes: bool
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,8 @@ class MovePlan:
     workers: list[WorkerMove]
     namespaces: list[NamespaceMove]
     problems: list[str] = field(default_factory=list)
-    buckets: list[BucketMove] = field(default_factory=list)
-    databases: list[DatabaseMove] = field(default_factory=list)
+    buckets: list[RenameMove] = field(default_factory=list)
+    databases: list[RenameMove] = field(default_factory=list)
 
     @property
     def ready(self) -> bool:
@@ -126,8 +127,8 @@ def plan_transfer(
     """
     workers = _plan_workers(conn, ctx, source, target, renames)
     namespaces = _plan_namespaces(conn, source, target, title_renames)
-    buckets = _plan_buckets(conn, source, target)
-    databases = _plan_databases(conn, source, target)
+    buckets = _plan_renames(bucket_rows(conn, source.id), bucket_rows(conn, target.id))
+    databases = _plan_renames(databases_of(conn, source.id), databases_of(conn, target.id))
     limits = quota_for(ctx.settings, target.kind)
     problems = _too_many(
         target, "KV namespaces", namespaces_of(conn, target.id), namespaces, limits.kv_namespaces
@@ -152,38 +153,17 @@ def _too_many(target: Account, what: str, held: Sized, moving: Sized, limit: int
     ]
 
 
-def _plan_renames(names_in_source: list[str], names_in_target: set[str]) -> list[tuple[str, bool]]:
-    """Where each source name lands, in order, and whether the target holds that name already:
-    the name itself, or `<name>-2`… when the target or an earlier name here has taken it."""
+def _plan_renames(moving: Sequence[Named], in_target: Sequence[Named]) -> list[RenameMove]:
+    """Where each of `moving` lands, in order: its own name, or `<name>-2`… when the target or an
+    earlier one here has taken it."""
+    names_in_target = {row.name for row in in_target}
     taken = set(names_in_target)
-    landings = []
-    for name in names_in_source:
-        new_name = free_variant(name, taken) if name in taken else name
+    moves = []
+    for row in moving:
+        new_name = free_variant(row.name, taken) if row.name in taken else row.name
         taken.add(new_name)
-        landings.append((new_name, name in names_in_target))
-    return landings
-
-
-def _plan_databases(conn: Connection, source: Account, target: Account) -> list[DatabaseMove]:
-    moving = databases_of(conn, source.id)
-    landings = _plan_renames(
-        [d.name for d in moving], {d.name for d in databases_of(conn, target.id)}
-    )
-    return [
-        DatabaseMove(d.id, d.name, new_name, clashes)
-        for d, (new_name, clashes) in zip(moving, landings, strict=True)
-    ]
-
-
-def _plan_buckets(conn: Connection, source: Account, target: Account) -> list[BucketMove]:
-    moving = bucket_rows(conn, source.id)
-    landings = _plan_renames(
-        [b.name for b in moving], {b.name for b in bucket_rows(conn, target.id)}
-    )
-    return [
-        BucketMove(b.id, b.name, new_name, clashes)
-        for b, (new_name, clashes) in zip(moving, landings, strict=True)
-    ]
+        moves.append(RenameMove(row.id, row.name, new_name, row.name in names_in_target))
+    return moves
 
 
 def quota_problems(
