@@ -134,14 +134,8 @@ class AssetService:
         """10440 before files that would take the account over its asset files or bytes."""
         if not new_sizes:
             return
-        quotas.require_count(
-            kind,
-            "static asset files",
-            quotas.count_asset_files(conn, account_id),
-            len(new_sizes),
-            quotas.quota_for(self.ctx.settings, kind).asset_files,
-            "Files stay while a version or an upload session (one hour) uses them; delete "
-            "Workers you no longer need (`wrangler delete`), or deploy fewer files.",
+        quotas.require_room(
+            conn, self.ctx.settings, account_id, kind, quotas.ASSET_FILES, len(new_sizes)
         )
         quotas.require_bytes(
             conn,

@@ -208,15 +208,9 @@ class D1Service:
         self.root.mkdir(parents=True, exist_ok=True)
         try:
             with self.ctx.db.begin() as conn:
-                limit = quotas.quota_for(self.ctx.settings, account.kind).d1_databases
                 try:
-                    quotas.require_count(
-                        account.kind,
-                        "D1 databases",
-                        quotas.count_d1_databases(conn, account.id),
-                        1,
-                        limit,
-                        "Delete a database you no longer need (`wrangler d1 delete`).",
+                    quotas.require_room(
+                        conn, self.ctx.settings, account.id, account.kind, quotas.D1_DATABASES
                     )
                 except QuotaExceeded as exc:
                     raise QuotaExceeded(exc.message, code=7406) from exc

@@ -55,13 +55,8 @@ class KVService:
         namespace_id = secrets.token_hex(16)
         try:
             with self.ctx.db.begin() as conn:
-                quotas.require_count(
-                    account.kind,
-                    "KV namespaces",
-                    quotas.count_namespaces(conn, account.id),
-                    1,
-                    quotas.quota_for(self.ctx.settings, account.kind).kv_namespaces,
-                    "Delete a namespace you no longer need (`wrangler kv namespace delete`).",
+                quotas.require_room(
+                    conn, self.ctx.settings, account.id, account.kind, quotas.KV_NAMESPACES
                 )
                 if self._by_title(conn, account.id, title) is not None:
                     raise NamespaceTitleExists(

@@ -8,7 +8,6 @@ the reaper (lifecycle.py), never on read.
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +20,7 @@ from mayfly.errors import (
     ValidationError,
 )
 from mayfly.services.context import ServiceContext
+from mayfly.services.core.cursors import decode_cursor, encode_cursor
 from mayfly.services.resources import quotas
 from mayfly.storage.tables import kv_entries, kv_namespaces
 
@@ -84,17 +84,6 @@ def prefix_successor(prefix: str) -> str | None:
     if last in SURROGATES:
         last = SURROGATES.stop
     return stripped[:-1] + chr(last)
-
-
-def _encode_cursor(key: str) -> str:
-    return base64.urlsafe_b64encode(key.encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(cursor.encode()).decode()
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationError("The cursor is not one this API returned.") from exc
 
 
 class KVStore:
@@ -221,7 +210,7 @@ class KVStore:
         """Keys in order, from after the cursor; returns the next cursor ('' on the last page)."""
         if not 1 <= limit <= 1000:
             raise ValidationError("limit must be between 1 and 1000.")
-        after = _decode_cursor(cursor) if cursor else None
+        after = decode_cursor(cursor) if cursor else None
         now = self._now()
         query = (
             select(kv_entries.c.key, kv_entries.c.metadata, kv_entries.c.expiration)
@@ -251,4 +240,4 @@ class KVStore:
             if row.metadata is not None:
                 item["metadata"] = row.metadata
             items.append(item)
-        return items, _encode_cursor(rows[-1].key) if more and rows else ""
+        return items, encode_cursor(rows[-1].key) if more and rows else ""

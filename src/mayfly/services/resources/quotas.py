@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, Text, cast, func, select
+from sqlalchemy import Column, ColumnElement, Connection, Select, Table, Text, cast, func, select
 
 from mayfly.errors import QuotaExceeded
 from mayfly.model import AccountKind
@@ -140,38 +140,31 @@ def kv_bytes(conn: Connection, account_id: str, now: int) -> int:
     return int(total or 0)
 
 
+def _sum_owned(conn: Connection, column: Column[int], account_id: str) -> int:
+    """The sum of `column` over the rows of its table that the account holds (0: none)."""
+    owner = column.table.c.account_id
+    return int(
+        conn.execute(
+            select(func.coalesce(func.sum(column), 0)).where(owner == account_id)
+        ).scalar_one()
+    )
+
+
 def asset_bytes(conn: Connection, account_id: str, now: int) -> int:
-    total = conn.execute(
-        select(func.coalesce(func.sum(asset_files.c.size), 0)).where(
-            asset_files.c.account_id == account_id
-        )
-    ).scalar_one()
-    return int(total)
+    return _sum_owned(conn, asset_files.c.size, account_id)
 
 
 def d1_bytes(conn: Connection, account_id: str, now: int) -> int:
     """The account's D1 databases: each SQLite file's size after its last write."""
-    total = conn.execute(
-        select(func.coalesce(func.sum(d1_databases.c.size_bytes), 0)).where(
-            d1_databases.c.account_id == account_id
-        )
-    ).scalar_one()
-    return int(total)
+    return _sum_owned(conn, d1_databases.c.size_bytes, account_id)
 
 
 def r2_bytes(conn: Connection, account_id: str, now: int) -> int:
     """R2 objects and the parts of unfinished multipart uploads, by their own size (objects
     with equal bytes share a blob, but each counts)."""
-    total = 0
-    for table in (r2_objects, r2_parts):
-        total += int(
-            conn.execute(
-                select(func.coalesce(func.sum(table.c.size), 0)).where(
-                    table.c.account_id == account_id
-                )
-            ).scalar_one()
-        )
-    return total
+    return _sum_owned(conn, r2_objects.c.size, account_id) + _sum_owned(
+        conn, r2_parts.c.size, account_id
+    )
 
 
 ByteCounter = Callable[[Connection, str, int], int]
@@ -191,32 +184,25 @@ def stored_bytes(conn: Connection, account_id: str, now: int) -> dict[str, int]:
     return {label: count(conn, account_id, now) for label, count in BYTE_COUNTERS.items()}
 
 
-def count_workers(conn: Connection, account_id: str) -> int:
+def _count_owned(conn: Connection, table: Table, account_id: str) -> int:
+    """How many rows of `table` the account holds."""
     return int(
         conn.execute(
-            select(func.count()).select_from(scripts).where(scripts.c.account_id == account_id)
+            select(func.count()).select_from(table).where(table.c.account_id == account_id)
         ).scalar_one()
     )
+
+
+def count_workers(conn: Connection, account_id: str) -> int:
+    return _count_owned(conn, scripts, account_id)
 
 
 def count_namespaces(conn: Connection, account_id: str) -> int:
-    return int(
-        conn.execute(
-            select(func.count())
-            .select_from(kv_namespaces)
-            .where(kv_namespaces.c.account_id == account_id)
-        ).scalar_one()
-    )
+    return _count_owned(conn, kv_namespaces, account_id)
 
 
 def count_d1_databases(conn: Connection, account_id: str) -> int:
-    return int(
-        conn.execute(
-            select(func.count())
-            .select_from(d1_databases)
-            .where(d1_databases.c.account_id == account_id)
-        ).scalar_one()
-    )
+    return _count_owned(conn, d1_databases, account_id)
 
 
 def count_kv_keys(conn: Connection, account_id: str, now: int) -> int:
@@ -227,23 +213,11 @@ def count_kv_keys(conn: Connection, account_id: str, now: int) -> int:
 
 
 def count_buckets(conn: Connection, account_id: str) -> int:
-    return int(
-        conn.execute(
-            select(func.count())
-            .select_from(r2_buckets)
-            .where(r2_buckets.c.account_id == account_id)
-        ).scalar_one()
-    )
+    return _count_owned(conn, r2_buckets, account_id)
 
 
 def count_asset_files(conn: Connection, account_id: str) -> int:
-    return int(
-        conn.execute(
-            select(func.count())
-            .select_from(asset_files)
-            .where(asset_files.c.account_id == account_id)
-        ).scalar_one()
-    )
+    return _count_owned(conn, asset_files, account_id)
 
 
 # -- checks ----------------------------------------------------------------------------------------
@@ -352,4 +326,67 @@ def require_count(
     raise QuotaExceeded(
         f"Quota reached: this {kind} account has {usage} {what} of its limit of {limit}"
         f"{f', and this write adds {adding}' if adding > 1 else ''}. {how_to_free}" + _hint(kind)
+    )
+
+
+@dataclass(frozen=True)
+class Counted:
+    """Something an account holds only so many of: its name in a refusal, how many the account
+    holds, its limit in a `Quota`, and how to make room."""
+
+    what: str
+    count: Callable[[Connection, str], int]
+    limit: Callable[[Quota], int]
+    how_to_free: str
+
+
+WORKERS = Counted(
+    "Workers",
+    count_workers,
+    lambda quota: quota.workers,
+    "Delete a Worker you no longer need (`wrangler delete <name>`).",
+)
+KV_NAMESPACES = Counted(
+    "KV namespaces",
+    count_namespaces,
+    lambda quota: quota.kv_namespaces,
+    "Delete a namespace you no longer need (`wrangler kv namespace delete`).",
+)
+R2_BUCKETS = Counted(
+    "R2 buckets",
+    count_buckets,
+    lambda quota: quota.r2_buckets,
+    "Delete a bucket you no longer need (`wrangler r2 bucket delete`).",
+)
+D1_DATABASES = Counted(
+    "D1 databases",
+    count_d1_databases,
+    lambda quota: quota.d1_databases,
+    "Delete a database you no longer need (`wrangler d1 delete`).",
+)
+ASSET_FILES = Counted(
+    "static asset files",
+    count_asset_files,
+    lambda quota: quota.asset_files,
+    "Files stay while a version or an upload session (one hour) uses them; delete "
+    "Workers you no longer need (`wrangler delete`), or deploy fewer files.",
+)
+
+
+def require_room(
+    conn: Connection,
+    settings: Settings,
+    account_id: str,
+    kind: AccountKind,
+    counted: Counted,
+    adding: int = 1,
+) -> None:
+    """Refuse a write that would take the account over its limit of `counted` (10440)."""
+    require_count(
+        kind,
+        counted.what,
+        counted.count(conn, account_id),
+        adding,
+        counted.limit(quota_for(settings, kind)),
+        counted.how_to_free,
     )

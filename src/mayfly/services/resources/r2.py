@@ -7,7 +7,6 @@ the platform put in the binding's props (routing.py), never by a name the tenant
 
 from __future__ import annotations
 
-import base64
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +25,7 @@ from mayfly.errors import (
 from mayfly.model import Account
 from mayfly.services.context import ServiceContext
 from mayfly.services.core import audit
+from mayfly.services.core.cursors import decode_cursor, encode_cursor
 from mayfly.services.resources import quotas
 from mayfly.services.resources.kv_store import prefix_successor
 from mayfly.services.resources.r2_blobs import hold_blob, release_blobs
@@ -71,17 +71,6 @@ def render_bucket(row: Any) -> dict[str, Any]:
     }
 
 
-def _encode_cursor(position: str) -> str:
-    return base64.urlsafe_b64encode(position.encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(cursor.encode()).decode()
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationError("The cursor is not one this API returned.") from exc
-
-
 class R2Service:
     def __init__(self, ctx: ServiceContext):
         self.ctx = ctx
@@ -102,13 +91,8 @@ class R2Service:
         now = self.ctx.clock.now()
         try:
             with self.ctx.db.begin() as conn:
-                quotas.require_count(
-                    account.kind,
-                    "R2 buckets",
-                    quotas.count_buckets(conn, account.id),
-                    1,
-                    quotas.quota_for(self.ctx.settings, account.kind).r2_buckets,
-                    "Delete a bucket you no longer need (`wrangler r2 bucket delete`).",
+                quotas.require_room(
+                    conn, self.ctx.settings, account.id, account.kind, quotas.R2_BUCKETS
                 )
                 if self._by_name(conn, account.id, name) is not None:
                     raise BucketExists(f"The bucket {name!r} already exists in this account.")
@@ -367,7 +351,7 @@ class R2Service:
         that one prefix (each counts toward `limit`). The cursor is where the next page starts."""
         if not 1 <= limit <= LIST_LIMIT:
             raise ValidationError(f"limit must be between 1 and {LIST_LIMIT}.")
-        position = _decode_cursor(cursor) if cursor else ""
+        position = decode_cursor(cursor) if cursor else ""
         lower, inclusive = (position[1:], position[0] == "=") if position else (start_after, False)
         objects: list[dict[str, Any]] = []
         prefixes: list[str] = []
@@ -420,7 +404,7 @@ class R2Service:
             "truncated": position is not None,
         }
         if position is not None:
-            page["cursor"] = _encode_cursor(position)
+            page["cursor"] = encode_cursor(position)
         return page
 
 

@@ -173,14 +173,7 @@ class ScriptDeploys(ScriptBase):
     # -- quotas ----------------------------------------------------------------------------------
 
     def _check_workers_quota(self, conn: Connection, account: Account) -> None:
-        quotas.require_count(
-            account.kind,
-            "Workers",
-            quotas.count_workers(conn, account.id),
-            1,
-            quotas.quota_for(self.ctx.settings, account.kind).workers,
-            "Delete a Worker you no longer need (`wrangler delete <name>`).",
-        )
+        quotas.require_room(conn, self.ctx.settings, account.id, account.kind, quotas.WORKERS)
 
     def _make_room(
         self,
