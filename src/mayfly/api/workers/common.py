@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
+from typing import TypeVar
 
 from starlette.requests import Request
 
-from mayfly.api.auth import services
+from mayfly.api.auth import in_account, services
 from mayfly.api.openapi import (
     ANY_OBJECT,
     BOOLEAN,
@@ -21,6 +22,7 @@ from mayfly.model import Account, Principal
 from mayfly.services.workers.deploys import Uploaded
 from mayfly.services.workers.uploads import UploadPlan
 
+T = TypeVar("T")
 TAG = "Workers"
 # `?bindings_inherit=strict`: a binding to inherit must exist in the previous version.
 UPLOAD_QUERY = {"bindings_inherit": {"type": "string", "enum": ["strict"]}}
@@ -128,9 +130,22 @@ def strict_inherit(request: Request) -> bool:
     return request.query_params.get("bindings_inherit") == "strict"
 
 
-async def not_quarantined(request: Request, account: Account) -> None:
-    """10060 while the Worker is quarantined: it cannot be read, changed or deployed."""
-    await asyncio.to_thread(services(request).quarantine.check, account, script_name(request))
+async def in_worker(request: Request, work: Callable[[Principal, Account], T]) -> T:
+    """in_account for a Worker that is read, changed or deployed: between the account's checks
+    and `work(who, account)`, in the same worker thread, 10060 while the Worker is quarantined."""
+    quarantine, script = services(request).quarantine, script_name(request)
+
+    def run(who: Principal, account: Account) -> T:
+        quarantine.check(account, script)
+        return work(who, account)
+
+    return await in_account(request, run)
+
+
+async def worker_access(request: Request) -> tuple[Principal, Account]:
+    """The caller and the account (as account_access) once the Worker is not quarantined, for
+    a handler that reads its body next."""
+    return await in_worker(request, lambda who, account: (who, account))
 
 
 def worker_url(request: Request, account: Account, script: str) -> str:

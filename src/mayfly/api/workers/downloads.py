@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mayfly.api.auth import account_access, services
+from mayfly.api.auth import services
 from mayfly.api.openapi import operation
-from mayfly.api.workers.common import TAG, not_quarantined, script_name
+from mayfly.api.workers.common import TAG, in_worker, script_name
 
 MODULE_TYPES = {
     "esm": "application/javascript+module",
@@ -42,10 +41,9 @@ MULTIPART = {"multipart/form-data": {"type": "object", "additionalProperties": {
 async def get_script(request: Request) -> Response:
     """The deployed version's modules as multipart/form-data, one part per module (as Cloudflare
     answers for module Workers), the main module named in `CF-Entrypoint`."""
-    _, account = await account_access(request)
-    await not_quarantined(request, account)
-    main, modules = await asyncio.to_thread(
-        services(request).scripts.script_modules, account, script_name(request)
+    scripts, name = services(request).scripts, script_name(request)
+    main, modules = await in_worker(
+        request, lambda _, account: scripts.script_modules(account, name)
     )
     boundary = secrets.token_hex(16)
     body = bytearray()

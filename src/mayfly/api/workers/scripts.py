@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mayfly.api.auth import account_access, services
+from mayfly.api.auth import account_access, in_account, services
 from mayfly.api.envelope import json_body, ok
 from mayfly.api.openapi import (
     ANY_OBJECT,
@@ -28,9 +26,10 @@ from mayfly.api.workers.common import (
     UPLOAD,
     UPLOAD_EXAMPLE,
     UPLOAD_QUERY,
-    not_quarantined,
+    in_worker,
     script_name,
     store_upload,
+    worker_access,
     worker_url,
 )
 from mayfly.errors import ValidationError
@@ -58,11 +57,8 @@ from mayfly.model import iso
 )
 async def get_service(request: Request) -> Response:
     """W1: 10007 for a new Worker (wrangler's first deploy depends on it)."""
-    _, account = await account_access(request)
-    await not_quarantined(request, account)
-    row, version = await asyncio.to_thread(
-        services(request).scripts.current, account, script_name(request)
-    )
+    scripts, name = services(request).scripts, script_name(request)
+    row, version = await in_worker(request, lambda _, account: scripts.current(account, name))
     return ok(
         {
             "id": row.name,
@@ -113,8 +109,7 @@ async def get_service(request: Request) -> Response:
 )
 async def put_script(request: Request) -> Response:
     """W9: store a version and deploy it (creates the Worker if new)."""
-    who, account = await account_access(request)
-    await not_quarantined(request, account)
+    who, account = await worker_access(request)
     plan = await read_upload(request, services(request).ctx.settings.max_upload_bytes)
     uploaded = await store_upload(request, who, account, plan, deploy=True)
     version = uploaded.version
@@ -154,10 +149,9 @@ async def put_script(request: Request) -> Response:
 )
 async def get_worker(request: Request) -> Response:
     """W8: the Worker and its URL (wrangler prints subdomain.url's hostname)."""
-    _, account = await account_access(request)
-    await not_quarantined(request, account)
-    row, _ = await asyncio.to_thread(
-        services(request).scripts.current, account, script_name(request)
+    scripts, name = services(request).scripts, script_name(request)
+    account, (row, _) = await in_worker(
+        request, lambda _, account: (account, scripts.current(account, name))
     )
     return ok(
         {
@@ -187,21 +181,16 @@ async def get_worker(request: Request) -> Response:
 )
 async def script_subdomain(request: Request) -> Response:
     """W13: enable or disable the Worker on the account's subdomain."""
-    _, account = await account_access(request)
+    scripts, name = services(request).scripts, script_name(request)
     if request.method == "GET":
-        row, _ = await asyncio.to_thread(
-            services(request).scripts.current, account, script_name(request)
-        )
+        row, _ = await in_account(request, lambda _, account: scripts.current(account, name))
         return ok({"enabled": bool(row.subdomain_enabled), "previews_enabled": False})
+    _, account = await account_access(request)
     body = {"enabled": False} if request.method == "DELETE" else await json_body(request)
     enabled = body.get("enabled", True)
     if not isinstance(enabled, bool):
         raise ValidationError("`enabled` must be true or false.")
-    return ok(
-        await services(request).scripts.set_subdomain_enabled(
-            account, script_name(request), enabled
-        )
-    )
+    return ok(await scripts.set_subdomain_enabled(account, name, enabled))
 
 
 @operation(
@@ -217,8 +206,8 @@ async def script_subdomain(request: Request) -> Response:
     ),
 )
 async def references(request: Request) -> Response:
-    _, account = await account_access(request)
-    await asyncio.to_thread(services(request).scripts.current, account, script_name(request))
+    scripts, name = services(request).scripts, script_name(request)
+    await in_account(request, lambda _, account: scripts.current(account, name))  # 10007
     return ok(
         {
             "services": {"incoming": [], "outgoing": []},
@@ -285,6 +274,5 @@ SCRIPT_SUMMARY = obj(
     result=array(SCRIPT_SUMMARY),
 )
 async def list_scripts(request: Request) -> Response:
-    _, account = await account_access(request)
-    rows = await asyncio.to_thread(services(request).scripts.list_script_summaries, account)
-    return ok(rows)
+    scripts = services(request).scripts
+    return ok(await in_account(request, lambda _, account: scripts.list_script_summaries(account)))

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mayfly.api.auth import account_access, services
+from mayfly.api.auth import account_access, in_account, services
 from mayfly.api.envelope import json_body, ok
 from mayfly.api.openapi import (
     BOOLEAN,
@@ -22,18 +20,16 @@ from mayfly.api.workers.common import (
     SECRET_NAME,
     TAG,
     VERSION,
-    not_quarantined,
     script_name,
+    worker_access,
 )
 from mayfly.errors import SecretNotFound, ValidationError
 
 
 @operation("GET", "A Worker's secrets (names only)", tag=TAG, result=array(SECRET))
 async def list_secrets(request: Request) -> Response:
-    _, account = await account_access(request)
-    bindings = await asyncio.to_thread(
-        services(request).scripts.current_bindings, account, script_name(request)
-    )
+    scripts, name = services(request).scripts, script_name(request)
+    bindings = await in_account(request, lambda _, account: scripts.current_bindings(account, name))
     return ok(
         [{"name": b["name"], "type": b["type"]} for b in bindings if b["type"] == "secret_text"]
     )
@@ -60,8 +56,7 @@ async def list_secrets(request: Request) -> Response:
 )
 async def put_secret(request: Request) -> Response:
     """W14: a secret change makes a new version and deploys it (10007 for a missing Worker)."""
-    who, account = await account_access(request)
-    await not_quarantined(request, account)
+    who, account = await worker_access(request)
     body = await json_body(request)
     return ok(await services(request).scripts.put_secret(who, account, script_name(request), body))
 
@@ -82,16 +77,13 @@ async def put_secret(request: Request) -> Response:
 )
 async def secret(request: Request) -> Response:
     """W15 (DELETE, `?url_encoded=true`) and GET of one secret's name and type."""
-    who, account = await account_access(request)
+    scripts, name = services(request).scripts, script_name(request)
     secret_name = request.path_params["secret_name"]
     if request.method == "DELETE":
-        await services(request).scripts.delete_secret(
-            who, account, script_name(request), secret_name
-        )
+        who, account = await account_access(request)
+        await scripts.delete_secret(who, account, name, secret_name)
         return ok(None)
-    bindings = await asyncio.to_thread(
-        services(request).scripts.current_bindings, account, script_name(request)
-    )
+    bindings = await in_account(request, lambda _, account: scripts.current_bindings(account, name))
     for binding in bindings:
         if binding["name"] == secret_name and binding["type"] == "secret_text":
             return ok({"name": secret_name, "type": "secret_text"})
@@ -114,8 +106,7 @@ SECRET_CHANGE = nullable(obj({"name": STRING, "text": STRING, "type": STRING}, "
     result={"type": "object", "additionalProperties": SECRET},
 )
 async def secrets_bulk(request: Request) -> Response:
-    who, account = await account_access(request)
-    await not_quarantined(request, account)
+    who, account = await worker_access(request)
     body = await json_body(request)
     version = await services(request).scripts.patch_secrets(
         who, account, script_name(request), body.get("secrets"), deploy=True
@@ -148,8 +139,7 @@ async def secrets_bulk(request: Request) -> Response:
     result=VERSION,
 )
 async def patch_latest_version(request: Request) -> Response:
-    who, account = await account_access(request)
-    await not_quarantined(request, account)
+    who, account = await worker_access(request)
     body = await json_body(request)
     marks = body.get("annotations") or {}
     if not isinstance(marks, dict):

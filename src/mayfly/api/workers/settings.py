@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import re
 from typing import Any
 
 from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException
-from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mayfly.api.auth import account_access, services
+from mayfly.api.auth import account_access, in_thread, services
+from mayfly.api.bodies import read_form
 from mayfly.api.envelope import json_body, ok
 from mayfly.api.openapi import (
     ANY_OBJECT,
@@ -26,8 +24,9 @@ from mayfly.api.openapi import (
 from mayfly.api.workers.common import (
     SETTINGS,
     TAG,
-    not_quarantined,
+    in_worker,
     script_name,
+    worker_access,
 )
 from mayfly.errors import ValidationError
 from mayfly.services.core import strict_json
@@ -41,11 +40,8 @@ from mayfly.services.core import strict_json
     result=SETTINGS,
 )
 async def get_settings(request: Request) -> Response:
-    _, account = await account_access(request)
-    await not_quarantined(request, account)
-    return ok(
-        await asyncio.to_thread(services(request).scripts.settings, account, script_name(request))
-    )
+    scripts, name = services(request).scripts, script_name(request)
+    return ok(await in_worker(request, lambda _, account: scripts.settings(account, name)))
 
 
 @operation(
@@ -68,13 +64,10 @@ async def get_settings(request: Request) -> Response:
     result=SETTINGS,
 )
 async def patch_script_settings(request: Request) -> Response:
-    _, account = await account_access(request)
-    await not_quarantined(request, account)
+    _, account = await worker_access(request)
     body = await json_body(request)
-    result = await asyncio.to_thread(
-        services(request).scripts.patch_settings, account, script_name(request), body
-    )
-    return ok(result)
+    scripts, name = services(request).scripts, script_name(request)
+    return ok(await in_thread(lambda: scripts.patch_settings(account, name, body)))
 
 
 @operation(
@@ -92,21 +85,20 @@ async def patch_script_settings(request: Request) -> Response:
 async def patch_settings(request: Request) -> Response:
     """Only the script-level settings can change here (logpush, observability, tags,
     tail_consumers); bindings and compatibility change with a new version (10021 names them)."""
-    _, account = await account_access(request)
-    await not_quarantined(request, account)
+    _, account = await worker_access(request)
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         body = await _settings_part(request)
     else:
         body = await json_body(request)
-    current = await asyncio.to_thread(
-        services(request).scripts.settings, account, script_name(request)
-    )
-    # Clients send back what they read: unchanged version-level fields are not a change.
-    changes = {k: v for k, v in body.items() if current.get(k) != v or k in SCRIPT_LEVEL}
-    result = await asyncio.to_thread(
-        services(request).scripts.patch_settings, account, script_name(request), changes
-    )
-    return ok(result)
+    scripts, name = services(request).scripts, script_name(request)
+
+    def patch() -> dict[str, Any]:
+        current = scripts.settings(account, name)
+        # Clients send back what they read: unchanged version-level fields are not a change.
+        changes = {k: v for k, v in body.items() if current.get(k) != v or k in SCRIPT_LEVEL}
+        return scripts.patch_settings(account, name, changes)
+
+    return ok(await in_thread(patch))
 
 
 SCRIPT_LEVEL = {"logpush", "observability", "tags", "tail_consumers"}
@@ -116,11 +108,7 @@ async def _settings_part(request: Request) -> dict[str, Any]:
     """A `settings` JSON part (wrangler, the Python SDK), or the npm SDK's bracketed fields
     (`settings[logpush]`, `settings[tags][]`, `settings[observability][enabled]`)."""
     limit = services(request).ctx.settings.max_upload_bytes
-    try:
-        form = await request.form(max_files=4, max_fields=64, max_part_size=limit)
-    except (MultiPartException, HTTPException) as exc:
-        detail = getattr(exc, "message", None) or getattr(exc, "detail", str(exc))
-        raise ValidationError(f"The multipart body could not be parsed: {detail}") from exc
+    form = await read_form(request, max_files=4, max_fields=64, max_part_size=limit)
     try:
         part = form.get("settings")
         raw = await part.read() if isinstance(part, UploadFile) else part

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mayfly.api.auth import account_access, services
+from mayfly.api.auth import in_account, services
 from mayfly.api.envelope import json_body, ok, page_info, page_params
 from mayfly.api.openapi import (
     STRING,
@@ -23,10 +24,11 @@ from mayfly.api.workers.common import (
     UPLOAD_EXAMPLE,
     UPLOAD_QUERY,
     VERSION,
-    not_quarantined,
     script_name,
     store_upload,
+    worker_access,
 )
+from mayfly.model import Account, Principal
 
 
 @operation(
@@ -42,8 +44,7 @@ from mayfly.api.workers.common import (
 )
 async def post_version(request: Request) -> Response:
     """W10: store a version without deploying it."""
-    who, account = await account_access(request)
-    await not_quarantined(request, account)
+    who, account = await worker_access(request)
     plan = await read_upload(request, services(request).ctx.settings.max_upload_bytes)
     uploaded = await store_upload(request, who, account, plan, deploy=False)
     # wrangler `versions upload` prints `Worker Startup Time: <startup_time_ms> ms` unconditionally.
@@ -51,6 +52,22 @@ async def post_version(request: Request) -> Response:
 
 
 VERSIONS_PER_PAGE = 100  # wrangler asks once, without page/per_page, and shows the newest 10
+Lister = Callable[[Account, str, int, int], tuple[list[dict[str, Any]], int]]
+
+
+async def _newest_first(
+    request: Request, lister: Lister
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One page (`page`, `per_page` as Cloudflare's lists) of the Worker's versions or
+    deployments, and its result_info."""
+    name = script_name(request)
+
+    def page(_: Principal, account: Account) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        number, per_page = page_params(request, VERSIONS_PER_PAGE, maximum=VERSIONS_PER_PAGE)
+        items, total = lister(account, name, number, per_page)
+        return items, page_info(number, per_page, len(items), total)
+
+    return await in_account(request, page)
 
 
 @operation(
@@ -67,29 +84,19 @@ VERSIONS_PER_PAGE = 100  # wrangler asks once, without page/per_page, and shows 
 )
 async def list_versions(request: Request) -> Response:
     """W16: newest first, a page at a time (`page`, `per_page` as Cloudflare's lists)."""
-    _, account = await account_access(request)
-    page, per_page = page_params(request, VERSIONS_PER_PAGE, maximum=VERSIONS_PER_PAGE)
-    items, total = await asyncio.to_thread(
-        services(request).scripts.list_versions, account, script_name(request), page, per_page
-    )
-    return ok(
-        {"items": items},
-        result_info=page_info(page, per_page, len(items), total),
-    )
+    items, info = await _newest_first(request, services(request).scripts.list_versions)
+    return ok({"items": items}, result_info=info)
 
 
 @operation(
     "GET", "One version", operation_id="worker-versions-get-version-detail", tag=TAG, result=VERSION
 )
 async def get_version(request: Request) -> Response:
-    _, account = await account_access(request)
-    version = await asyncio.to_thread(
-        services(request).scripts.get_version,
-        account,
-        script_name(request),
-        request.path_params["version_id"],
+    scripts, name = services(request).scripts, script_name(request)
+    wanted = request.path_params["version_id"]
+    return ok(
+        await in_account(request, lambda _, account: scripts.get_version(account, name, wanted))
     )
-    return ok(version)
 
 
 @operation(
@@ -106,15 +113,8 @@ async def get_version(request: Request) -> Response:
     result_info=True,
 )
 async def list_deployments(request: Request) -> Response:
-    _, account = await account_access(request)
-    page, per_page = page_params(request, VERSIONS_PER_PAGE, maximum=VERSIONS_PER_PAGE)
-    items, total = await asyncio.to_thread(
-        services(request).scripts.list_deployments, account, script_name(request), page, per_page
-    )
-    return ok(
-        {"deployments": items, "items": items},
-        result_info=page_info(page, per_page, len(items), total),
-    )
+    items, info = await _newest_first(request, services(request).scripts.list_deployments)
+    return ok({"deployments": items, "items": items}, result_info=info)
 
 
 @operation(
@@ -125,14 +125,11 @@ async def list_deployments(request: Request) -> Response:
     result=DEPLOYMENT,
 )
 async def get_deployment(request: Request) -> Response:
-    _, account = await account_access(request)
-    found = await asyncio.to_thread(
-        services(request).scripts.get_deployment,
-        account,
-        script_name(request),
-        request.path_params["deployment_id"],
+    scripts, name = services(request).scripts, script_name(request)
+    wanted = request.path_params["deployment_id"]
+    return ok(
+        await in_account(request, lambda _, account: scripts.get_deployment(account, name, wanted))
     )
-    return ok(found)
 
 
 @operation(
@@ -167,8 +164,7 @@ async def get_deployment(request: Request) -> Response:
     result=DEPLOYMENT,
 )
 async def post_deployment(request: Request) -> Response:
-    who, account = await account_access(request)
-    await not_quarantined(request, account)
+    who, account = await worker_access(request)
     body = await json_body(request)
     deployment = await services(request).scripts.create_deployment(
         who, account, script_name(request), body
