@@ -36,6 +36,9 @@ class FakeControlPlane:
         self.refused = 0  # requests without the right secret
         self.kv: dict[tuple[str, str], bytes] = {}  # (namespace id, key) -> value
         self.tail_batches: list[dict[str, Any]] = []
+        # Answered 500 while `down`: route lookups by host, and the tail batches refused.
+        self.failed_lookups: collections.Counter[str] = collections.Counter()
+        self.failed_tail_batches: list[dict[str, Any]] = []
 
     def serve(self, host: str, version_id: str, **route: Any) -> None:
         self.routes[host] = {
@@ -101,10 +104,12 @@ class FakeControlPlane:
         return None
 
     async def _route(self, request: Request) -> Response:
+        host = request.query_params["host"]
         refused = self._refuse(request)
         if refused is not None:
+            if refused.status_code == 500:
+                self.failed_lookups[host] += 1
             return refused
-        host = request.query_params["host"]
         self.route_lookups[host] += 1
         # Answer what was true when the question arrived, however slowly.
         answer = self.routes.get(host) or {
@@ -158,6 +163,8 @@ class FakeControlPlane:
     async def _tail_events(self, request: Request) -> Response:
         refused = self._refuse(request)
         if refused is not None:
+            if refused.status_code == 500:
+                self.failed_tail_batches.append(await request.json())
             return refused
         await asyncio.sleep(self.delay)
         self.tail_batches.append(await request.json())

@@ -1,4 +1,7 @@
-"""The dispatcher Worker in real workerd shards, in front of a fake internal API."""
+"""The dispatcher Worker in real workerd shards, in front of a fake internal API.
+
+What happens at each time limit (control plane timeout, request timeout, a body cut) is tested
+here; when it happens is measured in bench/timeouts.py."""
 
 from __future__ import annotations
 
@@ -131,9 +134,10 @@ def test_an_expired_account_is_410_at_request_time_from_a_cached_route(
     cp: FakeControlPlane, live: LiveDataPlane
 ) -> None:
     cp.add_version("v-exp", [esm(HELLO % "'soon gone'")])
-    cp.serve("exp.acct.localhost", "v-exp", expires_at_ms=int(time.time() * 1000) + 1500)
+    expires_at_ms = int(time.time() * 1000) + 1500
+    cp.serve("exp.acct.localhost", "v-exp", expires_at_ms=expires_at_ms)
     assert live.get("exp.acct.localhost").status_code == 200
-    time.sleep(1.6)
+    live.wait_for(lambda: time.time() * 1000 > expires_at_ms)  # the account's end, by the clock
     response = live.get("exp.acct.localhost")
     assert response.status_code == 410
     assert "expired" in response.text
@@ -217,9 +221,15 @@ def test_a_stale_route_serves_while_the_control_plane_is_down(
     try:
         assert live.get("stale.acct.localhost").text == "hello stale"
         cp.down = True
-        time.sleep(0.3)  # the route is no longer fresh
-        response = live.get("stale.acct.localhost")
-        assert (response.status_code, response.text) == (200, "hello stale")
+
+        def served_after_a_failed_lookup() -> bool:
+            """Once the route is no longer fresh, a request asks again (the lookup fails): it is
+            still answered from the stale route."""
+            response = live.get("stale.acct.localhost")
+            assert (response.status_code, response.text) == (200, "hello stale")
+            return cp.failed_lookups["stale.acct.localhost"] >= 1
+
+        live.wait_for(served_after_a_failed_lookup)
         assert live.get("other.acct.localhost").status_code == 503
     finally:
         live.close()
@@ -236,9 +246,12 @@ def test_a_control_plane_that_does_not_answer_in_time_is_503(
         platform_settings(tmp_path, shards=1), cp.app(), SECRET, control_plane_timeout=0.3
     )
     try:
-        started = time.monotonic()
-        assert live.get("slow.acct.localhost").status_code == 503
-        assert time.monotonic() - started < 1.8  # not the control plane's 2 s
+        # The route would come after 2 s (a 200): the lookup was given up at the timeout.
+        response = live.get("slow.acct.localhost")
+        assert response.status_code == 503
+        assert response.headers["x-mayfly-error"] == "unavailable"
+        assert "cannot reach its control plane" in response.text
+        assert cp.route_lookups["slow.acct.localhost"] == 1
     finally:
         live.close()
 
@@ -255,10 +268,9 @@ def test_an_async_hang_ends_with_504_after_the_request_timeout(
         ],
     )
     cp.serve("hang.acct.localhost", "v-hang")
-    started = time.monotonic()
     response = live.get("hang.acct.localhost")
     assert response.status_code == 504
-    assert 0.9 < time.monotonic() - started < 10
+    assert response.headers["x-mayfly-error"] == "timeout"
     assert "did not answer within 1 s" in response.text
 
 
@@ -284,7 +296,7 @@ def test_an_endless_streamed_body_is_cut_at_the_request_timeout(
     cp.add_version("v-endless", [esm(ENDLESS)])
     cp.serve("endless.acct.localhost", "v-endless")
     received = b""
-    started = time.monotonic()
+    deadline = time.monotonic() + 60  # a hang guard only: the cut comes at the 1 s limit
     with (
         httpx.Client(timeout=30) as client,
         client.stream(
@@ -295,7 +307,7 @@ def test_an_endless_streamed_body_is_cut_at_the_request_timeout(
         with pytest.raises(httpx.HTTPError):
             for chunk in response.iter_raw():
                 received += chunk
-    assert 0.9 < time.monotonic() - started < 10
+                assert time.monotonic() < deadline, "the body was never cut"
     assert received.startswith(b"tick\n")
 
 

@@ -1,10 +1,9 @@
 """KV bindings and tails when the control plane is slow or down (a fake internal API): the tenant's
 KV call fails within the timeout with an Error it can catch; a tail that cannot deliver never
-fails the tenant's requests."""
+fails the tenant's requests. How long a KV call waits is measured in bench/timeouts.py."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -67,8 +66,7 @@ def test_a_kv_read_fails_with_an_error_when_the_control_plane_is_down_or_slow(
 
     cp.down, cp.delay = False, 2.0
     slow = live.get("reader.acct.localhost").json()
-    assert "did not answer in time" in slow["error"], slow
-    assert slow["ms"] < 1500
+    assert "did not answer in time" in slow["error"], slow  # not the value 2 s later
 
     cp.delay = 0.0
     assert live.get("reader.acct.localhost").json() == {"value": "hi"}
@@ -92,7 +90,8 @@ def test_a_tail_that_cannot_deliver_does_not_fail_requests(
     for _ in range(5):
         response = live.get("logger.acct.localhost")
         assert (response.status_code, response.text) == (200, "ok")
-    time.sleep(0.3)  # the refused batch is dropped, not retried
+    # Their events were posted and refused before the control plane is back: dropped, not retried.
+    live.wait_for(lambda: sum(len(b["events"]) for b in cp.failed_tail_batches) == 5)
     cp.down = False
     assert live.get("logger.acct.localhost").text == "ok"
     live.wait_for(lambda: len(cp.tail_batches) == 2)
