@@ -25,8 +25,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('claim_token_hash', name=op.f('uq_accounts_claim_token_hash')),
     sa.UniqueConstraint('name', name=op.f('uq_accounts_name'))
     )
-    with op.batch_alter_table('accounts', schema=None) as batch_op:
-        batch_op.create_index('ix_accounts_kind_expires_at', ['kind', 'expires_at'], unique=False)
+    op.create_index('ix_accounts_kind_expires_at', 'accounts', ['kind', 'expires_at'], unique=False)
 
     op.create_table('audit_events',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
@@ -37,8 +36,7 @@ def upgrade() -> None:
     sa.Column('details', sa.JSON(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_events'))
     )
-    with op.batch_alter_table('audit_events', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_audit_events_account_id'), ['account_id'], unique=False)
+    op.create_index(op.f('ix_audit_events_account_id'), 'audit_events', ['account_id'], unique=False)
 
     op.create_table('tombstones',
     sa.Column('account_id', sa.String(length=32), nullable=False),
@@ -128,8 +126,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['namespace_id'], ['kv_namespaces.id'], name=op.f('fk_kv_entries_namespace_id_kv_namespaces')),
     sa.PrimaryKeyConstraint('namespace_id', 'key', name=op.f('pk_kv_entries'))
     )
-    with op.batch_alter_table('kv_entries', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_kv_entries_account_id'), ['account_id'], unique=False)
+    op.create_index(op.f('ix_kv_entries_account_id'), 'kv_entries', ['account_id'], unique=False)
 
     op.create_table('versions',
     sa.Column('id', sa.String(length=36), nullable=False),
@@ -148,9 +145,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['script_id'], ['scripts.id'], name=op.f('fk_versions_script_id_scripts')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_versions'))
     )
-    with op.batch_alter_table('versions', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_versions_account_id'), ['account_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_versions_script_id'), ['script_id'], unique=False)
+    op.create_index(op.f('ix_versions_account_id'), 'versions', ['account_id'], unique=False)
+    op.create_index(op.f('ix_versions_script_id'), 'versions', ['script_id'], unique=False)
 
     op.create_table('deployments',
     sa.Column('id', sa.String(length=36), nullable=False),
@@ -166,8 +162,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['version_id'], ['versions.id'], name=op.f('fk_deployments_version_id_versions')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_deployments'))
     )
-    with op.batch_alter_table('deployments', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_deployments_script_id'), ['script_id'], unique=False)
+    op.create_index(op.f('ix_deployments_script_id'), 'deployments', ['script_id'], unique=False)
 
     op.create_table('modules',
     sa.Column('version_id', sa.String(length=36), nullable=False),

@@ -18,8 +18,7 @@ def upgrade() -> None:
     sa.Column('keep_until', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('old_host', name=op.f('pk_moved_hosts'))
     )
-    with op.batch_alter_table('moved_hosts', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_moved_hosts_keep_until'), ['keep_until'], unique=False)
+    op.create_index(op.f('ix_moved_hosts_keep_until'), 'moved_hosts', ['keep_until'], unique=False)
 
     op.create_table('device_authorizations',
     sa.Column('device_code_hash', sa.String(length=64), nullable=False),
@@ -36,8 +35,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('device_code_hash', name=op.f('pk_device_authorizations')),
     sa.UniqueConstraint('user_code_hash', name=op.f('uq_device_authorizations_user_code_hash'))
     )
-    with op.batch_alter_table('device_authorizations', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_device_authorizations_expires_at'), ['expires_at'], unique=False)
+    op.create_index(op.f('ix_device_authorizations_expires_at'), 'device_authorizations', ['expires_at'], unique=False)
 
     op.create_table('sessions',
     sa.Column('id_hash', sa.String(length=64), nullable=False),
@@ -47,9 +45,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_sessions_user_id_users')),
     sa.PrimaryKeyConstraint('id_hash', name=op.f('pk_sessions'))
     )
-    with op.batch_alter_table('sessions', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_sessions_expires_at'), ['expires_at'], unique=False)
-        batch_op.create_index(batch_op.f('ix_sessions_user_id'), ['user_id'], unique=False)
+    op.create_index(op.f('ix_sessions_expires_at'), 'sessions', ['expires_at'], unique=False)
+    op.create_index(op.f('ix_sessions_user_id'), 'sessions', ['user_id'], unique=False)
 
     with op.batch_alter_table('tombstones', schema=None) as batch_op:
         batch_op.add_column(sa.Column('claim_token_hash', sa.String(length=64), nullable=True))

@@ -39,10 +39,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_asset_upload_sessions")),
     )
-    with op.batch_alter_table("asset_upload_sessions", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_asset_upload_sessions_account_id"), ["account_id"], unique=False
-        )
+    op.create_index(op.f("ix_asset_upload_sessions_account_id"), "asset_upload_sessions", ["account_id"], unique=False)
 
     with op.batch_alter_table("versions", schema=None) as batch_op:
         batch_op.add_column(sa.Column("assets", sa.JSON(), nullable=True))

@@ -25,11 +25,8 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_incidents")),
     )
-    with op.batch_alter_table("incidents", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_incidents_account_script", ["account_id", "script", "created_at"], unique=False
-        )
-        batch_op.create_index(batch_op.f("ix_incidents_created_at"), ["created_at"], unique=False)
+    op.create_index("ix_incidents_account_script", "incidents", ["account_id", "script", "created_at"], unique=False)
+    op.create_index(op.f("ix_incidents_created_at"), "incidents", ["created_at"], unique=False)
 
     op.create_table(
         "quarantines",
