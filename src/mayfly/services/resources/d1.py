@@ -30,6 +30,7 @@ from mayfly.errors import (
 from mayfly.model import Account, AccountKind, iso
 from mayfly.services.context import ServiceContext
 from mayfly.services.core import audit
+from mayfly.services.core.owned import named_row
 from mayfly.services.resources import d1_sql, quotas
 from mayfly.services.resources.d1_runner import D1Runner
 from mayfly.settings import Settings
@@ -214,7 +215,7 @@ class D1Service:
                     )
                 except QuotaExceeded as exc:
                     raise QuotaExceeded(exc.message, code=7406) from exc
-                if self._by_name(conn, account.id, name) is not None:
+                if named_row(conn, d1_databases.c.name, account.id, name) is not None:
                     raise D1NameExists("A database with that name already exists")
                 conn.execute(
                     insert(d1_databases).values(
@@ -235,14 +236,6 @@ class D1Service:
         answer = self._render(row)
         answer["created_in_region"] = "local"
         return answer
-
-    @staticmethod
-    def _by_name(conn: Connection, account_id: str, name: str) -> Any:
-        return conn.execute(
-            select(d1_databases).where(
-                d1_databases.c.account_id == account_id, d1_databases.c.name == name
-            )
-        ).first()
 
     def _row_by_id(self, database_id: str) -> Any:
         with self.ctx.db.read() as conn:

@@ -17,6 +17,7 @@ from mayfly.errors import (
 from mayfly.model import Account
 from mayfly.services.context import ServiceContext
 from mayfly.services.core import audit
+from mayfly.services.core.owned import named_row
 from mayfly.services.resources import quotas
 from mayfly.services.resources.kv_store import (
     BULK_BATCH,
@@ -58,7 +59,7 @@ class KVService:
                 quotas.require_room(
                     conn, self.ctx.settings, account.id, account.kind, quotas.KV_NAMESPACES
                 )
-                if self._by_title(conn, account.id, title) is not None:
+                if named_row(conn, kv_namespaces.c.title, account.id, title) is not None:
                     raise NamespaceTitleExists(
                         f"A KV namespace with the title {title!r} already exists."
                     )
@@ -83,14 +84,6 @@ class KVService:
                 f"A KV namespace with the title {title!r} already exists."
             ) from exc
         return {"id": namespace_id, "title": title, "supports_url_encoding": True}
-
-    @staticmethod
-    def _by_title(conn: Connection, account_id: str, title: str) -> Any:
-        return conn.execute(
-            select(kv_namespaces).where(
-                kv_namespaces.c.account_id == account_id, kv_namespaces.c.title == title
-            )
-        ).first()
 
     def list_namespaces(self, account: Account, order: str, direction: str) -> list[dict[str, Any]]:
         column = kv_namespaces.c.id if order == "id" else kv_namespaces.c.title
@@ -122,7 +115,7 @@ class KVService:
             raise ValidationError("A KV namespace needs a title of 1-512 characters.")
         with self.ctx.db.begin() as conn:
             self._namespace(conn, account, namespace_id)
-            clash = self._by_title(conn, account.id, title)
+            clash = named_row(conn, kv_namespaces.c.title, account.id, title)
             if clash is not None and clash.id != namespace_id:
                 raise NamespaceTitleExists(
                     f"A KV namespace with the title {title!r} already exists."

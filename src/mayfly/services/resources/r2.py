@@ -26,6 +26,7 @@ from mayfly.model import Account
 from mayfly.services.context import ServiceContext
 from mayfly.services.core import audit
 from mayfly.services.core.cursors import decode_cursor, encode_cursor
+from mayfly.services.core.owned import named_row
 from mayfly.services.resources import quotas
 from mayfly.services.resources.kv_store import prefix_successor
 from mayfly.services.resources.r2_blobs import hold_blob, release_blobs
@@ -94,7 +95,7 @@ class R2Service:
                 quotas.require_room(
                     conn, self.ctx.settings, account.id, account.kind, quotas.R2_BUCKETS
                 )
-                if self._by_name(conn, account.id, name) is not None:
+                if named_row(conn, r2_buckets.c.name, account.id, name) is not None:
                     raise BucketExists(f"The bucket {name!r} already exists in this account.")
                 bucket_id = secrets.token_hex(16)
                 conn.execute(
@@ -107,21 +108,13 @@ class R2Service:
                     )
                 )
                 audit.record(conn, account.id, "r2.bucket_created", actor, now, bucket=name)
-                row = self._by_name(conn, account.id, name)
+                row = named_row(conn, r2_buckets.c.name, account.id, name)
         except IntegrityError as exc:
             raise BucketExists(f"The bucket {name!r} already exists in this account.") from exc
         return render_bucket(row)
 
-    @staticmethod
-    def _by_name(conn: Connection, account_id: str, name: str) -> Any:
-        return conn.execute(
-            select(r2_buckets).where(
-                r2_buckets.c.account_id == account_id, r2_buckets.c.name == name
-            )
-        ).first()
-
     def _bucket(self, conn: Connection, account: Account, name: str) -> Any:
-        row = self._by_name(conn, account.id, name)
+        row = named_row(conn, r2_buckets.c.name, account.id, name)
         if row is None:
             raise BucketNotFound(f"The bucket {name!r} does not exist in this account.")
         return row

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from mayfly.errors import ScriptNotFound, ValidationError
 from mayfly.model import Account, Principal, as_utc, iso
 from mayfly.services.context import ServiceContext
+from mayfly.services.core.owned import named_row
 from mayfly.services.resources import quotas
 from mayfly.services.resources.assets import AssetService
 from mayfly.services.workers.cleanup import collect_garbage_blobs, delete_version_rows
@@ -55,9 +56,7 @@ class ScriptBase:
 
     @staticmethod
     def _script_row(conn: Connection, account_id: str, name: str) -> Any:
-        return conn.execute(
-            select(scripts).where(scripts.c.account_id == account_id, scripts.c.name == name)
-        ).first()
+        return named_row(conn, scripts.c.name, account_id, name)
 
     def _require_script(self, conn: Connection, account_id: str, name: str) -> Any:
         row = self._script_row(conn, account_id, name)
