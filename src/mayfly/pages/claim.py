@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from starlette.datastructures import FormData
@@ -11,9 +10,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mayfly.errors import MayflyError
+from mayfly.model import Account
 from mayfly.pages.web import (
     field,
     form,
+    in_thread,
     login_redirect,
     page,
     redirect,
@@ -21,11 +22,13 @@ from mayfly.pages.web import (
     services,
     signed_in_user,
 )
+from mayfly.services.container import Services
 from mayfly.services.identity.users import MIN_PASSWORD
 from mayfly.services.temporary.claims import (
     AlreadyClaimed,
     ClaimLinkExpired,
     ClaimLinkUnknown,
+    ClaimView,
     ExtensionRefused,
     MoveConflicts,
 )
@@ -61,16 +64,18 @@ async def claim_page(request: Request) -> Response:
 
 
 async def _claim_page(request: Request, status: int = 200, error: str = "") -> Response:
-    svc = services(request)
+    user = await signed_in_user(request)
+    token = _token(request)
+
+    def load(svc: Services) -> tuple[ClaimView, list[Account]]:
+        view = svc.claims.inspect(token)
+        owned = svc.memberships.accounts_of(user.id) if user is not None else []
+        return view, [a for a in owned if a.kind == "permanent"]
+
     try:
-        view = await asyncio.to_thread(svc.claims.inspect, _token(request))
+        view, targets = await in_thread(request, load)
     except (ClaimLinkUnknown, ClaimLinkExpired, AlreadyClaimed) as exc:
         return claim_error(request, exc)
-    user = await signed_in_user(request)
-    targets = []
-    if user is not None:
-        owned = await asyncio.to_thread(svc.memberships.accounts_of, user.id)
-        targets = [a for a in owned if a.kind == "permanent"]
     return render(
         request,
         "claim.html",
@@ -107,13 +112,9 @@ async def move_preview(request: Request) -> Response:
     user = await signed_in_user(request)
     if user is None:
         return login_redirect(request)
+    token, into = _token(request), request.query_params.get("into", "")
     try:
-        plan = await asyncio.to_thread(
-            services(request).claims.plan_move,
-            _token(request),
-            user.id,
-            request.query_params.get("into", ""),
-        )
+        plan = await in_thread(request, lambda svc: svc.claims.plan_move(token, user.id, into))
     except (ClaimLinkUnknown, ClaimLinkExpired, AlreadyClaimed) as exc:
         return claim_error(request, exc)
     return _move_page(request, plan)
@@ -125,24 +126,25 @@ async def claim(request: Request) -> Response:
     if who.session is None:
         return redirect(request, f"/login?next=/claim/{_token(request)}")
     user = who.session.user
-    svc = services(request)
+    claims = services(request).claims
     action = field(data, "action")
     renames, titles = _renames(data, "rename:"), _renames(data, "title:")
     try:
         if action == "extend":
-            await svc.claims.extend(_token(request), user)
+            await claims.extend(_token(request), user)
             return redirect(request, f"/claim/{_token(request)}?extended=1")
         if action == "keep":
-            kept = await svc.claims.keep(_token(request), user)
+            kept = await claims.keep(_token(request), user)
             return redirect(request, f"/dashboard/accounts/{kept.account.id}?claimed=1")
         into = field(data, "into")
         if action == "preview":
-            plan = await asyncio.to_thread(
-                svc.claims.plan_move, _token(request), user.id, into, renames, titles
+            plan = await in_thread(
+                request,
+                lambda svc: svc.claims.plan_move(_token(request), user.id, into, renames, titles),
             )
             return _move_page(request, plan)
         if action == "move":
-            moved = await svc.claims.move(_token(request), user, into, renames, titles)
+            moved = await claims.move(_token(request), user, into, renames, titles)
             return redirect(request, f"/dashboard/accounts/{moved.account.id}?merged=1")
     except MoveConflicts as exc:
         return _move_page(request, exc.plan, 409, exc.message)

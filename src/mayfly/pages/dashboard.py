@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -14,6 +13,7 @@ from mayfly.errors import MayflyError, ValidationError
 from mayfly.pages.web import (
     field,
     form,
+    in_thread,
     login_redirect,
     page,
     redirect,
@@ -21,6 +21,7 @@ from mayfly.pages.web import (
     services,
     signed_in_user,
 )
+from mayfly.services.container import Services
 from mayfly.services.identity.users import User
 
 EXPIRY_CHOICES = [("", "Never"), ("7", "7 days"), ("30", "30 days"), ("90", "90 days")]
@@ -31,18 +32,24 @@ async def dashboard(request: Request) -> Response:
     user = await signed_in_user(request)
     if user is None:
         return login_redirect(request)
-    svc = services(request)
-    found = await asyncio.to_thread(svc.memberships.inventories, user.id)
-    quarantines = await _quarantines(request, [account.id for account, _ in found])
-    events = await asyncio.to_thread(svc.provisioning.events.organised_by, user.email)
-    context = {"accounts": found, "quarantines": quarantines, "events": events}
-    return render(request, "dashboard.html", context)
+
+    def load(svc: Services) -> dict[str, Any]:
+        accounts = _accounts(svc, user)
+        return {**accounts, "events": svc.provisioning.events.organised_by(user.email)}
+
+    return render(request, "dashboard.html", await in_thread(request, load))
 
 
-async def _quarantines(request: Request, account_ids: list[str]) -> dict[str, dict[str, Any]]:
+def _accounts(svc: Services, user: User) -> dict[str, Any]:
+    """The user's accounts with what they hold, and their running quarantines (dashboard.html)."""
+    found = svc.memberships.inventories(user.id)
+    return {"accounts": found, "quarantines": _quarantines(svc, [a.id for a, _ in found])}
+
+
+def _quarantines(svc: Services, account_ids: list[str]) -> dict[str, dict[str, Any]]:
     """account id -> script -> its running quarantine (for _inventory.html)."""
-    running = await asyncio.to_thread(services(request).quarantine.active_in, account_ids)
-    now = services(request).ctx.clock.now()
+    running = svc.quarantine.active_in(account_ids)
+    now = svc.ctx.clock.now()
     out: dict[str, dict[str, Any]] = {}
     for q in running:
         out.setdefault(q.account_id, {})[q.script] = q.to_json(now)
@@ -54,39 +61,31 @@ async def create_account(request: Request) -> Response:
     who, data = await form(request)
     if who.session is None:
         return redirect(request, "/login?next=/dashboard")
-    svc = services(request)
+    user, name = who.session.user, field(data, "name")
     try:
-        account = await asyncio.to_thread(
-            svc.memberships.create_account, who.session.user, field(data, "name")
-        )
+        account = await in_thread(request, lambda svc: svc.memberships.create_account(user, name))
     except MayflyError as exc:
-        found = await asyncio.to_thread(svc.memberships.inventories, who.session.user.id)
-        quarantines = await _quarantines(request, [a.id for a, _ in found])
-        return render(
-            request,
-            "dashboard.html",
-            {
-                "accounts": found,
-                "quarantines": quarantines,
-                "error": exc.message,
-                "name": field(data, "name"),
-            },
-            status=exc.status,
-        )
+        accounts = await in_thread(request, lambda svc: _accounts(svc, user))
+        context = {**accounts, "error": exc.message, "name": name}
+        return render(request, "dashboard.html", context, status=exc.status)
     return redirect(request, f"/dashboard/accounts/{account.id}")
 
 
 async def _account_page(
     request: Request, user: User, account_id: str, status: int = 200, **extra: Any
 ) -> Response:
-    svc = services(request)
-    view = await asyncio.to_thread(svc.memberships.view, user.id, account_id)
-    tokens = await asyncio.to_thread(svc.user_tokens.tokens_of, user.id, account_id)
-    quarantines = await _quarantines(request, [view.account.id])
+    def load(svc: Services) -> dict[str, Any]:
+        view = svc.memberships.view(user.id, account_id)
+        tokens = svc.user_tokens.tokens_of(user.id, account_id)
+        quarantines = _quarantines(svc, [view.account.id])
+        return {
+            "view": view,
+            "quarantined": quarantines.get(view.account.id, {}),
+            "tokens": tokens,
+        }
+
     context = {
-        "view": view,
-        "quarantined": quarantines.get(view.account.id, {}),
-        "tokens": tokens,
+        **await in_thread(request, load),
         "expiry_choices": EXPIRY_CHOICES,
         "claimed": request.query_params.get("claimed") == "1",
         "merged": request.query_params.get("merged") == "1",
@@ -115,8 +114,9 @@ async def create_token(request: Request) -> Response:
         if days and days not in {d for d, _ in EXPIRY_CHOICES}:
             raise ValidationError("Choose one of the offered expiries.")
         expires = services(request).ctx.clock.now() + timedelta(days=int(days)) if days else None
-        info, value = await asyncio.to_thread(
-            services(request).user_tokens.create, user, account_id, field(data, "name"), expires
+        info, value = await in_thread(
+            request,
+            lambda svc: svc.user_tokens.create(user, account_id, field(data, "name"), expires),
         )
     except MayflyError as exc:
         return await _account_page(
@@ -130,9 +130,8 @@ async def revoke_token(request: Request) -> Response:
     who, _ = await form(request)
     if who.session is None:
         return redirect(request, "/login?next=/dashboard")
-    info = await asyncio.to_thread(
-        services(request).user_tokens.revoke, who.session.user, request.path_params["token_id"]
-    )
+    user, token_id = who.session.user, request.path_params["token_id"]
+    info = await in_thread(request, lambda svc: svc.user_tokens.revoke(user, token_id))
     return redirect(request, f"/dashboard/accounts/{info.account_id}#tokens")
 
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from mayfly.errors import MayflyError
-from mayfly.pages.web import field, form, login_redirect, page, redirect, render, services, visitor
+from mayfly.pages.web import field, form, in_thread, login_redirect, page, redirect, render, visitor
 
 
 @page
@@ -21,14 +19,13 @@ async def device_page(request: Request) -> Response:
     code = request.query_params.get("user_code", "").strip()
     if not code:
         return render(request, "device.html", {})
-    svc = services(request)
     try:
-        pending = await asyncio.to_thread(svc.device_auth.pending, user, code)
+        pending = await in_thread(request, lambda svc: svc.device_auth.pending(user, code))
     except MayflyError as exc:
         return render(
             request, "device.html", {"error": exc.message, "code": code}, status=exc.status
         )
-    owned = await asyncio.to_thread(svc.memberships.accounts_of, user.id)
+    owned = await in_thread(request, lambda svc: svc.memberships.accounts_of(user.id))
     return render(
         request,
         "device_confirm.html",
@@ -42,14 +39,11 @@ async def device_decide(request: Request) -> Response:
     code = field(data, "user_code")
     if who.session is None:
         return redirect(request, "/login?next=/device")
-    approve = field(data, "decision") == "approve"
+    user = who.session.user
+    approve, account_id = field(data, "decision") == "approve", field(data, "account_id")
     try:
-        await asyncio.to_thread(
-            services(request).device_auth.decide,
-            who.session.user,
-            code,
-            approve,
-            field(data, "account_id"),
+        await in_thread(
+            request, lambda svc: svc.device_auth.decide(user, code, approve, account_id)
         )
     except MayflyError as exc:
         return render(

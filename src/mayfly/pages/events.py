@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mayfly.pages.web import form, page, redirect, services
+from mayfly.pages.web import form, in_thread, page, redirect, services
 
 
 @page
@@ -17,11 +15,12 @@ async def end_event(request: Request) -> Response:
     if who.session is None:
         return redirect(request, "/login?next=/dashboard")
     user = who.session.user
-    events = services(request).provisioning.events
     event_id = request.path_params["event_id"]
     # Only its organiser may end it; anyone else gets the same 404 as an unknown event.
-    await asyncio.to_thread(events.require_organiser, event_id, user.email)
-    await events.end(event_id, user.email)
+    await in_thread(
+        request, lambda svc: svc.provisioning.events.require_organiser(event_id, user.email)
+    )
+    await services(request).provisioning.events.end(event_id, user.email)
     return redirect(request, f"/dashboard?ended={event_id}#events")
 
 

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -26,7 +26,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from mayfly.errors import MayflyError
 from mayfly.model import as_utc
-from mayfly.services.container import services_of
+from mayfly.services.container import Services, services_of
 from mayfly.services.identity.sessions import Session
 from mayfly.services.identity.users import User
 
@@ -35,6 +35,8 @@ HERE = Path(__file__).parent
 SESSION_COOKIE = "mayfly_session"
 CSRF_COOKIE = "mayfly_csrf"
 CSRF_FIELD = "csrf_token"
+
+T = TypeVar("T")
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -88,6 +90,12 @@ templates.filters["detail"] = _detail
 services = services_of  # the Services this request's app was built with
 
 
+async def in_thread(request: Request, work: Callable[[Services], T]) -> T:
+    """`work(services)` in a worker thread: a page's blocking calls, together in one thread (the
+    one place pages hand work to a thread)."""
+    return await asyncio.to_thread(work, services(request))
+
+
 def _secure(request: Request) -> bool:
     return services(request).ctx.settings.public_url.startswith("https://")
 
@@ -122,7 +130,7 @@ async def visitor(request: Request) -> Visitor:
         return cached
     session_id = request.cookies.get(cookie_name(request, SESSION_COOKIE), "")
     session = (
-        await asyncio.to_thread(services(request).sessions.lookup, session_id)
+        await in_thread(request, lambda svc: svc.sessions.lookup(session_id))
         if session_id
         else None
     )
