@@ -32,6 +32,15 @@ def account_from_row(row: Any) -> Account:
     )
 
 
+def check_account_name(name: str) -> None:
+    """400 unless `name` can be an account's name (its Workers' subdomain: a DNS label)."""
+    if not NAME_RE.match(name):
+        raise ValidationError(
+            "Account names are 1-63 lowercase letters, digits and hyphens, "
+            "not starting or ending with a hyphen."
+        )
+
+
 def get_account(conn: Connection, account_id: str) -> Account | None:
     row = conn.execute(select(accounts).where(accounts.c.id == account_id)).first()
     return account_from_row(row) if row else None
@@ -66,11 +75,7 @@ class AccountService:
 
     def create_permanent(self, name: str, actor: str = "operator") -> tuple[Account, str]:
         """A permanent account with an `mfp_` token (returned once)."""
-        if not NAME_RE.match(name):
-            raise ValidationError(
-                "Account names are 1-63 lowercase letters, digits and hyphens, "
-                "not starting or ending with a hyphen."
-            )
+        check_account_name(name)
         now = self.ctx.clock.now()
         account_id = secrets.token_hex(16)
         try:

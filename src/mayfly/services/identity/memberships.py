@@ -9,11 +9,16 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from mayfly.errors import Conflict, Forbidden, ValidationError
+from mayfly.errors import Conflict, Forbidden
 from mayfly.model import Account
 from mayfly.services.context import ServiceContext
 from mayfly.services.core import audit
-from mayfly.services.identity.accounts import NAME_RE, account_from_row, get_account, name_taken
+from mayfly.services.identity.accounts import (
+    account_from_row,
+    check_account_name,
+    get_account,
+    name_taken,
+)
 from mayfly.services.identity.users import User
 from mayfly.services.workers.inventory import Inventory, inventory_of
 from mayfly.storage.tables import accounts, memberships
@@ -83,11 +88,7 @@ class MembershipService:
     def create_account(self, user: User, name: str) -> Account:
         """A new permanent account owned by the user (its name is its Workers' subdomain)."""
         name = name.strip().lower()
-        if not NAME_RE.match(name):
-            raise ValidationError(
-                "Account names are 1-63 lowercase letters, digits and hyphens, "
-                "not starting or ending with a hyphen."
-            )
+        check_account_name(name)
         now = self.ctx.clock.now()
         account_id = secrets.token_hex(16)
         taken = Conflict(f"The account name {name!r} is taken; choose another.")
