@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException
-from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mayfly.api.auth import account_access, services, signed_upload_token
+from mayfly.api.auth import account_access, in_thread, services, signed_upload_token
+from mayfly.api.bodies import read_form
 from mayfly.api.envelope import json_body, ok
 from mayfly.api.openapi import INTEGER, OCTETS, STRING, array, nullable, obj, operation
 from mayfly.errors import ValidationError
@@ -51,10 +48,8 @@ async def upload_session(request: Request) -> Response:
     """AS1: answered for a Worker that does not exist yet (first deploys open it first)."""
     who, account = await account_access(request)
     body = await json_body(request)
-    result = await asyncio.to_thread(
-        services(request).assets.open_session, who, account, request.path_params["script"], body
-    )
-    return ok(result)
+    assets, script = services(request).assets, request.path_params["script"]
+    return ok(await in_thread(lambda: assets.open_session(who, account, script, body)))
 
 
 def _finished(complete: bool, token: str | None) -> Response:
@@ -80,11 +75,7 @@ async def upload_bucket(request: Request) -> Response:
     token = signed_upload_token(request)  # before the body is read
     limit = svc.ctx.settings.max_asset_body_bytes
     files: list[tuple[str, bytes, str | None]] = []
-    try:
-        form = await request.form(max_files=1000, max_fields=1000, max_part_size=limit)
-    except (MultiPartException, HTTPException) as exc:
-        detail = getattr(exc, "message", None) or getattr(exc, "detail", str(exc))
-        raise ValidationError(f"The multipart body could not be parsed: {detail}") from exc
+    form = await read_form(request, max_files=1000, max_fields=1000, max_part_size=limit)
     try:
         for name, value in form.multi_items():
             if isinstance(value, UploadFile):
@@ -96,8 +87,9 @@ async def upload_bucket(request: Request) -> Response:
     if not files:
         raise ValidationError("An asset upload needs one part per file, named by its hash.")
     encoded = request.query_params.get("base64") == "true"
-    complete, completion = await asyncio.to_thread(
-        svc.assets.upload, request.path_params["account_id"], token, files, encoded
+    account_id = request.path_params["account_id"]
+    complete, completion = await in_thread(
+        lambda: svc.assets.upload(account_id, token, files, encoded)
     )
     return _finished(complete, completion)
 
@@ -115,13 +107,9 @@ async def upload_one(request: Request) -> Response:
     """AS3: one raw file (single-file mode)."""
     token = signed_upload_token(request)  # before the body is read
     data = await request.body()
-    complete, completion = await asyncio.to_thread(
-        services(request).assets.upload,
-        request.path_params["account_id"],
-        token,
-        [(request.path_params["hash"], data, request.headers.get("content-type"))],
-        False,
-    )
+    assets, account_id = services(request).assets, request.path_params["account_id"]
+    files = [(request.path_params["hash"], data, request.headers.get("content-type"))]
+    complete, completion = await in_thread(lambda: assets.upload(account_id, token, files, False))
     return _finished(complete, completion)
 
 

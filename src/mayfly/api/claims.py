@@ -6,13 +6,11 @@ deletion (from the tombstone), so that a CLI can tell its human what happened.
 
 from __future__ import annotations
 
-import asyncio
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mayfly.api.auth import bearer_token, services
+from mayfly.api.auth import bearer_token, in_thread, services
 from mayfly.api.envelope import ok
 from mayfly.api.openapi import STRING, TIMESTAMP, nullable, obj, operation
 from mayfly.model import iso_seconds
@@ -36,11 +34,9 @@ from mayfly.model import iso_seconds
     ),
 )
 async def preview_status(request: Request) -> Response:
-    found = await asyncio.to_thread(
-        services(request).claims.preview_status,
-        bearer_token(request),
-        request.path_params["account_id"],
-    )
+    claims, token = services(request).claims, bearer_token(request)
+    account_id = request.path_params["account_id"]
+    found = await in_thread(lambda: claims.preview_status(token, account_id))
     return ok(
         {
             "id": found.id,

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mayfly.api.auth import principal, services
+from mayfly.api.auth import as_caller, principal, services
 from mayfly.api.envelope import failure, ok, paginate
 from mayfly.api.openapi import (
     BOOLEAN,
@@ -148,20 +147,19 @@ async def user(request: Request) -> Response:
     result_info=True,
 )
 async def list_accounts(request: Request) -> Response:
-    who = await principal(request)
     svc = services(request)
-    found = await asyncio.to_thread(svc.accounts.for_principal, who)
-    page, info = paginate(await asyncio.to_thread(_rendered, svc, found), request)
+    rendered = await as_caller(request, lambda who: _rendered(svc, svc.accounts.for_principal(who)))
+    page, info = paginate(rendered, request)
     return ok(page, result_info=info)
 
 
 @operation("GET", "One account", operation_id="accounts-account-details", result=ACCOUNT)
 async def get_account(request: Request) -> Response:
-    who = await principal(request)
-    account = await asyncio.to_thread(
-        services(request).accounts.require_access, who, request.path_params["account_id"]
+    svc, account_id = services(request), request.path_params["account_id"]
+    rendered = await as_caller(
+        request, lambda who: _rendered(svc, [svc.accounts.require_access(who, account_id)])
     )
-    return ok((await asyncio.to_thread(_rendered, services(request), [account]))[0])
+    return ok(rendered[0])
 
 
 @operation(
@@ -183,8 +181,8 @@ async def get_account(request: Request) -> Response:
     result_info=True,
 )
 async def memberships(request: Request) -> Response:
-    who = await principal(request)
-    found = await asyncio.to_thread(services(request).accounts.for_principal, who)
+    accounts = services(request).accounts
+    who, found = await as_caller(request, lambda who: (who, accounts.for_principal(who)))
     items = [
         {
             "id": f"{a.id}-{who.token_id}",

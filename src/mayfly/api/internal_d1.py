@@ -14,27 +14,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mayfly.errors import MayflyError, PayloadTooLarge
-from mayfly.services.container import Services
-
-
-def _services(request: Request) -> Services:
-    svc: Services = request.app.state.services
-    return svc
+from mayfly.api.auth import services
+from mayfly.api.bodies import read_capped
+from mayfly.errors import MayflyError
 
 
 async def _body(request: Request) -> Any:
-    limit = _services(request).ctx.settings.max_json_body_bytes
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge(f"A D1 request is at most {limit} bytes of JSON.")
-    return json.loads(body)
+    limit = services(request).ctx.settings.max_json_body_bytes
+    return json.loads(
+        await read_capped(request, limit, f"A D1 request is at most {limit} bytes of JSON.")
+    )
 
 
 async def query(request: Request) -> Response:
-    d1 = _services(request).d1
+    d1 = services(request).d1
     database_id = request.path_params["database_id"]
     if request.path_params["action"] not in ("query", "exec"):
         return JSONResponse({"error": "D1_ERROR: no such action"}, status_code=404)

@@ -7,7 +7,6 @@ description goes back as JSON in another, the bytes as the body.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -17,19 +16,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from mayfly.api.auth import in_thread, services
 from mayfly.errors import MayflyError, ValidationError
-from mayfly.services.container import Services
 from mayfly.services.core import strict_json
 from mayfly.services.resources.r2_uploads import receive
 
 OPTIONS_HEADER = "x-mayfly-r2-options"
 OBJECT_HEADER = "x-mayfly-r2-object"
 Handler = Callable[[Request], Awaitable[Response]]
-
-
-def _services(request: Request) -> Services:
-    svc: Services = request.app.state.services
-    return svc
 
 
 def _options(request: Request) -> dict[str, Any]:
@@ -61,7 +55,7 @@ def _answering(handler: Handler) -> Handler:
 
 def _receive(request: Request, bucket: str, **where: Any) -> AbstractAsyncContextManager[bytes]:
     """The object body, checked (size, quota) before it is read and held in the upload gate."""
-    svc = _services(request)
+    svc = services(request)
     length = request.headers.get("content-length")
     return receive(svc.ctx, svc.r2.uploads, request.stream(), length, bucket, **where)
 
@@ -77,12 +71,12 @@ def _described(described: dict[str, Any] | None, body: bytes | None = None) -> R
 
 @_answering
 async def r2_object(request: Request) -> Response:
-    r2 = _services(request).r2
+    r2 = services(request).r2
     bucket = request.path_params["bucket_id"]
     key = request.query_params.get("key", "")
     options = _options(request)
     if request.method == "GET":
-        read = await asyncio.to_thread(
+        read = await in_thread(
             lambda: r2.get_object(
                 bucket,
                 key,
@@ -93,7 +87,7 @@ async def r2_object(request: Request) -> Response:
         )
         return _described(read.object, read.body)
     async with _receive(request, bucket, key=key) as data:
-        stored = await asyncio.to_thread(
+        stored = await in_thread(
             lambda: r2.put_object(
                 bucket,
                 key,
@@ -112,9 +106,8 @@ async def r2_delete(request: Request) -> Response:
     keys = strict_json.loads(await request.body(), "The keys")
     if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
         raise ValidationError("delete() takes a key or a list of keys.")
-    await asyncio.to_thread(
-        _services(request).r2.delete_objects, request.path_params["bucket_id"], keys
-    )
+    r2, bucket = services(request).r2, request.path_params["bucket_id"]
+    await in_thread(lambda: r2.delete_objects(bucket, keys))
     return JSONResponse({"ok": True})
 
 
@@ -132,9 +125,10 @@ async def r2_list(request: Request) -> Response:
     }
     if not all(isinstance(v, str) for v in strings.values()):
         raise ValidationError("prefix, delimiter, cursor and startAfter must be strings.")
-    page = await asyncio.to_thread(
-        lambda: _services(request).r2.list_objects(
-            request.path_params["bucket_id"],
+    r2, bucket = services(request).r2, request.path_params["bucket_id"]
+    page = await in_thread(
+        lambda: r2.list_objects(
+            bucket,
             prefix=strings["prefix"],
             delimiter=strings["delimiter"],
             cursor=strings["cursor"],
@@ -149,14 +143,14 @@ async def r2_list(request: Request) -> Response:
 @_answering
 async def r2_multipart(request: Request) -> Response:
     """POST create|complete, PUT a part, DELETE abort; the upload id and part in the query."""
-    multipart = _services(request).r2_multipart
+    multipart = services(request).r2_multipart
     bucket = request.path_params["bucket_id"]
     params = request.query_params
     key, upload_id = params.get("key", ""), params.get("upload_id", "")
     options = _options(request)
     action = request.path_params["action"]
     if request.method == "POST" and action == "create":
-        created = await asyncio.to_thread(
+        created = await in_thread(
             lambda: multipart.create(
                 bucket, key, options.get("httpMetadata"), options.get("customMetadata")
             )
@@ -168,16 +162,16 @@ async def r2_multipart(request: Request) -> Response:
             raise ValidationError("partNumber must be a whole number.")
         where = {"upload_id": upload_id, "part_number": int(number)}
         async with _receive(request, bucket, **where) as data:
-            part = await asyncio.to_thread(
-                multipart.upload_part, bucket, key, upload_id, int(number), data
+            part = await in_thread(
+                lambda: multipart.upload_part(bucket, key, upload_id, int(number), data)
             )
         return JSONResponse(part)
     if request.method == "POST" and action == "complete":
         parts = strict_json.loads(await request.body(), "The parts")
-        stored = await asyncio.to_thread(multipart.complete, bucket, key, upload_id, parts)
+        stored = await in_thread(lambda: multipart.complete(bucket, key, upload_id, parts))
         return _described(stored)
     if request.method == "DELETE" and action == "abort":
-        await asyncio.to_thread(multipart.abort, bucket, key, upload_id)
+        await in_thread(lambda: multipart.abort(bucket, key, upload_id))
         return JSONResponse({"ok": True})
     return JSONResponse({"error": "unknown multipart action", "code": 10021}, status_code=404)
 

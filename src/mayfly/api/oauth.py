@@ -7,7 +7,6 @@ Bodies are form-encoded (as the RFC says) or JSON.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -16,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mayfly.api.auth import services
+from mayfly.api.auth import in_thread, services
 from mayfly.errors import RateLimited, ValidationError
 from mayfly.services.core import strict_json
 from mayfly.services.core.ratelimit import client_address
@@ -57,11 +56,9 @@ def _error(exc: OAuthError) -> Response:
 async def device_code(request: Request) -> Response:
     try:
         params = await _params(request)
-        code = await asyncio.to_thread(
-            services(request).device_auth.start,
-            params.get("client_id", ""),
-            client_address(request),
-        )
+        device_auth, client_id = services(request).device_auth, params.get("client_id", "")
+        address = client_address(request)
+        code = await in_thread(lambda: device_auth.start(client_id, address))
     except OAuthError as exc:
         return _error(exc)
     except RateLimited as exc:
@@ -91,11 +88,9 @@ async def token(request: Request) -> Response:
             )
         if not params.get("device_code"):
             raise OAuthError("invalid_request", "device_code is required.")
-        issued = await asyncio.to_thread(
-            services(request).device_auth.poll,
-            params.get("client_id", ""),
-            params["device_code"],
-        )
+        device_auth, client_id = services(request).device_auth, params.get("client_id", "")
+        device_code = params["device_code"]
+        issued = await in_thread(lambda: device_auth.poll(client_id, device_code))
     except OAuthError as exc:
         return _error(exc)
     return JSONResponse(

@@ -3,13 +3,11 @@ shapes (what `wrangler deploy` with `[triggers] crons` and `wrangler triggers de
 
 from __future__ import annotations
 
-import asyncio
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mayfly.api.auth import account_access, services
+from mayfly.api.auth import account_access, in_account, services
 from mayfly.api.envelope import ok
 from mayfly.api.openapi import STRING, array, obj, operation
 from mayfly.services.core import strict_json
@@ -38,14 +36,16 @@ SCHEDULES = obj({"schedules": array(SCHEDULE)}, "schedules")
     examples={"application/json": [{"cron": "*/30 * * * *"}]},
 )
 async def schedules(request: Request) -> Response:
-    who, account = await account_access(request)
     name = str(request.path_params["script"])
     service = services(request).schedules
     if request.method == "PUT":
+        who, account = await account_access(request)
         raw = await request.body()
         body = strict_json.loads(raw, "The schedule list") if raw.strip() else []
         return ok({"schedules": await service.put(who, account, name, body)})
-    return ok({"schedules": await asyncio.to_thread(service.get, account, name)})
+    return ok(
+        {"schedules": await in_account(request, lambda _, account: service.get(account, name))}
+    )
 
 
 routes = [

@@ -11,11 +11,11 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from mayfly.api.auth import account_access, services
+from mayfly.api.auth import account_access, in_account, in_thread, services
 from mayfly.api.envelope import json_body, ok
 from mayfly.api.openapi import ANY_OBJECT, STRING, TIMESTAMP, array, obj, operation
 from mayfly.errors import NotFound
-from mayfly.model import iso
+from mayfly.model import Account, Principal, iso
 from mayfly.services.workers.tail import TailSession
 
 
@@ -28,10 +28,14 @@ from mayfly.services.workers.tail import TailSession
     result=obj({"id": STRING, "url": STRING, "expires_at": TIMESTAMP}, "id", "url"),
 )
 async def create_tail(request: Request) -> Response:
-    _, account = await account_access(request)
     svc = services(request)
     script = request.path_params["script"]
-    await asyncio.to_thread(svc.scripts.current, account, script)  # 10007 when missing
+
+    def existing(_: Principal, account: Account) -> Account:
+        svc.scripts.current(account, script)  # 10007 when missing
+        return account
+
+    account = await in_account(request, existing)
     body = await json_body(request)
     session = await svc.tails.open(account, script, body.get("filters"))
     base = svc.ctx.settings.public_url
@@ -63,7 +67,7 @@ async def tail_socket(websocket: WebSocket) -> None:
     token, now = websocket.path_params["token"], svc.ctx.clock.now()
     session = svc.tails.hub.by_token(token, now)
     if session is None:  # with replicas: a session opened on another one moves here
-        session = await asyncio.to_thread(svc.tails.hub.adopt, token, now)
+        session = await in_thread(lambda: svc.tails.hub.adopt(token, now))
     if session is None or session.connected:
         await websocket.close(code=1008)
         return

@@ -11,7 +11,6 @@ so, with the Worker's URL, so `wrangler deploy` ends on one clear error.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
@@ -19,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mayfly import surface
-from mayfly.api.auth import account_access, principal, services
+from mayfly.api.auth import account_access, in_thread, principal, services
 from mayfly.api.envelope import ok
 from mayfly.api.openapi import array, obj, operation
 from mayfly.errors import MayflyError, ValidationError
@@ -67,9 +66,8 @@ async def script_routes(request: Request) -> Response:
 async def _served_at(request: Request, account: Account, name: str) -> str | None:
     """The URL a Worker with a deployment serves at (None: no such Worker, or not deployed)."""
     try:
-        recent, _ = await asyncio.to_thread(
-            services(request).scripts.list_deployments, account, name, 1, 1
-        )
+        scripts = services(request).scripts
+        recent, _ = await in_thread(lambda: scripts.list_deployments(account, name, 1, 1))
     except MayflyError:
         return None  # no such Worker
     if not recent:

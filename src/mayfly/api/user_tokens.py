@@ -7,15 +7,15 @@ reaches further than its own scope. The dashboard manages tokens across all the 
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mayfly.api.auth import principal, services
+from mayfly.api.auth import as_caller, in_thread, services
 from mayfly.api.envelope import json_body, ok, paginate
 from mayfly.api.openapi import (
     ANY_OBJECT,
@@ -34,6 +34,7 @@ from mayfly.model import Principal, as_utc, iso
 from mayfly.services.identity.user_tokens import TokenInfo
 from mayfly.services.identity.users import User
 
+T = TypeVar("T")
 TAG = "User API tokens"
 TOKEN = component(
     "user-token",
@@ -81,17 +82,21 @@ def render_token(info: TokenInfo, value: str | None = None) -> dict[str, Any]:
     return body
 
 
-async def _user(request: Request) -> tuple[Principal, User]:
-    who = await principal(request)
-    user = (
-        await asyncio.to_thread(services(request).users.get, who.user_id) if who.user_id else None
-    )
-    if user is None:
-        raise Forbidden(
-            "Only a user's token (from `mayfly login` or the dashboard) can manage API tokens; "
-            "this is an account token."
-        )
-    return who, user
+async def _as_user(request: Request, work: Callable[[Principal, User], T]) -> T:
+    """`work(who, user)` once the token is known to be a user's (403 for an account token), all
+    in one worker thread."""
+    users = services(request).users
+
+    def run(who: Principal) -> T:
+        user = users.get(who.user_id) if who.user_id else None
+        if user is None:
+            raise Forbidden(
+                "Only a user's token (from `mayfly login` or the dashboard) can manage API "
+                "tokens; this is an account token."
+            )
+        return work(who, user)
+
+    return await as_caller(request, run)
 
 
 def _expiry(body: dict[str, Any]) -> datetime | None:
@@ -120,10 +125,8 @@ def _expiry(body: dict[str, Any]) -> datetime | None:
     result_info=True,
 )
 async def list_tokens(request: Request) -> Response:
-    who, user = await _user(request)
-    found = await asyncio.to_thread(
-        services(request).user_tokens.tokens_of, user.id, who.account_id
-    )
+    tokens = services(request).user_tokens
+    found = await _as_user(request, lambda who, user: tokens.tokens_of(user.id, who.account_id))
     page, info = paginate([render_token(t) for t in found], request)
     return ok(page, result_info=info)
 
@@ -148,7 +151,7 @@ async def list_tokens(request: Request) -> Response:
     result=TOKEN,
 )
 async def create_token(request: Request) -> Response:
-    who, user = await _user(request)
+    who, user = await _as_user(request, lambda who, user: (who, user))
     body = await json_body(request)
     name = body.get("name")
     if not isinstance(name, str):
@@ -156,18 +159,18 @@ async def create_token(request: Request) -> Response:
     account_id = body.get("account_id", who.account_id)
     if account_id != who.account_id:
         raise Forbidden("A token can only create tokens for its own account.")
-    info, value = await asyncio.to_thread(
-        services(request).user_tokens.create, user, who.account_id, name, _expiry(body), via="api"
+    expires = _expiry(body)
+    tokens = services(request).user_tokens
+    info, value = await in_thread(
+        lambda: tokens.create(user, who.account_id, name, expires, via="api")
     )
     return ok(render_token(info, value))
 
 
 @operation("GET", "One token", operation_id="user-api-tokens-token-details", tag=TAG, result=TOKEN)
 async def get_token(request: Request) -> Response:
-    who, user = await _user(request)
-    info = await asyncio.to_thread(
-        services(request).user_tokens.get, user.id, request.path_params["token_id"], who.account_id
-    )
+    tokens, token_id = services(request).user_tokens, request.path_params["token_id"]
+    info = await _as_user(request, lambda who, user: tokens.get(user.id, token_id, who.account_id))
     return ok(render_token(info))
 
 
@@ -179,13 +182,8 @@ async def get_token(request: Request) -> Response:
     result=obj({"id": STRING}, "id"),
 )
 async def delete_token(request: Request) -> Response:
-    who, user = await _user(request)
-    info = await asyncio.to_thread(
-        services(request).user_tokens.revoke,
-        user,
-        request.path_params["token_id"],
-        who.account_id,
-    )
+    tokens, token_id = services(request).user_tokens, request.path_params["token_id"]
+    info = await _as_user(request, lambda who, user: tokens.revoke(user, token_id, who.account_id))
     return ok({"id": info.id})
 
 
