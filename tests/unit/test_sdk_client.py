@@ -55,10 +55,14 @@ def test_api_url_normalisation() -> None:
     assert normalise_api_url("http://LocalHost:8787/") == "http://localhost:8787"
     assert normalise_api_url("http://localhost:8787/client/v4/") == "http://localhost:8787"
     assert normalise_api_url("https://example.com/mayfly") == "https://example.com/mayfly"
+    assert normalise_api_url("https://Example.com:443/") == "https://example.com"
+    assert normalise_api_url("http://[::1]:8787/") == "http://[::1]:8787"
     with pytest.raises(ValueError, match="http"):
         normalise_api_url("ftp://x")
     with pytest.raises(ValueError, match="http"):
         normalise_api_url("localhost:8787")
+    with pytest.raises(ValueError, match="http"):
+        normalise_api_url("http://localhost:87a7")
 
 
 def test_errors_become_mayfly_api_error() -> None:

@@ -8,15 +8,15 @@ API answered with an error envelope, APIUnreachable when it did not answer at al
 
 from __future__ import annotations
 
+import copy
 import json
-import ssl
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
-
-import httpx
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from urllib.parse import unquote, urlsplit
 
 from mayfly import __version__
 from mayfly.sdk.errors import APIUnreachable, MayflyAPIError
@@ -28,9 +28,18 @@ from mayfly.sdk.models import (
     TemporaryAccount,
     parse_time,
 )
-from mayfly.sdk.pow import check_challenge
+from mayfly.sdk.transport import (
+    CONNECT_TIMEOUT,
+    PlainTransport,
+    TransportFailure,
+    proxy_configured,
+)
 
 if TYPE_CHECKING:
+    import ssl
+
+    import httpx
+
     from mayfly.sdk.assets import AssetsAPI
     from mayfly.sdk.kv import KVAPI
     from mayfly.sdk.tail import TailsAPI
@@ -49,28 +58,104 @@ MAX_RETRY_WAIT = 10.0
 
 def normalise_api_url(api_url: str) -> str:
     """`http://Host:8787/` and `http://host:8787/client/v4` both mean `http://host:8787`."""
-    url = httpx.URL(api_url.strip())
-    if url.scheme not in ("http", "https") or not url.host:
+    url = urlsplit(api_url.strip())
+    scheme = url.scheme.lower()
+    try:
+        port = url.port
+    except ValueError:
+        port = -1
+    if scheme not in ("http", "https") or not url.hostname or port == -1:
         raise ValueError(f"API URL {api_url!r} must be an http:// or https:// URL.")
-    path = url.path.rstrip("/")
+    host = f"[{url.hostname}]" if ":" in url.hostname else url.hostname  # lower-cased
+    path = unquote(url.path).rstrip("/")
     if path.endswith(API_PREFIX):
         path = path[: -len(API_PREFIX)]
-    port = f":{url.port}" if url.port else ""
-    return f"{url.scheme}://{url.host.lower()}{port}{path}"
+    port_part = (
+        f":{port}" if port is not None and port != {"http": 80, "https": 443}[scheme] else ""
+    )
+    return f"{scheme}://{host}{port_part}{path}"
 
 
 def _tls_context(api_url: str) -> ssl.SSLContext | bool:
-    """True for an https:// API: httpx's default, certifi's CA bundle (~30 ms to load). An http://
-    API is never spoken to over TLS (requests go to `api_url`, redirects are not followed), so its
-    client gets a context with no trust anchors instead: nothing to load, and a TLS connection it
-    were ever asked to make (a full https:// URL) fails verification rather than going unchecked."""
+    """httpx's `verify` (when a call goes through httpx). True for an https:// API: httpx's default,
+    certifi's CA bundle (~30 ms to load). An http:// API is never spoken to over TLS (requests go to
+    `api_url`, redirects are not followed), so its client gets a context with no trust anchors
+    instead: nothing to load, and a TLS connection it were ever asked to make (a full https:// URL)
+    fails verification rather than going unchecked."""
     if api_url.startswith("https://"):
         return True
+    import ssl
+
     return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
+class _Answer(Protocol):
+    """What the client reads of an answer: an httpx.Response or the plain transport's Response."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    @property
+    def content(self) -> bytes: ...
+    @property
+    def is_success(self) -> bool: ...
+    def json(self) -> Any: ...
+
+
+A = TypeVar("A", bound=_Answer)
+# The keyword arguments the plain transport takes; a call with others (files=) goes through httpx.
+PLAIN_ARGUMENTS = frozenset({"params", "json", "content", "headers"})
+
+
+class _Connections:
+    """What a client and its `with_token()` copies share: the plain transport (mayfly/sdk/
+    transport.py), unless a transport or httpx client was given or a proxy is configured, and
+    httpx's client, made when a call first needs it (a multipart upload, `raw`, `request`)."""
+
+    def __init__(
+        self,
+        api_url: str,
+        timeout: float,
+        transport: httpx.BaseTransport | None,
+        http: httpx.Client | None,
+    ) -> None:
+        self.api_url = api_url
+        self.timeout = timeout
+        self.transport = transport
+        self.http = http
+        self.owns_http = http is None
+        plain = transport is None and http is None and not proxy_configured()
+        self.plain = PlainTransport(api_url, timeout, {"user-agent": USER_AGENT}) if plain else None
+        self._lock = threading.Lock()
+
+    def httpx_client(self) -> httpx.Client:
+        with self._lock:
+            if self.http is None:
+                import httpx
+
+                self.http = httpx.Client(
+                    transport=self.transport,
+                    verify=_tls_context(self.api_url),
+                    timeout=httpx.Timeout(self.timeout, connect=CONNECT_TIMEOUT),
+                    headers={"user-agent": USER_AGENT},
+                    follow_redirects=False,
+                )
+            return self.http
+
+    def close(self) -> None:
+        if self.plain is not None:
+            self.plain.close()
+        if self.owns_http and self.http is not None:
+            self.http.close()
+
+
 class MayflyClient:
-    """Synchronous client. `with_token()` shares the connection pool with a different token."""
+    """Synchronous client. `with_token()` shares the connections with a different token.
+
+    JSON calls go through the standard library's http.client (mayfly/sdk/transport.py), the rest
+    through httpx, imported then; a given `transport` or `http` client (tests, an app in-process),
+    or a proxy in the environment, sends everything through httpx."""
 
     def __init__(
         self,
@@ -83,21 +168,18 @@ class MayflyClient:
     ) -> None:
         self.api_url = normalise_api_url(api_url)
         self.token = token
-        self._owns_http = http is None
-        self._http = http or httpx.Client(
-            transport=transport,
-            verify=_tls_context(self.api_url),
-            timeout=httpx.Timeout(timeout, connect=10.0),
-            headers={"user-agent": USER_AGENT},
-            follow_redirects=False,
-        )
+        self._connections = _Connections(self.api_url, timeout, transport, http)
+        self._owns_connections = True
 
     def with_token(self, token: str) -> MayflyClient:
-        return MayflyClient(self.api_url, token, http=self._http)
+        other = copy.copy(self)
+        other.token = token
+        other._owns_connections = False
+        return other
 
     def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
+        if self._owns_connections:
+            self._connections.close()
 
     def __enter__(self) -> MayflyClient:
         return self
@@ -140,6 +222,8 @@ class MayflyClient:
 
     def request_challenge(self) -> Challenge:
         """P1: a proof-of-work challenge."""
+        from mayfly.sdk.pow import check_challenge  # hashlib: only when an account is made
+
         return check_challenge(self.call("POST", "/provisioning/previews/challenge", json={}))
 
     def create_temporary_account(
@@ -262,7 +346,22 @@ class MayflyClient:
 
     def envelope(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         """The whole envelope (for `result_info` and `messages`)."""
-        return _unwrap(self.request(method, path, **kwargs))
+        plain = self._connections.plain
+        if plain is None or not kwargs.keys() <= PLAIN_ARGUMENTS:
+            return _unwrap(self.request(method, path, **kwargs))
+        url, headers = self._url(path, kwargs.pop("headers", None))
+        return _unwrap(
+            self._retrying(
+                lambda: plain.send(
+                    method,
+                    url,
+                    headers,
+                    params=kwargs.get("params"),
+                    json_body=kwargs.get("json"),
+                    content=kwargs.get("content"),
+                )
+            )
+        )
 
     def raw(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """A successful answer that is not an envelope (a KV value); errors still raise."""
@@ -272,19 +371,36 @@ class MayflyClient:
         return response
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """`path` is either under /client/v4 or, with a scheme, a full URL; 429/503 that say when
-        to come back are retried."""
+        """Through httpx: `path` is either under /client/v4 or, with a scheme, a full URL; 429/503
+        that say when to come back are retried."""
+        import httpx
+
+        http = self._connections.httpx_client()
+        url, headers = self._url(path, kwargs.pop("headers", None))
+
+        def send() -> httpx.Response:
+            try:
+                return http.request(method, url, headers=headers, **kwargs)
+            except httpx.TransportError as exc:
+                raise TransportFailure(exc.__class__.__name__, exc) from exc
+
+        return self._retrying(send)
+
+    def _url(self, path: str, extra: Mapping[str, str] | None) -> tuple[str, dict[str, str]]:
         url = path if "://" in path else self.api_url + API_PREFIX + path
         headers = {"authorization": f"Bearer {self.token}"} if self.token else {}
-        headers.update(kwargs.pop("headers", None) or {})
+        headers.update(extra or {})
+        return url, headers
+
+    def _retrying(self, send: Callable[[], A]) -> A:
         for attempt in range(RETRIES + 1):
             try:
-                response = self._http.request(method, url, headers=headers, **kwargs)
-            except httpx.TransportError as exc:
+                response = send()
+            except TransportFailure as exc:
                 raise APIUnreachable(
-                    f"Could not reach the Mayfly API at {self.api_url} ({exc.__class__.__name__}: "
-                    f"{exc}). Is `mayfly serve` running there? Set --api-url or MAYFLY_API_URL."
-                ) from exc
+                    f"Could not reach the Mayfly API at {self.api_url} ({exc.name}: {exc}). "
+                    "Is `mayfly serve` running there? Set --api-url or MAYFLY_API_URL."
+                ) from exc.error
             wait = _retry_after(response)
             if wait is None or attempt == RETRIES:
                 return response
@@ -292,7 +408,7 @@ class MayflyClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(response: _Answer) -> float | None:
     """Seconds to wait before retrying, or None: only 429 and 503 that say when to come back."""
     header = response.headers.get("retry-after")
     if response.status_code not in (429, 503) or header is None:
@@ -304,7 +420,7 @@ def _retry_after(response: httpx.Response) -> float | None:
     return wait if 0 <= wait <= MAX_RETRY_WAIT else None
 
 
-def _unwrap(response: httpx.Response) -> dict[str, Any]:
+def _unwrap(response: _Answer) -> dict[str, Any]:
     status = response.status_code
     if status in (204, 205) and not response.content:
         return {"success": True, "result": None}

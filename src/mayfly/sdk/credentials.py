@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -65,6 +64,8 @@ class _JsonFile:
         return entries if isinstance(entries, dict) else {}
 
     def write(self, entries: dict[str, Any]) -> None:
+        import tempfile  # (shutil, …): only commands that save credentials need it
+
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", dir=self.path.parent)
         try:

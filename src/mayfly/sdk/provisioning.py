@@ -9,7 +9,6 @@ from typing import Protocol
 from mayfly.sdk.client import MayflyClient
 from mayfly.sdk.credentials import TemporaryAccountCache
 from mayfly.sdk.models import Challenge, TemporaryAccount
-from mayfly.sdk.pow import solve_challenge
 
 
 class Listener(Protocol):
@@ -85,6 +84,8 @@ def provision_temporary_account(
     task = "Solving proof-of-work challenge"
     listener.begin(task, challenge.k)
     started = time.perf_counter()
+    from mayfly.sdk.pow import solve_challenge  # hashlib: only when an account is made
+
     checkpoints = solve_challenge(challenge, listener.advance)
     solved = time.perf_counter() - started
     timings.add("pow", solved)

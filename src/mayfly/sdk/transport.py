@@ -1,0 +1,243 @@
+"""The client's plain HTTP/1.1 transport: the standard library's http.client, for the JSON calls
+that are most of what the CLI and the MCP server send (`mayfly whoami` imports no httpx: httpx,
+httpcore and h11 cost several times http.client's import time, paid by every command).
+
+MayflyClient sends through it what it can (no multipart body, no proxy) and the rest through httpx
+(cli/ and mcp/ only ever see MayflyClient). What a user sees is the same either way: the same
+timeouts (10 s to connect, `timeout` for each read and write), TLS verified as httpx verifies it
+(SSL_CERT_FILE, else SSL_CERT_DIR, else certifi's CA bundle), keep-alive connections (one per
+request in flight, each checked before it is reused, as httpcore does), and every failure to get
+an answer raised as `TransportFailure` named after httpx's exception for it (ConnectError,
+ReadTimeout, …). A client whose environment names a proxy (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, or
+the system's settings on macOS and Windows) sends everything through httpx, which applies them.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import select
+import socket
+import ssl
+import sys
+import threading
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+CONNECT_TIMEOUT = 10.0
+DEFAULT_PORTS = {"http": 80, "https": 443}
+# What httpx leaves unescaped in a path (RFC 3986's pchar and "/"); "%" keeps escapes already made.
+PATH_SAFE = "/%!$&'()*+,;=:@~"
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
+
+
+class TransportFailure(Exception):
+    """No answer: `name` is httpx's name for the failure, `error` what the socket layer raised."""
+
+    def __init__(self, name: str, error: BaseException) -> None:
+        super().__init__(str(error) or error.__class__.__name__)
+        self.name = name
+        self.error = error
+
+
+class Response:
+    """A whole answer: status, headers (lower-case names), body."""
+
+    __slots__ = ("content", "headers", "status_code")
+
+    def __init__(self, status_code: int, headers: dict[str, str], content: bytes) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code < 300
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+def proxy_configured() -> bool:
+    """Whether httpx (trust_env, its default) would send this process's requests to a proxy."""
+    if sys.platform in ("darwin", "win32"):  # the system's settings count there too
+        from urllib.request import getproxies
+
+        found = getproxies()
+        return any(found.get(scheme) for scheme in ("http", "https", "all"))
+    return any(os.environ.get(n) or os.environ.get(n.upper()) for n in PROXY_VARIABLES)
+
+
+def tls_context(api_url: str) -> ssl.SSLContext:
+    """httpx's verification for an https:// API; an http:// API is never spoken to over TLS, so its
+    context has no trust anchors (nothing to load): a TLS connection it were ever asked to make (a
+    full https:// URL) fails verification rather than going unchecked."""
+    if not api_url.startswith("https://"):
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    elif os.environ.get("SSL_CERT_FILE"):
+        context = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+    elif os.environ.get("SSL_CERT_DIR"):
+        context = ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
+    else:
+        import certifi
+
+        context = ssl.create_default_context(cafile=certifi.where())
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+def encode_query(params: Mapping[str, Any]) -> str:
+    """httpx's query string: True/False as true/false, None as empty."""
+
+    def text(value: Any) -> str:
+        if value is True or value is False:
+            return "true" if value else "false"
+        return "" if value is None else str(value)
+
+    return urlencode([(key, text(value)) for key, value in params.items()])
+
+
+class _HTTPConnection(http.client.HTTPConnection):
+    """Connects within CONNECT_TIMEOUT, then waits `read_timeout` for each read and write."""
+
+    def __init__(self, host: str, port: int, read_timeout: float) -> None:
+        super().__init__(host, port, timeout=CONNECT_TIMEOUT)
+        self.read_timeout = read_timeout
+        self.connected = False
+
+    def connect(self) -> None:
+        self.connected = False
+        super().connect()
+        self.sock.settimeout(self.read_timeout)
+        self.connected = True
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    """The same, over TLS (the handshake is part of connecting)."""
+
+    def __init__(self, host: str, port: int, read_timeout: float, context: ssl.SSLContext) -> None:
+        super().__init__(host, port, timeout=CONNECT_TIMEOUT, context=context)
+        self.read_timeout = read_timeout
+        self.connected = False
+
+    def connect(self) -> None:
+        self.connected = False
+        super().connect()
+        self.sock.settimeout(self.read_timeout)
+        self.connected = True
+
+
+Origin = tuple[str, str, int]
+Connection = _HTTPConnection | _HTTPSConnection
+
+
+class PlainTransport:
+    """Keep-alive connections per origin; safe to share between threads."""
+
+    def __init__(self, api_url: str, timeout: float, headers: Mapping[str, str]) -> None:
+        self.api_url = api_url
+        self.timeout = timeout
+        self.headers = {"accept": "*/*", **{k.lower(): v for k, v in headers.items()}}
+        self._idle: dict[Origin, list[Connection]] = {}
+        self._lock = threading.Lock()
+        self._tls: ssl.SSLContext | None = None
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        content: bytes | str | None = None,
+    ) -> Response:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        host = parts.hostname or ""
+        origin = (scheme, host, parts.port or DEFAULT_PORTS.get(scheme, 0))
+        target = quote(parts.path or "/", safe=PATH_SAFE)
+        query = "&".join(q for q in (parts.query, encode_query(params or {})) if q)
+        if query:
+            target += "?" + query
+        body: bytes | None = None
+        fields = {**self.headers, **{k.lower(): v for k, v in headers.items()}}
+        if json_body is not None:
+            body = json.dumps(
+                json_body, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+            ).encode()
+            fields.setdefault("content-type", "application/json")
+        elif content is not None:
+            body = content.encode() if isinstance(content, str) else content
+        connection = self._take(origin)
+        try:
+            connection.request(method, target, body=body, headers=fields)
+            answer = connection.getresponse()
+            response = Response(
+                answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read()
+            )
+        except (OSError, http.client.HTTPException) as exc:
+            connection.close()
+            raise TransportFailure(_failure_name(exc, connection.connected), exc) from exc
+        except BaseException:
+            connection.close()
+            raise
+        if answer.will_close:
+            connection.close()
+        else:
+            self._put(origin, connection)
+        return response
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for connections in idle.values():
+            for connection in connections:
+                connection.close()
+
+    def _take(self, origin: Origin) -> Connection:
+        """An idle connection to `origin` the server has not closed, else a new one."""
+        while True:
+            with self._lock:
+                connection = self._idle.get(origin, []).pop() if self._idle.get(origin) else None
+            if connection is None:
+                return self._connection(origin)
+            if connection.sock is not None and not _readable(connection.sock):
+                return connection
+            connection.close()  # closed by the server while idle (or sent what was not asked)
+
+    def _put(self, origin: Origin, connection: Connection) -> None:
+        with self._lock:
+            self._idle.setdefault(origin, []).append(connection)
+
+    def _connection(self, origin: Origin) -> Connection:
+        scheme, host, port = origin
+        if scheme == "http":
+            return _HTTPConnection(host, port, self.timeout)
+        if scheme == "https":
+            if self._tls is None:
+                self._tls = tls_context(self.api_url)
+            return _HTTPSConnection(host, port, self.timeout, self._tls)
+        raise TransportFailure("UnsupportedProtocol", ValueError(f"Unsupported scheme {scheme!r}"))
+
+
+def _readable(sock: socket.socket) -> bool:
+    """An idle keep-alive socket is readable only once the server closed it (or misbehaved)."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+def _failure_name(exc: BaseException, connected: bool) -> str:
+    """httpx's exception for what went wrong, so that messages read the same with either."""
+    if isinstance(exc, http.client.HTTPException) and not isinstance(exc, OSError):
+        return "RemoteProtocolError"
+    if isinstance(exc, http.client.RemoteDisconnected):
+        return "RemoteProtocolError"
+    if isinstance(exc, TimeoutError):
+        return "ReadTimeout" if connected else "ConnectTimeout"
+    return "ReadError" if connected else "ConnectError"

@@ -1,0 +1,204 @@
+"""The SDK's plain transport (mayfly/sdk/transport.py, http.client) against a real HTTP server: what
+goes on the wire is what httpx sends for the same call, and failures read the same."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+
+from mayfly.sdk import APIUnreachable, MayflyAPIError, MayflyClient
+from mayfly.sdk.client import USER_AGENT
+from tests.unit.test_cli_imports import closed_port
+
+Seen = dict[str, Any]
+Answer = tuple[int, dict[str, str], bytes]
+
+
+def envelope(result: Any = None, errors: list[dict[str, Any]] | None = None) -> bytes:
+    body = {"success": not errors, "errors": errors or [], "messages": [], "result": result}
+    return json.dumps(body).encode()
+
+
+class Server:
+    """A keep-alive HTTP/1.1 server: records each request, answers with `answer(request)`."""
+
+    def __init__(self) -> None:
+        self.seen: list[Seen] = []
+        self.connections: set[int] = set()  # the client's ports
+        self.closed = threading.Event()  # set whenever the server closed a connection
+        self.answer: Callable[[Seen], Answer] = lambda seen: (200, {}, envelope({"id": "a"}))
+        self.release = threading.Event()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def handle_one_request(self) -> None:
+                server.connections.add(self.client_address[1])
+                super().handle_one_request()
+
+            def respond(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                seen = {
+                    "method": self.command,
+                    "target": self.path,
+                    "headers": {k.lower(): v for k, v in self.headers.items()},
+                    "body": self.rfile.read(length),
+                }
+                server.seen.append(seen)
+                status, headers, body = server.answer(seen)
+                if headers.pop("x-close-silently", None):
+                    self.close_connection = True  # without saying so
+                self.send_response(status)
+                for name, value in {"content-length": str(len(body)), **headers}.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = respond
+
+        class HTTPServer(ThreadingHTTPServer):
+            def shutdown_request(self, request: Any) -> None:
+                super().shutdown_request(request)
+                server.closed.set()
+
+        self.http = HTTPServer(("127.0.0.1", 0), Handler)
+        self.http.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.http.server_address[1]}"
+        self.thread = threading.Thread(target=self.http.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.http.shutdown()
+        self.http.server_close()
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
+    for name in ("http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    running = Server()
+    yield running
+    running.close()
+
+
+def calls(client: MayflyClient) -> None:
+    client.call("GET", "/accounts/a b/ü", params={"page": 2, "force": False, "q": "x y&z"})
+    client.call("POST", "/accounts/a/things", json={"name": "é", "n": [1, 2.5, None]})
+    client.call("PUT", "/accounts/a/values/k%2Fv", content=b"\x00raw", headers={"X-Extra": "1"})
+    client.call("PUT", "/accounts/a/empty")
+    client.call("DELETE", "/accounts/a/things/t", params={"url_encoded": "true"})
+
+
+def wire(seen: Seen) -> tuple[Any, ...]:
+    headers = seen["headers"]
+    kept = ("authorization", "content-type", "content-length", "user-agent", "x-extra", "accept")
+    return (seen["method"], seen["target"], seen["body"], {h: headers.get(h) for h in kept})
+
+
+def test_the_wire_is_the_same_as_httpx(server: Server) -> None:
+    with MayflyClient(server.url, token="mft_t") as plain:
+        calls(plain)
+    through_plain = [wire(s) for s in server.seen]
+    server.seen.clear()
+    with MayflyClient(server.url, token="mft_t", transport=httpx.HTTPTransport()) as via_httpx:
+        calls(via_httpx)
+    assert through_plain == [wire(s) for s in server.seen]
+    assert through_plain[0][1] == "/client/v4/accounts/a%20b/%C3%BC?page=2&force=false&q=x+y%26z"
+    assert through_plain[1][3]["user-agent"] == USER_AGENT
+
+
+def test_connections_are_kept_alive_and_shared_with_token_copies(server: Server) -> None:
+    with MayflyClient(server.url) as client:
+        client.call("GET", "/a")
+        client.with_token("mft_t").call("GET", "/b")
+        client.call("GET", "/c")
+    assert len(server.connections) == 1
+    assert server.seen[1]["headers"]["authorization"] == "Bearer mft_t"
+    assert "authorization" not in server.seen[2]["headers"]
+
+
+@pytest.mark.parametrize("closing", [{"connection": "close"}, {"x-close-silently": "1"}])
+def test_a_connection_the_server_closed_is_not_reused(
+    server: Server, closing: dict[str, str]
+) -> None:
+    server.answer = lambda seen: (200, dict(closing) if "/a" in seen["target"] else {}, envelope())
+    with MayflyClient(server.url) as client:
+        client.call("GET", "/a")  # the server closes this connection after answering
+        assert server.closed.wait(10)
+        client.call("GET", "/b")
+        client.call("GET", "/c")
+    assert len(server.connections) == 2
+
+
+def test_errors_and_non_envelopes(server: Server) -> None:
+    def answer(seen: Seen) -> Answer:
+        if seen["target"].endswith("/denied"):
+            return 403, {}, envelope(errors=[{"code": 9109, "message": "Forbidden"}])
+        return 502, {"content-type": "text/html"}, b"<html>bad gateway</html>"
+
+    server.answer = answer
+    with MayflyClient(server.url) as client:
+        with pytest.raises(MayflyAPIError) as denied:
+            client.call("GET", "/denied")
+        with pytest.raises(MayflyAPIError) as gateway:
+            client.call("GET", "/other")
+    assert (denied.value.code, denied.value.status, denied.value.message) == (
+        9109,
+        403,
+        "Forbidden",
+    )
+    assert (gateway.value.code, gateway.value.status) == (0, 502)
+
+
+def test_a_rate_limit_is_retried_after_retry_after(server: Server) -> None:
+    def answer(seen: Seen) -> Answer:
+        if len(server.seen) == 1:
+            return 429, {"retry-after": "0"}, envelope(errors=[{"code": 10429, "message": "wait"}])
+        return 200, {}, envelope({"ok": True})
+
+    server.answer = answer
+    with MayflyClient(server.url) as client:
+        assert client.call("POST", "/x", json={}) == {"ok": True}
+    assert len(server.seen) == 2
+
+
+def test_no_server_is_api_unreachable_named_as_httpx_names_it() -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    with MayflyClient(url) as client, pytest.raises(APIUnreachable) as caught:
+        client.call("GET", "/accounts")
+    assert caught.value.message.startswith(
+        f"Could not reach the Mayfly API at {url} (ConnectError: "
+    )
+
+
+def test_a_server_that_does_not_answer_in_time_is_a_read_timeout(server: Server) -> None:
+    def answer(seen: Seen) -> Answer:
+        server.release.wait(30)  # set when the test ends
+        return 200, {}, envelope()
+
+    server.answer = answer
+    with MayflyClient(server.url, timeout=0.2) as client, pytest.raises(APIUnreachable) as caught:
+        client.call("GET", "/slow")
+    assert "(ReadTimeout: " in caught.value.message
+
+
+def test_with_a_proxy_in_the_environment_requests_go_through_it(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """httpx applies HTTP_PROXY; so the client sends everything through httpx when one is set."""
+    monkeypatch.setenv("HTTP_PROXY", server.url)
+    with MayflyClient("http://api.example:8787", token="mft_t") as client:
+        assert client.call("GET", "/accounts/a") == {"id": "a"}
+    assert server.seen[0]["target"] == "http://api.example:8787/client/v4/accounts/a"
