@@ -54,14 +54,20 @@ def check_key(key: str) -> str:
     return key
 
 
-def http_metadata(value: Any) -> dict[str, str]:
-    """The object's HTTP metadata: strings only, of the known fields (cacheExpiry as ISO)."""
+def _optional_object(value: Any, what: str) -> dict[Any, Any]:
+    """`value` as given where an object may be left out: {} when it is (None or ""), 400 when it
+    is something else than an object."""
     if value in (None, ""):
         return {}
     if not isinstance(value, dict):
-        raise ValidationError("httpMetadata must be an object.")
+        raise ValidationError(f"{what} must be an object.")
+    return value
+
+
+def http_metadata(value: Any) -> dict[str, str]:
+    """The object's HTTP metadata: strings only, of the known fields (cacheExpiry as ISO)."""
     out: dict[str, str] = {}
-    for name, item in value.items():
+    for name, item in _optional_object(value, "httpMetadata").items():
         if name not in HTTP_FIELDS:
             raise ValidationError(f"httpMetadata has an unknown field {name!r}.")
         if item is None:
@@ -130,12 +136,8 @@ def digests(data: bytes, wanted: dict[str, str]) -> Digests:
 
 def expected_checksums(value: Any) -> dict[str, str]:
     """{algorithm: hex} from the binding (hex strings) or headers; at most one SHA."""
-    if value in (None, ""):
-        return {}
-    if not isinstance(value, dict):
-        raise ValidationError("checksums must be an object.")
     out: dict[str, str] = {}
-    for name, given in value.items():
+    for name, given in _optional_object(value, "checksums").items():
         if name not in CHECKSUMS:
             raise ValidationError(f"Unknown checksum {name!r} (md5, sha1, sha256, sha384, sha512).")
         if not isinstance(given, str):
