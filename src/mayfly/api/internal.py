@@ -16,8 +16,9 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mayfly.api import internal_d1, internal_r2
-from mayfly.api.auth import services
-from mayfly.errors import MayflyError, PayloadTooLarge
+from mayfly.api.auth import in_thread, services
+from mayfly.api.bodies import read_capped
+from mayfly.errors import MayflyError
 from mayfly.services.container import Services
 from mayfly.services.core import strict_json
 
@@ -53,10 +54,9 @@ async def route(request: Request) -> Response:
 
 
 async def version(request: Request) -> Response:
+    routing, version_id = services(request).routing, request.path_params["version_id"]
     try:
-        code = await asyncio.to_thread(
-            services(request).routing.version_code, request.path_params["version_id"]
-        )
+        code = await in_thread(lambda: routing.version_code(version_id))
     except MayflyError as exc:
         return JSONResponse({"error": exc.message}, status_code=exc.status)
     return JSONResponse(code)
@@ -74,7 +74,7 @@ async def kv_value(request: Request) -> Response:
     key = request.query_params.get("key", "")
     try:
         if request.method == "GET":
-            entry = await asyncio.to_thread(kv.get, ns, key)
+            entry = await in_thread(lambda: kv.get(ns, key))
             headers = {"x-mayfly-kv-metadata": json.dumps(entry.metadata)}
             if entry.expiration is not None:
                 headers["x-mayfly-kv-expiration"] = str(entry.expiration)
@@ -83,7 +83,7 @@ async def kv_value(request: Request) -> Response:
             raw_meta = request.headers.get("x-mayfly-kv-metadata")
             metadata = strict_json.loads(raw_meta, "The metadata") if raw_meta else None
             data = await _kv_value_body(request)
-            await asyncio.to_thread(
+            await in_thread(
                 lambda: kv.put(
                     ns,
                     key,
@@ -94,7 +94,7 @@ async def kv_value(request: Request) -> Response:
                 )
             )
             return JSONResponse({"ok": True})
-        await asyncio.to_thread(kv.delete, ns, key)
+        await in_thread(lambda: kv.delete(ns, key))
         return JSONResponse({"ok": True})
     except MayflyError as exc:
         return JSONResponse({"error": exc.message}, status_code=exc.status)
@@ -105,22 +105,19 @@ async def kv_value(request: Request) -> Response:
 async def _kv_value_body(request: Request) -> bytes:
     """A tenant's value, counted as it streams: nothing over the limit is held."""
     limit = services(request).ctx.settings.max_kv_value_bytes
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge(f"KV values are at most {limit} bytes.")
-    return bytes(body)
+    return await read_capped(request, limit, f"KV values are at most {limit} bytes.")
 
 
 async def kv_keys(request: Request) -> Response:
+    kv, ns, params = (
+        services(request).kv.store,
+        request.path_params["namespace_id"],
+        request.query_params,
+    )
     try:
-        items, cursor = await asyncio.to_thread(
-            services(request).kv.store.list_keys,
-            request.path_params["namespace_id"],
-            request.query_params.get("prefix", ""),
-            request.query_params.get("cursor", ""),
-            int(request.query_params.get("limit", "1000")),
+        limit = int(params.get("limit", "1000"))
+        items, cursor = await in_thread(
+            lambda: kv.list_keys(ns, params.get("prefix", ""), params.get("cursor", ""), limit)
         )
     except MayflyError as exc:
         return JSONResponse({"error": exc.message}, status_code=exc.status)
@@ -131,12 +128,10 @@ async def kv_keys(request: Request) -> Response:
 
 async def service_host(request: Request) -> Response:
     """The host of a service binding's target, a Worker of the caller's account (else 404)."""
+    routing, script_id = services(request).routing, request.path_params["script_id"]
+    caller = request.query_params.get("caller", "")
     try:
-        host = await asyncio.to_thread(
-            services(request).routing.service_host,
-            request.path_params["script_id"],
-            request.query_params.get("caller", ""),
-        )
+        host = await in_thread(lambda: routing.service_host(script_id, caller))
     except MayflyError as exc:
         return JSONResponse({"error": exc.message}, status_code=exc.status)
     return JSONResponse({"host": host})
@@ -158,12 +153,10 @@ async def tail_events(request: Request) -> Response:
 
 async def asset(request: Request) -> Response:
     """One asset's bytes for the dispatcher (the version's manifest names account and hash)."""
+    assets, account_id = services(request).assets, request.path_params["account_id"]
+    blob = request.path_params["hash"]
     try:
-        data, content_type = await asyncio.to_thread(
-            services(request).assets.read,
-            request.path_params["account_id"],
-            request.path_params["hash"],
-        )
+        data, content_type = await in_thread(lambda: assets.read(account_id, blob))
     except MayflyError as exc:
         return JSONResponse({"error": exc.message}, status_code=exc.status)
     headers = {"x-mayfly-content-type": content_type} if content_type else {}
