@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from mayfly.mcp.core import KEY_NOT_FOUND, BackendCore, ToolFailure
@@ -13,28 +15,31 @@ from mayfly.sdk import (
 )
 
 
+@dataclass(frozen=True)
+class NamespaceRef:
+    """Which namespace a KV tool acts on: `namespace_id`, else a KV binding (`binding`, or the
+    only one) of the Worker `name` (default: the last one deployed)."""
+
+    namespace_id: str | None = None
+    binding: str | None = None
+    name: str | None = None
+
+
 class KvTools(BackendCore):
-    def namespace(
-        self,
-        authed: MayflyClient,
-        account: AccountInfo,
-        namespace_id: str | None,
-        binding: str | None,
-        name: str | None,
-    ) -> str:
-        """`namespace_id`, else the Worker's KV binding (`binding`, or its only one)."""
-        if namespace_id:
-            return namespace_id
-        script = self.worker(authed, account, name)
+    def namespace(self, authed: MayflyClient, account: AccountInfo, ref: NamespaceRef) -> str:
+        """The id of the namespace `ref` names."""
+        if ref.namespace_id:
+            return ref.namespace_id
+        script = self.worker(authed, account, ref.name)
         settings = authed.workers.settings(account.id, script)
         bound = {
             str(b["name"]): str(b["namespace_id"])
             for b in settings.get("bindings") or []
             if isinstance(b, dict) and b.get("type") == "kv_namespace" and "namespace_id" in b
         }
-        if binding is not None and binding in bound:
-            return bound[binding]
-        if binding is None and len(bound) == 1:
+        if ref.binding is not None and ref.binding in bound:
+            return bound[ref.binding]
+        if ref.binding is None and len(bound) == 1:
             return next(iter(bound.values()))
         names = ", ".join(sorted(bound)) or "none"
         raise ToolFailure(
@@ -43,17 +48,20 @@ class KvTools(BackendCore):
             code="namespace_required",
         )
 
-    def kv_get(
+    def in_namespace(
         self,
         listener: Listener,
-        *,
-        key: str,
-        namespace_id: str | None,
-        binding: str | None,
-        name: str | None,
+        ref: NamespaceRef,
+        work: Callable[[MayflyClient, AccountInfo, str], dict[str, Any]],
     ) -> dict[str, Any]:
-        def action(authed: MayflyClient, account: AccountInfo) -> dict[str, Any]:
-            namespace = self.namespace(authed, account, namespace_id, binding, name)
+        """`work(authed, account, namespace id)` in the account, on the namespace `ref` names."""
+        return self.run(
+            lambda authed, account: work(authed, account, self.namespace(authed, account, ref)),
+            listener,
+        ).value
+
+    def kv_get(self, listener: Listener, *, key: str, ref: NamespaceRef) -> dict[str, Any]:
+        def action(authed: MayflyClient, account: AccountInfo, namespace: str) -> dict[str, Any]:
             try:
                 data = authed.kv.get(account.id, namespace, key)
             except MayflyAPIError as exc:
@@ -69,7 +77,7 @@ class KvTools(BackendCore):
                 ) from None
             return {"namespace_id": namespace, "key": key, "found": True, "value": value}
 
-        return self.run(action, listener).value
+        return self.in_namespace(listener, ref, action)
 
     def kv_put(
         self,
@@ -77,30 +85,19 @@ class KvTools(BackendCore):
         *,
         key: str,
         value: str,
-        namespace_id: str | None,
-        binding: str | None,
-        name: str | None,
+        ref: NamespaceRef,
         expiration_ttl: int | None,
     ) -> dict[str, Any]:
-        def action(authed: MayflyClient, account: AccountInfo) -> dict[str, Any]:
-            namespace = self.namespace(authed, account, namespace_id, binding, name)
+        def action(authed: MayflyClient, account: AccountInfo, namespace: str) -> dict[str, Any]:
             authed.kv.put(account.id, namespace, key, value.encode(), expiration_ttl=expiration_ttl)
             return {"namespace_id": namespace, "key": key, "written": True}
 
-        return self.run(action, listener).value
+        return self.in_namespace(listener, ref, action)
 
     def kv_list(
-        self,
-        listener: Listener,
-        *,
-        prefix: str,
-        limit: int,
-        namespace_id: str | None,
-        binding: str | None,
-        name: str | None,
+        self, listener: Listener, *, prefix: str, limit: int, ref: NamespaceRef
     ) -> dict[str, Any]:
-        def action(authed: MayflyClient, account: AccountInfo) -> dict[str, Any]:
-            namespace = self.namespace(authed, account, namespace_id, binding, name)
+        def action(authed: MayflyClient, account: AccountInfo, namespace: str) -> dict[str, Any]:
             keys: list[dict[str, Any]] = []
             complete = True
             for found in authed.kv.keys(account.id, namespace, prefix):
@@ -110,4 +107,4 @@ class KvTools(BackendCore):
                 keys.append({"name": found.name, "expiration": found.expiration})
             return {"namespace_id": namespace, "keys": keys, "complete": complete}
 
-        return self.run(action, listener).value
+        return self.in_namespace(listener, ref, action)

@@ -12,8 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from functools import partial
-from typing import Annotated, Any, ParamSpec, TypeVar, cast
+from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar, cast
 
 import anyio
 import anyio.from_thread
@@ -25,6 +24,7 @@ from typing_extensions import TypedDict
 
 from mayfly import __version__
 from mayfly.mcp.backend import Backend
+from mayfly.mcp.kv_tools import NamespaceRef
 from mayfly.project import ProjectError
 from mayfly.sdk import SDKError, TemporaryAccount
 
@@ -214,11 +214,16 @@ def build_server(backend_for: BackendFor) -> MCPServer:
         "mayfly", version=__version__, instructions=INSTRUCTIONS, log_level="WARNING"
     )
 
-    async def run(ctx: Context, call: Callable[[Backend, ProgressListener], R]) -> R:
-        """`call(backend, listener)` in a worker thread, its progress sent to the client."""
+    async def run(
+        ctx: Context,
+        call: Callable[Concatenate[Backend, ProgressListener, P], R],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> R:
+        """`call(backend, listener, …)` in a worker thread, its progress sent to the client."""
         backend = backend_for(ctx)
         listener = ProgressListener(ctx)
-        return await in_thread(lambda: call(backend, listener))
+        return await in_thread(lambda: call(backend, listener, *args, **kwargs))
 
     @server.tool(
         description="Deploy a Worker and answer its URL. Give `path` (a directory with a "
@@ -287,12 +292,8 @@ def build_server(backend_for: BackendFor) -> MCPServer:
         max_events: Annotated[int, Field(description="Stop after this many events.")] = 100,
         name: WorkerName = None,
     ) -> LogsResult:
-        return cast(
-            LogsResult,
-            await run(
-                ctx, partial(Backend.logs, seconds=seconds, max_events=max_events, name=name)
-            ),
-        )
+        result = await run(ctx, Backend.logs, seconds=seconds, max_events=max_events, name=name)
+        return cast(LogsResult, result)
 
     @server.tool(
         description="Read a KV value (as text).", annotations=ToolAnnotations(read_only_hint=True)
@@ -305,15 +306,8 @@ def build_server(backend_for: BackendFor) -> MCPServer:
         binding: Binding = None,
         name: WorkerName = None,
     ) -> KVGetResult:
-        return cast(
-            KVGetResult,
-            await run(
-                ctx,
-                partial(
-                    Backend.kv_get, key=key, namespace_id=namespace_id, binding=binding, name=name
-                ),
-            ),
-        )
+        ref = NamespaceRef(namespace_id, binding, name)
+        return cast(KVGetResult, await run(ctx, Backend.kv_get, key=key, ref=ref))
 
     @server.tool(description="Write a KV value (text).")
     @reporting_errors
@@ -328,21 +322,11 @@ def build_server(backend_for: BackendFor) -> MCPServer:
             int | None, Field(description="Seconds until the value expires (at least 60).")
         ] = None,
     ) -> KVPutResult:
-        return cast(
-            KVPutResult,
-            await run(
-                ctx,
-                partial(
-                    Backend.kv_put,
-                    key=key,
-                    value=value,
-                    namespace_id=namespace_id,
-                    binding=binding,
-                    name=name,
-                    expiration_ttl=expiration_ttl,
-                ),
-            ),
+        ref = NamespaceRef(namespace_id, binding, name)
+        result = await run(
+            ctx, Backend.kv_put, key=key, value=value, ref=ref, expiration_ttl=expiration_ttl
         )
+        return cast(KVPutResult, result)
 
     @server.tool(
         description="List the keys of a KV namespace.",
@@ -357,20 +341,9 @@ def build_server(backend_for: BackendFor) -> MCPServer:
         binding: Binding = None,
         name: WorkerName = None,
     ) -> KVListResult:
-        return cast(
-            KVListResult,
-            await run(
-                ctx,
-                partial(
-                    Backend.kv_list,
-                    prefix=prefix,
-                    limit=limit,
-                    namespace_id=namespace_id,
-                    binding=binding,
-                    name=name,
-                ),
-            ),
-        )
+        ref = NamespaceRef(namespace_id, binding, name)
+        result = await run(ctx, Backend.kv_list, prefix=prefix, limit=limit, ref=ref)
+        return cast(KVListResult, result)
 
     @server.tool(
         description="Set a secret of the Worker (a new version with the secret is deployed)."
@@ -382,10 +355,8 @@ def build_server(backend_for: BackendFor) -> MCPServer:
         value: str,
         name: WorkerName = None,
     ) -> SecretResult:
-        return cast(
-            SecretResult,
-            await run(ctx, partial(Backend.secret_put, secret=secret, value=value, name=name)),
-        )
+        result = await run(ctx, Backend.secret_put, secret=secret, value=value, name=name)
+        return cast(SecretResult, result)
 
     @server.tool(
         description="The Worker's versions, newest first, and which one is live.",
@@ -393,7 +364,7 @@ def build_server(backend_for: BackendFor) -> MCPServer:
     )
     @reporting_errors
     async def versions(ctx: Context, name: WorkerName = None) -> VersionsResult:
-        return cast(VersionsResult, await run(ctx, partial(Backend.versions, name=name)))
+        return cast(VersionsResult, await run(ctx, Backend.versions, name=name))
 
     @server.tool(
         description="Make an earlier version live again (default: the one before the live one)."
@@ -404,10 +375,8 @@ def build_server(backend_for: BackendFor) -> MCPServer:
         version_id: Annotated[str | None, Field(description="The version to make live.")] = None,
         name: WorkerName = None,
     ) -> RollbackResult:
-        return cast(
-            RollbackResult,
-            await run(ctx, partial(Backend.rollback, version_id=version_id, name=name)),
-        )
+        result = await run(ctx, Backend.rollback, version_id=version_id, name=name)
+        return cast(RollbackResult, result)
 
     @server.tool(
         description="Delete the Worker (its URL stops answering; KV namespaces are kept).",
@@ -415,7 +384,7 @@ def build_server(backend_for: BackendFor) -> MCPServer:
     )
     @reporting_errors
     async def delete(ctx: Context, name: WorkerName = None) -> DeleteResult:
-        return cast(DeleteResult, await run(ctx, partial(Backend.delete, name=name)))
+        return cast(DeleteResult, await run(ctx, Backend.delete, name=name))
 
     return server
 
