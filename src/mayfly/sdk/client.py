@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from mayfly import __version__
-from mayfly.sdk.errors import APIUnreachable, MayflyAPIError
+from mayfly.sdk.errors import MayflyAPIError, unreachable
 from mayfly.sdk.models import (
     AccountInfo,
     Challenge,
@@ -27,12 +27,6 @@ from mayfly.sdk.models import (
     QuarantineInfo,
     TemporaryAccount,
     parse_time,
-)
-from mayfly.sdk.transport import (
-    CONNECT_TIMEOUT,
-    PlainTransport,
-    TransportFailure,
-    proxy_configured,
 )
 
 if TYPE_CHECKING:
@@ -43,6 +37,7 @@ if TYPE_CHECKING:
     from mayfly.sdk.assets import AssetsAPI
     from mayfly.sdk.kv import KVAPI
     from mayfly.sdk.tail import TailsAPI
+    from mayfly.sdk.transport import PlainTransport
     from mayfly.sdk.worker_models import UploadResult, WorkerInfo, WorkerUpload
     from mayfly.sdk.workers import WorkersAPI
 
@@ -54,6 +49,7 @@ MALFORMED = 0
 # 429 and 503 are retried this many times, honouring Retry-After up to MAX_RETRY_WAIT seconds.
 RETRIES = 2
 MAX_RETRY_WAIT = 10.0
+CONNECT_TIMEOUT = 10.0
 
 
 def normalise_api_url(api_url: str) -> str:
@@ -125,9 +121,23 @@ class _Connections:
         self.transport = transport
         self.http = http
         self.owns_http = http is None
-        plain = transport is None and http is None and not proxy_configured()
-        self.plain = PlainTransport(api_url, timeout, {"user-agent": USER_AGENT}) if plain else None
+        self.plain_allowed = transport is None and http is None
+        self._plain: PlainTransport | None = None
         self._lock = threading.Lock()
+
+    def plain(self) -> PlainTransport | None:
+        """Made (and http.client imported) by the first call: a command that fails before it
+        asks the API anything imports no HTTP client at all."""
+        with self._lock:
+            if self._plain is None and self.plain_allowed:
+                from mayfly.sdk.transport import PlainTransport, proxy_configured
+
+                if proxy_configured():
+                    self.plain_allowed = False
+                else:
+                    timeouts = (CONNECT_TIMEOUT, self.timeout)
+                    self._plain = PlainTransport(self.api_url, timeouts, {"user-agent": USER_AGENT})
+            return self._plain
 
     def httpx_client(self) -> httpx.Client:
         with self._lock:
@@ -144,8 +154,8 @@ class _Connections:
             return self.http
 
     def close(self) -> None:
-        if self.plain is not None:
-            self.plain.close()
+        if self._plain is not None:
+            self._plain.close()
         if self.owns_http and self.http is not None:
             self.http.close()
 
@@ -346,8 +356,8 @@ class MayflyClient:
 
     def envelope(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         """The whole envelope (for `result_info` and `messages`)."""
-        plain = self._connections.plain
-        if plain is None or not kwargs.keys() <= PLAIN_ARGUMENTS:
+        plain = self._connections.plain() if kwargs.keys() <= PLAIN_ARGUMENTS else None
+        if plain is None:
             return _unwrap(self.request(method, path, **kwargs))
         url, headers = self._url(path, kwargs.pop("headers", None))
         return _unwrap(
@@ -382,7 +392,7 @@ class MayflyClient:
             try:
                 return http.request(method, url, headers=headers, **kwargs)
             except httpx.TransportError as exc:
-                raise TransportFailure(exc.__class__.__name__, exc) from exc
+                raise unreachable(self.api_url, exc.__class__.__name__, exc) from exc
 
         return self._retrying(send)
 
@@ -394,13 +404,7 @@ class MayflyClient:
 
     def _retrying(self, send: Callable[[], A]) -> A:
         for attempt in range(RETRIES + 1):
-            try:
-                response = send()
-            except TransportFailure as exc:
-                raise APIUnreachable(
-                    f"Could not reach the Mayfly API at {self.api_url} ({exc.name}: {exc}). "
-                    "Is `mayfly serve` running there? Set --api-url or MAYFLY_API_URL."
-                ) from exc.error
+            response = send()
             wait = _retry_after(response)
             if wait is None or attempt == RETRIES:
                 return response

@@ -81,6 +81,15 @@ class APIUnreachable(SDKError):
     code = "api_unreachable"
 
 
+def unreachable(api_url: str, failure: str, error: BaseException) -> APIUnreachable:
+    """No answer from the API at `api_url`; `failure` is httpx's name for what went wrong
+    (ConnectError, ReadTimeout, …), whichever transport it was."""
+    return APIUnreachable(
+        f"Could not reach the Mayfly API at {api_url} ({failure}: {error}). "
+        "Is `mayfly serve` running there? Set --api-url or MAYFLY_API_URL."
+    )
+
+
 class ChallengeUnsupported(SDKError):
     """The proof-of-work challenge is malformed or asks for more work than a client accepts."""
 

@@ -7,8 +7,8 @@ MayflyClient sends through it what it can (no multipart body, no proxy) and the 
 timeouts (10 s to connect, `timeout` for each read and write), TLS verified as httpx verifies it
 (SSL_CERT_FILE, else SSL_CERT_DIR, else certifi's CA bundle), keep-alive connections (one per
 request in flight, each checked before it is reused, as httpcore does), and every failure to get
-an answer raised as `TransportFailure` named after httpx's exception for it (ConnectError,
-ReadTimeout, …). A client whose environment names a proxy (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, or
+an answer raised as APIUnreachable naming httpx's exception for it (ConnectError, ReadTimeout,
+…). A client whose environment names a proxy (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, or
 the system's settings on macOS and Windows) sends everything through httpx, which applies them.
 """
 
@@ -26,20 +26,12 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-CONNECT_TIMEOUT = 10.0
+from mayfly.sdk.errors import unreachable
+
 DEFAULT_PORTS = {"http": 80, "https": 443}
 # What httpx leaves unescaped in a path (RFC 3986's pchar and "/"); "%" keeps escapes already made.
 PATH_SAFE = "/%!$&'()*+,;=:@~"
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
-
-
-class TransportFailure(Exception):
-    """No answer: `name` is httpx's name for the failure, `error` what the socket layer raised."""
-
-    def __init__(self, name: str, error: BaseException) -> None:
-        super().__init__(str(error) or error.__class__.__name__)
-        self.name = name
-        self.error = error
 
 
 class Response:
@@ -100,11 +92,11 @@ def encode_query(params: Mapping[str, Any]) -> str:
 
 
 class _HTTPConnection(http.client.HTTPConnection):
-    """Connects within CONNECT_TIMEOUT, then waits `read_timeout` for each read and write."""
+    """Connects within `timeouts[0]` seconds, then waits `timeouts[1]` for each read and write."""
 
-    def __init__(self, host: str, port: int, read_timeout: float) -> None:
-        super().__init__(host, port, timeout=CONNECT_TIMEOUT)
-        self.read_timeout = read_timeout
+    def __init__(self, host: str, port: int, timeouts: tuple[float, float]) -> None:
+        super().__init__(host, port, timeout=timeouts[0])
+        self.read_timeout = timeouts[1]
         self.connected = False
 
     def connect(self) -> None:
@@ -117,9 +109,11 @@ class _HTTPConnection(http.client.HTTPConnection):
 class _HTTPSConnection(http.client.HTTPSConnection):
     """The same, over TLS (the handshake is part of connecting)."""
 
-    def __init__(self, host: str, port: int, read_timeout: float, context: ssl.SSLContext) -> None:
-        super().__init__(host, port, timeout=CONNECT_TIMEOUT, context=context)
-        self.read_timeout = read_timeout
+    def __init__(
+        self, host: str, port: int, timeouts: tuple[float, float], context: ssl.SSLContext
+    ) -> None:
+        super().__init__(host, port, timeout=timeouts[0], context=context)
+        self.read_timeout = timeouts[1]
         self.connected = False
 
     def connect(self) -> None:
@@ -136,9 +130,12 @@ Connection = _HTTPConnection | _HTTPSConnection
 class PlainTransport:
     """Keep-alive connections per origin; safe to share between threads."""
 
-    def __init__(self, api_url: str, timeout: float, headers: Mapping[str, str]) -> None:
+    def __init__(
+        self, api_url: str, timeouts: tuple[float, float], headers: Mapping[str, str]
+    ) -> None:
+        """`timeouts`: to connect, then for each read and write."""
         self.api_url = api_url
-        self.timeout = timeout
+        self.timeouts = timeouts
         self.headers = {"accept": "*/*", **{k.lower(): v for k, v in headers.items()}}
         self._idle: dict[Origin, list[Connection]] = {}
         self._lock = threading.Lock()
@@ -180,7 +177,7 @@ class PlainTransport:
             )
         except (OSError, http.client.HTTPException) as exc:
             connection.close()
-            raise TransportFailure(_failure_name(exc, connection.connected), exc) from exc
+            raise unreachable(self.api_url, _failure_name(exc, connection.connected), exc) from exc
         except BaseException:
             connection.close()
             raise
@@ -215,12 +212,13 @@ class PlainTransport:
     def _connection(self, origin: Origin) -> Connection:
         scheme, host, port = origin
         if scheme == "http":
-            return _HTTPConnection(host, port, self.timeout)
+            return _HTTPConnection(host, port, self.timeouts)
         if scheme == "https":
             if self._tls is None:
                 self._tls = tls_context(self.api_url)
-            return _HTTPSConnection(host, port, self.timeout, self._tls)
-        raise TransportFailure("UnsupportedProtocol", ValueError(f"Unsupported scheme {scheme!r}"))
+            return _HTTPSConnection(host, port, self.timeouts, self._tls)
+        problem = ValueError(f"Request URL has an unsupported protocol '{scheme}://'.")
+        raise unreachable(self.api_url, "UnsupportedProtocol", problem)
 
 
 def _readable(sock: socket.socket) -> bool:
