@@ -155,7 +155,10 @@ class KVService:
         with self.ctx.db.begin() as conn:
             self._namespace(conn, account, namespace_id)
             self.store.put_in(
-                conn, account.id, namespace_id, key, value, metadata, expiration, expiration_ttl
+                conn,
+                account.id,
+                namespace_id,
+                BulkItem(key, value, metadata, expiration, expiration_ttl),
             )
 
     def put_many(self, account: Account, namespace_id: str, items: list[BulkItem]) -> None:
@@ -170,19 +173,7 @@ class KVService:
             raise ValidationError(f"A bulk write takes at most {limit} keys; got {len(items)}.")
         now = self._now()
         latest = {item.key: item for item in items}  # a key given twice: the last one wins
-        rows = [
-            self.store.row(
-                account.id,
-                namespace_id,
-                item.key,
-                item.value,
-                item.metadata,
-                item.expiration,
-                item.expiration_ttl,
-                now,
-            )
-            for item in latest.values()
-        ]
+        rows = [self.store.row(account.id, namespace_id, item, now) for item in latest.values()]
         with self.ctx.db.begin() as conn:
             self._namespace(conn, account, namespace_id)
             budget = quotas.KVBudget(conn, self.ctx.settings, account.id, now)

@@ -59,6 +59,8 @@ def check_expiry_fields(expiration: Any, expiration_ttl: Any) -> None:
 
 @dataclass(frozen=True)
 class BulkItem:
+    """An entry to write, as a put or one item of a bulk write gives it (expiry not yet checked)."""
+
     key: str
     value: bytes
     metadata: Any = None
@@ -100,68 +102,56 @@ class KVStore:
         conn: Connection,
         account_id: str,
         namespace_id: str,
-        key: str,
-        value: bytes,
-        metadata: Any,
-        expiration: int | None,
-        expiration_ttl: int | None,
+        item: BulkItem,
         budget: quotas.KVBudget | None = None,
     ) -> None:
         now = self._now()
-        row = self.row(
-            account_id, namespace_id, key, value, metadata, expiration, expiration_ttl, now
-        )
+        row = self.row(account_id, namespace_id, item, now)
         if budget is None:
             budget = quotas.KVBudget(conn, self.ctx.settings, account_id, now)
         # The entry it replaces is deleted first and its size read back in the same statement;
         # a refusal then rolls the deletion back with the transaction.
         replaced = conn.execute(
             delete(kv_entries)
-            .where(kv_entries.c.namespace_id == namespace_id, kv_entries.c.key == key)
+            .where(kv_entries.c.namespace_id == namespace_id, kv_entries.c.key == item.key)
             .returning(quotas.kv_size_column())
         ).scalar_one_or_none()
         budget.admit(
-            quotas.kv_entry_bytes(key, value, metadata),
+            quotas.kv_entry_bytes(item.key, item.value, item.metadata),
             None if replaced is None else int(replaced),
         )
         conn.execute(insert(kv_entries).values(**row))
 
-    def row(
-        self,
-        account_id: str,
-        namespace_id: str,
-        key: str,
-        value: bytes,
-        metadata: Any,
-        expiration: int | None,
-        expiration_ttl: int | None,
-        now: int,
-    ) -> dict[str, Any]:
+    def row(self, account_id: str, namespace_id: str, item: BulkItem, now: int) -> dict[str, Any]:
         """A checked entry, ready to insert (its expiration absolute)."""
-        check_key(key)
-        check_expiry_fields(expiration, expiration_ttl)
-        if len(value) > self.ctx.settings.max_kv_value_bytes:
+        check_key(item.key)
+        check_expiry_fields(item.expiration, item.expiration_ttl)
+        if len(item.value) > self.ctx.settings.max_kv_value_bytes:
             raise ValidationError(
                 f"KV values are at most {self.ctx.settings.max_kv_value_bytes} bytes."
             )
-        if metadata is not None and len(json.dumps(metadata).encode()) > MAX_METADATA_BYTES:
+        if (
+            item.metadata is not None
+            and len(json.dumps(item.metadata).encode()) > MAX_METADATA_BYTES
+        ):
             raise ValidationError(f"KV metadata is at most {MAX_METADATA_BYTES} bytes of JSON.")
-        if expiration_ttl is not None:
-            if expiration_ttl < MIN_EXPIRATION_TTL:
+        expiration = item.expiration
+        if item.expiration_ttl is not None:
+            if item.expiration_ttl < MIN_EXPIRATION_TTL:
                 raise ValidationError(
                     f"expiration_ttl must be at least {MIN_EXPIRATION_TTL} seconds."
                 )
-            expiration = now + expiration_ttl
+            expiration = now + item.expiration_ttl
         elif expiration is not None and expiration < now + MIN_EXPIRATION_TTL:
             raise ValidationError(
                 f"expiration must be at least {MIN_EXPIRATION_TTL} seconds in the future."
             )
         return {
             "namespace_id": namespace_id,
-            "key": key,
+            "key": item.key,
             "account_id": account_id,
-            "value": value,
-            "metadata": metadata,
+            "value": item.value,
+            "metadata": item.metadata,
             "expiration": expiration,
         }
 
@@ -182,7 +172,10 @@ class KVStore:
             if account_id is None:
                 raise NamespaceNotFound(f"KV namespace {namespace_id!r} not found.")
             self.put_in(
-                conn, account_id, namespace_id, key, value, metadata, expiration, expiration_ttl
+                conn,
+                account_id,
+                namespace_id,
+                BulkItem(key, value, metadata, expiration, expiration_ttl),
             )
 
     def get(self, namespace_id: str, key: str) -> Entry:
