@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Connection, Row, Table, func, select
 
 from mayfly.errors import NotFound, ScriptNotFound
 from mayfly.model import Account, iso
@@ -23,18 +24,8 @@ class ScriptReads(ScriptBase):
         """One page of the Worker's deployments, newest first, and how many there are in all."""
         with self.ctx.db.read() as conn:
             row = self._require_script(conn, account.id, name)
-            total = conn.execute(
-                select(func.count())
-                .select_from(deployments)
-                .where(deployments.c.script_id == row.id)
-            ).scalar_one()
-            rows = conn.execute(
-                select(deployments)
-                .where(deployments.c.script_id == row.id)
-                .order_by(deployments.c.created_at.desc(), deployments.c.id)
-                .limit(per_page)
-                .offset((page - 1) * per_page)
-            ).all()
+            order = (deployments.c.created_at.desc(), deployments.c.id)
+            rows, total = _one_page(conn, deployments, row.id, order, page, per_page)
         return [render_deployment(r) for r in rows], total
 
     def get_deployment(self, account: Account, name: str, deployment_id: str) -> dict[str, Any]:
@@ -55,16 +46,8 @@ class ScriptReads(ScriptBase):
         """One page of the Worker's versions, newest first, and how many there are in all."""
         with self.ctx.db.read() as conn:
             row = self._require_script(conn, account.id, name)
-            total = conn.execute(
-                select(func.count()).select_from(versions).where(versions.c.script_id == row.id)
-            ).scalar_one()
-            rows = conn.execute(
-                select(versions)
-                .where(versions.c.script_id == row.id)
-                .order_by(versions.c.number.desc())
-                .limit(per_page)
-                .offset((page - 1) * per_page)
-            ).all()
+            order = (versions.c.number.desc(),)
+            rows, total = _one_page(conn, versions, row.id, order, page, per_page)
             return [self._render(conn, r, account) for r in rows], total
 
     def get_version(self, account: Account, name: str, version_id: str) -> dict[str, Any]:
@@ -137,3 +120,25 @@ class ScriptReads(ScriptBase):
             if current is None:
                 raise ScriptNotFound(f"Worker {name!r} has no deployed version.")
             return current.main_module, load_modules(conn, self.ctx.blobs, account.id, current.id)
+
+
+def _one_page(
+    conn: Connection,
+    table: Table,
+    script_id: str,
+    order: tuple[ColumnElement[Any], ...],
+    page: int,
+    per_page: int,
+) -> tuple[Sequence[Row[Any]], int]:
+    """One page of a Worker's rows of `table` (its deployments, its versions) in `order`, and
+    how many there are in all."""
+    of_script = table.c.script_id == script_id
+    total = conn.execute(select(func.count()).select_from(table).where(of_script)).scalar_one()
+    rows = conn.execute(
+        select(table)
+        .where(of_script)
+        .order_by(*order)
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    ).all()
+    return rows, int(total)
