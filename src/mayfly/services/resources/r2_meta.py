@@ -167,6 +167,13 @@ def _etags(value: Any) -> list[str]:
     return [str(v).strip().removeprefix("W/").strip('"') for v in items if str(v).strip()]
 
 
+def _etag_listed(etag: str | None, value: Any) -> bool:
+    """Whether the object's etag (None: there is no object) is among the ETags `value` lists, or
+    the list has `*`."""
+    wanted = _etags(value)
+    return etag is not None and ("*" in wanted or etag in wanted)
+
+
 def conditions_met(only_if: Any, etag: str | None, uploaded: datetime | None) -> bool:
     """Cloudflare's onlyIf (R2Conditional, from the binding as JSON): etagMatches,
     etagDoesNotMatch, uploadedBefore, uploadedAfter. An etag condition takes precedence over
@@ -188,16 +195,14 @@ def conditions_met(only_if: Any, etag: str | None, uploaded: datetime | None) ->
     matches = only_if.get("etagMatches")
     before = when("uploadedBefore")
     if matches is not None:
-        wanted = _etags(matches)
-        if etag is None or not ("*" in wanted or etag in wanted):
+        if not _etag_listed(etag, matches):
             return False
     elif before is not None and (stamp is None or stamp >= before):
         return False
     not_matches = only_if.get("etagDoesNotMatch")
     after = when("uploadedAfter")
     if not_matches is not None:
-        wanted = _etags(not_matches)
-        if etag is not None and ("*" in wanted or etag in wanted):
+        if _etag_listed(etag, not_matches):
             return False
     elif after is not None and stamp is not None and stamp <= after:
         return False
