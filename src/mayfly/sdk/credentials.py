@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from mayfly.sdk.client import normalise_api_url
 from mayfly.sdk.models import TemporaryAccount, format_time, parse_time
@@ -50,10 +50,21 @@ class Resolution:
 
 
 class _JsonFile:
-    """A JSON object keyed by API URL, written atomically with mode 0600."""
+    """FILENAME in the config directory: a JSON object of one entry per API URL, written
+    atomically with mode 0600."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    FILENAME: ClassVar[str]
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / self.FILENAME
+
+    def entry(self, api_url: str) -> Any:
+        return self.read().get(normalise_api_url(api_url))
+
+    def save_entry(self, api_url: str, entry: dict[str, Any]) -> None:
+        entries = self.read()
+        entries[normalise_api_url(api_url)] = entry
+        self.write(entries)
 
     def read(self) -> dict[str, Any]:
         try:
@@ -82,20 +93,13 @@ class _JsonFile:
             raise
 
 
-class TemporaryAccountCache:
+class TemporaryAccountCache(_JsonFile):
     """The temporary account this machine provisioned, one per API URL."""
 
     FILENAME = "temporary-accounts.json"
 
-    def __init__(self, directory: Path) -> None:
-        self._file = _JsonFile(directory / self.FILENAME)
-
-    @property
-    def path(self) -> Path:
-        return self._file.path
-
     def load(self, api_url: str) -> TemporaryAccount | None:
-        raw = self._file.read().get(normalise_api_url(api_url))
+        raw = self.entry(api_url)
         if not isinstance(raw, dict):
             return None
         try:
@@ -111,29 +115,30 @@ class TemporaryAccountCache:
             return None
 
     def save(self, api_url: str, account: TemporaryAccount) -> None:
-        entries = self._file.read()
-        entries[normalise_api_url(api_url)] = {
-            "id": account.id,
-            "name": account.name,
-            "api_token": account.api_token,
-            "expires_at": format_time(account.expires_at),
-            "claim_url": account.claim_url,
-            "claim_expires_at": format_time(account.claim_expires_at),
-        }
-        self._file.write(entries)
+        self.save_entry(
+            api_url,
+            {
+                "id": account.id,
+                "name": account.name,
+                "api_token": account.api_token,
+                "expires_at": format_time(account.expires_at),
+                "claim_url": account.claim_url,
+                "claim_expires_at": format_time(account.claim_expires_at),
+            },
+        )
 
     def drop(self, api_url: str, token: str | None = None) -> None:
         """Forget the account for `api_url`; with `token`, only if it is still that account's
         (another process may have cached a new one meanwhile)."""
         key = normalise_api_url(api_url)
-        entries = self._file.read()
+        entries = self.read()
         entry = entries.get(key)
         if entry is None:
             return
         if token is not None and isinstance(entry, dict) and entry.get("api_token") != token:
             return
         del entries[key]
-        self._file.write(entries)
+        self.write(entries)
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -163,20 +168,13 @@ class SavedLogin:
     account_id: str | None = None
 
 
-class LoginStore:
+class LoginStore(_JsonFile):
     """Tokens saved by `mayfly login`, one per API URL (`login` itself is a later command)."""
 
     FILENAME = "logins.json"
 
-    def __init__(self, directory: Path) -> None:
-        self._file = _JsonFile(directory / self.FILENAME)
-
-    @property
-    def path(self) -> Path:
-        return self._file.path
-
     def load(self, api_url: str) -> SavedLogin | None:
-        raw = self._file.read().get(normalise_api_url(api_url))
+        raw = self.entry(api_url)
         if not isinstance(raw, dict) or not isinstance(raw.get("api_token"), str):
             return None
         account_id = raw.get("account_id")
@@ -185,12 +183,7 @@ class LoginStore:
         )
 
     def save(self, api_url: str, login: SavedLogin) -> None:
-        entries = self._file.read()
-        entries[normalise_api_url(api_url)] = {
-            "api_token": login.token,
-            "account_id": login.account_id,
-        }
-        self._file.write(entries)
+        self.save_entry(api_url, {"api_token": login.token, "account_id": login.account_id})
 
 
 def resolve_credentials(

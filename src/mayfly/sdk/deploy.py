@@ -173,7 +173,7 @@ class Deployer:
             return out
         started = time.perf_counter()
         existing = {n.id: n for n in authed.kv.list_namespaces(account.id)}
-        current = self._current_kv_bindings(authed, account, script)
+        current = self._current_bindings(authed, account, script, "kv_namespace", "namespace_id")
         for binding in missing:
             namespace_id = current.get(binding.binding)
             if namespace_id in existing:
@@ -280,22 +280,6 @@ class Deployer:
             str(b["name"]): str(b[id_field])
             for b in settings.get("bindings") or []
             if isinstance(b, dict) and b.get("type") == kind and id_field in b
-        }
-
-    @staticmethod
-    def _current_kv_bindings(
-        authed: MayflyClient, account: AccountInfo, script: str
-    ) -> dict[str, str]:
-        try:
-            settings = authed.workers.settings(account.id, script)
-        except MayflyAPIError as exc:
-            if exc.code == SCRIPT_NOT_FOUND:
-                return {}
-            raise
-        return {
-            str(b["name"]): str(b["namespace_id"])
-            for b in settings.get("bindings") or []
-            if isinstance(b, dict) and b.get("type") == "kv_namespace" and "namespace_id" in b
         }
 
     @staticmethod
