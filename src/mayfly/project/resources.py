@@ -93,24 +93,10 @@ class ResourceChecker:
         self.report = report
 
     def kv_namespaces(self, value: Any) -> tuple[KVNamespace, ...]:
-        if value is None:
-            return ()
-        if not isinstance(value, list):
-            self.report.error(
-                "`kv_namespaces` must be a list of {binding, id} tables ([[kv_namespaces]])."
-            )
-            return ()
         out: list[KVNamespace] = []
-        for index, item in enumerate(value):
+        for index, item in enumerate(self._list("kv_namespaces", value, "{binding, id}")):
             where = f"`kv_namespaces[{index}]`"
-            if not isinstance(item, dict):
-                self.report.error(f"{where} must be a table with `binding` (and `id`).")
-                continue
-            binding = item.get("binding")
-            if not isinstance(binding, str) or not BINDING_NAME_RE.match(binding):
-                self.report.error(
-                    f"{where}: `binding` {binding!r} must be a JavaScript identifier."
-                )
+            if not self._binding_table(where, item, "`binding` (and `id`)"):
                 continue
             namespace_id = item.get("id")
             if namespace_id is not None and (not isinstance(namespace_id, str) or not namespace_id):
@@ -119,29 +105,36 @@ class ResourceChecker:
             unknown = set(item) - {"binding", "id", "preview_id", "remote", "experimental_remote"}
             if unknown:
                 self.report.warn(f"{where}: {', '.join(sorted(unknown))} ignored.")
-            out.append(KVNamespace(binding, namespace_id or None))
+            out.append(KVNamespace(item["binding"], namespace_id or None))
         return tuple(out)
 
-    def _tables(self, key: str, value: Any, shape: str) -> list[tuple[str, dict[str, Any]]]:
-        """(where, table) of each entry of a list of tables with a valid `binding`."""
+    def _list(self, key: str, value: Any, shape: str) -> list[Any]:
+        """The entries of a list of tables (`[[key]]`); none, reported, if it is not a list."""
         if value is None:
             return []
         if not isinstance(value, list):
             self.report.error(f"`{key}` must be a list of {shape} tables ([[{key}]]).")
             return []
+        return value
+
+    def _binding_table(self, where: str, item: Any, shape: str) -> bool:
+        """Whether the entry is a table with a valid `binding` (if not, it is reported)."""
+        if not isinstance(item, dict):
+            self.report.error(f"{where} must be a table with {shape}.")
+            return False
+        binding = item.get("binding")
+        if not isinstance(binding, str) or not BINDING_NAME_RE.match(binding):
+            self.report.error(f"{where}: `binding` {binding!r} must be a JavaScript identifier.")
+            return False
+        return True
+
+    def _tables(self, key: str, value: Any, shape: str) -> list[tuple[str, dict[str, Any]]]:
+        """(where, table) of each entry of a list of tables with a valid `binding`."""
         out = []
-        for index, item in enumerate(value):
+        for index, item in enumerate(self._list(key, value, shape)):
             where = f"`{key}[{index}]`"
-            if not isinstance(item, dict):
-                self.report.error(f"{where} must be a table with {shape}.")
-                continue
-            binding = item.get("binding")
-            if not isinstance(binding, str) or not BINDING_NAME_RE.match(binding):
-                self.report.error(
-                    f"{where}: `binding` {binding!r} must be a JavaScript identifier."
-                )
-                continue
-            out.append((where, item))
+            if self._binding_table(where, item, shape):
+                out.append((where, item))
         return out
 
     def r2_buckets(self, value: Any) -> tuple[R2Bucket, ...]:
