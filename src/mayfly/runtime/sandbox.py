@@ -23,7 +23,7 @@ import os
 import pwd
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -164,28 +164,31 @@ async def checked_sandbox(sandbox: Sandbox, command: Sequence[str], cwd: Path) -
             "bubblewrap (bwrap) is not installed: shards run without a filesystem sandbox. "
             "Install the Debian package `bubblewrap`."
         )
+    # What may not work here, dropped in this order until the binary runs: (drop it, warning).
+    optional: list[tuple[Callable[[Sandbox], Sandbox], str]] = []
     if sandbox.unshare is not None and sandbox.user is not None:
-        problem = await _try(sandbox, command, cwd)
-        if problem is None:
-            log.info("Shards run %s.", sandbox.describe())
-            return sandbox
-        log.warning(
-            "unshare cannot give shards a PID namespace here (%s): a data plane SIGKILLed while "
-            "a shard starts may leave that shard running.",
-            problem,
+        optional.append(
+            (
+                lambda s: replace(s, unshare=None),
+                "unshare cannot give shards a PID namespace here (%s): a data plane SIGKILLed "
+                "while a shard starts may leave that shard running.",
+            )
         )
-        sandbox = replace(sandbox, unshare=None)
     if sandbox.bwrap is not None:
+        optional.append(
+            (
+                lambda s: replace(s, bwrap=None),
+                "bubblewrap cannot create a sandbox here (%s): shards run without a filesystem "
+                "sandbox.",
+            )
+        )
+    for drop, warning in optional:
         problem = await _try(sandbox, command, cwd)
         if problem is None:
             log.info("Shards run %s.", sandbox.describe())
             return sandbox
-        log.warning(
-            "bubblewrap cannot create a sandbox here (%s): shards run without a filesystem "
-            "sandbox.",
-            problem,
-        )
-        sandbox = replace(sandbox, bwrap=None)
+        log.warning(warning, problem)
+        sandbox = drop(sandbox)
     problem = await _try(sandbox, command, cwd)
     if problem is not None:
         raise SandboxError(f"workerd cannot run {sandbox.describe()}: {problem}")
