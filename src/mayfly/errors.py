@@ -70,24 +70,25 @@ class ProofOfWorkInvalid(MayflyError):
     code, status = 1019, 403
 
 
-class RateLimited(MayflyError):
-    code, status = 10429, 429
+class RetryLater(MayflyError):
+    """An error that says when to try again: `retry_after` seconds (at least 1), sent as the
+    response's Retry-After."""
 
     def __init__(self, message: str, *, retry_after: int):
         super().__init__(message)
         self.retry_after = max(1, retry_after)
+
+
+class RateLimited(RetryLater):
+    code, status = 10429, 429
 
 
 class Suspended(MayflyError):
     code, status = 10060, 503
 
 
-class Quarantined(Suspended):
+class Quarantined(RetryLater, Suspended):
     """A Worker quarantined for taking a data-plane shard down; `retry_after`: seconds left."""
-
-    def __init__(self, message: str, *, retry_after: int):
-        super().__init__(message)
-        self.retry_after = max(1, retry_after)
 
 
 class Conflict(MayflyError):
