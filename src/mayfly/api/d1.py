@@ -215,6 +215,12 @@ def _verify(request: Request, purpose: str, token: str) -> dict[str, Any]:
     return claims
 
 
+async def _resolved(request: Request, account: Account) -> str:
+    """The id of the database the path names by UUID or name (7404: not in the account)."""
+    d1, name = services(request).d1, _database(request)
+    return await in_thread(lambda: d1.resolve(account, name))
+
+
 def _url(request: Request, path: str) -> str:
     return f"{services(request).ctx.settings.public_url}/client/v4{path}"
 
@@ -242,9 +248,8 @@ def _url(request: Request, path: str) -> str:
 async def import_sql(request: Request) -> Response:
     _, account = await account_access(request)
     body = await json_body(request)
+    database_id = await _resolved(request, account)
     d1 = services(request).d1
-    name = _database(request)
-    database_id = await in_thread(lambda: d1.resolve(account, name))
     action = body.get("action")
     etag = body.get("etag")
     if action in ("init", "ingest") and not (isinstance(etag, str) and ETAG_RE.match(etag)):
@@ -351,9 +356,8 @@ async def import_upload(request: Request) -> Response:
 async def export(request: Request) -> Response:
     _, account = await account_access(request)
     body = await json_body(request)
+    database_id = await _resolved(request, account)
     d1 = services(request).d1
-    name = _database(request)
-    database_id = await in_thread(lambda: d1.resolve(account, name))
     options = body.get("dump_options") or {}
     if not isinstance(options, dict):
         raise ValidationError("dump_options must be an object.")

@@ -25,8 +25,15 @@ from mayfly.api.openapi import (
     operation,
 )
 from mayfly.errors import ValidationError
+from mayfly.model import Account
 from mayfly.services.core import strict_json
 from mayfly.services.resources.kv import BulkItem, check_expiry_fields, check_key
+
+
+async def _namespace_access(request: Request) -> tuple[Account, str]:
+    """The caller's account (checked before the body is read) and the namespace in the path."""
+    _, account = await account_access(request)
+    return account, request.path_params["namespace_id"]
 
 
 def _bulk_items(body: Any, limit: int) -> list[BulkItem]:
@@ -96,10 +103,9 @@ def _bulk_items(body: Any, limit: int) -> list[BulkItem]:
 )
 async def bulk_write(request: Request) -> Response:
     """All or nothing: every item is checked, then written in one transaction."""
-    _, account = await account_access(request)
-    ns = request.path_params["namespace_id"]
-    svc = services(request)
+    account, ns = await _namespace_access(request)
     body = strict_json.loads(await request.body(), "The bulk body")
+    svc = services(request)
     items = _bulk_items(body, svc.ctx.settings.max_kv_bulk_items)
     await in_thread(lambda: svc.kv.put_many(account, ns, items))
     return ok({"successful_key_count": len(items), "unsuccessful_keys": []})
@@ -124,10 +130,9 @@ async def bulk_write(request: Request) -> Response:
     result=BULK_RESULT,
 )
 async def bulk_delete(request: Request) -> Response:
-    _, account = await account_access(request)
-    ns = request.path_params["namespace_id"]
-    svc = services(request)
+    account, ns = await _namespace_access(request)
     names = strict_json.loads(await request.body(), "The bulk delete body")
+    svc = services(request)
     if not isinstance(names, list) or not all(isinstance(k, str) for k in names):
         raise ValidationError("The bulk delete body must be a JSON array of keys.")
     limit = svc.ctx.settings.max_kv_bulk_items
@@ -163,7 +168,7 @@ BULK_GET_MAX = 100  # Cloudflare's limit for one bulk get
 async def bulk_get(request: Request) -> Response:
     """`{keys, type: text|json, withMetadata}` → `{values: {key: value | {value, metadata,
     expiration}}}`, null for an absent key (what `wrangler kv bulk get` and the SDKs read)."""
-    _, account = await account_access(request)
+    account, ns = await _namespace_access(request)
     body = strict_json.loads(await request.body(), "The bulk get body")
     keys = body.get("keys") if isinstance(body, dict) else None
     if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
@@ -178,7 +183,7 @@ async def bulk_get(request: Request) -> Response:
     with_metadata = body.get("withMetadata", False)
     if not isinstance(with_metadata, bool):
         raise ValidationError("`withMetadata` must be true or false.")
-    kv, ns = services(request).kv, request.path_params["namespace_id"]
+    kv = services(request).kv
     entries = await in_thread(lambda: kv.get_many(account, ns, keys))
     values: dict[str, Any] = {}
     for key in keys:

@@ -70,6 +70,14 @@ async def _newest_first(
     return await in_account(request, page)
 
 
+async def _one(
+    request: Request, getter: Callable[[Account, str, str], dict[str, Any]], id_param: str
+) -> dict[str, Any]:
+    """One version or deployment of the Worker, by the id in the path parameter `id_param`."""
+    name, wanted = script_name(request), request.path_params[id_param]
+    return await in_account(request, lambda _, account: getter(account, name, wanted))
+
+
 @operation(
     "GET",
     "A Worker's versions, newest first, a page at a time",
@@ -92,11 +100,7 @@ async def list_versions(request: Request) -> Response:
     "GET", "One version", operation_id="worker-versions-get-version-detail", tag=TAG, result=VERSION
 )
 async def get_version(request: Request) -> Response:
-    scripts, name = services(request).scripts, script_name(request)
-    wanted = request.path_params["version_id"]
-    return ok(
-        await in_account(request, lambda _, account: scripts.get_version(account, name, wanted))
-    )
+    return ok(await _one(request, services(request).scripts.get_version, "version_id"))
 
 
 @operation(
@@ -125,11 +129,7 @@ async def list_deployments(request: Request) -> Response:
     result=DEPLOYMENT,
 )
 async def get_deployment(request: Request) -> Response:
-    scripts, name = services(request).scripts, script_name(request)
-    wanted = request.path_params["deployment_id"]
-    return ok(
-        await in_account(request, lambda _, account: scripts.get_deployment(account, name, wanted))
-    )
+    return ok(await _one(request, services(request).scripts.get_deployment, "deployment_id"))
 
 
 @operation(
