@@ -71,6 +71,14 @@ QUERY_BODY = {
     }
 }
 QUERY_EXAMPLE = {"application/json": {"sql": "SELECT ?1 AS one", "params": ["1"]}}
+# What /query and /raw both take and answer (they differ in the shape of `results`).
+RUN_SQL: dict[str, Any] = {
+    "tag": TAG,
+    "body": QUERY_BODY,
+    "body_required": True,
+    "examples": QUERY_EXAMPLE,
+    "result": array(QUERY_RESULT),
+}
 
 
 def _database(request: Request) -> str:
@@ -154,22 +162,14 @@ async def database(request: Request) -> Response:
     "Run SQL: one or several statements (`sql`, `params`) or a `batch`, in one transaction",
     at="/query",
     operation_id="cloudflare-d1-query-database",
-    tag=TAG,
-    body=QUERY_BODY,
-    body_required=True,
-    examples=QUERY_EXAMPLE,
-    result=array(QUERY_RESULT),
+    **RUN_SQL,
 )
 @operation(
     "POST",
     "Run SQL, rows as arrays (`results`: {columns, rows})",
     at="/raw",
     operation_id="cloudflare-d1-raw-database-query",
-    tag=TAG,
-    body=QUERY_BODY,
-    body_required=True,
-    examples=QUERY_EXAMPLE,
-    result=array(QUERY_RESULT),
+    **RUN_SQL,
 )
 async def query(request: Request) -> Response:
     """`/query` answers rows as objects, `/raw` as arrays (`results`: {columns, rows})."""

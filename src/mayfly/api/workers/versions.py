@@ -52,6 +52,10 @@ async def post_version(request: Request) -> Response:
 
 
 VERSIONS_PER_PAGE = 100  # wrangler asks once, without page/per_page, and shows the newest 10
+NEWEST_FIRST_QUERY = {
+    "page": {"type": "integer", "minimum": 1, "default": 1},
+    "per_page": {"type": "integer", "minimum": 1, "maximum": VERSIONS_PER_PAGE, "default": 100},
+}
 Lister = Callable[[Account, str, int, int], tuple[list[dict[str, Any]], int]]
 
 
@@ -83,10 +87,7 @@ async def _one(
     "A Worker's versions, newest first, a page at a time",
     operation_id="worker-versions-list-versions",
     tag=TAG,
-    query={
-        "page": {"type": "integer", "minimum": 1, "default": 1},
-        "per_page": {"type": "integer", "minimum": 1, "maximum": 100, "default": 100},
-    },
+    query=NEWEST_FIRST_QUERY,
     result=obj({"items": array(VERSION)}, "items"),
     result_info=True,
 )
@@ -108,10 +109,7 @@ async def get_version(request: Request) -> Response:
     "A Worker's deployments, newest first",
     operation_id="worker-deployments-list-deployments",
     tag=TAG,
-    query={
-        "page": {"type": "integer", "minimum": 1, "default": 1},
-        "per_page": {"type": "integer", "minimum": 1, "maximum": 100, "default": 100},
-    },
+    query=NEWEST_FIRST_QUERY,
     # `deployments` is what wrangler reads; `items` what the SDKs' page iterators read.
     result=obj({"deployments": array(DEPLOYMENT), "items": array(DEPLOYMENT)}, "deployments"),
     result_info=True,
