@@ -12,7 +12,8 @@
 3. Cold sweep: every Worker once, in order, over one keep-alive connection (each is never loaded
    before); warm sweep: the same again. A request fails unless it is a 200 with the Worker's own
    body.
-Printed: provisioning rate; cold and warm p50/p99 and failures; the data plane's peak RSS (every
+Printed: provisioning rate; cold and warm p50/p99 and failures; the route and code requests the
+shards made of the control plane during the cold sweep; the data plane's peak RSS (every
 workerd process, replacements and draining shards included, sampled every 0.2 s) against its
 configured bound; isolate loads per Worker; recycles; cold p99 ÷ the bare workerd's.
 """
@@ -260,9 +261,11 @@ def main() -> None:
                 f"and {s.shard_isolates} Workers each, ceiling {ceiling} MiB"
             )
             rss = PeakRss(live)
+            asked_before = len(live.internal.paths)
             started = time.monotonic()
             cold, cold_failed, cold_resent = sweep(live.port, targets)
             cold_took = time.monotonic() - started
+            asked = live.internal.paths[asked_before:]
             warm, warm_failed, warm_resent = sweep(live.port, targets)
             rss.stop()
             events = live.supervisor.events
@@ -270,6 +273,11 @@ def main() -> None:
             print(
                 f"  cold sweep ({cold_took:.0f} s): {describe(cold)}, failed {len(cold_failed)}, "
                 f"resent after a keep-alive close {cold_resent}"
+            )
+            print(
+                "  control-plane requests during the cold sweep: "
+                f"{sum(p == '/internal/v1/route' for p in asked)} route, "
+                f"{sum(p.startswith('/internal/v1/versions/') for p in asked)} code"
             )
             print(
                 f"  warm sweep: {describe(warm)}, failed {len(warm_failed)}, "

@@ -51,6 +51,7 @@ class Platform:
     cluster: Any = None  # services.operations.cluster.Cluster, with PostgreSQL
     _background: set[asyncio.Task[None]] = field(default_factory=set)
     remote_mcp: Any = None  # mayfly.mcp.http.RemoteMCP, made with the public app
+    route_pusher: Any = None  # services.workers.route_push.RoutePusher, with a local data plane
 
     @classmethod
     def create(cls, settings: Settings, clock: Clock | None = None) -> Platform:
@@ -149,6 +150,8 @@ class Platform:
             if data_plane is not None:  # cron triggers run where a data plane can run them
                 scheduler = Scheduler(self.services.schedules, data_plane)
                 tasks.append(asyncio.create_task(scheduler.run_forever()))
+            if self.route_pusher is not None and self.db.is_sqlite:  # `mayfly admin` tells nobody
+                tasks.append(asyncio.create_task(self.route_pusher.reconcile_forever()))
             if s.metrics_port:
                 metrics = _uvicorn(
                     build_metrics_app(self.services.ctx.metrics), host=s.host, port=s.metrics_port
@@ -217,11 +220,13 @@ class Platform:
             internal_secret=self.internal_secret,
             on_incident=self.handle_incident,
         )
+        # Before the shards start: they get the live routes (RoutePusher.snapshot).
+        local = self.push_routes_to(data_plane) if self.settings.serves_api else data_plane
         await data_plane.start()
         if data_plane.supervisor is not None:
             data_plane.supervisor.on_event = self.services.ctx.metrics.shard_event
         if self.cluster is None:
-            self.set_invalidator(data_plane)
+            self.set_invalidator(local)
             return data_plane
 
         async def flush(hosts: list[str] | None) -> None:
@@ -233,8 +238,17 @@ class Platform:
                 await data_plane.recycle(slot, "cluster flush")
 
         self.cluster.flush = flush
-        self.set_invalidator(ClusterInvalidator(data_plane, self.cluster))
+        self.set_invalidator(ClusterInvalidator(local, self.cluster))
         return data_plane
+
+    def push_routes_to(self, data_plane: Any) -> Invalidator:
+        """The invalidator that also pushes the new routes (and small Workers' code) to this node's
+        shards, so a Worker's first request needs no round trip (services/workers/route_push.py)."""
+        from mayfly.services.workers.route_push import RoutePusher
+
+        pusher = RoutePusher(self.services.routing, data_plane)
+        self.route_pusher = pusher
+        return pusher
 
     async def handle_incident(self, incident: Incident) -> None:
         """The data plane killed a shard: quarantine whom the rule finds guilty, then make every

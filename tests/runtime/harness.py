@@ -212,7 +212,7 @@ class LivePlatform(LiveDataPlane):
         try:
             super().__init__(settings, self.internal, self.platform.internal_secret, **options)
             assert self.dp is not None
-            self.platform.set_invalidator(self.dp)
+            self.platform.set_invalidator(self.platform.push_routes_to(self.dp))
             self.public_port = self.loop.run(self._serve_app(self.platform.public_app()))
         except BaseException:
             self.platform.db.dispose()

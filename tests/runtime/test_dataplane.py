@@ -48,7 +48,10 @@ def test_start_invalidate_stop_with_fake_shards(tmp_path: Path) -> None:
         assert stat.S_IMODE(supervisor.launcher.admin_dir.stat().st_mode) == 0o700
         await data_plane.invalidate(["Hello.Acct.localhost:8788", "x.y.localhost."])
         received = [json.loads(line) for line in record.read_text().splitlines()]
-        assert received == [{"hosts": ["hello.acct.localhost", "x.y.localhost"]}] * 3
+        hosts = ["hello.acct.localhost", "x.y.localhost"]
+        # Nothing pushed (no route given); numbered, the same number on every shard.
+        assert [r.pop("seq") for r in received] == [1] * 3
+        assert received == [{"hosts": hosts, "routes": {}, "complete": False}] * 3
         await data_plane.stop()
         await data_plane.stop()  # idempotent
         assert not runtime.exists()

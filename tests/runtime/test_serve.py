@@ -13,6 +13,7 @@ import pytest
 
 from mayfly.app import Platform
 from mayfly.runtime.dataplane import DataPlane
+from mayfly.services.workers.route_push import RoutePusher
 from tests.conftest import auth, provision, upload_body
 from tests.runtime.harness import LoopThread, platform_settings, require_workerd
 from tests.runtime.test_supervisor import gone
@@ -44,7 +45,9 @@ def test_platform_serve_runs_the_data_plane(tmp_path: Path) -> None:
     serving = loop.run(start())
     try:
         loop.run(asyncio.wait_for(ready.wait(), 60))
-        data_plane = platform.services.ctx.invalidator
+        pusher = platform.services.ctx.invalidator  # pushes routes to the local data plane
+        assert isinstance(pusher, RoutePusher)
+        data_plane = pusher.local
         assert isinstance(data_plane, DataPlane)
         assert data_plane.supervisor is not None
         pids = [s.pid for s in data_plane.supervisor.live_shards()]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import shutil
@@ -27,7 +28,7 @@ import socket
 import stat
 import tempfile
 import threading
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -43,7 +44,7 @@ from mayfly.runtime.config import (
 )
 from mayfly.runtime.incidents import Incident, IncidentSink
 from mayfly.runtime.sandbox import Sandbox, checked_sandbox, plan_sandbox
-from mayfly.runtime.shard import ShardLauncher
+from mayfly.runtime.shard import RoutePush, ShardLauncher
 from mayfly.runtime.shard_limits import Limits, Usage
 from mayfly.runtime.supervisor import Supervisor
 from mayfly.runtime.workerd import find_workerd
@@ -143,6 +144,10 @@ class DataPlane:
             invalidate_timeout=max(1.0, 2 * probe_timeout),
             drain_grace=drain_grace,
         )
+        # The live routes as the control plane sees them (host → route answer), read on the
+        # caller's loop for each shard that starts; None: shards start empty (another node).
+        self.route_source: Callable[[], Awaitable[Mapping[str, Any] | None]] | None = None
+        self._seq = itertools.count(1)
         self.supervisor: Supervisor | None = None
         self._supervision: LoopThread | None = None
         self._home: asyncio.AbstractEventLoop | None = None
@@ -164,10 +169,22 @@ class DataPlane:
             await self.stop()
             raise
 
-    async def invalidate(self, hosts: list[str]) -> None:
+    def next_seq(self) -> int:
+        """Numbers a message to the shards; take it before reading what the message pushes."""
+        return next(self._seq)
+
+    async def invalidate(
+        self, hosts: list[str], routes: Mapping[str, Any] | None = None, seq: int | None = None
+    ) -> None:
+        """Every live shard drops these hosts' routes and takes `routes` (host → the control
+        plane's route answer, read after `seq` was taken) in their place; returns when all did."""
         if self.supervisor is not None and self._supervision is not None and hosts:
             keys = [_host_key(h) for h in hosts]
-            await self._supervision.run(self.supervisor.invalidate(keys))
+            push = RoutePush(
+                seq=self.next_seq() if seq is None else seq,
+                routes={_host_key(h): answer for h, answer in (routes or {}).items()},
+            )
+            await self._supervision.run(self.supervisor.invalidate(keys, push))
 
     async def scheduled(self, host: str, cron: str, scheduled_time_ms: int) -> str:
         """Runs the scheduled() handler of the host's Worker on a shard; its outcome ("ok",
@@ -236,6 +253,7 @@ class DataPlane:
         self._home = asyncio.get_running_loop()
         self._supervision = LoopThread("mayfly-supervisor")
         self.supervisor = Supervisor(launcher, s.shards, self._limits, self._deliver)
+        self.supervisor.snapshot = self._snapshot
         await self._supervision.run(self.supervisor.start())
         log.info(
             "Data plane: %d workerd shard(s) serving Workers on %s:%d",
@@ -243,6 +261,22 @@ class DataPlane:
             s.host,
             self.port,
         )
+
+    async def _snapshot(self) -> RoutePush | None:
+        """On the supervisor's loop: every live route, read on the caller's loop."""
+        source, home = self.route_source, self._home
+        if source is None or home is None:
+            return None
+        seq = self.next_seq()
+
+        async def read() -> Mapping[str, Any] | None:
+            return await source()
+
+        answers = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(read(), home))
+        if answers is None:
+            return None
+        routes = {_host_key(h): answer for h, answer in answers.items()}
+        return RoutePush(seq=seq, routes=routes, complete=True)
 
     async def _deliver(self, incident: Incident) -> None:
         """On the supervisor's loop: hands the incident to `on_incident` on the caller's loop, and

@@ -69,6 +69,15 @@ class RequestStart:
 
 
 @dataclass(frozen=True)
+class RoutePush:
+    """What the control plane pushes with an invalidation (dispatcher.js: `pushed`)."""
+
+    seq: int  # numbered before the control plane read `routes`: the shards apply the newest
+    routes: dict[str, Any]  # host → its route answer (with the version's code when small)
+    complete: bool = False  # every live route as of `seq`: a snapshot
+
+
+@dataclass(frozen=True)
 class HotSet:
     hosts: list[str]  # the most recently served first
     ages_ms: list[int]  # how long ago each was last served
@@ -231,10 +240,14 @@ class Shard:
     async def probe(self, timeout: float) -> dict[str, Any]:
         return await admin_call(str(self.admin_path), "GET", "/health", timeout=timeout)
 
-    async def invalidate(self, hosts: list[str], timeout: float) -> None:
-        await admin_call(
-            str(self.admin_path), "POST", "/invalidate", {"hosts": hosts}, timeout=timeout
-        )
+    async def invalidate(
+        self, hosts: list[str], timeout: float, push: RoutePush | None = None
+    ) -> None:
+        """Drops these hosts' routes; with `push`, takes the routes (and code) it carries."""
+        body: dict[str, Any] = {"hosts": hosts}
+        if push is not None:
+            body.update(seq=push.seq, routes=push.routes, complete=push.complete)
+        await admin_call(str(self.admin_path), "POST", "/invalidate", body, timeout=timeout)
 
     async def scheduled(
         self, host: str, cron: str, scheduled_time_ms: int, timeout: float

@@ -16,7 +16,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from mayfly.runtime.admin import AdminError
@@ -28,7 +28,7 @@ from mayfly.runtime.attribution import (
     usual_suspects_first,
 )
 from mayfly.runtime.incidents import Incident, IncidentSink
-from mayfly.runtime.shard import HotSet, Shard, ShardLauncher, ShardStartError
+from mayfly.runtime.shard import HotSet, RoutePush, Shard, ShardLauncher, ShardStartError
 from mayfly.runtime.shard_limits import EventKind, Limits, ShardEvent, Usage
 
 log = logging.getLogger("mayfly.runtime")
@@ -58,6 +58,9 @@ class Supervisor:
         self.on_incident = on_incident
         # Told every event's kind (metrics); called on the supervisor's thread, must not block.
         self.on_event: Callable[[str], None] | None = None
+        # The live routes, for a shard that just started (awaited before it takes its slot, at
+        # most `invalidate_timeout`); None: it asks for each host on its first request.
+        self.snapshot: Callable[[], Awaitable[RoutePush | None]] | None = None
         self.slots: list[Shard | None] = [None] * count
         # The newest events and incidents (at most 2 × _KEPT; trimmed to _KEPT).
         self.events: list[ShardEvent] = []
@@ -95,12 +98,13 @@ class Supervisor:
             for slot in range(self.count)
         ]
 
-    async def invalidate(self, hosts: list[str]) -> None:
-        """Returns when every live shard dropped these routes; a shard that does not say so in
-        time is killed (its replacement starts with an empty cache)."""
+    async def invalidate(self, hosts: list[str], push: RoutePush | None = None) -> None:
+        """Returns when every live shard dropped these routes (and took the routes `push`
+        carries); a shard that does not say so in time is killed (its replacement starts with a
+        snapshot, or an empty cache)."""
         # A draining shard reads no new request (its in-flight ones already have their route).
         targets = [s for s in self._spawned if s.alive and s not in self._retiring]
-        await asyncio.gather(*(self._invalidate_one(s, hosts) for s in targets))
+        await asyncio.gather(*(self._invalidate_one(s, hosts, push) for s in targets))
 
     async def scheduled(
         self, host: str, cron: str, scheduled_time_ms: int, timeout: float
@@ -172,7 +176,24 @@ class Supervisor:
             await self._release(shard)
             raise
         self._record(shard, "started")
+        await self._push_snapshot(shard)
         return shard
+
+    async def _push_snapshot(self, shard: Shard) -> None:
+        """Gives a new shard every live route, so that it asks for none it was told about. Not
+        needed for correctness: an invalidation that reaches it first wins (`RoutePush.seq`)."""
+        if self.snapshot is None:
+            return
+        timeout = self.limits.invalidate_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                push = await self.snapshot()
+                if push is not None:
+                    await shard.invalidate(list(push.routes), timeout=timeout, push=push)
+        except Exception as exc:  # TimeoutError, AdminError, the control plane's failure
+            log.warning(
+                "%s did not get the routes snapshot (%r); it asks for each", shard.name, exc
+            )
 
     async def _release(self, shard: Shard) -> None:
         shard.kill()
@@ -355,7 +376,9 @@ class Supervisor:
         await self._release(shard)
         self._record(shard, "drained", detail or f"status {shard.returncode}")
 
-    async def _invalidate_one(self, shard: Shard, hosts: list[str]) -> None:
+    async def _invalidate_one(
+        self, shard: Shard, hosts: list[str], push: RoutePush | None = None
+    ) -> None:
         timeout = self.limits.invalidate_timeout
         asked = time.monotonic()
         while True:
@@ -363,7 +386,7 @@ class Supervisor:
                 async with asyncio.timeout(timeout):
                     # A shard still starting may already serve: it must acknowledge too.
                     if await shard.until_ready():
-                        await shard.invalidate(hosts, timeout=timeout)
+                        await shard.invalidate(hosts, timeout=timeout, push=push)
                 return
             except (TimeoutError, AdminError) as exc:
                 if not shard.alive or self._stopping:

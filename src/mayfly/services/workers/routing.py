@@ -150,6 +150,54 @@ class RoutingService:
                 pass  # deleted meanwhile: the shard asks for it (and gets the 404) on its own
         return answer
 
+    def live_routes(self) -> dict[str, dict[str, Any]] | None:
+        """Every host that serves a version now (status "ok"), as `route` answers it: the snapshot a
+        shard starts with. None when tails are shared between replicas (whether a Worker is tailed
+        elsewhere costs a query per Worker): such shards ask for each host."""
+        if self.tails.shared is not None:
+            return None
+        now = self.ctx.clock.now()
+        running = (
+            select(quarantines.c.account_id, quarantines.c.script)
+            .where(quarantines.c.until > now, quarantines.c.lifted_at.is_(None))
+            .subquery()
+        )
+        query = (
+            select(
+                accounts.c.id,
+                accounts.c.name,
+                accounts.c.expires_at,
+                scripts.c.name.label("script"),
+                scripts.c.current_version_id,
+            )
+            .join(scripts, scripts.c.account_id == accounts.c.id)
+            .outerjoin(
+                running,
+                (running.c.account_id == scripts.c.account_id)
+                & (running.c.script == scripts.c.name),
+            )
+            .where(
+                accounts.c.suspended_at.is_(None),
+                (accounts.c.expires_at.is_(None)) | (accounts.c.expires_at > now),
+                scripts.c.current_version_id.is_not(None),
+                scripts.c.subdomain_enabled.is_(True),
+                running.c.account_id.is_(None),
+            )
+        )
+        with self.ctx.db.read() as conn:
+            rows = conn.execute(query).all()
+        return {
+            self.ctx.worker_host(row.script, row.name): Route(
+                status="ok",
+                account_id=row.id,
+                script=row.script,
+                version_id=row.current_version_id,
+                expires_at=row.expires_at,
+                tail=self.tails.is_tailed(row.id, row.script),
+            ).to_json()
+            for row in rows
+        }
+
     def service_host(self, script_id: str, caller_version_id: str) -> str:
         """Where a service binding's target lives now: a Worker of the calling version's account
         (a claim moves both and may rename the target; the id stays)."""
