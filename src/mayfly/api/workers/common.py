@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 
@@ -53,6 +53,14 @@ UPLOAD_EXAMPLE = {
         "metadata": {"main_module": "index.js", "compatibility_date": "2025-01-01"},
         "index.js": 'export default { fetch() { return new Response("hello"); } };',
     }
+}
+# What an upload takes, the same for W9 (deployed) and W10 (a version only).
+UPLOAD_OPERATION: dict[str, Any] = {
+    "tag": TAG,
+    "query": UPLOAD_QUERY,
+    "body": UPLOAD,
+    "examples": UPLOAD_EXAMPLE,
+    "body_required": True,
 }
 SECRET_NAME = {"type": "string", "pattern": "^[A-Za-z_$][A-Za-z0-9_$]{0,63}$"}
 VERSION = component(

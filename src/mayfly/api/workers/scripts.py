@@ -23,9 +23,7 @@ from mayfly.api.workers.common import (
     SCRIPT_SUBDOMAIN,
     TAG,
     TIMES,
-    UPLOAD,
-    UPLOAD_EXAMPLE,
-    UPLOAD_QUERY,
+    UPLOAD_OPERATION,
     in_worker,
     script_name,
     store_upload,
@@ -86,11 +84,7 @@ async def get_service(request: Request) -> Response:
     "PUT",
     "Upload a Worker's modules as a new version and deploy it",
     operation_id="worker-script-upload-worker-module",
-    tag=TAG,
-    query=UPLOAD_QUERY,
-    body=UPLOAD,
-    examples=UPLOAD_EXAMPLE,
-    body_required=True,
+    **UPLOAD_OPERATION,
     result=obj(
         {
             "id": STRING,

@@ -20,9 +20,7 @@ from mayfly.api.uploads import read_upload
 from mayfly.api.workers.common import (
     DEPLOYMENT,
     TAG,
-    UPLOAD,
-    UPLOAD_EXAMPLE,
-    UPLOAD_QUERY,
+    UPLOAD_OPERATION,
     VERSION,
     script_name,
     store_upload,
@@ -35,11 +33,7 @@ from mayfly.model import Account, Principal
     "POST",
     "Upload a version without deploying it",
     operation_id="worker-versions-upload-version",
-    tag=TAG,
-    query=UPLOAD_QUERY,
-    body=UPLOAD,
-    examples=UPLOAD_EXAMPLE,
-    body_required=True,
+    **UPLOAD_OPERATION,
     result=VERSION,
 )
 async def post_version(request: Request) -> Response:
