@@ -11,17 +11,21 @@ from tests.runtime.harness import LivePlatform, platform_settings, require_worke
 
 
 class Canary:
-    """A listener on 127.0.0.1 and [::1] (same port) that counts every connection it gets."""
+    """A listener on 127.0.0.1 and [::1] (or the addresses given; same port) that counts every
+    connection it gets."""
 
-    def __init__(self) -> None:
+    def __init__(self, addresses: tuple[str, ...] = ("127.0.0.1", "::1")) -> None:
         self.hits = 0
         self.port = 0
+        self.addresses = addresses
         self._servers: list[asyncio.Server] = []
 
     async def start(self) -> None:
-        first = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        first = await asyncio.start_server(self._handle, self.addresses[0], 0)
         self.port = first.sockets[0].getsockname()[1]
-        self._servers = [first, await asyncio.start_server(self._handle, "::1", self.port)]
+        self._servers = [first]
+        for address in self.addresses[1:]:
+            self._servers.append(await asyncio.start_server(self._handle, address, self.port))
 
     async def stop(self) -> None:
         for server in self._servers:

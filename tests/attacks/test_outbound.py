@@ -4,12 +4,15 @@ the listeners must never see it."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import socket
 
 import pytest
 
+from mayfly.runtime.config import own_addresses
 from tests.attacks.conftest import Canary
+from tests.conftest import missing
 from tests.runtime.harness import LivePlatform
 
 pytestmark = pytest.mark.runtime
@@ -116,3 +119,38 @@ def test_a_tenant_cannot_reach_loopback_private_or_internal_addresses(
     tenant_era = live.internal.paths[internal_before:]
     assert all(p.startswith(("/internal/v1/route", "/internal/v1/versions/")) for p in tenant_era)
     assert "/internal/v1/health" not in live.internal.paths
+
+
+def test_a_tenant_cannot_reach_the_hosts_own_addresses(live: LivePlatform) -> None:
+    """workerd counts an interface address in a range it does not call private (a public one,
+    or 192.0.2.0/24 here) as public: every service listening on all addresses would be reachable
+    through it, so the shard's network denies the machine's own addresses."""
+    own = []
+    for cidr in own_addresses():
+        address = ipaddress.ip_address(cidr.split("/")[0])
+        mapped = isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped
+        if not (address.is_loopback or address.is_link_local or mapped):
+            own.append(str(address))
+    if not own:
+        missing("a network interface with an address other than loopback or link-local")
+    canary = Canary(tuple(own))
+    live.loop.run(canary.start())
+    try:
+        hosts = [f"[{a}]:{canary.port}" if ":" in a else f"{a}:{canary.port}" for a in own]
+        hosts += [f"[::ffff:{a}]:{canary.port}" for a in own if ":" not in a]
+        account = live.provision()
+        source = PROBE % {
+            "fetches": json.dumps([f"http://{h}/" for h in hosts]),
+            "connects": json.dumps(hosts),
+        }
+        live.deploy(account, "own", source)
+
+        response = live.get(live.host(account, "own"), timeout=60)
+
+        assert response.status_code == 200, response.text
+        report = response.json()
+        reached = [a for a in report["fetches"] + report["connects"] if a["reached"]]
+        assert reached == [], json.dumps(reached, indent=1)
+        assert canary.hits == 0
+    finally:
+        live.loop.run(canary.stop())

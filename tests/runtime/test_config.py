@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +11,7 @@ from mayfly.runtime.config import (
     DISPATCHER_MODULES,
     DispatcherSettings,
     capnp_string,
+    own_addresses,
     render_config,
 )
 
@@ -29,12 +31,54 @@ def test_sockets_have_no_address_so_that_the_supervisor_passes_them() -> None:
 
 
 def test_tenants_and_the_dispatcher_reach_public_addresses_only() -> None:
-    config = render_config("127.0.0.1:4242", SETTINGS)
-    public = '(allow = ["public"], deny = ["local", "private"])'
+    config = render_config("127.0.0.1:4242", SETTINGS, own=("198.51.100.7/32",))
+    public = '(allow = ["public"], deny = ["local", "private", "198.51.100.7/32"])'
     assert f'( name = "public-net", network = {public} )' in config
     assert f'( name = "internet", network = {public} )' in config
     assert 'globalOutbound = "public-net"' in config
     assert config.count("network = ") == 2
+
+
+def test_the_machines_own_addresses_are_denied_by_default(tmp_path: Path) -> None:
+    (tmp_path / "fib_trie").write_text(FIB_TRIE)
+    (tmp_path / "if_inet6").write_text(
+        "20010db8000000000000000000000007 02 40 00 80     eth0\n"
+        "00000000000000000000000000000001 01 80 10 80       lo\n"
+    )
+    assert own_addresses(tmp_path) == (
+        "127.0.0.1/32",
+        "::ffff:127.0.0.1/128",
+        "203.0.113.9/32",
+        "::ffff:203.0.113.9/128",
+        "2001:db8::7/128",
+        "::1/128",
+    )
+    assert own_addresses(tmp_path / "missing") == ()
+    config = render_config("127.0.0.1:4242", SETTINGS)
+    for cidr in own_addresses():
+        assert f'"{cidr}"' in config
+
+
+# /proc/net/fib_trie: the local /32s follow their address; the /8 and broadcasts are not ours.
+FIB_TRIE = """Main:
+  +-- 0.0.0.0/0 3 0 5
+     +-- 127.0.0.0/8 2 0 2
+        +-- 127.0.0.0/31 1 0 0
+           |-- 127.0.0.0
+              /8 host LOCAL
+           |-- 127.0.0.1
+              /32 host LOCAL
+        |-- 127.255.255.255
+           /32 link BROADCAST
+     +-- 203.0.113.0/24 2 0 2
+           |-- 203.0.113.9
+              /32 host LOCAL
+        |-- 203.0.113.255
+           /32 link BROADCAST
+Local:
+           |-- 127.0.0.1
+              /32 host LOCAL
+"""
 
 
 def test_the_internal_api_is_an_external_service_and_the_secret_is_not_in_the_file() -> None:

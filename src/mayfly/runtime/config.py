@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
+import itertools
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from mayfly.runtime import asset_workers
@@ -29,9 +33,6 @@ DISPATCHER_MODULES = (
 # package (asset_workers.py).
 ASSET_WORKER_MODULES = tuple(asset_workers.MODULES)
 DISPATCHER_COMPATIBILITY_DATE = "2025-11-01"
-
-# The only network tenants (and the dispatcher) may reach: public addresses (workerd-facts §5c).
-PUBLIC_ONLY = '(allow = ["public"], deny = ["local", "private"])'
 
 
 @dataclass(frozen=True)
@@ -62,12 +63,49 @@ def capnp_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def render_config(internal_address: str, settings: DispatcherSettings) -> str:
+def own_addresses(proc: Path = Path("/proc/net")) -> tuple[str, ...]:
+    """Every IP address of this machine's interfaces (Linux: `fib_trie`'s local /32s and
+    `if_inet6`), as one-address CIDRs. workerd's "public" is only "not a private range": an
+    interface address in a public range (or in one it does not count as private, such as
+    192.0.2.0/24) is public to it, and through it a tenant would reach every service of the host
+    that listens on all addresses. IPv4 ones come in their IPv4-mapped IPv6 spelling too."""
+    found: list[str] = []
+    try:
+        lines = (proc / "fib_trie").read_text().splitlines()
+    except OSError:
+        lines = []
+    for previous, line in itertools.pairwise(lines):
+        if line.strip() == "/32 host LOCAL":
+            address = ipaddress.IPv4Address(previous.strip().removeprefix("|-- "))
+            found += [f"{address}/32", f"::ffff:{address}/128"]
+    try:
+        inet6 = (proc / "if_inet6").read_text().splitlines()
+    except OSError:
+        inet6 = []
+    for line in inet6:
+        if line.split():
+            found.append(f"{ipaddress.IPv6Address(bytes.fromhex(line.split()[0]))}/128")
+    return tuple(dict.fromkeys(found))
+
+
+def network(deny_also: Iterable[str]) -> str:
+    """The only network tenants (and the dispatcher) may reach: public addresses (workerd-facts
+    §5c), none of `deny_also` (this machine's own: own_addresses)."""
+    deny = ", ".join(capnp_string(cidr) for cidr in ("local", "private", *deny_also))
+    return f'(allow = ["public"], deny = [{deny}])'
+
+
+def render_config(
+    internal_address: str, settings: DispatcherSettings, own: Iterable[str] | None = None
+) -> str:
     """The config text; `internal_address` is host:port of the control plane's internal listener.
 
     Both sockets have no address: the supervisor passes them with `--socket-fd`. The internal
     secret is not in the file (which the shard user can read): it comes from the environment.
+    The network denies this machine's own addresses (`own`, default own_addresses()) on top of
+    loopback and private ranges.
     """
+    public_only = network(own_addresses() if own is None else own)
     settings_json = capnp_string(json.dumps(settings.to_json(), separators=(",", ":")))
     modules = ", ".join(
         f"(name = {capnp_string(m)}, esModule = embed {capnp_string(m)})"
@@ -98,9 +136,9 @@ const config :Workerd.Config = (
       )
     ),
     ( name = "control-plane", external = (address = {capnp_string(internal_address)}, http = ()) ),
-    ( name = "public-net", network = {PUBLIC_ONLY} ),
+    ( name = "public-net", network = {public_only} ),
     # Replaces the implicit default, so nothing can fall back to a wider network.
-    ( name = "internet", network = {PUBLIC_ONLY} ),
+    ( name = "internet", network = {public_only} ),
   ],
   sockets = [
     ( name = "{HTTP_SOCKET}", service = "dispatcher", http = () ),
