@@ -8,12 +8,12 @@ client with a junk token gets its 401 whatever it sends.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mayfly.api.envelope import failure
 from mayfly.errors import PayloadTooLarge, ValidationError
 from mayfly.settings import Settings
 
@@ -119,7 +119,7 @@ class BodyLimits:
             # middleware); the app normally answers these itself.
             if started:
                 raise
-            await _send_failure(send, exc.code, exc.message, exc.status)
+            await failure(exc.code, exc.message, exc.status)(scope, receive, send)
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -128,25 +128,3 @@ def _content_length(scope: Scope) -> int | None:
             text = value.decode("latin-1").strip()
             return int(text) if text.isdigit() else None
     return None
-
-
-async def _send_failure(send: Send, code: int, message: str, status: int) -> None:
-    body = json.dumps(
-        {
-            "success": False,
-            "errors": [{"code": code, "message": message}],
-            "messages": [],
-            "result": None,
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
