@@ -62,8 +62,8 @@ FORBIDDEN = {
     # no project to read, no tail to open
     "whoami": (
         *SERVER,
-        # its JSON calls go through http.client (mayfly/sdk/transport.py): httpx, httpcore and
-        # h11 are for multipart uploads, proxies and tests' transports
+        # the SDK's calls go through http.client (mayfly/sdk/transport.py): httpx, httpcore and
+        # h11 are for raw answers (KV values), proxies and tests' transports
         "httpx",
         "httpcore",
         "h11",
@@ -73,7 +73,8 @@ FORBIDDEN = {
         "websockets",
         "mayfly.sdk.worker_models",
     ),
-    "deploy": (*SERVER, "websockets", "mayfly.cron", "json5"),  # a wrangler.toml project
+    # a wrangler.toml project; its upload is multipart through http.client too
+    "deploy": (*SERVER, "httpx", "httpcore", "h11", "websockets", "mayfly.cron", "json5"),
 }
 
 

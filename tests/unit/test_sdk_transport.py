@@ -12,11 +12,19 @@ from typing import Any
 import httpx
 import pytest
 
-from mayfly.sdk import APIUnreachable, MayflyAPIError, MayflyClient
+from mayfly.sdk import APIUnreachable, MayflyAPIError, MayflyClient, UploadModule, WorkerUpload
 from mayfly.sdk.client import USER_AGENT
 from tests.unit.test_cli_imports import closed_port
 
 Seen = dict[str, Any]
+UPLOAD = WorkerUpload(
+    main_module="src/index.js",
+    modules=(
+        UploadModule("src/index.js", b'import { g } from "./lib/g.js";\nexport default {};\n'),
+        UploadModule("src/lib/g.js", b"export const g = 1;\n"),
+    ),
+    compatibility_date="2025-01-01",
+)
 Answer = tuple[int, dict[str, str], bytes]
 
 
@@ -99,18 +107,33 @@ def calls(client: MayflyClient) -> None:
     client.call("PUT", "/accounts/a/values/k%2Fv", content=b"\x00raw", headers={"X-Extra": "1"})
     client.call("PUT", "/accounts/a/empty")
     client.call("DELETE", "/accounts/a/things/t", params={"url_encoded": "true"})
+    client.upload_script("a", "w", UPLOAD)
+    files = {
+        'v"a\\l\nue': ("nämé.bin", b"\x00\r\n--x", "application/octet-stream"),
+        "metadata": (None, '{"k": "é"}', "application/json"),
+    }
+    client.call("PUT", "/accounts/a/values/k", params={"expiration_ttl": 60}, files=files)
 
 
 def wire(seen: Seen) -> tuple[Any, ...]:
+    """The request as the server read it; a multipart boundary (random) replaced by a constant."""
     headers = seen["headers"]
     kept = ("authorization", "content-type", "content-length", "user-agent", "x-extra", "accept")
-    return (seen["method"], seen["target"], seen["body"], {h: headers.get(h) for h in kept})
+    fields = {h: headers.get(h) for h in kept}
+    body = seen["body"]
+    if (fields["content-type"] or "").startswith("multipart/form-data; boundary="):
+        boundary = fields["content-type"].split("boundary=", 1)[1]
+        fields["content-type"] = fields["content-type"].replace(boundary, "B")
+        body = body.replace(boundary.encode(), b"B")
+    return (seen["method"], seen["target"], body, fields)
 
 
 def test_the_wire_is_the_same_as_httpx(server: Server) -> None:
     with MayflyClient(server.url, token="mft_t") as plain:
         calls(plain)
     through_plain = [wire(s) for s in server.seen]
+    # http.client's own Accept-Encoding: each of these calls, uploads too, went through it
+    assert {s["headers"]["accept-encoding"] for s in server.seen} == {"identity"}
     server.seen.clear()
     with MayflyClient(server.url, token="mft_t", transport=httpx.HTTPTransport()) as via_httpx:
         calls(via_httpx)

@@ -100,14 +100,13 @@ class _Answer(Protocol):
 
 
 A = TypeVar("A", bound=_Answer)
-# The keyword arguments the plain transport takes; a call with others (files=) goes through httpx.
-PLAIN_ARGUMENTS = frozenset({"params", "json", "content", "headers"})
 
 
 class _Connections:
     """What a client and its `with_token()` copies share: the plain transport (mayfly/sdk/
     transport.py), unless a transport or httpx client was given or a proxy is configured, and
-    httpx's client, made when a call first needs it (a multipart upload, `raw`, `request`)."""
+    httpx's client, made when a call first needs it (`raw`, `request`, a body only httpx
+    encodes)."""
 
     def __init__(
         self,
@@ -163,9 +162,10 @@ class _Connections:
 class MayflyClient:
     """Synchronous client. `with_token()` shares the connections with a different token.
 
-    JSON calls go through the standard library's http.client (mayfly/sdk/transport.py), the rest
-    through httpx, imported then; a given `transport` or `http` client (tests, an app in-process),
-    or a proxy in the environment, sends everything through httpx."""
+    Calls go through the standard library's http.client (mayfly/sdk/transport.py); `raw` and
+    `request` (an httpx.Response) through httpx, imported then. A given `transport` or `http`
+    client (tests, an app in-process), or a proxy in the environment, sends everything through
+    httpx."""
 
     def __init__(
         self,
@@ -356,8 +356,8 @@ class MayflyClient:
 
     def envelope(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         """The whole envelope (for `result_info` and `messages`)."""
-        plain = self._connections.plain() if kwargs.keys() <= PLAIN_ARGUMENTS else None
-        if plain is None:
+        plain = self._connections.plain()
+        if plain is None or not plain.accepts(kwargs):
             return _unwrap(self.request(method, path, **kwargs))
         url, headers = self._url(path, kwargs.pop("headers", None))
         return _unwrap(
@@ -369,6 +369,7 @@ class MayflyClient:
                     params=kwargs.get("params"),
                     json_body=kwargs.get("json"),
                     content=kwargs.get("content"),
+                    files=kwargs.get("files"),
                 )
             )
         )

@@ -1,15 +1,18 @@
-"""The client's plain HTTP/1.1 transport: the standard library's http.client, for the JSON calls
-that are most of what the CLI and the MCP server send (`mayfly whoami` imports no httpx: httpx,
+"""The client's plain HTTP/1.1 transport: the standard library's http.client, for the calls the
+CLI and the MCP server make (`mayfly whoami` and a cached `mayfly deploy` import no httpx: httpx,
 httpcore and h11 cost several times http.client's import time, paid by every command).
 
-MayflyClient sends through it what it can (no multipart body, no proxy) and the rest through httpx
-(cli/ and mcp/ only ever see MayflyClient). What a user sees is the same either way: the same
-timeouts (10 s to connect, `timeout` for each read and write), TLS verified as httpx verifies it
-(SSL_CERT_FILE, else SSL_CERT_DIR, else certifi's CA bundle), keep-alive connections (one per
-request in flight, each checked before it is reused, as httpcore does), and every failure to get
-an answer raised as APIUnreachable naming httpx's exception for it (ConnectError, ReadTimeout,
-…). A client whose environment names a proxy (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, or
-the system's settings on macOS and Windows) sends everything through httpx, which applies them.
+MayflyClient sends through it every envelope call whose body is JSON, bytes or multipart parts of
+(filename, bytes, content type), unless a proxy is configured; `raw`/`request` (httpx.Response),
+other bodies, a given transport or httpx client go through httpx (cli/ and mcp/ only ever see
+MayflyClient). What a user sees is the same either way: the same request (tests/unit/
+test_sdk_transport.py compares them; only Accept-Encoding differs: identity, as no JSON answer is
+compressed), timeouts (10 s to connect, `timeout` for each read and write), TLS verified as httpx
+verifies it (SSL_CERT_FILE, else SSL_CERT_DIR, else certifi's CA bundle), keep-alive connections
+(one per request in flight, each checked before it is reused, as httpcore does), and a failure to
+get an answer raised as APIUnreachable naming httpx's exception for it (ConnectError, ReadTimeout,
+…). A client whose environment names a proxy (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, or the system's
+settings on macOS and Windows) sends everything through httpx, which applies them.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import socket
 import ssl
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -91,6 +94,32 @@ def encode_query(params: Mapping[str, Any]) -> str:
     return urlencode([(key, text(value)) for key, value in params.items()])
 
 
+# A multipart part as the SDK gives it: (filename or None, content, content type).
+Part = tuple[str | None, bytes | str, str]
+Files = Mapping[str, Part] | Sequence[tuple[str, Part]]
+ARGUMENTS = frozenset({"params", "json", "content", "headers", "files"})
+# httpx's (the HTML5 form) escapes in a part's name and filename
+FORM_ESCAPES = {ord('"'): "%22", ord("\\"): "\\\\"} | {
+    c: f"%{c:02X}" for c in range(0x20) if c != 0x1B
+}
+
+
+def encode_multipart(files: Files) -> tuple[str, bytes]:
+    """multipart/form-data as httpx encodes it: its boundary form, headers and escapes."""
+    boundary = os.urandom(16).hex()
+    chunks: list[bytes] = []
+    items = files.items() if isinstance(files, Mapping) else files
+    for name, (filename, data, content_type) in items:
+        head = f'Content-Disposition: form-data; name="{name.translate(FORM_ESCAPES)}"'
+        if filename:
+            head += f'; filename="{filename.translate(FORM_ESCAPES)}"'
+        head += f"\r\nContent-Type: {content_type}\r\n\r\n"
+        chunks += [f"--{boundary}\r\n".encode(), head.encode()]
+        chunks += [data.encode() if isinstance(data, str) else data, b"\r\n"]
+    chunks.append(f"--{boundary}--\r\n".encode())
+    return f"multipart/form-data; boundary={boundary}", b"".join(chunks)
+
+
 class _HTTPConnection(http.client.HTTPConnection):
     """Connects within `timeouts[0]` seconds, then waits `timeouts[1]` for each read and write."""
 
@@ -141,6 +170,29 @@ class PlainTransport:
         self._lock = threading.Lock()
         self._tls: ssl.SSLContext | None = None
 
+    @staticmethod
+    def accepts(arguments: Mapping[str, Any]) -> bool:
+        """Whether the plain transport sends a call with these keyword arguments as httpx would; any
+        other (form data, file objects, parts without a content type) goes through httpx."""
+        if not arguments.keys() <= ARGUMENTS:
+            return False
+        files = arguments.get("files")
+        if not files:
+            return True
+        headers = arguments.get("headers") or {}
+        if any(name.lower() == "content-type" for name in headers):
+            return False  # httpx would take the boundary from it
+        items = files.items() if isinstance(files, Mapping) else files
+        return all(
+            isinstance(name, str)
+            and isinstance(part, tuple)
+            and len(part) == 3
+            and isinstance(part[0], str | None)
+            and isinstance(part[1], bytes | str)
+            and isinstance(part[2], str)
+            for name, part in items
+        )
+
     def send(
         self,
         method: str,
@@ -150,6 +202,7 @@ class PlainTransport:
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
         content: bytes | str | None = None,
+        files: Files | None = None,
     ) -> Response:
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
@@ -161,13 +214,16 @@ class PlainTransport:
             target += "?" + query
         body: bytes | None = None
         fields = {**self.headers, **{k.lower(): v for k, v in headers.items()}}
-        if json_body is not None:
+        if content is not None:  # httpx's order: content, files, json
+            body = content.encode() if isinstance(content, str) else content
+        elif files:
+            content_type, body = encode_multipart(files)
+            fields.setdefault("content-type", content_type)
+        elif json_body is not None:
             body = json.dumps(
                 json_body, ensure_ascii=False, separators=(",", ":"), allow_nan=False
             ).encode()
             fields.setdefault("content-type", "application/json")
-        elif content is not None:
-            body = content.encode() if isinstance(content, str) else content
         connection = self._take(origin)
         try:
             connection.request(method, target, body=body, headers=fields)
