@@ -206,6 +206,14 @@ def test_no_server_is_api_unreachable_named_as_httpx_names_it() -> None:
     )
 
 
+def test_a_header_that_cannot_be_sent_is_api_unreachable_as_with_httpx(server: Server) -> None:
+    for transport in (None, httpx.HTTPTransport()):
+        client = MayflyClient(server.url, token="mft_t\n", transport=transport)
+        with client, pytest.raises(APIUnreachable, match=r"\(LocalProtocolError: "):
+            client.call("GET", "/accounts")
+    assert server.seen == []
+
+
 def test_a_server_that_does_not_answer_in_time_is_a_read_timeout(server: Server) -> None:
     def answer(seen: Seen) -> Answer:
         server.release.wait(30)  # set when the test ends

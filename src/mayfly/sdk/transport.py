@@ -231,7 +231,7 @@ class PlainTransport:
             response = Response(
                 answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read()
             )
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, http.client.HTTPException, ValueError) as exc:
             connection.close()
             raise unreachable(self.api_url, _failure_name(exc, connection.connected), exc) from exc
         except BaseException:
@@ -288,6 +288,8 @@ def _readable(sock: socket.socket) -> bool:
 
 def _failure_name(exc: BaseException, connected: bool) -> str:
     """httpx's exception for what went wrong, so that messages read the same with either."""
+    if isinstance(exc, ValueError):  # a header value http.client refuses to send (a newline)
+        return "LocalProtocolError"
     if isinstance(exc, http.client.HTTPException) and not isinstance(exc, OSError):
         return "RemoteProtocolError"
     if isinstance(exc, http.client.RemoteDisconnected):
