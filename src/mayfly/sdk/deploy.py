@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Any
 
 from mayfly.sdk.assets import upload_assets
@@ -24,13 +22,12 @@ from mayfly.sdk.client import MayflyClient
 from mayfly.sdk.credentials import Credentials, Resolution, TemporaryAccountCache
 from mayfly.sdk.errors import SCRIPT_NOT_FOUND, MayflyAPIError
 from mayfly.sdk.models import AccountInfo
-from mayfly.sdk.provisioning import Listener, QuietListener
+from mayfly.sdk.provisioning import QuietListener
 from mayfly.sdk.session import (
     NO_CREDENTIALS,
     TEMPORARY_CONFLICT,
     AccountSession,
     account_for,
-    utcnow,
 )
 from mayfly.sdk.worker_models import (
     AssetUpload,
@@ -53,18 +50,9 @@ def namespace_title(script: str, binding: str) -> str:
     return f"{script}-{binding.lower()}"
 
 
-@dataclass
-class Deployer:
-    """Deploys Workers through `client` (unauthenticated; tokens are added per credential)."""
-
-    client: MayflyClient
-    cache: TemporaryAccountCache
-    listener: Listener
-    clock: Callable[[], datetime] = utcnow
-
-    def __post_init__(self) -> None:
-        self.session = AccountSession(self.client, self.cache, self.listener, self.clock)
-        self.timings = self.session.timings
+class Deployer(AccountSession):
+    """Deploys Workers through `client` (unauthenticated; tokens are added per credential): an
+    AccountSession that also uploads, provisions and deploys."""
 
     @classmethod
     def quiet(cls, client: MayflyClient, cache: TemporaryAccountCache) -> Deployer:
@@ -105,7 +93,7 @@ class Deployer:
             self.listener.end(task, time.perf_counter() - started)
             return dataclasses.replace(deployment, crons=tuple(stored))
 
-        ran = self.session.run(
+        ran = self.run(
             resolution, action, temporary=temporary, account_id=account_id, event_code=event_code
         )
         return dataclasses.replace(
