@@ -7,11 +7,15 @@ from typing import Any
 
 import click
 
-from mayfly.cli.admin_accounts import ACCOUNT_COMMANDS, invalidate_hosts, operator_platform
+from mayfly.cli.admin_accounts import (
+    ACCOUNT_COMMANDS,
+    admin_run,
+    invalidate_hosts,
+    operator_platform,
+)
 from mayfly.cli.admin_backup import backup_command, restore_command
 from mayfly.cli.admin_events import event_group
 from mayfly.cli.serve import settings_options
-from mayfly.errors import MayflyError
 from mayfly.model import iso_seconds as iso
 
 
@@ -40,13 +44,7 @@ admin.add_command(event_group)
 def create(name: str, as_json: bool, **flags: Any) -> None:
     """Create a permanent account NAME and print its mfp_ API token (shown once)."""
     platform = operator_platform(flags)
-    try:
-        created, token = platform.services.accounts.create_permanent(name)
-    except MayflyError as exc:
-        if as_json:
-            click.echo(json.dumps({"error": {"code": exc.code, "message": exc.message}}))
-            raise SystemExit(1) from exc
-        raise click.ClickException(exc.message) from exc
+    created, token = admin_run(as_json, lambda: platform.services.accounts.create_permanent(name))
     if as_json:
         click.echo(json.dumps({"account_id": created.id, "name": created.name, "api_token": token}))
         return
@@ -116,13 +114,9 @@ def quarantine_lift(account: str, script: str, as_json: bool, **flags: Any) -> N
     with SQLite a running server's shards notice within their route cache's lifetime (seconds).
     """
     platform = operator_platform(flags)
-    try:
-        lifted, host = platform.services.quarantine.lift(account, script, actor="operator")
-    except MayflyError as exc:
-        if as_json:
-            click.echo(json.dumps({"error": {"code": exc.code, "message": exc.message}}))
-            raise SystemExit(1) from exc
-        raise click.ClickException(exc.message) from exc
+    lifted, host = admin_run(
+        as_json, lambda: platform.services.quarantine.lift(account, script, actor="operator")
+    )
     invalidate_hosts(platform.services.ctx, [host])
     if as_json:
         click.echo(json.dumps({"lifted": {"script": lifted.script, "host": host}}))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 import click
 import sqlalchemy
@@ -18,6 +18,8 @@ import sqlalchemy.exc
 from mayfly.cli.serve import settings_options
 from mayfly.errors import MayflyError
 from mayfly.settings import Settings, load_settings
+
+T = TypeVar("T")
 
 
 def warn_if_new_database(settings: Settings) -> None:
@@ -94,18 +96,20 @@ def invalidate_hosts(ctx: Any, hosts: list[str]) -> None:
     asyncio.run(invalidate_from_outside(db, hosts, ctx.settings.ack_timeout))
 
 
-def _fail(exc: MayflyError, as_json: bool) -> None:
+def admin_failure(exc: MayflyError, as_json: bool) -> NoReturn:
+    """How an admin command fails: the error object with --json, else click's `Error: …`."""
     if as_json:
         click.echo(json.dumps({"error": {"code": exc.code, "message": exc.message}}))
         raise SystemExit(1) from exc
     raise click.ClickException(exc.message) from exc
 
 
-def _run(as_json: bool, action: Callable[[], Any]) -> Any:
+def admin_run(as_json: bool, action: Callable[[], T]) -> T:
+    """`action()`; a MayflyError it raises fails the command (admin_failure)."""
     try:
         return action()
     except MayflyError as exc:
-        _fail(exc, as_json)
+        admin_failure(exc, as_json)
 
 
 @click.command("list")
@@ -153,7 +157,7 @@ def account_show(account: str, as_json: bool, **flags: Any) -> None:
       kv_namespaces}).
     """
     admin = _admin(flags)
-    shown = _run(as_json, lambda: admin.show(account))
+    shown = admin_run(as_json, lambda: admin.show(account))
     if as_json:
         click.echo(json.dumps({"account": shown}))
         return
@@ -166,7 +170,7 @@ def account_show(account: str, as_json: bool, **flags: Any) -> None:
 
 def _set_suspended(account: str, suspended: bool, reason: str, as_json: bool, flags: Any) -> None:
     admin = _admin(flags)
-    summary, hosts = _run(
+    summary, hosts = admin_run(
         as_json, lambda: admin.set_suspended(account, suspended, actor="operator", reason=reason)
     )
     invalidate_hosts(admin.ctx, hosts)
@@ -225,7 +229,7 @@ def account_delete(account: str, yes: bool, as_json: bool, **flags: Any) -> None
     if not yes and not as_json:
         click.confirm(f"Delete account {account} and all its Workers and data?", abort=True)
     admin = _admin(flags)
-    name, hosts = _run(as_json, lambda: admin.delete(account, actor="operator"))
+    name, hosts = admin_run(as_json, lambda: admin.delete(account, actor="operator"))
     invalidate_hosts(admin.ctx, hosts)
     if as_json:
         click.echo(json.dumps({"deleted": {"name": name, "hosts": hosts}}))

@@ -14,16 +14,8 @@ from typing import Any
 
 import click
 
-from mayfly.cli.admin_accounts import operator_platform
+from mayfly.cli.admin_accounts import admin_run, operator_platform
 from mayfly.cli.serve import settings_options
-from mayfly.errors import MayflyError
-
-
-def _fail(exc: MayflyError, as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps({"error": {"code": exc.code, "message": exc.message}}))
-        raise SystemExit(1) from exc
-    raise click.ClickException(exc.message) from exc
 
 
 def _timestamp(value: str | None) -> datetime | None:
@@ -70,13 +62,13 @@ def event_create(
     """
     platform = operator_platform(flags)
     events = platform.services.provisioning.events
-    try:
-        event = events.create(
-            name, accounts_max, ttl, expires_at=_timestamp(expires_at), organiser_email=organiser
-        )
-    except MayflyError as exc:
-        _fail(exc, as_json)
-        return
+    expires = _timestamp(expires_at)
+    event = admin_run(
+        as_json,
+        lambda: events.create(
+            name, accounts_max, ttl, expires_at=expires, organiser_email=organiser
+        ),
+    )
     data = event.to_json(platform.services.ctx.clock.now())
     if as_json:
         click.echo(json.dumps(data))
@@ -124,11 +116,9 @@ def event_end(event: str, as_json: bool, **flags: Any) -> None:
     --json prints: event ({code, id, name, ..., state}), expired_accounts.
     """
     platform = operator_platform(flags)
-    try:
-        ended, expired = asyncio.run(platform.services.provisioning.events.end(event, "operator"))
-    except MayflyError as exc:
-        _fail(exc, as_json)
-        return
+    ended, expired = admin_run(
+        as_json, lambda: asyncio.run(platform.services.provisioning.events.end(event, "operator"))
+    )
     data = {"event": ended.to_json(platform.services.ctx.clock.now()), "expired_accounts": expired}
     if as_json:
         click.echo(json.dumps(data))
