@@ -76,10 +76,7 @@ def whoami(show_token: bool, api_token: str | None, api_url: str, as_json: bool)
             else:
                 account = account_for(authed, credentials)
         source = describe_source(credentials, cache, LoginStore(directory))
-        out.result(
-            whoami_json(api_url, credentials, account, source, show_token, out),
-            whoami_lines(api_url, credentials, account, source, show_token, out),
-        )
+        out.result(*whoami_result(api_url, credentials, account, source, show_token, out))
 
 
 def temporary_account(
@@ -132,14 +129,15 @@ def _seconds_left(account: AccountInfo, out: Output) -> float | None:
     return max(0.0, (account.expires_at - out.now()).total_seconds())
 
 
-def whoami_json(
+def whoami_result(
     api_url: str,
     credentials: Credentials,
     account: AccountInfo,
     source: str,
     show_token: bool,
     out: Output,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], list[str]]:
+    """What whoami prints: the --json object, and the lines for a terminal."""
     left = _seconds_left(account, out)
     data: dict[str, Any] = {
         "api_url": api_url,
@@ -154,25 +152,11 @@ def whoami_json(
         "claim_status": "unclaimed" if credentials.temporary else None,
         "quarantined": [quarantine_json(q, out) for q in account.quarantined],
     }
-    if show_token:
-        data["api_token"] = credentials.token
-    return data
-
-
-def whoami_lines(
-    api_url: str,
-    credentials: Credentials,
-    account: AccountInfo,
-    source: str,
-    show_token: bool,
-    out: Output,
-) -> list[str]:
     rows = [
         ("API", api_url),
         ("Credentials", source),
         ("Account", f"{account.name} ({account.id})"),
     ]
-    left = _seconds_left(account, out)
     if account.kind == "temporary" and left is not None and account.expires_at is not None:
         rows.append(("Expires", f"in {format_duration(left)} ({format_time(account.expires_at)})"))
     elif account.kind:
@@ -182,12 +166,13 @@ def whoami_lines(
     for q in account.quarantined:
         rows.append(("Quarantined", quarantine_line(q, out)))
     if show_token:
+        data["api_token"] = credentials.token
         rows.append(("API token", credentials.token))
     else:
         match = re.match(r"[a-z]{2,4}_", credentials.token)
         prefix = match.group() if match else ""
         rows.append(("API token", f"{prefix}… (hidden; --show-token prints it)"))
-    return table(rows, indent="")
+    return data, table(rows, indent="")
 
 
 def _quarantine_left(q: QuarantineInfo, out: Output) -> int:
