@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from pathlib import Path
 
-from mayfly.runtime.attribution import attribute, usual_suspects_first
+from mayfly.runtime.attribution import attribute, exits_within, usual_suspects_first
 from mayfly.runtime.dataplane import probe_schedule
 from mayfly.runtime.incidents import Incident
 from mayfly.runtime.sandbox import Sandbox
@@ -124,3 +125,46 @@ def test_the_supervisor_keeps_only_its_newest_events(tmp_path: Path) -> None:
             supervisor._record(FakeShard(), "started")  # type: ignore[arg-type]
         assert _KEPT <= len(supervisor.events) <= 2 * _KEPT
         assert all(isinstance(e, ShardEvent) for e in supervisor.events)
+
+
+class Exiting:
+    """A shard whose exit the test decides."""
+
+    def __init__(self) -> None:
+        self.exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    @property
+    def alive(self) -> bool:
+        return not self.exited.done()
+
+    async def wait(self) -> int:
+        return await asyncio.shield(self.exited)
+
+
+def test_waiting_for_an_exit_ends_when_cancelled_as_the_shard_exits() -> None:
+    """Supervisor.stop() cancels the supervising tasks; one whose shard exits in the same turns of
+    the loop must end all the same (with asyncio.wait_for, Python 3.11 returned the exit instead,
+    and stop waited forever for a task that went on watching). A cancel accepted is a cancel done,
+    whichever turn after the exit it lands in."""
+
+    async def scenario() -> list[int]:
+        swallowed = []
+        for turns in range(12):
+            shard = Exiting()
+            task = asyncio.ensure_future(exits_within(shard, 10.0))  # type: ignore[arg-type]
+            for _ in range(3):
+                await asyncio.sleep(0)
+            shard.exited.set_result(0)
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            if not task.cancel():
+                assert await task is True  # it had seen the exit before the cancel
+                continue
+            try:
+                await task
+            except asyncio.CancelledError:
+                continue
+            swallowed.append(turns)
+        return swallowed
+
+    assert asyncio.run(scenario()) == []

@@ -132,6 +132,9 @@ def busy_cores(shard: Shard) -> float:
 
 
 async def exits_within(shard: Shard, seconds: float) -> bool:
+    # Not wait_for: Python 3.11's returns the exit when the task is cancelled in the loop turn the
+    # shard exits, and the supervising loop went on watching (Supervisor.stop waited forever).
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(shard.wait(), seconds)
+        async with asyncio.timeout(seconds):
+            await shard.wait()
     return not shard.alive
