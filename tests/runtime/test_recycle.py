@@ -9,7 +9,6 @@ import http.client
 import select
 import socket
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,12 +58,13 @@ def test_the_replacement_accepts_before_the_old_shard_stops(
                     failures.append(exc)
 
         clients = [asyncio.create_task(client()) for _ in range(3)]
-        await asyncio.sleep(0.3)
+        await eventually(lambda: any(f"fake workerd {old.pid}" in a for a in answers))
         await supervisor.recycle(0, "asked by the test")
         new = supervisor.live_shards()[0]
         assert new.pid != old.pid
         await eventually(lambda: not old.alive)
-        await asyncio.sleep(0.3)
+        since = len(answers)  # and the clients go on being answered, by the new one
+        await eventually(lambda: any(f"fake workerd {new.pid}" in a for a in answers[since:]))
         stop.set()
         await asyncio.gather(*clients)
         assert failures == []
@@ -224,19 +224,23 @@ def test_recycling_while_requests_flow_fails_none(tmp_path: Path, cp: FakeContro
             Traffic(live.port, hosts, answers_its_own) as traffic,
             concurrent.futures.ThreadPoolExecutor(1) as slow_client,
         ):
-            time.sleep(0.5)
+            live.wait_for(lambda: traffic.ok >= 2 * len(hosts))
             for round_ in range(3):
                 before = live.shards()[0]
                 # In flight on the old shard when it is told to drain: it must still be answered.
                 slow = slow_client.submit(live.get, "slow.acct.localhost")
-                live.wait_for(lambda: cp.route_lookups["slow.acct.localhost"] >= 1)
-                time.sleep(0.2)
+                live.wait_for(
+                    lambda before=before: any(  # type: ignore[misc]
+                        start.version_id == "v-slow" for start in list(before.in_flight.values())
+                    )
+                )
                 live.loop.run(live.dp.recycle(0, f"round {round_}"))
                 assert live.shards()[0].pid != before.pid
                 live.wait_for(lambda before=before: not before.alive)  # type: ignore[misc]
                 assert before.returncode == 0
                 assert slow.result(30).text == "slow"
-                time.sleep(0.3)
+                answered = traffic.ok  # the traffic goes on through the new shard
+                live.wait_for(lambda answered=answered: traffic.ok >= answered + 15)  # type: ignore[misc]
         assert traffic.failures == []
         assert traffic.ok > 50
         assert [e.kind for e in live.supervisor.events].count("drained") == 3

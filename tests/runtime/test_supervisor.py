@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import itertools
 import json
+import logging
 import socket
 import subprocess
 import sys
@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from mayfly.runtime import supervisor as supervisor_module
+from mayfly.runtime.admin import AdminError
 from mayfly.runtime.incidents import Incident
 from mayfly.runtime.sandbox import Sandbox
 from mayfly.runtime.shard import Shard, ShardLauncher, ShardStartError
@@ -155,10 +157,9 @@ def test_a_shard_that_never_listens_fails_start_after_the_timeout(
 ) -> None:
     async def scenario() -> None:
         supervisor = Supervisor(launch(fake("silent_workerd.py")), 1, limits(startup_timeout=0.5))
-        started = time.monotonic()
-        with pytest.raises(ShardStartError, match="did not report listening"):
-            await supervisor.start()
-        assert time.monotonic() - started < 5
+        with pytest.raises(ShardStartError, match=r"did not report listening within 0\.5 s"):
+            async with asyncio.timeout(60):  # a hang guard only: bench/supervision.py times it
+                await supervisor.start()
         assert all(gone(e.pid) for e in supervisor.events)
 
     run(scenario())
@@ -230,20 +231,34 @@ def test_a_memory_kill_names_the_request_still_running(
 
 
 def test_a_crash_looping_shard_is_restarted_with_backoff(
-    launch: Callable[..., ShardLauncher],
+    launch: Callable[..., ShardLauncher], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Each restart after the second waits twice as long as the one before, up to max_backoff, and
+    the restarts keep coming (the waits the supervisor asks for are recorded; how far apart the
+    restarts are is measured in bench/supervision.py)."""
+    waits: list[float] = []
+
+    class RecordedSleeps:
+        """The supervisor module's asyncio, recording its sleeps."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(asyncio, name)
+
+        async def sleep(self, delay: float) -> None:
+            waits.append(delay)
+            await asyncio.sleep(delay)
+
+    monkeypatch.setattr(supervisor_module, "asyncio", RecordedSleeps())
+
     async def scenario() -> None:
         supervisor = Supervisor(
             launch(fake("little_workerd.py", "--crash-after", "0")), 1, limits(max_backoff=0.4)
         )
         await supervisor.start()
-        await asyncio.sleep(2.0)
-        starts = [e.at for e in supervisor.events if e.kind == "started"]
-        gaps = [b - a for a, b in itertools.pairwise(starts)]
-        # Without backoff a ~0.1 s start would give ~20 restarts in 2 s; the cap keeps them going.
-        assert 2 <= len(starts) <= 12
-        assert max(gaps) >= 0.3
+        await eventually(lambda: len(waits) >= 5, timeout=60)
         await supervisor.stop()
+        assert waits[:5] == pytest.approx([0.1, 0.2, 0.4, 0.4, 0.4])
+        assert sum(e.kind == "started" for e in supervisor.events) >= 2
 
     run(scenario())
 
@@ -267,10 +282,22 @@ def test_an_unresponsive_shard_is_killed_and_replaced(
 
 
 def test_a_shard_that_stalls_without_burning_cpu_is_given_the_stall_timeout(
-    launch: Callable[..., ShardLauncher],
+    launch: Callable[..., ShardLauncher], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Not answering while idle is starvation (the host's, or the GIL's), not a tenant's loop: no
     kill at the probe timeout, and no incident blaming anyone."""
+    timed_out: list[Shard] = []
+    probe = Shard.probe
+
+    async def counted(shard: Shard, timeout: float) -> dict[str, Any]:
+        try:
+            return await probe(shard, timeout)
+        except AdminError as exc:
+            if exc.timed_out:
+                timed_out.append(shard)
+            raise
+
+    monkeypatch.setattr(Shard, "probe", counted)
 
     async def scenario() -> None:
         supervisor = Supervisor(
@@ -280,7 +307,7 @@ def test_a_shard_that_stalls_without_burning_cpu_is_given_the_stall_timeout(
         )
         await supervisor.start()
         first = supervisor.live_shards()[0]
-        await asyncio.sleep(0.3 + 3 * (0.5 + 0.1))  # three probe timeouts
+        await eventually(lambda: timed_out.count(first) >= 3)  # three probe timeouts
         assert first.alive
         assert not any(e.kind == "unresponsive" for e in supervisor.events)
         await eventually(lambda: any(e.kind == "unresponsive" for e in supervisor.events))
@@ -337,9 +364,8 @@ def test_a_shard_that_does_not_acknowledge_an_invalidation_is_replaced(
         supervisor = Supervisor(launch(fake("little_workerd.py", "--no-ack")), 2, limits())
         await supervisor.start()
         before = {s.pid for s in supervisor.live_shards()}
-        started = time.monotonic()
-        await supervisor.invalidate(["x.y.localhost"])
-        assert time.monotonic() - started < 3
+        async with asyncio.timeout(60):  # a hang guard only: the fake never acknowledges
+            await supervisor.invalidate(["x.y.localhost"])
         assert all(gone(pid) for pid in before)
         await eventually(lambda: len(supervisor.live_shards()) == 2)
         assert sum(e.kind == "no-ack" for e in supervisor.events) == 2
@@ -349,17 +375,21 @@ def test_a_shard_that_does_not_acknowledge_an_invalidation_is_replaced(
 
 
 def test_stop_drains_then_kills_a_shard_that_ignores_sigterm(
-    launch: Callable[..., ShardLauncher],
+    launch: Callable[..., ShardLauncher], caplog: pytest.LogCaptureFixture
 ) -> None:
+    """SIGTERM first (the fake says it ignores it), SIGKILL once the grace is over (how long stop
+    takes is measured in bench/supervision.py)."""
+
     async def scenario() -> None:
         supervisor = Supervisor(
             launch(fake("little_workerd.py", "--ignore-sigterm")), 1, limits(drain_grace=0.5)
         )
         await supervisor.start()
         shard = supervisor.live_shards()[0]
-        started = time.monotonic()
-        await supervisor.stop()
-        assert 0.4 < time.monotonic() - started < 3
+        with caplog.at_level(logging.WARNING, "mayfly.runtime"):
+            await supervisor.stop()
+        assert "ignoring SIGTERM" in shard.output_tail()
+        assert f"{shard.name} did not drain within 0.5 s; killing it" in caplog.messages
         assert shard.returncode == -9
         assert gone(shard.pid)
 
@@ -460,4 +490,4 @@ def test_shards_die_when_the_supervisor_is_sigkilled(tmp_path: Path) -> None:
         parent.wait()
         assert parent.stdout is not None
         parent.stdout.close()
-    wait_for(lambda: all(gone(pid) for pid in pids), timeout=5)
+    wait_for(lambda: all(gone(pid) for pid in pids), timeout=30)
