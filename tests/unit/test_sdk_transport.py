@@ -165,6 +165,29 @@ def test_a_connection_the_server_closed_is_not_reused(
     assert len(server.connections) == 2
 
 
+def test_a_connection_in_use_when_the_client_closes_is_closed_after_its_answer(
+    server: Server,
+) -> None:
+    asked, answer_now = threading.Event(), threading.Event()
+
+    def answer(seen: Seen) -> Answer:
+        asked.set()
+        answer_now.wait(30)
+        return 200, {}, envelope({"id": "a"})
+
+    server.answer = answer
+    client = MayflyClient(server.url)
+    results: list[Any] = []
+    caller = threading.Thread(target=lambda: results.append(client.call("GET", "/slow")))
+    caller.start()
+    assert asked.wait(10)
+    client.close()
+    answer_now.set()
+    caller.join(10)
+    assert results == [{"id": "a"}]
+    assert server.closed.wait(10)  # the client closed it: the server saw the end of the stream
+
+
 def test_errors_and_non_envelopes(server: Server) -> None:
     def answer(seen: Seen) -> Answer:
         if seen["target"].endswith("/denied"):

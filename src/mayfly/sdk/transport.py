@@ -169,6 +169,7 @@ class PlainTransport:
         self._idle: dict[Origin, list[Connection]] = {}
         self._lock = threading.Lock()
         self._tls: ssl.SSLContext | None = None
+        self._closed = False
 
     @staticmethod
     def accepts(arguments: Mapping[str, Any]) -> bool:
@@ -244,8 +245,10 @@ class PlainTransport:
         return response
 
     def close(self) -> None:
+        """Closes the idle connections, and those in use once their answer is read."""
         with self._lock:
             idle, self._idle = self._idle, {}
+            self._closed = True
         for connections in idle.values():
             for connection in connections:
                 connection.close()
@@ -263,7 +266,10 @@ class PlainTransport:
 
     def _put(self, origin: Origin, connection: Connection) -> None:
         with self._lock:
-            self._idle.setdefault(origin, []).append(connection)
+            if not self._closed:
+                self._idle.setdefault(origin, []).append(connection)
+                return
+        connection.close()
 
     def _connection(self, origin: Origin) -> Connection:
         scheme, host, port = origin
