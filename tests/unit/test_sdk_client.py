@@ -360,12 +360,17 @@ def test_an_unwritable_cache_does_not_lose_the_account(
     assert any("could not cache the temporary account" in n for n in notices)
 
 
-def test_an_http_api_loads_no_ca_bundle_and_an_https_one_verifies() -> None:
-    from mayfly.sdk.client import _tls_context
+def test_an_http_api_loads_no_ca_bundle_and_an_https_one_verifies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mayfly.sdk.transport import tls_context  # both transports' (httpx's `verify` too)
 
-    assert _tls_context("https://mayfly.example") is True  # httpx's default: certifi's bundle
-    context = _tls_context("http://localhost:8787")
-    assert isinstance(context, ssl.SSLContext)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    https = tls_context("https://mayfly.example")  # httpx's default: certifi's bundle
+    assert https.verify_mode == ssl.CERT_REQUIRED and https.check_hostname
+    assert https.cert_store_stats()["x509_ca"] > 0
+    context = tls_context("http://localhost:8787")
     # Never used for an http:// API; were it ever, it would verify against nothing and fail.
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
     assert context.cert_store_stats()["x509_ca"] == 0

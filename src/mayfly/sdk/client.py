@@ -30,8 +30,6 @@ from mayfly.sdk.models import (
 )
 
 if TYPE_CHECKING:
-    import ssl
-
     import httpx
 
     from mayfly.sdk.assets import AssetsAPI
@@ -70,19 +68,6 @@ def normalise_api_url(api_url: str) -> str:
         f":{port}" if port is not None and port != {"http": 80, "https": 443}[scheme] else ""
     )
     return f"{scheme}://{host}{port_part}{path}"
-
-
-def _tls_context(api_url: str) -> ssl.SSLContext | bool:
-    """httpx's `verify` (when a call goes through httpx). True for an https:// API: httpx's default,
-    certifi's CA bundle (~30 ms to load). An http:// API is never spoken to over TLS (requests go to
-    `api_url`, redirects are not followed), so its client gets a context with no trust anchors
-    instead: nothing to load, and a TLS connection it were ever asked to make (a full https:// URL)
-    fails verification rather than going unchecked."""
-    if api_url.startswith("https://"):
-        return True
-    import ssl
-
-    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
 class _Answer(Protocol):
@@ -143,9 +128,11 @@ class _Connections:
             if self.http is None:
                 import httpx
 
+                from mayfly.sdk.transport import tls_context
+
                 self.http = httpx.Client(
                     transport=self.transport,
-                    verify=_tls_context(self.api_url),
+                    verify=tls_context(self.api_url),
                     timeout=httpx.Timeout(self.timeout, connect=CONNECT_TIMEOUT),
                     headers={"user-agent": USER_AGENT},
                     follow_redirects=False,
