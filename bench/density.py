@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.runtime.harness import LivePlatform, platform_settings
 
+from mayfly.runtime.procfs import cpu_seconds
 from mayfly.runtime.workerd import find_workerd
 from mayfly.settings import Settings
 
@@ -136,8 +137,9 @@ def sweep(port: int, targets: list[tuple[str, str, str]]) -> tuple[list[float], 
     return latencies, failures, resent
 
 
-def bare_baseline(count: int) -> tuple[list[float], list[float]]:
-    """Cold and warm latencies (ms) of `count` Workers loaded by a bare workerd."""
+def bare_baseline(count: int) -> tuple[list[float], list[float], float]:
+    """Cold and warm latencies (ms) of `count` Workers loaded by a bare workerd, and the CPU time
+    (ms) the workerd spent per cold request."""
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         main = BARE_DISPATCHER % repr(SOURCE)
@@ -159,11 +161,13 @@ def bare_baseline(count: int) -> tuple[list[float], list[float]]:
                     raise SystemExit("the bare workerd did not start")
                 time.sleep(0.05)
             targets = [("bare", f"/b{i}", f"b{i}") for i in range(count)]
+            cpu = cpu_seconds([process.pid])
             cold, cold_failed, _ = sweep(port, targets)
+            cpu = cpu_seconds([process.pid]) - cpu
             warm, warm_failed, _ = sweep(port, targets)
             if cold_failed or warm_failed:
                 print(f"  bare workerd failures: {(cold_failed + warm_failed)[:3]}")
-            return cold, warm
+            return cold, warm, cpu * 1000 / max(1, len(targets))
         finally:
             process.send_signal(signal.SIGTERM)
             try:
@@ -201,6 +205,26 @@ class PeakRss:
         self.sample()
 
 
+@dataclasses.dataclass(frozen=True)
+class CpuTimes:
+    """CPU seconds used so far by the shards, and by this process except the calling thread (the
+    sweeping client): the control plane, the supervisor, the RSS sampler."""
+
+    shards: float
+    control_plane: float
+
+    @classmethod
+    def now(cls, shards: list[Any]) -> CpuTimes:
+        times = os.times()
+        return cls(
+            shards=sum(shard.cpu_seconds() for shard in shards),
+            control_plane=times.user + times.system - time.thread_time(),
+        )
+
+    def __sub__(self, other: CpuTimes) -> CpuTimes:
+        return CpuTimes(self.shards - other.shards, self.control_plane - other.control_plane)
+
+
 def provision_all(live: LivePlatform, count: int, threads: int) -> list[tuple[str, str, str]]:
     """`count` temporary accounts, one Worker each; returns (host, path, expected body)."""
     counter = itertools.count()
@@ -228,10 +252,10 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="  (log) %(message)s")
 
     print(f"Density: {args.workers:,} temporary accounts, one Worker each ({os.cpu_count()} cores)")
-    bare_cold, bare_warm = bare_baseline(min(args.baseline, args.workers))
+    bare_cold, bare_warm, bare_cpu = bare_baseline(min(args.baseline, args.workers))
     print(
         f"  bare workerd, {len(bare_cold):,} Workers: cold {describe(bare_cold)}; "
-        f"warm {describe(bare_warm)}"
+        f"warm {describe(bare_warm)}; {bare_cpu:.2f} ms of CPU per cold request"
     )
 
     overrides: dict[str, Any] = {
@@ -262,9 +286,12 @@ def main() -> None:
             )
             rss = PeakRss(live)
             asked_before = len(live.internal.paths)
+            shards = live.shards()
+            cpu = CpuTimes.now(shards)
             started = time.monotonic()
             cold, cold_failed, cold_resent = sweep(live.port, targets)
             cold_took = time.monotonic() - started
+            cpu = CpuTimes.now(shards) - cpu
             asked = live.internal.paths[asked_before:]
             warm, warm_failed, warm_resent = sweep(live.port, targets)
             rss.stop()
@@ -277,7 +304,9 @@ def main() -> None:
             print(
                 "  control-plane requests during the cold sweep: "
                 f"{sum(p == '/internal/v1/route' for p in asked)} route, "
-                f"{sum(p.startswith('/internal/v1/versions/') for p in asked)} code"
+                f"{sum(p.startswith('/internal/v1/versions/') for p in asked)} code; CPU per "
+                f"cold request: shards {cpu.shards * 1000 / len(targets):.2f} ms, control plane "
+                f"{cpu.control_plane * 1000 / len(targets):.2f} ms"
             )
             print(
                 f"  warm sweep: {describe(warm)}, failed {len(warm_failed)}, "
