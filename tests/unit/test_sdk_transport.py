@@ -4,13 +4,20 @@ goes on the wire is what httpx sends for the same call, and failures read the sa
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from mayfly.sdk import APIUnreachable, MayflyAPIError, MayflyClient, UploadModule, WorkerUpload
 from mayfly.sdk.client import USER_AGENT
@@ -34,9 +41,10 @@ def envelope(result: Any = None, errors: list[dict[str, Any]] | None = None) -> 
 
 
 class Server:
-    """A keep-alive HTTP/1.1 server: records each request, answers with `answer(request)`."""
+    """A keep-alive HTTP/1.1 server: records each request, answers with `answer(request)`; over
+    TLS with `tls` (a context holding the server's certificate)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.seen: list[Seen] = []
         self.connections: set[int] = set()  # the client's ports
         self.closed = threading.Event()  # set whenever the server closed a connection
@@ -82,6 +90,9 @@ class Server:
         self.http = HTTPServer(("127.0.0.1", 0), Handler)
         self.http.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.http.server_address[1]}"
+        if tls is not None:
+            self.http.socket = tls.wrap_socket(self.http.socket, server_side=True)
+            self.url = f"https://localhost:{self.http.server_address[1]}"
         self.thread = threading.Thread(target=self.http.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
@@ -99,6 +110,61 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
     running = Server()
     yield running
     running.close()
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for localhost (its own issuer) and its key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_tls_is_verified_as_httpx_verifies_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An https:// API: certifi's bundle does not know a self-signed certificate (ConnectError,
+    through either transport); SSL_CERT_FILE naming it makes it trusted (by both)."""
+    for name in ("http_proxy", "https_proxy", "all_proxy", "SSL_CERT_DIR", "SSL_CERT_FILE"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    cert, key = self_signed(tmp_path)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    server = Server(tls)
+    try:
+        for transport in (None, httpx.HTTPTransport()):
+            refused = pytest.raises(APIUnreachable, match=r"\(ConnectError: .*CERTIFICATE_VERIFY")
+            with MayflyClient(server.url, transport=transport) as client, refused:
+                client.call("GET", "/accounts/a")
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        for transport in (None, httpx.HTTPTransport()):
+            with MayflyClient(server.url, transport=transport) as client:
+                assert client.call("GET", "/accounts/a") == {"id": "a"}
+        assert len(server.seen) == 2
+    finally:
+        server.close()
 
 
 def calls(client: MayflyClient) -> None:

@@ -294,7 +294,9 @@ def _readable(sock: socket.socket) -> bool:
 
 def _failure_name(exc: BaseException, connected: bool) -> str:
     """httpx's exception for what went wrong, so that messages read the same with either."""
-    if isinstance(exc, ValueError):  # a header value http.client refuses to send (a newline)
+    # A header value http.client refuses to send (a newline); a failed certificate check is a
+    # ValueError too, but an OSError (ssl.SSLError) first.
+    if isinstance(exc, ValueError) and not isinstance(exc, OSError):
         return "LocalProtocolError"
     if isinstance(exc, http.client.HTTPException) and not isinstance(exc, OSError):
         return "RemoteProtocolError"
