@@ -1,6 +1,7 @@
 """A sign-up flood, run as its own process so that it does not share the measuring test's GIL.
 
 python -m tests.abuse.signup_flood API_URL SECONDS THREADS [PAUSE]  → prints {"status": count, …}
+("flooding" on stderr once the first sign-up was answered.)
 Half the threads post from one address, half from a new address each time (X-Forwarded-For, for
 a server that trusts the local proxy); each thread waits PAUSE seconds (default 0.05) between
 posts, so that the flood tests what sign-ups cost rather than how many requests per second one
@@ -46,6 +47,8 @@ def flood(api_url: str, seconds: float, threads: int, pause: float = 0.05) -> Co
                 )
                 browser.cookies.delete("mayfly_session")  # stay anonymous: the token still fits
                 with lock:
+                    if not statuses:
+                        print("flooding", file=sys.stderr, flush=True)
                     statuses[response.status_code] += 1
                 time.sleep(pause)
 

@@ -1,13 +1,12 @@
 """Limits seen through a real server: who the client is behind a trusted proxy, and a sign-up flood
-with real argon2 that gets 429s while another tenant's API stays fast."""
+with real argon2 that gets 429s while another tenant's API is served (how fast: measured in
+bench/signup_flood.py, idle and during a flood)."""
 
 from __future__ import annotations
 
 import json
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -49,42 +48,31 @@ def test_without_trusted_proxies_limits_key_on_the_peer(tmp_path: Path) -> None:
         assert device_code(server, "203.0.113.2").status_code == 429
 
 
-def timed_get(client: httpx.Client, url: str) -> float:
-    started = time.perf_counter()
-    response = client.get(url)
-    elapsed = time.perf_counter() - started
-    assert response.status_code == 200, response.text
-    return elapsed
-
-
-def test_sign_up_flood_gets_429_while_another_tenant_stays_fast(tmp_path: Path) -> None:
+def test_sign_up_flood_gets_429_while_another_tenant_is_served(tmp_path: Path) -> None:
     # A trusted proxy so that the flood can come from many addresses, as a botnet's would.
     with live_server(tmp_path, "--forwarded-allow-ips", "127.0.0.1") as server:
         tenant = server.provision()
         url = f"{server.api_url}/client/v4/accounts/{tenant['id']}/storage/kv/namespaces"
         headers = {"authorization": f"Bearer {tenant['apiToken']}"}
         with httpx.Client(headers=headers, timeout=30) as api:
-            timed_get(api, url)
-            baseline = statistics.median(timed_get(api, url) for _ in range(30))
             attacker = subprocess.Popen(
                 [sys.executable, "-m", "tests.abuse.signup_flood", server.api_url, "8", "12"],
                 cwd=ROOT,
                 stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 text=True,
             )
             try:
-                time.sleep(2.0)  # the flood is under way
-                during = statistics.median(timed_get(api, url) for _ in range(40))
+                assert attacker.stderr is not None
+                assert attacker.stderr.readline() == "flooding\n"  # the flood is under way
+                during = [api.get(url) for _ in range(40)]
                 output, _ = attacker.communicate(timeout=120)
             finally:
                 attacker.kill()
                 attacker.wait()
     statuses = {int(k): v for k, v in json.loads(output).items()}
-    print(f"tenant p50: {baseline * 1000:.1f} ms idle, {during * 1000:.1f} ms during the flood")
     print(f"flood answers: {statuses}")
+    assert [r.status_code for r in during] == [200] * 40, [r.text for r in during]
     assert statuses.get(429, 0) > 0
     assert all(status < 500 for status in statuses), statuses
     assert statuses.get(303, 0) <= 60  # --signups-per-minute-total
-    # 50 ms, unless the machine is so loaded that even the idle baseline is slow. (Before the
-    # password pool: 6 ms idle, 913 ms during a flood.)
-    assert during < max(0.050, 4 * baseline), (baseline, during)

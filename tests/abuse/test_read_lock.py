@@ -1,5 +1,6 @@
 """Reads never take the write lock: two tenants' concurrent version listings of a large Worker
-(20 versions of ~9.5 MB) leave another tenant's API and KV calls fast, and never a 500.
+(20 versions of ~9.5 MB) leave another tenant's API and KV calls answered, never a 500 (how fast,
+idle and during the listings: bench/read_lock.py).
 
 Before, every transaction took SQLite's write lock and a listing re-read and regex-scanned every
 version's main module: one listing took 27 s and the other tenant's calls answered 500 "database
@@ -8,7 +9,6 @@ is locked" (p50 10 s)."""
 from __future__ import annotations
 
 import json
-import statistics
 import subprocess
 import threading
 import time
@@ -89,16 +89,15 @@ def test_large_version_listings_do_not_stall_other_tenants(tmp_path: Path) -> No
         assert api.put(value, content=b"v", headers=other_auth).status_code == 200
 
         stop = threading.Event()
-        listings: list[tuple[int, float]] = []
+        listings: list[int] = []
 
         def list_versions() -> None:
             with httpx.Client(base_url=server.api_url + "/client/v4/", timeout=120) as mine:
                 while not stop.is_set():
-                    started = time.monotonic()
                     response = mine.get(
                         script + "/versions", headers={"authorization": f"Bearer {token}"}
                     )
-                    listings.append((response.status_code, time.monotonic() - started))
+                    listings.append(response.status_code)
                     assert len(response.json()["result"]["items"]) == VERSIONS
 
         listers = [threading.Thread(target=list_versions) for _ in range(2)]
@@ -112,16 +111,14 @@ def test_large_version_listings_do_not_stall_other_tenants(tmp_path: Path) -> No
             ("GET", f"accounts/{other['id']}/tokens/verify", None),
         ]
         statuses: list[int] = []
-        latencies: list[float] = []
         try:
             while not listings:  # the listings have started
                 time.sleep(0.01)
             for n in range(TENANT_CALLS):
                 method, path, body = calls[n % len(calls)]
-                started = time.monotonic()
                 response = api.request(method, path, content=body, headers=other_auth)
-                latencies.append(time.monotonic() - started)
                 statuses.append(response.status_code)
+            assert not stop.is_set() and all(thread.is_alive() for thread in listers)
         finally:
             stop.set()
             for thread in listers:
@@ -130,6 +127,4 @@ def test_large_version_listings_do_not_stall_other_tenants(tmp_path: Path) -> No
 
         assert [s for s in statuses if s >= 500] == [], server.log()
         assert all(s < 400 for s in statuses), statuses
-        assert listings and all(status == 200 for status, _ in listings)
-        p50 = statistics.median(latencies)
-        assert p50 < 0.050, f"other tenant's p50 {p50 * 1000:.0f} ms during listings"
+        assert listings and all(status == 200 for status in listings)
