@@ -183,10 +183,11 @@ def test_events_are_batched(live: LivePlatform) -> None:
         paths = sorted(tail.receive()["event"]["request"]["url"] for _ in range(count))
         assert paths == sorted(f"http://{worker.host}/n/{i}" for i in range(count))
         # Events wait up to 100 ms per shard (or until 100 wait): at most one POST per shard and
-        # 100 ms, however many requests.
+        # 100 ms, however many requests (and however slow the machine: the windows are counted
+        # over the time the requests took). Events per POST under load: bench/tail.py.
         windows = int(elapsed / 0.1) + 2
         made = posts(live) - before
-        assert made <= min(count // 3, windows * live.settings.shards), (made, elapsed)
+        assert made <= windows * live.settings.shards, (made, elapsed)
 
 
 @pytest.fixture(scope="module")
