@@ -32,6 +32,7 @@ from mayfly.api import (
     workers,
 )
 from mayfly.api.envelope import failure, mayfly_error_handler, unexpected_error_handler
+from mayfly.api.head import HeadAsGet
 from mayfly.api.limits import BodyLimits
 from mayfly.api.metrics import RequestMetrics
 from mayfly.api.openapi import build_document, operation
@@ -146,4 +147,4 @@ def build_public_app(services: Services, extra_routes: list[BaseRoute] | None = 
         },
     )
     app.state.services = services
-    return CollapseSlashes(BodyLimits(app, services.ctx.settings))
+    return CollapseSlashes(HeadAsGet(BodyLimits(app, services.ctx.settings)))
