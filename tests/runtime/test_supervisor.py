@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import gc
 import json
 import logging
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import types
 import warnings
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
@@ -449,6 +451,45 @@ def test_a_spawn_cancelled_after_its_process_started_kills_and_reaps_it(
         started.clear()
         gc.collect()
     assert [w.message for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+def test_a_start_cancelled_as_workerd_s_last_words_arrive_ends_cancelled() -> None:
+    """Supervisor.stop() cancels a restart waiting for the output of a shard that exited before
+    listening: the cancellation must end it even when the output ends in the same turns of the
+    loop (with asyncio.wait_for, Python 3.11 returned instead, the start failed as any failed
+    start does and the restart loop went on: stop waited forever)."""
+
+    async def scenario() -> list[int]:
+        swallowed = []
+        loop = asyncio.get_running_loop()
+        for turns in range(12):
+            shard = Shard.__new__(Shard)  # only what wait_ready reads
+            shard.ready = asyncio.Event()
+            shard._exited = loop.create_future()
+            shard._exited.set_result(3)
+            output: asyncio.Future[None] = loop.create_future()
+            shard._tasks = [loop.create_future(), output]
+            shard._output = collections.deque()
+            shard.process = types.SimpleNamespace(returncode=3)  # type: ignore[assignment]
+            task = asyncio.ensure_future(shard.wait_ready(10.0))
+            for _ in range(5):
+                await asyncio.sleep(0)
+            output.set_result(None)
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            if not task.cancel():
+                with pytest.raises(ShardStartError):
+                    await task
+                continue
+            try:
+                await task
+            except asyncio.CancelledError:
+                continue
+            except ShardStartError:
+                swallowed.append(turns)
+        return swallowed
+
+    assert asyncio.run(scenario()) == []
 
 
 ORPHAN_SCRIPT = """

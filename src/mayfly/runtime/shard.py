@@ -228,9 +228,11 @@ class Shard:
                 if await self.until_ready():
                     return
         if self._exited.done():
-            # Let the output reader catch workerd's last words.
+            # Let the output reader catch workerd's last words (not wait_for: Python 3.11's
+            # returns when cancelled in the turn the reader ends, and a cancelled start went on).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._tasks[1]), 1.0)
+                async with asyncio.timeout(1.0):
+                    await asyncio.shield(self._tasks[1])
             raise ShardStartError(
                 f"workerd exited with status {self.returncode} before listening"
                 + (f":\n{self.output_tail()}" if self._output else ".")
