@@ -7,6 +7,7 @@ HAProxy's API and Workers frontends, or straight to one replica or node when a t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -266,35 +267,28 @@ def wait_plane(cluster: Cluster, node: Node) -> None:
     wait_for(f"{node.name} up", up, logs=cluster.logs)
 
 
-@pytest.fixture(scope="module")
-def postgres_schema_url() -> Iterator[str]:
-    if not postgres_available():
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL is not reachable at " + POSTGRES_URL)
-        pytest.skip("PostgreSQL is not reachable")
+@contextlib.contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A fresh schema of the test PostgreSQL (dropped after): its URL."""
     schema = "cluster_" + secrets.token_hex(6)
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
     sep = "&" if "?" in POSTGRES_URL else "?"
-    yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
-    with admin.connect() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    try:
+        yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
 
 
-@pytest.fixture(scope="module")
-def cluster(
-    tmp_path_factory: pytest.TempPathFactory, postgres_schema_url: str
-) -> Iterator[Cluster]:
-    if shutil.which("haproxy") is None and not Path("/usr/sbin/haproxy").exists():
-        if os.environ.get("CI"):
-            pytest.fail("haproxy is not installed")
-        pytest.skip("haproxy is not installed")
-    root = tmp_path_factory.mktemp("cluster")
+@contextlib.contextmanager
+def running_cluster(root: Path, database_url: str) -> Iterator[Cluster]:
+    """Two API replicas, two data-plane nodes and HAProxy in front, all up (bench/ uses it too)."""
     c = Cluster(
         root=root,
-        database_url=postgres_schema_url,
+        database_url=database_url,
         secret_key=secrets.token_urlsafe(32),
         cluster_secret=secrets.token_urlsafe(32),
         api_port=free_port(),
@@ -324,3 +318,25 @@ def cluster(
         yield c
     finally:
         c.stop()
+
+
+@pytest.fixture(scope="module")
+def postgres_schema_url() -> Iterator[str]:
+    if not postgres_available():
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not reachable at " + POSTGRES_URL)
+        pytest.skip("PostgreSQL is not reachable")
+    with postgres_schema() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, postgres_schema_url: str
+) -> Iterator[Cluster]:
+    if shutil.which("haproxy") is None and not Path("/usr/sbin/haproxy").exists():
+        if os.environ.get("CI"):
+            pytest.fail("haproxy is not installed")
+        pytest.skip("haproxy is not installed")
+    with running_cluster(tmp_path_factory.mktemp("cluster"), postgres_schema_url) as c:
+        yield c

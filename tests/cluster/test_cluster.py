@@ -307,7 +307,7 @@ def test_a_node_that_does_not_acknowledge_is_marked_and_drops_its_routes_when_it
 
 def test_killing_an_api_replica_and_a_data_plane_node_under_load(cluster: Cluster) -> None:
     """tests/cluster/failover.py; then the killed nodes start again and rejoin."""
-    figures = kill_an_api_replica_and_a_data_plane_node_under_load(cluster)
+    figures, _ = kill_an_api_replica_and_a_data_plane_node_under_load(cluster)
     print(figures)  # pytest -s shows the run's figures
     for api in cluster.apis[:1]:
         api.start()
