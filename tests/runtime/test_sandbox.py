@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import resource
 from pathlib import Path
 from shutil import which
 
-from mayfly.runtime.sandbox import Sandbox, ShardUser, plan_sandbox
+from mayfly.runtime.sandbox import SHARD_OPEN_FILES, Sandbox, ShardUser, plan_sandbox
 
 
 def test_setpriv_sets_the_death_signal_then_bwrap_runs_the_command() -> None:
@@ -76,3 +77,25 @@ def test_as_root_the_tree_gets_a_pid_namespace_and_the_user_switch_moves_inside_
 def test_the_plan_asks_for_a_pid_namespace_only_as_root(tmp_path: Path) -> None:
     sandbox = plan_sandbox([tmp_path])
     assert (sandbox.unshare is not None) == (sandbox.user is not None and bool(which("unshare")))
+
+
+def test_the_descriptor_limit_is_set_before_the_user_switch() -> None:
+    sandbox = Sandbox(
+        user=ShardUser("nobody", 65534, 65534),
+        setpriv="/usr/bin/setpriv",
+        unshare="/usr/bin/unshare",
+        prlimit="/usr/bin/prlimit",
+        open_files=65536,
+    )
+    argv = sandbox.wrap(["/opt/workerd", "serve"], "/tmp/mayfly-runtime-x")
+    # Inside the PID namespace, before the user switch: root may raise the hard limit.
+    assert argv[9:13] == ["/usr/bin/prlimit", "--nofile=65536:65536", "--", "/usr/bin/setpriv"]
+    assert sandbox.describe().endswith(", 65536 open files at most")
+
+
+def test_the_plan_sets_the_descriptor_limit_within_what_it_may(tmp_path: Path) -> None:
+    sandbox = plan_sandbox([tmp_path])
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    assert sandbox.prlimit == which("prlimit")
+    expected = SHARD_OPEN_FILES if hard == resource.RLIM_INFINITY else min(SHARD_OPEN_FILES, hard)
+    assert sandbox.open_files == expected

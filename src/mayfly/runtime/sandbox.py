@@ -13,6 +13,12 @@ enough: bwrap's init arms it only after its setup, and a supervisor killed in th
 leave bwrap's init and workerd running under init (containers/bubblewrap#633). The user switch
 then happens in a second setpriv, which arms the death signal again after it (a credential change
 clears it). Without root (no PID namespace), the chain is setpriv → bwrap, with that window.
+
+A shard's descriptor limit (RLIMIT_NOFILE, soft and hard alike) is set, not inherited from
+whatever started `mayfly serve`: `prlimit` sets SHARD_OPEN_FILES (65,536), or the hard limit this
+process has when that is lower (raising it takes CAP_SYS_RESOURCE). One shard's descriptors are
+its listening sockets, its clients' connections, its connections to the control plane and its
+tenants' outbound connections, at most `--outbound-connections` (64) per version (outbound.js).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import asyncio
 import logging
 import os
 import pwd
+import resource
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
@@ -31,6 +38,9 @@ from typing import Any
 log = logging.getLogger("mayfly.runtime")
 
 SHARD_USER = "nobody"
+# Descriptors one shard may hold: room for ~1,000 versions at their outbound bound, or tens of
+# thousands of client connections, while two shards stay far below the host's file-max.
+SHARD_OPEN_FILES = 65536
 _SYSTEM_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 _ETC_FILES = (
     "/etc/ssl",
@@ -63,6 +73,8 @@ class Sandbox:
     setpriv: str | None = None
     unshare: str | None = None  # as root: the shard's tree in a PID namespace of its own
     readable: tuple[str, ...] = ()  # host paths bound read-only, at the same place, into bwrap
+    prlimit: str | None = None  # sets RLIMIT_NOFILE to open_files (0: inherited)
+    open_files: int = 0
 
     @classmethod
     def none(cls) -> Sandbox:
@@ -76,6 +88,10 @@ class Sandbox:
         if self._pid_namespace:
             assert self.unshare and self.setpriv and self.user
             prefix += [self.unshare, "--pid", "--fork", "--kill-child=KILL", "--"]
+        if self.prlimit and self.open_files:
+            prefix += [self.prlimit, f"--nofile={self.open_files}:{self.open_files}", "--"]
+        if self._pid_namespace:
+            assert self.setpriv and self.user
             prefix += [
                 self.setpriv,
                 "--reuid", str(self.user.uid),
@@ -104,7 +120,10 @@ class Sandbox:
         who = f"{self.user.name} (uid {self.user.uid})" if self.user else f"uid {os.getuid()}"
         where = "inside bubblewrap" if self.bwrap else "without a filesystem sandbox"
         pid_ns = ", in a PID namespace of their own" if self._pid_namespace else ""
-        return f"as {who} {where}{pid_ns}"
+        files = (
+            f", {self.open_files} open files at most" if self.prlimit and self.open_files else ""
+        )
+        return f"as {who} {where}{pid_ns}{files}"
 
     def _bwrap_args(self, cwd: str) -> list[str]:
         args = [
@@ -146,7 +165,16 @@ def plan_sandbox(readable: Sequence[Path], *, use_bwrap: bool = True) -> Sandbox
         setpriv=shutil.which("setpriv"),
         unshare=shutil.which("unshare") if user is not None else None,
         readable=tuple(str(p) for p in readable),
+        prlimit=shutil.which("prlimit"),
+        open_files=shard_open_files(),
     )
+
+
+def shard_open_files() -> int:
+    """SHARD_OPEN_FILES, or this process's hard limit when that is lower: raising it takes
+    CAP_SYS_RESOURCE, which root in a container often lacks."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return SHARD_OPEN_FILES if hard == resource.RLIM_INFINITY else min(SHARD_OPEN_FILES, hard)
 
 
 async def checked_sandbox(sandbox: Sandbox, command: Sequence[str], cwd: Path) -> Sandbox:
