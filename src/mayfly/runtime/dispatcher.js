@@ -44,6 +44,21 @@ const siteLookups = new Map();
 // version id -> its code, from a route answer (see prefetch).
 const prefetched = new Map();
 const MAX_PREFETCHED = 256;
+// host -> {route, seq, at}: what the control plane pushed for the host (POST /invalidate: with every
+// invalidation, and a snapshot of the live routes when this shard started). Authoritative, with no
+// TTL: every change to a route is followed by such a message, acknowledged before the API answers.
+// `route` null: the host changed and its route was not pushed (ask). `seq` orders the messages (the
+// data plane numbers each before the control plane reads what it pushes): one older than what a
+// host has is ignored; a host without an entry has `pushedFloor`.
+const pushed = new Map();
+const MAX_PUSHED = 50000;
+let pushedFloor = 0;
+let pushedMax = 0; // the highest number seen
+// version id -> {version, bytes}: code pushed with a route, until a request here loads it; at most
+// MAX_PUSHED_CODE_BYTES (the oldest goes first: its first request asks for it).
+const pushedCode = new Map();
+const MAX_PUSHED_CODE_BYTES = 64 * 1024 * 1024;
+let pushedCodeBytes = 0;
 // Loader keys whose isolate the loader already holds (the loader never evicts them): a version id,
 // or `${versionId}:tail` for the same version loaded with a tail while someone tails it.
 const loaded = new Set();
@@ -111,14 +126,22 @@ export class Admin extends WorkerEntrypoint {
     const { pathname } = new URL(request.url);
     if (pathname === "/health") {
       const running = [...inFlight.values()].slice(-MAX_REPORTED);
-      return Response.json({ ok: true, routes: routes.size, loaded: loaded.size, inflight: running });
+      return Response.json({
+        ok: true,
+        routes: routes.size,
+        pushed: pushed.size,
+        loaded: loaded.size,
+        inflight: running,
+      });
     }
     if (pathname === "/invalidate" && request.method === "POST") {
-      const { hosts } = await request.json();
+      // {hosts, seq?, routes?: {host: route answer}, complete?}: see `pushed`.
+      const { hosts, seq, routes: answers, complete } = await request.json();
       if (!Array.isArray(hosts)) {
         return Response.json({ error: "expected {hosts: [...]}" }, { status: 400 });
       }
-      invalidate(hosts);
+      const order = Number.isSafeInteger(seq) ? seq : null;
+      invalidate(hosts, order, answers && typeof answers === "object" ? answers : {}, complete === true);
       return Response.json({ ok: true, invalidated: hosts.length });
     }
     if (pathname === "/hot") {
@@ -271,13 +294,63 @@ function hostOf(request) {
   return normalizeHost(new URL(request.url).hostname);
 }
 
-function invalidate(hosts) {
+// Drops the hosts' cached routes and takes what was pushed for them. Without `seq` (not from the
+// data plane) only a message numbered after every one seen so far is believed for these hosts.
+// `complete`: the answers are every live route as of `seq` (a snapshot): a host missing has none.
+function invalidate(hosts, seq = null, answers = {}, complete = false) {
   epoch += 1;
+  if (seq !== null && seq > pushedMax) pushedMax = seq;
   for (const host of hosts) {
     const key = normalizeHost(host);
     routes.delete(key);
     routeLookups.delete(key);
+    const order = seq ?? pushedMax;
+    if (seq !== null && order <= (pushed.get(key)?.seq ?? pushedFloor)) continue; // older
+    const answer = seq !== null && Object.hasOwn(answers, host) ? answers[host] : null;
+    let route = null;
+    if (answer && typeof answer === "object" && typeof answer.status === "string") {
+      const { version, ...rest } = answer;
+      route = rest;
+      if (version && route.status === "ok" && version.version_id === route.version_id) {
+        keepPushedCode(route.version_id, version);
+      }
+    }
+    pushed.delete(key);
+    pushed.set(key, { route, seq: order, at: Date.now() });
+    if (pushed.size > MAX_PUSHED) {
+      const [oldest, entry] = pushed.entries().next().value;
+      pushed.delete(oldest);
+      // Forgetting a host's order must not let an older message in: raise everyone's.
+      if (entry.seq > pushedFloor) pushedFloor = entry.seq;
+    }
   }
+  if (complete && seq !== null && seq > pushedFloor) {
+    pushedFloor = seq;
+    for (const [host, entry] of pushed) {
+      if (entry.seq < seq) pushed.delete(host);
+    }
+  }
+}
+
+function keepPushedCode(versionId, version) {
+  if (loaded.has(versionId) || knownSite(versionId) !== undefined) return;
+  let bytes = 1024;
+  for (const module of version.modules ?? []) {
+    bytes += (module.text?.length ?? 0) + (module.base64?.length ?? 0);
+  }
+  if (bytes > MAX_PUSHED_CODE_BYTES / 4) return;
+  dropPushedCode(versionId);
+  pushedCode.set(versionId, { version, bytes });
+  pushedCodeBytes += bytes;
+  while (pushedCodeBytes > MAX_PUSHED_CODE_BYTES) dropPushedCode(pushedCode.keys().next().value);
+}
+
+function dropPushedCode(versionId) {
+  const kept = pushedCode.get(versionId);
+  if (kept === undefined) return undefined;
+  pushedCode.delete(versionId);
+  pushedCodeBytes -= kept.bytes;
+  return kept.version;
 }
 
 // A Worker that took a shard down answers 503 until its quarantine ends (services/workers/
@@ -340,6 +413,10 @@ async function shared(inflight, key, lookup) {
 }
 
 async function resolveRoute(env, host) {
+  const mine = pushed.get(host);
+  if (mine?.route && usable(mine, Infinity)) {
+    return mine.route;
+  }
   const { routeTtlMs, staleRouteMs } = settings(env);
   const cached = routes.get(host);
   if (cached && usable(cached, routeTtlMs)) {
@@ -376,7 +453,7 @@ function prefetch(versionId, version) {
 function takePrefetched(versionId) {
   const version = prefetched.get(versionId);
   prefetched.delete(versionId);
-  return version;
+  return dropPushedCode(versionId) ?? version;
 }
 
 function remember(host, route) {
