@@ -105,6 +105,8 @@ class Settings:
     shard_isolates: int = default("shard_isolates")
     cpu_limit_ms: int = default("cpu_limit_ms")
     request_timeout: float = default("request_timeout")
+    subrequests: int = default("subrequests")
+    outbound_connections: int = default("outbound_connections")
     quarantine_cooldown: float = default("quarantine_cooldown")
     quarantine_max: float = default("quarantine_max")
     quarantine_decay: float = default("quarantine_decay")

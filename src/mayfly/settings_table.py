@@ -351,6 +351,21 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("request_timeout", 30.0, "Wall-clock limit of one Worker request, in seconds.", float),
     Setting(
+        "subrequests",
+        1000,
+        "Subrequests (fetch() and connect() to the internet) one Worker version may have open or "
+        "waiting at once on a shard; one more fails with 'Too many subrequests.' (Cloudflare's "
+        "paid-plan count per invocation).",
+        int,
+    ),
+    Setting(
+        "outbound_connections",
+        64,
+        "Outbound connections one Worker version may have open at once on a shard; further "
+        "subrequests wait for one to close.",
+        int,
+    ),
+    Setting(
         "quarantine_cooldown",
         60.0,
         "Seconds a Worker that took a shard down is quarantined (503) the first time; doubles on "

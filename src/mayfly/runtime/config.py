@@ -28,6 +28,7 @@ DISPATCHER_MODULES = (
     "tenant.js",
     "r2.js",
     "services.js",
+    "outbound.js",
 )
 # And Cloudflare's asset-serving Workers that assets.js runs, copied from the pinned miniflare
 # package (asset_workers.py).
@@ -41,6 +42,9 @@ class DispatcherSettings:
     route_ttl_ms: int
     stale_route_ms: int
     control_plane_timeout_ms: int
+    # Per version and shard: subrequests open or waiting, and connections open (outbound.js).
+    subrequests: int = 1000
+    outbound_connections: int = 64
     # --forwarded-allow-ips: proxies whose X-Forwarded-For / -Proto the dispatcher believes.
     trusted_proxies: tuple[str, ...] = ()
 
@@ -50,6 +54,8 @@ class DispatcherSettings:
             "routeTtlMs": self.route_ttl_ms,
             "staleRouteMs": self.stale_route_ms,
             "controlPlaneTimeoutMs": self.control_plane_timeout_ms,
+            "subrequests": self.subrequests,
+            "outboundConnections": self.outbound_connections,
         }
         if self.trusted_proxies:
             settings["trustedProxies"] = list(self.trusted_proxies)

@@ -12,7 +12,8 @@
 //   CONTROL_PLANE    external service: the control plane's internal listener
 //   INTERNAL_SECRET  the internal API's per-boot secret (from the shard's environment)
 //   PUBLIC_NET       network service that reaches public addresses only
-//   SETTINGS         {requestTimeoutMs, routeTtlMs, staleRouteMs, controlPlaneTimeoutMs}
+//   SETTINGS         {requestTimeoutMs, routeTtlMs, staleRouteMs, controlPlaneTimeoutMs, subrequests,
+//                    outboundConnections, ...}
 //   SHARD_MARK       per-shard token that starts the request marks on stdout (runtime/shard.py)
 
 import { WorkerEntrypoint } from "cloudflare:workers";
@@ -28,6 +29,7 @@ export { TailSink } from "./tail.js";
 export { AssetsBinding } from "./assets.js";
 export { R2 } from "./r2.js";
 export { ServiceBinding } from "./services.js";
+export { Outbound } from "./outbound.js";
 
 const SECRET_HEADER = "x-mayfly-internal-secret";
 // Any Host header makes a cache entry: bound them (the oldest answer goes first).
@@ -515,8 +517,9 @@ function workerCode(env, ctx, version) {
     compatibilityFlags: version.compatibility_flags,
     ...withR2Client(withPrelude(version.main_module, modules, mainKind(version), d1Names(version)), r2Names(version)),
     env: tenantEnv(env, ctx, version),
-    // Always explicit: an omitted globalOutbound would inherit the dispatcher's.
-    globalOutbound: env.PUBLIC_NET,
+    // Always explicit (an omitted globalOutbound would inherit the dispatcher's): Outbound (outbound.js)
+    // bounds the version's subrequests and forwards them to PUBLIC_NET.
+    globalOutbound: ctx.exports.Outbound({ props: { version: version.version_id } }),
   };
 }
 
