@@ -105,6 +105,7 @@ class Settings:
     shard_isolates: int = default("shard_isolates")
     cpu_limit_ms: int = default("cpu_limit_ms")
     request_timeout: float = default("request_timeout")
+    wait_until_limit: float = default("wait_until_limit")
     subrequests: int = default("subrequests")
     outbound_connections: int = default("outbound_connections")
     quarantine_cooldown: float = default("quarantine_cooldown")

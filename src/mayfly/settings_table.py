@@ -351,6 +351,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("request_timeout", 30.0, "Wall-clock limit of one Worker request, in seconds.", float),
     Setting(
+        "wait_until_limit",
+        30.0,
+        "Seconds a request's ctx.waitUntil work may run after its response (Cloudflare's limit).",
+        float,
+    ),
+    Setting(
         "subrequests",
         1000,
         "Subrequests (fetch() and connect() to the internet) one Worker version may have open or "

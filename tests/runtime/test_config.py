@@ -87,8 +87,8 @@ def test_the_internal_api_is_an_external_service_and_the_secret_is_not_in_the_fi
     assert 'fromEnvironment = "MAYFLY_INTERNAL_SECRET"' in config
     assert (
         '(name = "SETTINGS", json = "{\\"requestTimeoutMs\\":30000,\\"routeTtlMs\\":5000,'
-        '\\"staleRouteMs\\":600000,\\"controlPlaneTimeoutMs\\":5000,\\"subrequests\\":1000,'
-        '\\"outboundConnections\\":64}")' in config
+        '\\"staleRouteMs\\":600000,\\"controlPlaneTimeoutMs\\":5000,\\"waitUntilMs\\":30000,'
+        '\\"subrequests\\":1000,\\"outboundConnections\\":64}")' in config
     )
 
 

@@ -42,6 +42,8 @@ class DispatcherSettings:
     route_ttl_ms: int
     stale_route_ms: int
     control_plane_timeout_ms: int
+    # How long a request's ctx.waitUntil work may run after its response (tenant.js).
+    wait_until_ms: int = 30_000
     # Per version and shard: subrequests open or waiting, and connections open (outbound.js).
     subrequests: int = 1000
     outbound_connections: int = 64
@@ -54,6 +56,7 @@ class DispatcherSettings:
             "routeTtlMs": self.route_ttl_ms,
             "staleRouteMs": self.stale_route_ms,
             "controlPlaneTimeoutMs": self.control_plane_timeout_ms,
+            "waitUntilMs": self.wait_until_ms,
             "subrequests": self.subrequests,
             "outboundConnections": self.outbound_connections,
         }

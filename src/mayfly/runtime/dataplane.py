@@ -129,6 +129,7 @@ class DataPlane:
             route_ttl_ms=round(route_ttl * 1000),
             stale_route_ms=round(stale_route * 1000),
             control_plane_timeout_ms=round(control_plane_timeout * 1000),
+            wait_until_ms=round(settings.wait_until_limit * 1000),
             subrequests=settings.subrequests,
             outbound_connections=settings.outbound_connections,
             trusted_proxies=tuple(

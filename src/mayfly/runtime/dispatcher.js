@@ -19,7 +19,7 @@
 import { WorkerEntrypoint } from "cloudflare:workers";
 
 import { assetsBindingEnv, knownSite, rememberSite, serveSite } from "./assets.js";
-import { withClientMetadata, withPrelude } from "./tenant.js";
+import { LINGER_BINDING, LINGER_HEADER, THREW_HEADER, withClientMetadata, withPrelude } from "./tenant.js";
 import { R2_MARKER, withR2Client } from "./r2.js";
 import { serveServicesWith } from "./services.js";
 
@@ -117,7 +117,7 @@ export default {
       });
     }
     const run = (req) =>
-      tracked(env, route, () => runWithDeadline(worker, req, settings(env).requestTimeoutMs, ctx));
+      tracked(env, route, () => runWithDeadline(worker, req, settings(env), ctx, route.version_id));
     const tenantRequest = withClientMetadata(request, settings(env).trustedProxies);
     return site.assets ? serveSite(env, ctx, site, tenantRequest, worker && run) : run(tenantRequest);
   },
@@ -213,7 +213,8 @@ async function runScheduled(env, ctx, host, cron, scheduledTime) {
 }
 
 // The start mark is written right before the tenant's code runs (workerd writes console output
-// synchronously), the end mark once it answered: the body it may still stream is not counted.
+// synchronously), the end mark once its code stopped: when it answered, or, for a response that
+// leaves the tenant's code running (`leftRunning`), once that ended.
 async function tracked(env, route, work) {
   const id = String(++requestCount);
   inFlight.set(id, {
@@ -224,12 +225,98 @@ async function tracked(env, route, work) {
     started_ms: Date.now(),
   });
   if (env.SHARD_MARK) console.log(`${env.SHARD_MARK} + ${id} ${route.version_id}`);
-  try {
-    return await work();
-  } finally {
+  const end = () => {
     inFlight.delete(id);
     if (env.SHARD_MARK) console.log(`${env.SHARD_MARK} - ${id}`);
+  };
+  let result;
+  try {
+    result = await work();
+    return result;
+  } finally {
+    const running = result instanceof Response ? leftRunning.get(result) : undefined;
+    if (running === undefined) end();
+    else running.then(end, end);
   }
+}
+
+// Tenant code may run after its response: work it handed to waitUntil (tenant.js caps it and says
+// so with LINGER_HEADER), a WebSocket's handlers while the socket is open, a streamed body's pull().
+// response -> a promise settled once that code stopped: the version counts as running until then
+// (its end mark waits), so a shard it freezes meanwhile is not blamed on its neighbours alone.
+const leftRunning = new WeakMap();
+// token -> {versionId, resolve}: the waitUntil work of a response, until Linger.done(token).
+const lingering = new Map();
+
+// Bound into each tenant's env as LINGER_BINDING (props: its version), taken by tenant.js's prelude
+// before the tenant's modules run: the only way to end a version's wait is its own done(token).
+export class Linger extends WorkerEntrypoint {
+  done(token) {
+    const wait = lingering.get(String(token));
+    if (wait !== undefined && wait.versionId === this.ctx.props.version) wait.resolve();
+  }
+}
+
+// The waitUntil work a response left: ended by its done(token), or at the latest when the cap
+// (plus a margin for the call to arrive) has passed.
+function waitUntilEnded(token, versionId, capMs) {
+  let resolve;
+  const ended = new Promise((r) => (resolve = r));
+  const timer = setTimeout(resolve, capMs + 5000);
+  lingering.set(token, { versionId, resolve });
+  return ended.then(() => {
+    clearTimeout(timer);
+    lingering.delete(token);
+  });
+}
+
+function timeElapsed(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// A WebSocket's tenant end, proxied through a pair of the dispatcher's (JavaScript per message for
+// WebSocket users only): settled once either end closed, when both are closed.
+function proxiedSocket(response) {
+  const tenant = response.webSocket;
+  const [client, server] = Object.values(new WebSocketPair());
+  tenant.accept();
+  server.accept();
+  const closed = new Promise((resolve) => {
+    const end = (socket, code, reason) => {
+      try {
+        socket.close(code, reason);
+      } catch {
+        try {
+          socket.close();
+        } catch {
+          // already closed
+        }
+      }
+    };
+    const join = (from, to) => {
+      from.addEventListener("message", (event) => {
+        try {
+          to.send(event.data);
+        } catch {
+          // the other end is closing
+        }
+      });
+      from.addEventListener("close", (event) => {
+        end(to, event.code, event.reason);
+        end(from, event.code, event.reason);
+        resolve();
+      });
+      from.addEventListener("error", () => {
+        end(to, 1011, "WebSocket error");
+        end(from, 1011, "WebSocket error");
+        resolve();
+      });
+    };
+    join(tenant, server);
+    join(server, tenant);
+  });
+  const proxied = new Response(null, { status: 101, statusText: response.statusText, headers: response.headers, webSocket: client });
+  return [proxied, closed];
 }
 
 function settings(env) {
@@ -515,7 +602,10 @@ function workerCode(env, ctx, version) {
   return {
     compatibilityDate: version.compatibility_date,
     compatibilityFlags: version.compatibility_flags,
-    ...withR2Client(withPrelude(version.main_module, modules, mainKind(version), d1Names(version)), r2Names(version)),
+    ...withR2Client(
+      withPrelude(version.main_module, modules, mainKind(version), d1Names(version), settings(env).waitUntilMs, settings(env).requestTimeoutMs),
+      r2Names(version),
+    ),
     env: tenantEnv(env, ctx, version),
     // Always explicit (an omitted globalOutbound would inherit the dispatcher's): Outbound (outbound.js)
     // bounds the version's subrequests and forwards them to PUBLIC_NET.
@@ -542,6 +632,9 @@ function tenantEnv(env, ctx, version) {
   }
   for (const { name, database_id } of version.d1_databases ?? []) {
     tenant[name] = ctx.exports.D1({ props: { db: database_id } });
+  }
+  if (["esm", "cjs"].includes(mainKind(version))) {
+    tenant[LINGER_BINDING] = ctx.exports.Linger({ props: { version: version.version_id } });
   }
   Object.assign(tenant, assetsBindingEnv(ctx, version));
   return tenant;
@@ -606,18 +699,46 @@ function bytesOf(module) {
 // One timer per request: the deadline's signal aborts the call to the tenant and, later, the pipe
 // its body goes through. A synchronous loop blocks this whole process: only the supervisor's probe
 // can end that, by killing the shard.
-async function runWithDeadline(worker, request, timeoutMs, ctx) {
+async function runWithDeadline(worker, request, { requestTimeoutMs: timeoutMs, waitUntilMs }, ctx, versionId) {
   const deadline = AbortSignal.timeout(timeoutMs);
   let response;
   try {
     response = await worker.getEntrypoint().fetch(request, { signal: deadline });
   } catch (err) {
     if (deadline.aborted) {
-      return platformError(504, "timeout", `The Worker did not answer within ${timeoutMs / 1000} s.`);
+      // Its code may still run (what it left to waitUntil ends within the cap: tenant.js).
+      const timedOut = platformError(504, "timeout", `The Worker did not answer within ${timeoutMs / 1000} s.`);
+      const running = timeElapsed(waitUntilMs);
+      ctx.waitUntil(running);
+      leftRunning.set(timedOut, running);
+      return timedOut;
     }
     return platformError(500, "exception", "The Worker threw an exception.");
   }
-  return bodyWithDeadline(response, deadline, ctx);
+  // Only responses that left work, and WebSocket ones, cost more than this header lookup.
+  const token = response.headers.get(LINGER_HEADER);
+  let running = token === null ? null : waitUntilEnded(token, versionId, waitUntilMs);
+  if (running !== null) {
+    if (response.headers.has(THREW_HEADER)) {
+      response = platformError(500, "exception", "The Worker threw an exception.");
+    } else {
+      response = new Response(response.body, response);
+      response.headers.delete(LINGER_HEADER);
+    }
+  }
+  if (response.webSocket) {
+    let closed;
+    [response, closed] = proxiedSocket(response);
+    running = running === null ? closed : Promise.all([running, closed]);
+  }
+  response = bodyWithDeadline(response, deadline, ctx);
+  const streamed = leftRunning.get(response);
+  if (running !== null) {
+    running = streamed ? Promise.all([running, streamed]) : running;
+    ctx.waitUntil(running); // this request's context (its timers, its end mark) lasts as long
+    leftRunning.set(response, running);
+  }
+  return response;
 }
 
 // The body goes through a native pipe that the deadline aborts: no JavaScript runs per chunk.
@@ -628,6 +749,9 @@ function bodyWithDeadline(response, deadline, ctx) {
     Number.isSafeInteger(length) && length >= 0 && response.headers.has("content-length")
       ? new FixedLengthStream(length)
       : new IdentityTransformStream();
-  ctx.waitUntil(response.body.pipeTo(writable, { signal: deadline }).catch(() => {}));
-  return new Response(readable, response);
+  const piped = response.body.pipeTo(writable, { signal: deadline }).catch(() => {});
+  ctx.waitUntil(piped);
+  const forwarded = new Response(readable, response);
+  leftRunning.set(forwarded, piped); // the tenant's pull() runs until the body ended
+  return forwarded;
 }

@@ -10,11 +10,192 @@ const PRELUDE = "__mayfly__/prelude.js";
 const WRAPPER = "__mayfly__/main.js";
 const D1_CLIENT = "__mayfly__/d1.js";
 const BINDINGS = "__mayfly__/bindings.js";
+// The dispatcher's Linger stub in env (taken out by the prelude before any tenant module runs) and
+// the response header by which the wrapper says that a response left work behind (dispatcher.js).
+export const LINGER_BINDING = "__mayfly_linger__";
+export const LINGER_HEADER = "x-mayfly-linger";
+export const THREW_HEADER = "x-mayfly-threw";
 
 import { D1_CLIENT_SOURCE } from "./d1.js";
 
 const PRELUDE_SOURCE = `
 import { env } from "cloudflare:workers";
+
+// Work a response leaves behind (ctx.waitUntil) runs at most capMs after the response, as on
+// Cloudflare (workerd sets no limit), and the dispatcher counts the version as running until it
+// ended: the tenant's handler gets a context whose waitUntil hands the real one each promise raced
+// against the cap; a response that left such work carries LINGER_HEADER (a random token), and
+// Linger.done(token) tells the dispatcher when the last one settled. What this relies on is taken
+// here, before any of the tenant's modules runs: the stub (out of env), timers, Promise.then.
+const linger = env[${JSON.stringify(LINGER_BINDING)}];
+delete env[${JSON.stringify(LINGER_BINDING)}];
+const OriginalPromise = Promise;
+const promiseThen = Promise.prototype.then;
+const resolved = Promise.resolve.bind(Promise);
+const rejected = Promise.reject.bind(Promise);
+const apply = Reflect.apply;
+const startTimer = setTimeout;
+const OriginalResponse = Response;
+const randomValues = crypto.getRandomValues.bind(crypto);
+const then = (promise, onFulfilled, onRejected) => apply(promiseThen, promise, [onFulfilled, onRejected]);
+const hex = (byte) => (byte < 16 ? "0" : "") + byte.toString(16);
+
+class Invocation {
+  pending = 0;
+  answered = false;
+  token = null;
+  cap = null;
+  release = null;
+  constructor(ctx, capMs, limitMs) {
+    this.ctx = ctx;
+    this.capMs = capMs;
+    this.limitMs = limitMs;
+  }
+  waitUntil(promise) {
+    if (this.cap === null) {
+      this.cap = new OriginalPromise((resolve) => (this.release = resolve));
+      // Bounded even when no response ever leaves (a handler past the request deadline).
+      startTimer(this.release, this.limitMs + this.capMs);
+    }
+    this.pending += 1;
+    // The call that tells the dispatcher is part of the last promise the real waitUntil holds.
+    const done = () => this.settled();
+    const raced = new OriginalPromise((resolve, reject) => {
+      then(this.cap, resolve);
+      then(resolved(promise), resolve, reject);
+    });
+    // A rejection still reaches the real waitUntil (and the Worker's tails), after the done call.
+    const failed = (err) => then(resolved(done()), () => rejected(err));
+    this.ctx.waitUntil(then(raced, done, failed));
+  }
+  settled() {
+    this.pending -= 1;
+    if (this.pending === 0 && this.token !== null) {
+      const token = this.token;
+      this.token = null;
+      if (linger) return then(resolved(linger.done(token)), undefined, () => {});
+    }
+  }
+  // After the handler answered (or threw): start the cap and, if work was left, say so.
+  leave() {
+    this.answered = true;
+    if (this.pending === 0) return null;
+    startTimer(this.release, this.capMs);
+    const bytes = new Uint8Array(16);
+    randomValues(bytes);
+    this.token = Array.from(bytes, hex).join("");
+    return this.token;
+  }
+  async answer(handle) {
+    let response;
+    try {
+      response = await handle();
+    } catch (err) {
+      const token = this.leave();
+      if (token === null) throw err;
+      return threw(token);
+    }
+    const token = this.leave();
+    if (token === null) return response;
+    try {
+      const socket = response.webSocket;
+      const copy = socket
+        ? new OriginalResponse(null, { status: 101, statusText: response.statusText, headers: response.headers, webSocket: socket })
+        : new OriginalResponse(response.body, response);
+      copy.headers.set(${JSON.stringify(LINGER_HEADER)}, token);
+      return copy;
+    } catch {
+      return threw(token); // not a Response: the dispatcher answers 500, and still waits
+    }
+  }
+}
+
+function threw(token) {
+  return new OriginalResponse(null, {
+    status: 500,
+    headers: { ${JSON.stringify(LINGER_HEADER)}: token, ${JSON.stringify(THREW_HEADER)}: "1" },
+  });
+}
+
+// The context a tenant's handler sees: the real one's, except waitUntil.
+class TenantContext {
+  #ctx;
+  #invocation;
+  constructor(ctx, invocation) {
+    this.#ctx = ctx;
+    this.#invocation = invocation;
+  }
+  waitUntil(promise) {
+    this.#invocation.waitUntil(promise);
+  }
+  passThroughOnException() {
+    return this.#ctx.passThroughOnException();
+  }
+  abort(reason) {
+    return this.#ctx.abort(reason);
+  }
+  mapVirtualHost(...args) {
+    return this.#ctx.mapVirtualHost(...args);
+  }
+  get props() {
+    return this.#ctx.props;
+  }
+  get exports() {
+    return this.#ctx.exports;
+  }
+  get tracing() {
+    return this.#ctx.tracing;
+  }
+  get access() {
+    return this.#ctx.access;
+  }
+  get cache() {
+    return this.#ctx.cache;
+  }
+}
+
+function contextFor(ctx, capMs, limitMs) {
+  const invocation = new Invocation(ctx, capMs, limitMs);
+  return [invocation, new TenantContext(ctx, invocation)];
+}
+
+// The tenant's default export with that context: an object's fetch and scheduled handlers, a
+// WorkerEntrypoint class's constructor (its ctx) and fetch. Anything else is left as it is.
+export function lingering(handler, capMs, limitMs) {
+  if (typeof handler === "function") {
+    if (!(handler.prototype && "fetch" in handler.prototype)) return handler;
+    return class extends handler {
+      #invocation;
+      constructor(ctx, env) {
+        const [invocation, tenantCtx] = contextFor(ctx, capMs, limitMs);
+        super(tenantCtx, env);
+        this.#invocation = invocation;
+      }
+      fetch(request) {
+        return this.#invocation.answer(() => super.fetch(request));
+      }
+    };
+  }
+  if (!handler || typeof handler !== "object") return handler;
+  const wrapped = Object.create(handler);
+  if (typeof handler.fetch === "function") {
+    wrapped.fetch = (request, env, ctx) => {
+      const [invocation, tenantCtx] = contextFor(ctx, capMs, limitMs);
+      return invocation.answer(() => handler.fetch(request, env, tenantCtx));
+    };
+  }
+  if (typeof handler.scheduled === "function") {
+    wrapped.scheduled = async (controller, env, ctx) => {
+      const [invocation, tenantCtx] = contextFor(ctx, capMs, limitMs);
+      try {
+        return await handler.scheduled(controller, env, tenantCtx);
+      } finally {
+        invocation.leave();
+      }
+    };
+  }
+  return wrapped;
+}
 
 class Cache {
   async match(request, options) {
@@ -102,7 +283,9 @@ Object.defineProperty(globalThis, "caches", {
 // Only an ES main module is wrapped (its named exports and default are re-exported as they are).
 // `d1Names`: env entries that are D1 stubs (d1.js), replaced by Cloudflare's D1Database API before
 // any of the tenant's modules runs.
-export function withPrelude(mainModule, modules, mainKind, d1Names = []) {
+// `waitUntilMs`: how long after its response a request's waitUntil work may run; `limitMs`: the
+// request deadline (work left by a request that never answered ends at limitMs + waitUntilMs).
+export function withPrelude(mainModule, modules, mainKind, d1Names = [], waitUntilMs = 30000, limitMs = 30000) {
   if (!["esm", "cjs"].includes(mainKind) || modules[PRELUDE] !== undefined || modules[WRAPPER] !== undefined) {
     return { mainModule, modules };
   }
@@ -113,13 +296,13 @@ export function withPrelude(mainModule, modules, mainKind, d1Names = []) {
     `for (const name of ${JSON.stringify(d1Names)}) env[name] = new D1Database(env[name]);\n`;
   const wrapper =
     `import "./bindings.js";\n` +
-    `import { serviceWorker } from ${JSON.stringify("./prelude.js")};\n` +
+    `import { lingering, serviceWorker } from ${JSON.stringify("./prelude.js")};\n` +
     `import * as tenant from ${target};\n` +
     (mainKind === "esm" ? `export * from ${target};\n` : "") +
     // A CommonJS script's module.exports stays {} when it only adds listeners.
     `const handler = tenant.default;\n` +
     `const exported = typeof handler === "function" || (handler && Object.keys(handler).length > 0);\n` +
-    `export default exported ? handler : (serviceWorker() ?? handler);\n`;
+    `export default lingering(exported ? handler : (serviceWorker() ?? handler), ${Number(waitUntilMs)}, ${Number(limitMs)});\n`;
   return {
     mainModule: WRAPPER,
     modules: {
