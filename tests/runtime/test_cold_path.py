@@ -147,3 +147,22 @@ def test_a_change_the_server_was_not_told_of_is_pushed_by_the_reconcile(
     assert live.loop.run(pusher.reconcile()) == [host]
     for shard in range(2 * live.settings.shards):
         assert live.get(host, f"/{shard}").status_code == 200
+
+
+def test_a_worker_suspended_before_any_reconcile_saw_it_is_still_pushed(
+    live: LivePlatform,
+) -> None:
+    """The deploy pushed the route; the reconcile must compare with that, not with the routes of
+    its own last read, or a suspension right after a deploy would never reach the shards."""
+    from mayfly.services.operations.account_admin import AccountAdmin
+
+    pusher = live.platform.route_pusher
+    assert pusher is not None
+    live.loop.run(pusher.reconcile())
+    account = live.provision()
+    host = live.host(account, "quick")
+    live.deploy(account, "quick", greeter("quick"), bindings=WHO)
+    assert live.get(host).status_code == 200
+    AccountAdmin(live.platform.services.ctx).set_suspended(account["name"], True)
+    assert live.loop.run(pusher.reconcile()) == [host]
+    assert live.get(host).status_code == 503

@@ -66,6 +66,22 @@ class RoutePusher:
                 log.exception("could not read the routes of %s; the shards will ask", hosts)
                 routes = {}
         await self.local.invalidate(hosts, routes, seq)
+        self._pushed(hosts, routes)
+
+    def _pushed(self, hosts: list[str], routes: Mapping[str, Any]) -> None:
+        """What the shards hold now for `hosts`, as the next reconcile compares it: a Worker
+        deployed and then suspended by `mayfly admin` before that reconcile must still count as a
+        change (the shards serve the deploy's pushed route)."""
+        if self._known is None:
+            return
+        known = dict(self._known)
+        for host in hosts:
+            answer = routes.get(host)
+            if answer is not None and answer.get("status") == "ok":
+                known[host] = {k: v for k, v in answer.items() if k != "version"}
+            else:
+                known.pop(host, None)  # dropped: the shards ask when it is requested
+        self._known = known
 
     async def snapshot(self) -> Mapping[str, Any] | None:
         """Every live route, for a shard that starts (None: it asks for each)."""
