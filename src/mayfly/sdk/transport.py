@@ -135,21 +135,16 @@ class _HTTPConnection(http.client.HTTPConnection):
         self.connected = True
 
 
-class _HTTPSConnection(http.client.HTTPSConnection):
-    """The same, over TLS (the handshake is part of connecting)."""
+class _HTTPSConnection(_HTTPConnection, http.client.HTTPSConnection):
+    """The same, over TLS (the handshake is part of connecting: HTTPSConnection.connect, which
+    `_HTTPConnection.connect` reaches through the method order)."""
 
     def __init__(
         self, host: str, port: int, timeouts: tuple[float, float], context: ssl.SSLContext
     ) -> None:
-        super().__init__(host, port, timeout=timeouts[0], context=context)
+        http.client.HTTPSConnection.__init__(self, host, port, timeout=timeouts[0], context=context)
         self.read_timeout = timeouts[1]
         self.connected = False
-
-    def connect(self) -> None:
-        self.connected = False
-        super().connect()
-        self.sock.settimeout(self.read_timeout)
-        self.connected = True
 
 
 Origin = tuple[str, str, int]
