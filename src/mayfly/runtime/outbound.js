@@ -79,35 +79,77 @@ export class Outbound extends WorkerEntrypoint {
 // TOO_MANY_SUBREQUESTS when it already has `subrequests` open or waiting. A subrequest lives at most
 // the request's deadline plus its waitUntil time: a lease older than that belonged to an invocation
 // workerd cancelled (its `finally` never ran) and is taken back when the version is at its bound.
+//
+// A waiter is never woken by resolving its promise from the releasing invocation: workerd runs such
+// a cross-request continuation, but a subrequest it starts may never settle (measured: under a
+// flood, two slots handed over that way each held a fetch() that never ended, and every later
+// subrequest of the version waited until the tenant's deadline). Instead a release hands its slot
+// to the first waiter still polling, and each waiter polls on its own timers, the more often the
+// nearer it is to the head of the queue.
 function acquire(env, version) {
   const settings = env.SETTINGS;
   const subrequests = settings.subrequests ?? SUBREQUESTS;
   const connections = settings.outboundConnections ?? CONNECTIONS;
   let state = versions.get(version);
   if (state === undefined) {
-    state = { open: new Set(), waiting: [] };
+    state = { open: new Set(), waiting: [], tickets: 0, served: 0 };
     versions.set(version, state);
   }
   const now = Date.now();
   if (state.open.size >= connections) {
-    const before = now - holdMs(settings);
-    for (const lease of state.open) if (lease.at < before) state.open.delete(lease);
-    state.waiting = state.waiting.filter((waiter) => waiter.at >= before);
-    while (state.open.size < connections && state.waiting.length > 0) state.waiting.shift().grant();
+    reclaim(state, now - holdMs(settings), now - GONE_MS);
+    while (state.open.size < connections && state.waiting.length > 0) handOver(state, version);
   }
   if (state.open.size + state.waiting.length >= subrequests) {
     if (state.open.size === 0 && state.waiting.length === 0) versions.delete(version);
     return Promise.reject(new Error(TOO_MANY_SUBREQUESTS));
   }
-  if (state.open.size < connections) return Promise.resolve(lease(state, version, now));
-  // Another request's release resolves this promise: the timer keeps workerd from taking this
-  // request for hung (nothing of its own pending) while it waits.
-  const timer = setTimeout(() => {}, holdMs(settings));
-  return new Promise((resolve) =>
-    state.waiting.push({ at: now, grant: () => resolve(lease(state, version, Date.now())) }),
-  ).then((release) => {
-    clearTimeout(timer);
-    return release;
+  if (state.open.size < connections && state.waiting.length === 0) {
+    return Promise.resolve(lease(state, version, now));
+  }
+  const waiter = { at: now, seen: now, ticket: state.tickets++, release: null, skipped: false };
+  state.waiting.push(waiter);
+  return waitForSlot(state, waiter, holdMs(settings));
+}
+
+// A waiter not seen polling for this long is gone (its invocation was cancelled): it is skipped,
+// and a slot handed to it that it never took is taken back.
+const GONE_MS = 2000;
+// The longest a waiter sleeps between two looks at its slot.
+const MAX_POLL_MS = 250;
+
+async function waitForSlot(state, waiter, limitMs) {
+  while (waiter.release === null) {
+    if (Date.now() - waiter.at > limitMs) {
+      const index = state.waiting.indexOf(waiter);
+      if (index !== -1) state.waiting.splice(index, 1);
+      throw new Error(TOO_MANY_SUBREQUESTS);
+    }
+    // One millisecond per waiter ahead in the queue: a waiter far back cannot be next, and 1,000
+    // waiters polling at the head's rate would cost the shard more than the subrequests themselves.
+    const ahead = Math.max(0, waiter.ticket - state.served);
+    await new Promise((resolve) => setTimeout(resolve, Math.min(1 + ahead, MAX_POLL_MS)));
+    waiter.seen = Date.now();
+    // Taken for gone while the shard was too busy to run its timer: back to the head.
+    if (waiter.skipped && waiter.release === null) {
+      waiter.skipped = false;
+      state.waiting.unshift(waiter);
+    }
+  }
+  waiter.release.held.taken = true;
+  return waiter.release;
+}
+
+// Takes back leases of invocations workerd cancelled, and slots handed to waiters that are gone.
+function reclaim(state, before, goneBefore) {
+  for (const held of state.open) {
+    if (held.at < before || (held.waiter !== undefined && !held.taken && held.waiter.seen < goneBefore)) {
+      state.open.delete(held);
+    }
+  }
+  state.waiting = state.waiting.filter((waiter) => {
+    waiter.skipped = waiter.at < before || waiter.seen < goneBefore;
+    return !waiter.skipped;
   });
 }
 
@@ -116,14 +158,30 @@ function holdMs(settings) {
   return (settings.requestTimeoutMs ?? 30000) + (settings.waitUntilMs ?? 30000) + 1000;
 }
 
-// Takes a slot now (a waiter's slot is taken when it is granted, even if its caller is gone).
-function lease(state, version, at) {
-  const held = { at };
+// Takes a slot now, for the caller or for a waiter (who takes it on its next look).
+function lease(state, version, at, waiter) {
+  const held = { at, waiter, taken: waiter === undefined };
   state.open.add(held);
-  return () => {
+  const release = () => {
     if (!state.open.delete(held)) return;
-    const next = state.waiting.shift();
-    if (next !== undefined) next.grant();
-    else if (state.open.size === 0) versions.delete(version);
+    handOver(state, version);
+    if (state.open.size === 0 && state.waiting.length === 0) versions.delete(version);
   };
+  release.held = held;
+  return release;
+}
+
+// Gives a freed slot to the first waiter still polling.
+function handOver(state, version) {
+  const goneBefore = Date.now() - GONE_MS;
+  while (state.waiting.length > 0) {
+    const next = state.waiting.shift();
+    state.served = next.ticket + 1;
+    if (next.seen < goneBefore) {
+      next.skipped = true;
+      continue;
+    }
+    next.release = lease(state, version, Date.now(), next);
+    return;
+  }
 }
