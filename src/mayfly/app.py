@@ -14,7 +14,7 @@ from typing import Any
 
 import uvicorn
 
-from mayfly.api.http_protocol import EnvelopeHttpProtocol
+from mayfly.api.http_protocol import ConnectionLimits, EnvelopeHttpProtocol, limited_protocol
 from mayfly.api.internal import build_internal_app
 from mayfly.api.metrics import build_metrics_app
 from mayfly.api.routes import build_public_app
@@ -142,6 +142,9 @@ class Platform:
                     host=s.host,
                     port=s.api_port,
                     forwarded_allow_ips=s.forwarded_allow_ips,
+                    limits=ConnectionLimits(
+                        s.connections_per_address, s.request_head_timeout, s.forwarded_allow_ips
+                    ),
                 )
                 servers.append(asyncio.create_task(public.serve()))
                 tasks.append(asyncio.create_task(self.services.reaper.run_forever()))
@@ -289,7 +292,11 @@ def _share_limiters(services: Services) -> None:
 
 
 def _uvicorn(
-    app: Any, host: str = "127.0.0.1", port: int = 0, forwarded_allow_ips: str = ""
+    app: Any,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    forwarded_allow_ips: str = "",
+    limits: ConnectionLimits | None = None,
 ) -> QuietSignalsServer:
     # Only a proxy listed in forwarded_allow_ips may say who the client is (X-Forwarded-For):
     # every per-address limit reads the client address uvicorn puts in the scope.
@@ -297,7 +304,8 @@ def _uvicorn(
     return QuietSignalsServer(
         uvicorn.Config(
             app,
-            http=EnvelopeHttpProtocol,  # unparsable requests get a JSON error too
+            # unparsable requests get a JSON error too; the public API's connections are limited
+            http=limited_protocol(limits) if limits is not None else EnvelopeHttpProtocol,
             host=host,
             port=port,
             log_level="warning",

@@ -89,6 +89,8 @@ class Settings:
     terms_url: str = default("terms_url")
     privacy_url: str = default("privacy_url")
     forwarded_allow_ips: str = default("forwarded_allow_ips")
+    connections_per_address: int = default("connections_per_address")
+    request_head_timeout: float = default("request_head_timeout")
     signups_per_hour: int = default("signups_per_hour")
     signups_per_minute_total: int = default("signups_per_minute_total")
     logins_per_minute: int = default("logins_per_minute")

@@ -276,6 +276,21 @@ SETTINGS: tuple[Setting, ...] = (
         "X-Forwarded-Proto are believed; empty (the default): every limit keys on the peer.",
     ),
     Setting(
+        "connections_per_address",
+        128,
+        "Connections one client address (IPv6: its /64) may hold open to the public API at once; "
+        "past it a new one gets 429 and is closed. Loopback peers and --forwarded-allow-ips "
+        "proxies are not counted; 0: no limit.",
+        int,
+    ),
+    Setting(
+        "request_head_timeout",
+        20.0,
+        "Seconds a public API connection has to send a request's line and headers (from when it "
+        "opens, or the request's first byte); past it 408 and closed. 0: no limit.",
+        float,
+    ),
+    Setting(
         "signups_per_hour", 20, "Sign-ups one client address (IPv6: its /64) may make an hour.", int
     ),
     Setting("signups_per_minute_total", 60, "Sign-ups the whole server accepts a minute.", int),
