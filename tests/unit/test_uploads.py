@@ -138,3 +138,16 @@ def test_a_service_worker_script_is_the_main_module() -> None:
     plan = plan_upload({"body_part": "worker.js"}, [script], 1000)
     assert plan.main_module == "worker.js"
     assert [m.kind for m in plan.modules] == ["cjs"]
+
+
+def test_dot_segments_are_dropped_from_module_names() -> None:
+    """wrangler names the modules its bundle imports `./<sha1>-add.wasm` (module rules); the
+    runtime resolves the bundle's `import "./<sha1>-add.wasm"` next to the main module."""
+    wasm = ModuleUpload("./f2f4-add.wasm", "application/wasm", b"\0asm")
+    plan = plan_upload({"main_module": "./index.js"}, [esm("index.js"), wasm], 1000)
+    assert plan.main_module == "index.js"
+    assert [m.name for m in plan.modules] == ["index.js", "f2f4-add.wasm"]
+    with pytest.raises(ValidationError, match="twice"):
+        plan_upload({"main_module": "index.js"}, [esm("index.js"), esm("./index.js")], 1000)
+    with pytest.raises(ValidationError, match=r"'\.\.'"):
+        plan_upload({"main_module": "index.js"}, [esm("index.js"), esm("./../x.js")], 1000)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -146,17 +146,22 @@ def parse_metadata(raw: str | bytes | None) -> dict[str, Any]:
     return data
 
 
-def check_module_name(name: str) -> None:
+def check_module_name(name: str) -> str:
+    """The module's name as the runtime resolves it: `./` segments dropped (wrangler names the
+    modules its bundle imports `./<hash>-add.wasm`, and Cloudflare serves them as
+    `<hash>-add.wasm`, next to the main module); empty and `..` segments are refused."""
     if not name or len(name) > 512:
         raise ValidationError(f"Module name {name!r} must be 1-512 characters.")
     if name.startswith("/") or "\\" in name or "\x00" in name:
         raise ValidationError(f"Module name {name!r} must be a relative path inside the upload.")
     parts = name.split("/")
-    if any(p in ("", ".", "..") for p in parts):
+    kept = [p for p in parts if p != "."]
+    if not kept or any(p in ("", "..") for p in kept):
         raise ValidationError(
-            f"Module name {name!r} must not contain empty, '.' or '..' segments "
+            f"Module name {name!r} must not contain empty or '..' segments "
             "(modules cannot escape the upload)."
         )
+    return "/".join(kept)
 
 
 def module_kind(module: ModuleUpload, main_module: str) -> str:
@@ -311,9 +316,11 @@ def plan_upload(
         main_module = ""  # an assets-only Worker: no code at all
     elif not isinstance(main_module, str) or not main_module:
         raise ValidationError("metadata.main_module must name the entry module.")
+    if main_module:
+        main_module = check_module_name(main_module)
+    parts = [replace(part, name=check_module_name(part.name)) for part in parts]
     seen: set[str] = set()
     for part in parts:
-        check_module_name(part.name)
         if part.name in seen:
             raise ValidationError(f"Module {part.name!r} appears twice in the upload.")
         seen.add(part.name)
