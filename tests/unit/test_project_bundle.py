@@ -130,6 +130,62 @@ def test_nodejs_compat_leaves_bare_builtins_to_the_runtime(tmp_path: Path) -> No
         bundle_with_esbuild(load_project(project_dir))
 
 
+def test_nodejs_compat_commonjs_requires_builtins_by_import(tmp_path: Path) -> None:
+    """npm packages in CommonJS `require("crypto")`: esbuild's ES-module output has no require,
+    so the bundle's first line imports each required built-in and answers require() with it."""
+    project_dir = ts_project(tmp_path, 'compatibility_flags = ["nodejs_compat"]\n')
+    tree(
+        project_dir,
+        {
+            "src/index.ts": 'import legacy from "./legacy.cjs";\nexport default { legacy };\n',
+            "src/legacy.cjs": (
+                'const c = require("crypto");\nconst e = require("node:events");\n'
+                'try { require("pg-native") } catch {}\nmodule.exports = { c, e };\n'
+            ),
+        },
+    )
+    bundle, source_map = bundle_with_esbuild(load_project(project_dir)).modules[:2]
+    first, rest = bundle.data.decode().split("\n", 1)
+    assert first.startswith('import * as __mayfly_node_0 from "node:crypto";')
+    assert 'import * as __mayfly_node_1 from "node:events";' in first
+    assert "const require=" in first and "pg-native" not in first
+    assert "Dynamic require of" in rest  # esbuild's __require, which now finds `require`
+    assert json.loads(source_map.data)["mappings"].startswith(";")  # shifted by the line
+    # Without nodejs_compat, nothing is added.
+    (project_dir / "wrangler.toml").write_text('name = "ts"\nmain = "src/index.ts"\n')
+    (project_dir / "src" / "legacy.cjs").write_text('module.exports = require("node:crypto");\n')
+    plain = bundle_with_esbuild(load_project(project_dir)).modules[0].data.decode()
+    assert "__mayfly_node_" not in plain
+
+
+def test_webassembly_imports_become_modules_named_as_wrangler_names_them(tmp_path: Path) -> None:
+    project_dir = ts_project(tmp_path)
+    tree(
+        project_dir,
+        {
+            "src/index.ts": (
+                'import a from "./lib/add.wasm";\nimport b from "../wasm/add.wasm?module";\n'
+                "export default { a, b };\n"
+            ),
+        },
+    )
+    (project_dir / "src" / "lib").mkdir()
+    (project_dir / "src" / "lib" / "add.wasm").write_bytes(b"\0asm\1\0\0\0")
+    (project_dir / "wasm").mkdir()
+    (project_dir / "wasm" / "add.wasm").write_bytes(b"\0asm\1\0\0\0\0\0")
+    built = bundle_with_esbuild(load_project(project_dir))
+    wasm = [m for m in built.modules if m.content_type == "application/wasm"]
+    assert sorted(m.path.relative_to(project_dir).as_posix() for m in wasm) == [
+        "src/lib/add.wasm",
+        "wasm/add.wasm",
+    ]
+    code = built.modules[0].data.decode()
+    for module in wasm:
+        assert module.name.endswith("-add.wasm") and len(module.name) == 40 + len("-add.wasm")
+        assert f'from "./{module.name}"' in code
+    assert "?module" not in code
+
+
 def test_esbuild_options() -> None:
     args = esbuild_args(Path("/p/src/index.ts"), Path("/t/index.js"), Path("/t/m.json"), ())
     for expected in (

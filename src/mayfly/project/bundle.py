@@ -4,7 +4,10 @@
 only when that raises NeedsBundling. The bundle is one ES module named after the entry (`src/index.ts`
 → `index.js`) plus its source map (`index.js.map`, uploaded as `application/source-map`), built
 with wrangler's options: browser platform, conditions workerd/worker/browser, `cloudflare:*` and
-`node:*` left to the runtime, `process.env.NODE_ENV` = "production", names kept.
+`node:*` left to the runtime (with nodejs_compat, Node's built-ins under their bare names too),
+`process.env.NODE_ENV` = "production", names kept. WebAssembly imports (`./x.wasm`,
+`./x.wasm?module`) stay imports, as wrangler's module rules leave them: each file is uploaded as a
+module of its own named `<sha1>-<file name>`, wrangler's name for it.
 
 esbuild is the pinned npm package (package.json): `$MAYFLY_ESBUILD`, else the platform binary under
 node_modules above this package (the checkout) or in the project or working directory.
@@ -12,13 +15,16 @@ node_modules above this package (the checkout) or in the project or working dire
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
+import re
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from mayfly.project.config import Project
 from mayfly.project.errors import Diagnostic, ProjectError
@@ -36,6 +42,8 @@ ENV_VAR = "MAYFLY_ESBUILD"
 SOURCE_MAP = "application/source-map"
 TARGET = "es2022"
 CONDITIONS = ("workerd", "worker", "browser")
+WASM = "application/wasm"
+WASM_EXTERNALS = ("*.wasm", "*.wasm?module")
 TIMEOUT = 120.0
 
 _PLATFORMS = {
@@ -93,7 +101,7 @@ def find_esbuild(
 
 
 def esbuild_args(entry: Path, outfile: Path, metafile: Path, flags: Sequence[str]) -> list[str]:
-    externals = ["cloudflare:*", "node:*", "workerd:*"]
+    externals = ["cloudflare:*", "node:*", "workerd:*", *WASM_EXTERNALS]
     if any(flag.startswith("nodejs_compat") for flag in flags):
         # With nodejs_compat the runtime provides the built-ins under their bare names too.
         externals += [
@@ -162,15 +170,23 @@ def bundle_with_esbuild(
             raise BundleFailed.single(
                 f"esbuild could not bundle {project.main}:\n{message or done.stdout.strip()}"
             )
-        code = outfile.read_bytes()
-        source_map = _relative_sources(Path(tmp), root, outfile.with_name(name + ".map"))
-        inputs = tuple(sorted(json.loads(metafile.read_text()).get("inputs", {})))
+        meta = json.loads(metafile.read_text())
+        inputs = tuple(sorted(meta.get("inputs", {})))
+        banner = b""
+        if any(flag.startswith("nodejs_compat") for flag in project.compatibility_flags):
+            banner = _require_builtins(meta)
+        code = banner + outfile.read_bytes()
+        source_map = _relative_sources(
+            Path(tmp), root, outfile.with_name(name + ".map"), banner.count(b"\n")
+        )
+    code, wasm = _wasm_modules(root, meta, code)
     warnings = (Diagnostic("warning", f"esbuild: {message}"),) if message else ()
     return ModuleSet(
         main=name,
         modules=(
             SourceModule(name=name, path=entry, content_type=ESM, data=code),
             SourceModule(name=name + ".map", path=entry, content_type=SOURCE_MAP, data=source_map),
+            *wasm,
         ),
         diagnostics=warnings,
         bundler="esbuild",
@@ -178,10 +194,82 @@ def bundle_with_esbuild(
     )
 
 
-def _relative_sources(outdir: Path, root: Path, map_path: Path) -> bytes:
+def _wasm_modules(
+    root: Path, meta: dict[str, Any], code: bytes
+) -> tuple[bytes, list[SourceModule]]:
+    """The WebAssembly files the bundle imports (esbuild left them external), each as a module
+    named `<sha1>-<file name>` (as wrangler names it), and the bundle with its imports renamed."""
+    files: dict[str, Path] = {}
+    inputs = meta.get("inputs")
+    for importer, info in inputs.items() if isinstance(inputs, dict) else ():
+        for imported in info.get("imports", ()) if isinstance(info, dict) else ():
+            spec = imported.get("path", "")
+            if not imported.get("external") or not spec.removesuffix("?module").endswith(".wasm"):
+                continue
+            if not spec.startswith(("./", "../")):
+                raise BundleFailed.single(
+                    f"{importer} imports {spec!r}: import a WebAssembly module by a relative path."
+                )
+            path = Path(os.path.normpath(root / importer)).parent / spec.removesuffix("?module")
+            path = Path(os.path.normpath(path))
+            if files.setdefault(spec, path) != path:
+                raise BundleFailed.single(
+                    f"Two modules import {spec!r} and mean different files ({files[spec]}, "
+                    f"{path}); give the WebAssembly files different names."
+                )
+    modules: list[SourceModule] = []
+    for spec, path in sorted(files.items()):
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise BundleFailed.single(
+                f"{path} (imported as {spec!r}) cannot be read: {exc}"
+            ) from exc
+        module = f"{hashlib.sha1(data, usedforsecurity=False).hexdigest()}-{path.name}"
+        pattern = rb'(\bfrom\s*|\bimport\s*\(\s*|\bimport\s*)"' + re.escape(spec.encode()) + rb'"'
+        quoted = b'"./' + module.encode() + b'"'
+        code, count = re.subn(pattern, rb"\g<1>" + quoted.replace(b"\\", b"\\\\"), code)
+        if count and all(m.name != module for m in modules):
+            modules.append(SourceModule(name=module, path=path, content_type=WASM, data=data))
+    return code, modules
+
+
+def _require_builtins(meta: dict[str, Any]) -> bytes:
+    """A first line for the bundle that gives its CommonJS code a `require` of the Node built-ins
+    it requires (`require("crypto")` in jsonwebtoken, pg, …): an ES module has no `require`, so
+    esbuild's `__require` would throw "Dynamic require of "crypto" is not supported". Like
+    wrangler's, it imports each one and answers its default export; any other name throws."""
+    required = sorted(
+        {
+            str(imported.get("path", ""))
+            for output in meta.get("outputs", {}).values()
+            for imported in output.get("imports", ())
+            if imported.get("kind") == "require-call"
+            and imported.get("external")
+            and str(imported.get("path", "")).removeprefix("node:") in NODE_BUILTINS
+        }
+    )
+    if not required:
+        return b""
+    imports = "".join(
+        f'import * as __mayfly_node_{i} from "node:{spec.removeprefix("node:")}";'
+        for i, spec in enumerate(required)
+    )
+    table = ",".join(f"{json.dumps(spec)}:__mayfly_node_{i}" for i, spec in enumerate(required))
+    function = (
+        "const require=((m)=>(n)=>{const x=Object.hasOwn(m,n)?m[n]:undefined;"
+        "if(x===undefined)throw new Error('Dynamic require of \"'+n+'\" is not supported');"
+        "return x.default??x;})({" + table + "});"
+    )
+    return (imports + function + "\n").encode()
+
+
+def _relative_sources(outdir: Path, root: Path, map_path: Path, shift: int = 0) -> bytes:
     """esbuild names sources relative to the (temporary) output directory; name them relative
-    to the project instead, so stack traces point at the files on disk."""
+    to the project instead, so stack traces point at the files on disk (`shift`: lines put
+    before esbuild's output)."""
     data = json.loads(map_path.read_text())
+    data["mappings"] = ";" * shift + data["mappings"]
     data["sources"] = [
         os.path.relpath(os.path.normpath(outdir / source), root) for source in data["sources"]
     ]
