@@ -42,8 +42,13 @@ class RemoteMCP:
         self.server = build_server(self._backend_for)
         # Authentication is the bearer token, checked on every request, so the SDK's DNS
         # rebinding guard (Host/Origin allow-lists) is not needed and would refuse public names.
+        # Stateless: each request is served on its own and nothing is kept between requests (an
+        # agent's state is its Backend, by token). Stateful sessions were one pool for everyone
+        # (10,000, each kept 30 minutes after its last request), so one free temporary token
+        # could open them all in a few minutes and lock every other agent out of /mcp.
         self.server.streamable_http_app(
-            transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False)
+            stateless_http=True,
+            transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         )
         self.manager = self.server.session_manager
 
