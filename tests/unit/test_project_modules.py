@@ -108,6 +108,15 @@ def test_missing_main(tmp_path: Path) -> None:
         names(tmp_path, main="src/nope.js")
 
 
+def test_a_python_worker_is_refused_saying_what_to_do(tmp_path: Path) -> None:
+    """C3's Python templates (main = "src/entry.py")."""
+    tree(tmp_path, {"src/entry.py": "from workers import Response\n"})
+    with pytest.raises(
+        ProjectError, match=r"does not run Python Workers.*JavaScript or TypeScript"
+    ):
+        names(tmp_path, main="src/entry.py")
+
+
 def test_packages_need_a_bundler_but_runtime_modules_do_not(tmp_path: Path) -> None:
     tree(
         tmp_path,

@@ -86,7 +86,7 @@ def test_a_plain_upload_plans() -> None:
         (
             {"main_module": "index.js"},
             [esm("index.js"), ModuleUpload("x.py", "text/x-python", b"")],
-            "Python",
+            "does not run Python Workers.*JavaScript or TypeScript",
         ),
         (
             {"main_module": "index.js"},

@@ -98,6 +98,10 @@ NODE_BUILTINS = frozenset(
     ]
 )
 MAX_MODULES = 1000
+PYTHON_REFUSAL = (
+    "Mayfly does not run Python Workers (python_workers); write the Worker in JavaScript or "
+    "TypeScript (an ES module exporting a fetch handler)."
+)
 
 
 @dataclass(frozen=True)
@@ -176,6 +180,8 @@ def _check_main(root: Path, main: str) -> str:
     suffix = PurePosixPath(main).suffix
     if suffix in NEEDS_BUNDLER:
         raise NeedsBundling.single(f"`main` is {main}: TypeScript and JSX need bundling.")
+    if suffix == ".py":
+        raise ProjectError.single(f"`main` is {main}: {PYTHON_REFUSAL}")
     if CONTENT_TYPES.get(suffix) not in (ESM, CJS):
         raise ProjectError.single(f"`main` is {main}: the entry module must be a .js or .mjs file.")
     if not (root / main).is_file():

@@ -182,7 +182,10 @@ def module_kind(module: ModuleUpload, main_module: str) -> str:
             return "sourcemap"
         return "data"
     if content_type == "text/x-python":
-        raise ValidationError(f"Module {module.name!r}: Python Workers are not supported.")
+        raise ValidationError(
+            f"Module {module.name!r}: Mayfly does not run Python Workers (python_workers); write "
+            "the Worker in JavaScript or TypeScript (an ES module exporting a fetch handler)."
+        )
     raise ValidationError(
         f"Module {module.name!r} has an unsupported content type {module.content_type!r}; "
         f"use one of {', '.join(sorted(MODULE_TYPES))}."
