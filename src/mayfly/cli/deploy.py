@@ -88,7 +88,9 @@ def deploy(
     relative paths, stores a version and makes it live.
 
     TypeScript/JSX entries and imports of npm packages are bundled with esbuild into one ES
-    module (plus its source map); plain JavaScript modules are uploaded as they are.
+    module (plus its source map and any imported .wasm files, as wrangler uploads them; with
+    nodejs_compat, Node's built-ins are left to the runtime); plain JavaScript modules are
+    uploaded as they are.
 
     A KV binding without an id gets a namespace titled <worker>-<binding lowercased>, created on
     the first deploy and reused afterwards. Static assets ([assets] directory, .assetsignore,
