@@ -48,7 +48,9 @@ _OUTPUT_LINES = 40
 _MAX_TRACKED = 4096
 _RECENT_STARTS = 64
 # A heavily logging tenant must not block workerd on a full stdout pipe (its event loop would
-# stall in write() and the shard would look frozen): 1 MiB rather than Linux's 64 KiB.
+# stall in write() and the shard would look frozen): 1 MiB rather than Linux's 64 KiB. The pipe is
+# made here (`_OutputPipe`), not by asyncio's subprocess, so that it is widened and paused through
+# a transport this module owns.
 _PIPE_BYTES = 1 << 20
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 # Shard output (request marks, tenants' console) is read at most every _BATCH seconds, _READ_BYTES at
@@ -112,6 +114,7 @@ class Shard:
         process: asyncio.subprocess.Process,
         admin_path: Path,
         control: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+        stdout: _OutputPipe,
         mark: str = "",
     ):
         self.slot = slot
@@ -123,6 +126,7 @@ class Shard:
         self.ready = asyncio.Event()
         self._listening: set[str] = set()
         self._control_writer = control[1]
+        self._stdout = stdout
         self._output: collections.deque[str] = collections.deque(maxlen=_OUTPUT_LINES)
         self._mark = (mark + " ").encode() if mark else None
         # request id → its start, in the order they started (the newest last)
@@ -138,7 +142,7 @@ class Shard:
         self.responsive_cpu = 0.0
         self.within_budget_at = self.started_at
         self._tree: dict[int, int] = {}  # pid → pidfd of the descendants, taken once ready
-        self._exited = asyncio.ensure_future(process.wait())
+        self._exited = asyncio.ensure_future(self._until_exited())
         self._tasks = [
             asyncio.ensure_future(self._read_control(control[0])),
             asyncio.ensure_future(self._read_output()),
@@ -150,6 +154,7 @@ class Shard:
         admin_path.unlink(missing_ok=True)
         admin = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         ours, theirs = socket.socketpair()
+        output, stdout = _OutputPipe.fds()
         mark = secrets.token_hex(16)
         try:
             admin.bind(str(admin_path))
@@ -158,7 +163,7 @@ class Shard:
             process = await asyncio.create_subprocess_exec(
                 *launcher.argv(fds),
                 stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
+                stdout=stdout,
                 stderr=subprocess.STDOUT,
                 pass_fds=fds.all(),
                 env={**launcher.env, MARK_ENV_VAR: mark},
@@ -168,23 +173,27 @@ class Shard:
             )
         except BaseException:
             ours.close()
+            os.close(output)
             admin_path.unlink(missing_ok=True)
             raise
         finally:
-            # The child holds its copies; ours would keep a dead shard's admin socket accepting.
+            # The child holds its copies; ours would keep a dead shard's admin socket accepting
+            # (and the pipe open after the shard exited).
             admin.close()
             theirs.close()
-        _widen_pipe(process)
+            os.close(stdout)
+        pipe: _OutputPipe | None = None
         try:
+            pipe = await _OutputPipe.connect(output)
             control = await asyncio.open_connection(sock=ours)
         except BaseException:
             # Cancelled (the supervisor stopping) before anyone holds this shard: end it here, or
             # its process would outlive the supervisor (and asyncio would warn of it running).
             ours.close()
             admin_path.unlink(missing_ok=True)
-            await asyncio.shield(_reap(process))
+            await asyncio.shield(_reap(process, pipe))
             raise
-        return cls(slot, generation, process, admin_path, control, mark)
+        return cls(slot, generation, process, admin_path, control, pipe, mark)
 
     def __repr__(self) -> str:
         return f"<Shard {self.slot}.{self.generation} pid={self.pid}>"
@@ -312,6 +321,7 @@ class Shard:
             # Also when the supervisor's loop cancels this on its way down: a control socket left
             # open would outlive the loop (an unclosed-transport warning, a leaked descriptor).
             self._control_writer.close()
+            self._stdout.close()
             for pidfd in self._tree.values():
                 os.close(pidfd)
             self._tree.clear()
@@ -344,10 +354,15 @@ class Shard:
                 self.responsive_cpu = self.cpu_seconds()
                 self.ready.set()
 
+    async def _until_exited(self) -> int:
+        """The status once the process exited and its output pipe closed (every descendant that
+        held it is gone too), as asyncio's wait() has it for a process whose output it reads."""
+        status = await self.process.wait()
+        await self._stdout.closed
+        return status
+
     async def _read_output(self) -> None:
-        stream = self.process.stdout
-        assert stream is not None
-        async for line in _lines(stream, pause=_stdout_transport(self.process)):
+        async for line in _lines(self._stdout.reader, pause=self._stdout.transport):
             if self._mark is not None and line.startswith(self._mark):
                 self._read_mark(line[len(self._mark) :])
                 continue
@@ -368,30 +383,75 @@ class Shard:
             self.in_flight.pop(parts[1], None)
 
 
-async def _reap(process: asyncio.subprocess.Process) -> None:
+class _OutputPipe(asyncio.Protocol):
+    """A shard's stdout and stderr: a pipe of _PIPE_BYTES, read into `reader` through `transport`
+    (which `_lines` pauses between batches); `closed` once every writer has closed it."""
+
+    def __init__(self) -> None:
+        self.reader = asyncio.StreamReader()
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.ReadTransport | None = None
+
+    @staticmethod
+    def fds() -> tuple[int, int]:
+        """A new pipe, widened: (the read end, the write end to give the process as its stdout).
+        Neither is inherited by a child unless given to it."""
+        read_end, write_end = os.pipe()
+        with contextlib.suppress(OSError):  # a host whose pipe-max-size is lower: Linux's 64 KiB
+            fcntl.fcntl(write_end, _F_SETPIPE_SZ, _PIPE_BYTES)
+        return read_end, write_end
+
+    @classmethod
+    async def connect(cls, read_end: int) -> _OutputPipe:
+        """Reads from `read_end` (closed with the transport, or here if it cannot be read)."""
+        pipe = open(read_end, "rb", buffering=0)  # noqa: SIM115 (the transport closes it)
+        try:
+            _, protocol = await asyncio.get_running_loop().connect_read_pipe(cls, pipe)
+        except BaseException:
+            pipe.close()
+            raise
+        return protocol
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.ReadTransport)
+        self.transport = transport
+        self.reader.set_transport(transport)  # the reader pauses it when it holds too much
+
+    def data_received(self, data: bytes) -> None:
+        self.reader.feed_data(data)
+
+    def eof_received(self) -> None:
+        self.reader.feed_eof()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is None:
+            self.reader.feed_eof()
+        else:
+            self.reader.set_exception(exc)
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+async def _reap(process: asyncio.subprocess.Process, output: _OutputPipe | None) -> None:
     """Kills a process nobody else holds and waits until it has exited and its output pipe is
-    closed (its transport closes then: no ResourceWarning, no child left unreaped)."""
+    closed, then closes the pipe's transport (no ResourceWarning, no child left unreaped)."""
     with contextlib.suppress(ProcessLookupError):
         process.kill()
     try:
         async with asyncio.timeout(_REAP_TIMEOUT):
-            await process.communicate()
+            await process.wait()
+            if output is not None:
+                while await output.reader.read(_READ_BYTES):
+                    pass  # what it wrote is nobody's business now: read to the end
     except TimeoutError:
         log.warning("pid %d: its output pipe is still open after it was killed", process.pid)
-
-
-def _stdout_transport(process: asyncio.subprocess.Process) -> asyncio.ReadTransport | None:
-    transport = getattr(process, "_transport", None)
-    pipe = transport.get_pipe_transport(1) if transport is not None else None
-    return pipe if isinstance(pipe, asyncio.ReadTransport) else None
-
-
-def _widen_pipe(process: asyncio.subprocess.Process) -> None:
-    pipe = _stdout_transport(process)
-    handle = pipe.get_extra_info("pipe") if pipe is not None else None
-    if handle is not None:
-        with contextlib.suppress(OSError):
-            fcntl.fcntl(handle.fileno(), _F_SETPIPE_SZ, _PIPE_BYTES)
+    finally:
+        if output is not None:
+            output.close()
 
 
 async def _lines(
