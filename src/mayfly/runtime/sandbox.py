@@ -239,7 +239,8 @@ async def _try(sandbox: Sandbox, command: Sequence[str], cwd: Path) -> str | Non
     except OSError as exc:
         return str(exc)
     try:
-        output, _ = await asyncio.wait_for(proc.communicate(), timeout=30)
+        async with asyncio.timeout(30):  # cancels communicate(); the kill and wait reap it
+            output, _ = await proc.communicate()
     except TimeoutError:
         proc.kill()
         await proc.wait()

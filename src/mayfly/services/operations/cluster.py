@@ -129,7 +129,8 @@ class Cluster:
         self._tasks.append(
             asyncio.create_task(self._listen_forever(), name="mayfly-cluster-listen")
         )
-        await asyncio.wait_for(self._listening.wait(), timeout=30)
+        async with asyncio.timeout(30):
+            await self._listening.wait()
         await self._beat()
         self._tasks.append(asyncio.create_task(self._beat_forever(), name="mayfly-cluster-beat"))
 
@@ -179,7 +180,8 @@ class Cluster:
                     break
                 arrived.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(arrived.wait(), remaining)
+                    async with asyncio.timeout(remaining):
+                        await arrived.wait()
             silent = live - acked
             if silent:
                 log.warning(
