@@ -229,11 +229,7 @@ class Supervisor:
             log.warning("%s exited with status %s; restarting it", shard.name, shard.returncode)
         elif reason in ("unresponsive", "memory"):
             log.warning("%s is %s; killing and replacing it", shard.name, detail)
-        incident = await self._incident(shard, reason, detail)
-        await self._release(shard)
-        self._record(shard, reason, detail)
-        if incident is not None:
-            await self._report(incident)
+        await self._put_down(shard, reason, detail)
         lived = time.monotonic() - (shard.ready_at or shard.started_at)
         failures = failures + 1 if reason == "exited" and lived < _STABLE_AFTER else 0
         self.slots[slot] = None
@@ -316,11 +312,7 @@ class Supervisor:
             reason, detail = guard.result() if not guard.cancelled() else ("exited", "")
             reason = self._doomed.get(old, reason)
             log.warning("%s is %s while being recycled; killing it", old.name, detail)
-            incident = await self._incident(old, reason, detail)
-            await self._release(old)
-            self._record(old, reason, detail)
-            if incident is not None:
-                await self._report(incident)
+            await self._put_down(old, reason, detail)
             if new is None:
                 new = await self._restart(slot, 0)
             self.slots[slot] = new
@@ -424,6 +416,15 @@ class Supervisor:
                 self.on_event(kind)
             except Exception:
                 log.exception("the shard event callback failed")
+
+    async def _put_down(self, shard: Shard, reason: EventKind, detail: str) -> None:
+        """A shard that had to go: whom its incident blames (before it is released), killed and
+        closed, recorded, and the incident reported."""
+        incident = await self._incident(shard, reason, detail)
+        await self._release(shard)
+        self._record(shard, reason, detail)
+        if incident is not None:
+            await self._report(incident)
 
     async def _incident(self, shard: Shard, reason: EventKind, detail: str) -> Incident | None:
         """Who was running when this shard had to go (called before it is killed)."""
