@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from mayfly.app import Platform
+from mayfly.storage import tables
 from tests.conftest import auth, make_settings, provision
 
 
@@ -251,3 +253,30 @@ def test_size_limit_and_runaway_query(tmp_path: Path) -> None:
         assert runaway.status_code == 400 and "SQLITE_INTERRUPT" in runaway.text
         assert sql(client, account, db, {"sql": "SELECT 1 AS one"}).status_code == 200
     platform.db.dispose()
+
+
+def test_housekeeping_forgets_the_targets_of_reaped_databases(
+    platform: Platform, client: TestClient, clock: Any
+) -> None:
+    """A binding's query caches its database's target; the reaper deletes rows without the D1
+    service, and housekeeping then drops the cached target (it kept them until 10,000)."""
+    from mayfly.services.operations.housekeeping import Housekeeper
+
+    d1 = platform.services.d1
+    account = provision(client)["account"]
+    kept = provision(client)["account"]
+    gone = create(client, account, "gone")["uuid"]
+    alive = create(client, kept, "alive")["uuid"]
+    for database in (gone, alive):
+        for _ in range(2):  # the first records the new file's size, which drops its target
+            d1.query_bound(database, {"sql": "SELECT 1"})
+    assert set(d1._targets) == {gone, alive}
+    with platform.db.begin() as conn:  # `account` expires alone
+        conn.execute(
+            tables.accounts.update()
+            .where(tables.accounts.c.id == account["id"])
+            .values(expires_at=clock.now())
+        )
+    assert platform.services.reaper.reap_account(account["id"]) is not None
+    asyncio.run(Housekeeper(platform.services).run_once())
+    assert set(d1._targets) == {alive}

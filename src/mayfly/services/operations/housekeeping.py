@@ -1,6 +1,6 @@
 """What nobody else would ever clean: tails nobody reads, expired asset upload sessions and the
 files only they kept, blob files no row names, D1 files of no database (and import uploads never
-run), and idle keys of the in-memory limiters.
+run), idle keys of the in-memory limiters and D1's cached targets of deleted databases.
 
 Runs next to the reaper in `mayfly serve`: tails every few seconds (an expired or deleted
 account's tail must stop soon), the rest every reaper interval.
@@ -100,6 +100,7 @@ class Housekeeper:
                 self.purge_upload_sessions
             ),
         }
+        await asyncio.to_thread(self.services.d1.forget_targets)  # routine: not logged
         if time.monotonic() - self._last_blob_sweep >= BLOB_SWEEP_SECONDS:
             self._last_blob_sweep = time.monotonic()
             done["orphan blob files removed"] = await asyncio.to_thread(self.sweep_blobs)

@@ -141,6 +141,27 @@ class D1Service:
     def uploads_dir(self) -> Path:
         return self.root / "uploads"
 
+    def forget_targets(self) -> int:
+        """Drop the cached targets that can no longer serve: past TARGET_TTL (the next query reads
+        the row again anyway) or of a database deleted since (the reaper deletes rows without
+        this service). Housekeeping calls it, so that the cache holds only databases in use, not
+        every database queried since the last MAX_TARGETS. Returns how many were dropped."""
+        now = time.monotonic()
+        cached = list(self._targets.items())
+        doomed = {key for key, (_, at) in cached if now - at > TARGET_TTL}
+        recent = [key for key, _ in cached if key not in doomed]
+        if recent:
+            with self.ctx.db.read() as conn:
+                alive = set(
+                    conn.execute(
+                        select(d1_databases.c.id).where(d1_databases.c.id.in_(recent))
+                    ).scalars()
+                )
+            doomed.update(key for key in recent if key not in alive)
+        for key in doomed:
+            self._targets.pop(key, None)
+        return len(doomed)
+
     def sweep_orphans(self, min_age_seconds: float) -> int:
         """Delete files of databases that have no row (a crash between a deletion's commit and
         its file removal) and import uploads never run, once `min_age_seconds` old. Files are
