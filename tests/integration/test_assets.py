@@ -381,3 +381,16 @@ def test_unparseable_rule_files_are_deployed_without_rules(
     assert len(messages) == 21 and messages[-1] == "… and 10 more in _redirects."
     stored = platform.services.routing.version_code(response.json()["result"]["deployment_id"])
     assert stored["assets"]["config"] == config
+
+
+def test_upload_token_times_are_the_platforms_clock(
+    client: TestClient, account: dict[str, Any], clock: ManualClock
+) -> None:
+    """The upload's early signature check leaves times to the service, which reads the platform's
+    clock: a token issued by a clock ahead of this process's (another replica's, or a test's) is
+    not refused as 'not one this platform issued' (PyJWT checked `iat` against time.time())."""
+    clock.advance(120)
+    completion, uploaded = upload_assets(
+        client, account, "ahead", {"/a.txt": (b"ahead", "text/plain")}
+    )
+    assert completion and uploaded == 1
