@@ -62,3 +62,16 @@ def test_opening_requests_leave_no_session_behind(tmp_path: Path) -> None:
             }
             status = result_of(client.post(endpoint, json=call))
             assert status["structuredContent"]["account_id"] == agent["id"]
+
+
+def test_only_post_is_served_and_nothing_else_is_held_open(tmp_path: Path) -> None:
+    with live_server(tmp_path) as server:
+        agent = server.provision()
+        with mcp_client(agent["apiToken"]) as client:
+            for method in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH"):
+                # Stateless, a GET stream would never carry anything, and was held for ever.
+                refused = client.request(method, server.api_url + "/mcp", timeout=10)
+                assert refused.status_code == 405, (method, refused.text)
+                assert refused.headers["allow"] == "POST"
+                if method != "HEAD":
+                    assert refused.json()["errors"][0]["code"] == 10405

@@ -83,6 +83,11 @@ class RemoteMCP:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
+        if scope["method"] != "POST":
+            # Stateless, every exchange is a POST: the SDK would hold a GET (or HEAD, served as
+            # GET) open for ever as a stream nothing is ever sent on, and never answer a PUT.
+            await _refuse(send, 405, 10405, f"{scope['method']} is not allowed on /mcp: POST.")
+            return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         token = bearer(headers)
         if token is None or not await anyio.to_thread.run_sync(self._token_works, token):
@@ -96,21 +101,30 @@ async def _unauthorized(send: Send, why: str) -> None:
         "Authentication error: send `Authorization: Bearer <API token>` (a temporary account's "
         f"mft_ token or a user's mfp_ token); the token is {why}."
     )
+    await _refuse(send, 401, INVALID_TOKEN, message)
+
+
+async def _refuse(send: Send, status: int, code: int, message: str) -> None:
     body = json.dumps(
         {
             "success": False,
-            "errors": [{"code": INVALID_TOKEN, "message": message}],
+            "errors": [{"code": code, "message": message}],
             "messages": [],
             "result": None,
         }
     ).encode()
+    extra = (
+        [(b"www-authenticate", b'Bearer realm="mayfly"')]
+        if status == 401
+        else [(b"allow", b"POST")]
+    )
     await send(
         {
             "type": "http.response.start",
-            "status": 401,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
-                (b"www-authenticate", b'Bearer realm="mayfly"'),
+                *extra,
                 (b"content-length", str(len(body)).encode()),
             ],
         }
