@@ -127,12 +127,14 @@ export class Admin extends WorkerEntrypoint {
   async fetch(request) {
     const { pathname } = new URL(request.url);
     if (pathname === "/health") {
+      forgetIdle(this.env);
       const running = [...inFlight.values()].slice(-MAX_REPORTED);
       return Response.json({
         ok: true,
         routes: routes.size,
         pushed: pushed.size,
         loaded: loaded.size,
+        hot: lastUsed.size,
         inflight: running,
       });
     }
@@ -327,6 +329,40 @@ function used(host, at) {
   lastUsed.delete(host);
   lastUsed.set(host, at);
   if (lastUsed.size > MAX_ROUTES) lastUsed.delete(lastUsed.keys().next().value);
+}
+
+// Route states that concern a Worker that is there: kept in `pushed` until the next change.
+const LIVE_STATUSES = new Set(["ok", "quarantined", "suspended"]);
+const FORGET_EVERY_MS = 60_000;
+let lastForget = 0;
+
+// What the shard holds per host for hosts nobody asked for within staleRouteMs (run from the
+// supervisor's health probes): cached answers too old to use even when the control plane fails,
+// hot-set entries (a replacement preloads only hosts served within its minute), and pushed answers
+// that serve no Worker (expired, moved, unknown, or not pushed), so that expired temporary accounts
+// leave nothing here; a later request for such a host asks. Each map is in the order of its
+// entries' `at` (updates delete then set), so the scan stops at the first young entry. Forgetting a
+// pushed host's order raises everyone's, as the MAX_PUSHED eviction does.
+function forgetIdle(env) {
+  const now = Date.now();
+  const { staleRouteMs } = settings(env);
+  if (now - lastForget < Math.min(staleRouteMs, FORGET_EVERY_MS)) return;
+  lastForget = now;
+  const idle = now - staleRouteMs;
+  for (const [host, entry] of routes) {
+    if (entry.at > idle) break;
+    routes.delete(host);
+  }
+  for (const [host, at] of lastUsed) {
+    if (at > idle) break;
+    lastUsed.delete(host);
+  }
+  for (const [host, entry] of pushed) {
+    if (entry.at > idle) break;
+    if (entry.route !== null && LIVE_STATUSES.has(entry.route.status)) continue;
+    pushed.delete(host);
+    if (entry.seq > pushedFloor) pushedFloor = entry.seq;
+  }
 }
 
 // The hosts served within `seconds`, the most recent first, at most `limit`; with their ages, so
