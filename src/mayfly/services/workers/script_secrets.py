@@ -12,7 +12,11 @@ from mayfly.errors import ScriptNotFound, SecretNotFound, ValidationError
 from mayfly.model import Account, Principal
 from mayfly.services.core import audit
 from mayfly.services.workers.script_base import ScriptBase
-from mayfly.services.workers.uploads import BINDING_NAME_RE
+from mayfly.services.workers.uploads import (
+    BINDING_NAME_RE,
+    check_env_var_count,
+    check_env_var_size,
+)
 from mayfly.services.workers.versions import copy_version
 from mayfly.storage.tables import versions
 
@@ -43,6 +47,7 @@ class ScriptSecrets(ScriptBase):
             raise ValidationError(f"Secret name {secret_name!r} is not a valid identifier.")
         if not isinstance(text, str):
             raise ValidationError("A secret needs a string `text`.")
+        check_env_var_size(secret_name, "secret_text", text)
         binding = {
             "name": secret_name,
             "type": "secret_text",
@@ -84,6 +89,7 @@ class ScriptSecrets(ScriptBase):
             bindings = [b for b in old if b["name"] != binding_name]
             if replacement is not None:
                 bindings.append(replacement)
+                check_env_var_count(bindings)
             pruned, _ = self._prune_versions(conn, account, row, keep_room=1)
             version_id = copy_version(
                 conn, current, bindings, {"workers/triggered_by": "secret"}, now, author
@@ -121,6 +127,7 @@ class ScriptSecrets(ScriptBase):
                 raise ValidationError(f"Secret {secret_name!r} needs a string `text` (or null).")
             if change.get("type", "secret_text") != "secret_text":
                 raise ValidationError(f"Secret {secret_name!r}: only secret_text is supported.")
+            check_env_var_size(secret_name, "secret_text", change["text"])
             replacements[secret_name] = {
                 "name": secret_name,
                 "type": "secret_text",
@@ -160,6 +167,7 @@ class ScriptSecrets(ScriptBase):
                 raise ScriptNotFound(f"Worker {name!r} has no version to add secrets to.")
             bindings = [b for b in base.bindings or [] if b["name"] not in replacements]
             bindings += [b for b in replacements.values() if b is not None]
+            check_env_var_count(bindings)
             pruned, _ = self._prune_versions(conn, account, row, keep_room=1)
             version_id = copy_version(conn, base, bindings, marks, now, author)
             if deploy:

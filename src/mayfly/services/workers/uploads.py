@@ -98,6 +98,12 @@ BINDING_TYPES = {
     "service",
 }
 BINDING_NAME_RE = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}$")
+# Cloudflare's environment-variable limits (developers.cloudflare.com/workers/platform/limits/
+# #environment-variables): at most 128 per Worker, plain text, JSON and secrets counted together
+# (the paid plan's figure), each at most 5 KB.
+ENV_VAR_TYPES = ("plain_text", "json", "secret_text")
+MAX_ENV_VARS = 128
+MAX_ENV_VAR_BYTES = 5 * 1024
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -238,6 +244,31 @@ def check_flags(value: Any) -> list[str]:
     return list(dict.fromkeys(value))
 
 
+def check_env_var_size(name: str, kind: str, value: Any) -> None:
+    """A plain-text or secret's text (UTF-8), or a JSON var's value serialised, up to 5 KiB."""
+    if kind == "json":
+        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    else:
+        size = len(str(value).encode("utf-8", "surrogatepass"))
+    if size > MAX_ENV_VAR_BYTES:
+        what = "Secret" if kind == "secret_text" else "Environment variable"
+        raise ValidationError(
+            f"{what} {name!r} is {size} bytes; an environment variable or secret may be at most "
+            f"{MAX_ENV_VAR_BYTES} bytes (5 KiB), as on Cloudflare."
+        )
+
+
+def check_env_var_count(bindings: list[dict[str, Any]]) -> None:
+    """The bindings a version would have: at most 128 plain-text, JSON and secret ones."""
+    count = sum(1 for b in bindings if b.get("type") in ENV_VAR_TYPES)
+    if count > MAX_ENV_VARS:
+        raise ValidationError(
+            f"The Worker would have {count} environment variables and secrets; at most "
+            f"{MAX_ENV_VARS} are allowed per Worker (plain text, JSON and secrets together, as "
+            "on Cloudflare). Remove some, or combine them into one JSON variable."
+        )
+
+
 def check_bindings(value: Any) -> list[dict[str, Any]]:
     if value is None:
         return []
@@ -266,6 +297,8 @@ def check_bindings(value: Any) -> list[dict[str, Any]]:
             raise ValidationError(f"Binding {name!r} ({kind}) needs a string `text`.")
         if kind == "json" and "json" not in binding:
             raise ValidationError(f"Binding {name!r} (json) needs a `json` value.")
+        if kind in ENV_VAR_TYPES:
+            check_env_var_size(name, kind, binding["json" if kind == "json" else "text"])
         if kind == "kv_namespace" and not isinstance(binding.get("namespace_id"), str):
             raise ValidationError(f"Binding {name!r} (kv_namespace) needs a `namespace_id`.")
         if kind == "d1" and not isinstance(binding.get("id"), str):
@@ -277,6 +310,7 @@ def check_bindings(value: Any) -> list[dict[str, Any]]:
         if kind == "service":
             check_service_binding(name, binding)
         out.append(binding)
+    check_env_var_count(out)
     return out
 
 

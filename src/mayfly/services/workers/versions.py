@@ -14,7 +14,7 @@ from mayfly.errors import ValidationError
 from mayfly.model import iso
 from mayfly.services.core.crypto import Crypto
 from mayfly.services.workers.handlers import detect_handlers
-from mayfly.services.workers.uploads import Module, UploadPlan
+from mayfly.services.workers.uploads import Module, UploadPlan, check_env_var_count
 from mayfly.storage.blobs import BlobStore
 from mayfly.storage.tables import (
     d1_databases,
@@ -121,6 +121,7 @@ def resolve_bindings(
     for old in previous or []:
         if old["type"] in plan.keep_bindings and old["name"] not in names:
             out.append(old)
+    check_env_var_count(out)  # kept secrets count too
     return out
 
 
