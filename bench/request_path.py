@@ -19,6 +19,11 @@ one, from `runtime/tenant.js`):
   read-whole   + the body read whole by a reader, at most 64 KiB (the bounded alternative to the
                deadline pipe)
   arrayBuffer  + the body read whole by arrayBuffer() (no bound on what it reads: shown for scale)
+  prelude      the hello world wrapped by `withPrelude` (the wrapper main module, the prelude)
+  prelude-base the same with the `tenant.js` given by --baseline-tenant (default: the same file,
+               which shows the noise); e.g. `git show HEAD~1:src/mayfly/runtime/tenant.js`
+  waitUntil    a hello world that hands ctx.waitUntil a resolved promise, wrapped (no Linger
+  waitUntil-base stub here: the done call is left out), and the same with the baseline tenant.js
 """
 
 from __future__ import annotations
@@ -47,10 +52,15 @@ VARIANTS = (
     "dispatcher",
     "read-whole",
     "arrayBuffer",
+    "prelude",
+    "prelude-base",
+    "waitUntil",
+    "waitUntil-base",
 )
 
 WORKER = r"""
-import { withClientMetadata } from "./tenant.js";
+import { withClientMetadata, withPrelude } from "./tenant.js";
+import { withPrelude as withBasePrelude } from "./tenant_base.js";
 
 const HELLO = `export default {
   async fetch(request, env) {
@@ -67,6 +77,18 @@ const CODE = {
   env: { GREETING: "Hello" },
   globalOutbound: null,
 };
+const WAIT_UNTIL = HELLO.replace("async fetch(request, env) {", "async fetch(request, env, ctx) { ctx.waitUntil(Promise.resolve());");
+const wrapped = (prelude, main) => ({
+  ...CODE,
+  ...prelude("index.js", { "index.js": { js: main } }, "esm", [], 30000, 30000),
+});
+const LOADED = {
+  prelude: wrapped(withPrelude, HELLO),
+  "prelude-base": wrapped(withBasePrelude, HELLO),
+  waitUntil: wrapped(withPrelude, WAIT_UNTIL),
+  "waitUntil-base": wrapped(withBasePrelude, WAIT_UNTIL),
+};
+const loaded = (name) => (env, request) => env.LOADER.get(name, () => LOADED[name]).getEntrypoint().fetch(request);
 const MARK = "0123456789abcdef0123456789abcdef";
 const VERSION = "00000000-0000-4000-8000-000000000000";
 const BOUND = 64 * 1024;
@@ -133,6 +155,10 @@ const VARIANTS = {
   dispatcher: (env, request, ctx) => marked(() => withDeadline(env, withClientMetadata(request, []), ctx)),
   "read-whole": (env, request) => readWhole(env, request),
   arrayBuffer: (env, request) => arrayBuffer(env, request),
+  prelude: loaded("prelude"),
+  "prelude-base": loaded("prelude-base"),
+  waitUntil: loaded("waitUntil"),
+  "waitUntil-base": loaded("waitUntil-base"),
 };
 
 export default {
@@ -157,6 +183,7 @@ const config :Workerd.Config = (
         modules = [
           (name = "bench.js", esModule = embed "bench.js"),
           (name = "tenant.js", esModule = embed "tenant.js"),
+          (name = "tenant_base.js", esModule = embed "tenant_base.js"),
           (name = "d1.js", esModule = embed "d1.js"),
         ],
         compatibilityDate = "2025-11-01",
@@ -192,6 +219,12 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument(
+        "--baseline-tenant",
+        type=Path,
+        default=RUNTIME / "tenant.js",
+        help="the tenant.js the -base variants wrap with (default: the current one)",
+    )
     args = parser.parse_args()
     calls: int = args.calls
     with tempfile.TemporaryDirectory(prefix="mayfly-request-path-") as tmp:
@@ -201,6 +234,7 @@ def main() -> None:
         (workdir / "config.capnp").write_text(CONFIG.replace("{port}", str(port)))
         for module in ("tenant.js", "d1.js"):
             shutil.copy(RUNTIME / module, workdir / module)
+        shutil.copy(args.baseline_tenant, workdir / "tenant_base.js")
         process = subprocess.Popen(
             [str(WORKERD), "serve", "config.capnp", "--experimental"],
             cwd=workdir,
@@ -247,10 +281,14 @@ def main() -> None:
         f"µs of workerd CPU per call, {calls} calls × {args.rounds} rounds "
         f"(load average {os.getloadavg()[0]:.1f})"
     )
-    print(f"  {'variant':12} {'median':>7} {'Δ direct':>9}  (Δ: median of same-round differences)")
+    print(f"  {'variant':14} {'median':>7} {'Δ direct':>9}  (Δ: median of same-round differences)")
     for variant in VARIANTS:
         delta = statistics.median(a - b for a, b in zip(cost[variant], cost["direct"], strict=True))
-        print(f"  {variant:12} {statistics.median(cost[variant]):7.0f} {delta:+9.0f}")
+        print(f"  {variant:14} {statistics.median(cost[variant]):7.0f} {delta:+9.0f}")
+    for new, base in (("prelude", "prelude-base"), ("waitUntil", "waitUntil-base")):
+        pairs = list(zip(cost[new], cost[base], strict=True))
+        delta = statistics.median(a - b for a, b in pairs)
+        print(f"  {new} − {base}: {delta:+.1f} µs (median of same-round differences)")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.runtime
 
 CAP = 5.0
 TENANT = """
-import { WorkerEntrypoint } from "cloudflare:workers";
+import { WorkerEntrypoint, waitUntil } from "cloudflare:workers";
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 export default {
   async fetch(request, env, ctx) {
@@ -34,6 +34,16 @@ export default {
         for (let i = 0; ; i++) {
           await sleep(300);
           await env.KV.put("tick", String(i));
+        }
+      })());
+      return new Response("started");
+    }
+    if (pathname === "/module-loop") {
+      // The same loop through the waitUntil imported from cloudflare:workers.
+      waitUntil((async () => {
+        for (let i = 0; ; i++) {
+          await sleep(300);
+          await env.KV.put("module-tick", String(i));
         }
       })());
       return new Response("started");
@@ -104,11 +114,22 @@ def tenant(live: LivePlatform) -> dict[str, Any]:
     )
     assert response.status_code == 200, response.text
     ns = response.json()["result"]["id"]
+    # An R2 binding: its client module also imports cloudflare:workers (the prelude must still
+    # capture the imported waitUntil first).
+    response = live.api.post(
+        f"accounts/{account['id']}/r2/buckets",
+        headers=auth(account["apiToken"]),
+        json={"name": "lingering"},
+    )
+    assert response.status_code == 200, response.text
     version = live.deploy(
         account,
         "lingering",
         TENANT,
-        bindings=[{"type": "kv_namespace", "name": "KV", "namespace_id": ns}],
+        bindings=[
+            {"type": "kv_namespace", "name": "KV", "namespace_id": ns},
+            {"type": "r2_bucket", "name": "BUCKET", "bucket_name": "lingering"},
+        ],
     )
     return {"account": account, "ns": ns, "version": version}
 
@@ -117,10 +138,10 @@ def running(live: LivePlatform) -> list[str]:
     return [r.version_id for s in live.shards() for r in s.in_flight.values()]
 
 
-def kv_tick(live: LivePlatform, tenant: dict[str, Any]) -> str | None:
+def kv_tick(live: LivePlatform, tenant: dict[str, Any], key: str = "tick") -> str | None:
     account = tenant["account"]
     response = live.api.get(
-        f"accounts/{account['id']}/storage/kv/namespaces/{tenant['ns']}/values/tick",
+        f"accounts/{account['id']}/storage/kv/namespaces/{tenant['ns']}/values/{key}",
         headers=auth(account["apiToken"]),
     )
     return response.text if response.status_code == 200 else None
@@ -164,6 +185,24 @@ def test_wait_until_work_is_stopped_at_the_cap(live: LivePlatform, tenant: dict[
     last = kv_tick(live, tenant)
     time.sleep(1.0)  # several of its 300 ms periods: it would have written again
     assert kv_tick(live, tenant) == last
+    assert last is not None and int(last) <= CAP / 0.3 + 1
+    assert time.monotonic() - answered >= CAP - 0.5
+
+
+def test_imported_wait_until_work_is_tracked_and_stopped_at_the_cap(
+    live: LivePlatform, tenant: dict[str, Any]
+) -> None:
+    """The KV loop again, through `import { waitUntil } from "cloudflare:workers"`: the version
+    runs while it does, and it stops at the cap."""
+    host = live.host(tenant["account"], "lingering")
+    assert live.get(host, "/module-loop").text == "started"
+    answered = time.monotonic()
+    live.wait_for(lambda: kv_tick(live, tenant, "module-tick") is not None, timeout=5.0)
+    assert running(live) == [tenant["version"]]
+    live.wait_for(lambda: running(live) == [], timeout=CAP + 6.0)
+    last = kv_tick(live, tenant, "module-tick")
+    time.sleep(1.0)  # several of its 300 ms periods: it would have written again
+    assert kv_tick(live, tenant, "module-tick") == last
     assert last is not None and int(last) <= CAP / 0.3 + 1
     assert time.monotonic() - answered >= CAP - 0.5
 

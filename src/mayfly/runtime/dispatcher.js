@@ -193,18 +193,24 @@ async function runScheduled(env, ctx, host, cron, scheduledTime) {
     return { outcome: "unavailable" };
   }
   if (!worker) return { outcome: "skipped", status: "assets-only" };
-  const timeoutMs = settings(env).requestTimeoutMs;
+  const { requestTimeoutMs: timeoutMs, waitUntilMs } = settings(env);
   return tracked(env, route, async () => {
     let timer;
     const deadline = new Promise((resolve) => {
       timer = setTimeout(() => resolve(null), timeoutMs);
     });
     try {
-      const result = await Promise.race([
-        worker.getEntrypoint().scheduled({ cron, scheduledTime }),
-        deadline,
-      ]);
-      if (result === null) return { outcome: "timeout", version_id: route.version_id };
+      const event = worker.getEntrypoint().scheduled({ cron, scheduledTime });
+      const result = await Promise.race([event, deadline]);
+      if (result === null) {
+        // workerd settles the event once its waitUntil work ended too (capped by tenant.js): the
+        // version runs until then, or for the cap after the deadline.
+        const timedOut = { outcome: "timeout", version_id: route.version_id };
+        const running = Promise.race([event.then(noop, noop), timeElapsed(waitUntilMs)]);
+        ctx.waitUntil(running);
+        leftRunning.set(timedOut, running);
+        return timedOut;
+      }
       return { outcome: result?.outcome ?? "ok", version_id: route.version_id };
     } catch (err) {
       return { outcome: "exception", version_id: route.version_id };
@@ -216,7 +222,7 @@ async function runScheduled(env, ctx, host, cron, scheduledTime) {
 
 // The start mark is written right before the tenant's code runs (workerd writes console output
 // synchronously), the end mark once its code stopped: when it answered, or, for a response that
-// leaves the tenant's code running (`leftRunning`), once that ended.
+// leaves the tenant's code running (`leftRunning`), once that ended; likewise a scheduled run.
 async function tracked(env, route, work) {
   const id = String(++requestCount);
   inFlight.set(id, {
@@ -236,26 +242,55 @@ async function tracked(env, route, work) {
     result = await work();
     return result;
   } finally {
-    const running = result instanceof Response ? leftRunning.get(result) : undefined;
+    const running = result !== null && typeof result === "object" ? leftRunning.get(result) : undefined;
     if (running === undefined) end();
     else running.then(end, end);
   }
 }
 
+function noop() {}
+
 // Tenant code may run after its response: work it handed to waitUntil (tenant.js caps it and says
 // so with LINGER_HEADER), a WebSocket's handlers while the socket is open, a streamed body's pull().
-// response -> a promise settled once that code stopped: the version counts as running until then
+// response (or a scheduled run's outcome past its deadline) -> a promise settled once that code
+// stopped: the version counts as running until then
 // (its end mark waits), so a shard it freezes meanwhile is not blamed on its neighbours alone.
 const leftRunning = new WeakMap();
 // token -> {versionId, resolve}: the waitUntil work of a response, until Linger.done(token).
 const lingering = new Map();
 
+// token -> {versionId, done}: a version held running by Linger.hold(token), until done(token).
+const holds = new Map();
+
 // Bound into each tenant's env as LINGER_BINDING (props: its version), taken by tenant.js's prelude
 // before the tenant's modules run: the only way to end a version's wait is its own done(token).
 export class Linger extends WorkerEntrypoint {
   done(token) {
-    const wait = lingering.get(String(token));
+    const key = String(token);
+    const wait = lingering.get(key);
     if (wait !== undefined && wait.versionId === this.ctx.props.version) wait.resolve();
+    const held = holds.get(key);
+    if (held !== undefined && held.versionId === this.ctx.props.version) held.done = true;
+  }
+
+  // Work the tenant left when none of its requests counted as running any more (from a WebSocket's
+  // or a stream's code after the response): the version runs (a start mark now) until done(token),
+  // or the cap plus a margin. This invocation polls on its own timers (nothing of another
+  // invocation's is resolved from here: outbound.js).
+  hold(token) {
+    const key = String(token);
+    const { version, account_id, script } = this.ctx.props;
+    if (holds.has(key) || lingering.has(key)) return;
+    const held = { versionId: version, done: false };
+    holds.set(key, held);
+    const deadline = Date.now() + settings(this.env).waitUntilMs + 5000;
+    const route = { version_id: version, account_id, script };
+    this.ctx.waitUntil(
+      tracked(this.env, route, async () => {
+        while (!held.done && Date.now() < deadline) await timeElapsed(50);
+        holds.delete(key);
+      }),
+    );
   }
 }
 
@@ -670,7 +705,8 @@ function tenantEnv(env, ctx, version) {
     tenant[name] = ctx.exports.D1({ props: { db: database_id } });
   }
   if (["esm", "cjs"].includes(mainKind(version))) {
-    tenant[LINGER_BINDING] = ctx.exports.Linger({ props: { version: version.version_id } });
+    const props = { version: version.version_id, account_id: version.account_id, script: version.script };
+    tenant[LINGER_BINDING] = ctx.exports.Linger({ props });
   }
   Object.assign(tenant, assetsBindingEnv(ctx, version));
   return tenant;

@@ -382,7 +382,8 @@ export function withR2Client(code, names) {
     modules: {
       ...code.modules,
       [CLIENT_MODULE]: { js: CLIENT_SOURCE },
-      [entry]: { js: `import "./r2.js";\nexport * from ${main};\nexport { default } from ${main};\n` },
+      // capture.js first: it must run before anything imports cloudflare:workers (tenant.js).
+      [entry]: { js: `import "./capture.js";\nimport "./r2.js";\nexport * from ${main};\nexport { default } from ${main};\n` },
     },
   };
 }

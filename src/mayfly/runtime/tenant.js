@@ -10,6 +10,7 @@ const PRELUDE = "__mayfly__/prelude.js";
 const WRAPPER = "__mayfly__/main.js";
 const D1_CLIENT = "__mayfly__/d1.js";
 const BINDINGS = "__mayfly__/bindings.js";
+export const CAPTURE = "__mayfly__/capture.js";
 // The dispatcher's Linger stub in env (taken out by the prelude before any tenant module runs) and
 // the response header by which the wrapper says that a response left work behind (dispatcher.js).
 export const LINGER_BINDING = "__mayfly_linger__";
@@ -18,10 +19,35 @@ export const THREW_HEADER = "x-mayfly-threw";
 
 import { D1_CLIENT_SOURCE } from "./d1.js";
 
+// The wrapper's first import, so it runs before cloudflare:workers is first evaluated in the
+// isolate: that module makes its waitUntil export as \`entrypoints.waitUntil.bind(entrypoints)\`
+// (workerd's src/cloudflare/workers.ts), and the one bind() call on a function named waitUntil is
+// answered with a function that forwards to the prelude, the real one kept for the prelude alone.
+// The hook removes itself then, and the prelude removes it in any case. A module of the Worker's
+// own cannot shadow the built-in for the prelude (the Worker Loader takes a module named
+// "cloudflare:workers", but then nothing reaches the real one). Costs nothing per request.
+const CAPTURE_SOURCE = `
+const bind = Function.prototype.bind;
+export const captured = { bind, original: null, replacement: null };
+function waitUntil(promise) {
+  return captured.replacement(promise);
+}
+Object.defineProperty(waitUntil, "name", { value: "bound waitUntil" });
+Function.prototype.bind = function (...args) {
+  if (captured.original === null && typeof this === "function" && this.name === "waitUntil") {
+    Function.prototype.bind = bind;
+    captured.original = Reflect.apply(bind, this, args);
+    return waitUntil;
+  }
+  return Reflect.apply(bind, this, args);
+};
+`;
+
 const PRELUDE_SOURCE = `
 import { env } from "cloudflare:workers";
+import { captured } from "./capture.js";
 
-// Work a response leaves behind (ctx.waitUntil) runs at most capMs after the response, as on
+// Work a response leaves behind (waitUntil) runs at most capMs after the response, as on
 // Cloudflare (workerd sets no limit), and the dispatcher counts the version as running until it
 // ended: the tenant's handler gets a context whose waitUntil hands the real one each promise raced
 // against the cap; a response that left such work carries LINGER_HEADER (a random token), and
@@ -29,16 +55,81 @@ import { env } from "cloudflare:workers";
 // here, before any of the tenant's modules runs: the stub (out of env), timers, Promise.then.
 const linger = env[${JSON.stringify(LINGER_BINDING)}];
 delete env[${JSON.stringify(LINGER_BINDING)}];
+Function.prototype.bind = captured.bind; // capture.js's hook is gone (whether or not it fired)
+captured.replacement = (promise) => rawWaitUntil(promise);
 const OriginalPromise = Promise;
 const promiseThen = Promise.prototype.then;
 const resolved = Promise.resolve.bind(Promise);
 const rejected = Promise.reject.bind(Promise);
 const apply = Reflect.apply;
 const startTimer = setTimeout;
+const now = Date.now;
 const OriginalResponse = Response;
 const randomValues = crypto.getRandomValues.bind(crypto);
 const then = (promise, onFulfilled, onRejected) => apply(promiseThen, promise, [onFulfilled, onRejected]);
 const hex = (byte) => (byte < 16 ? "0" : "") + byte.toString(16);
+const ignore = () => {};
+function randomToken() {
+  const bytes = new Uint8Array(16);
+  randomValues(bytes);
+  return Array.from(bytes, hex).join("");
+}
+
+// workerd's own waitUntil, which adds to the IoContext running now whatever object it is reached
+// through: the export of cloudflare:workers (captured by capture.js before any module could import
+// it) and ExecutionContext.prototype.waitUntil (taken from the first context a handler is given,
+// before the tenant sees it). Both are replaced by rawWaitUntil, so no tenant code reaches them.
+let contextPrototype = null;
+let anyContext = null;
+let contextWaitUntil = null;
+function realWaitUntil(promise) {
+  if (captured.original !== null) return captured.original(promise);
+  return apply(contextWaitUntil, anyContext, [promise]);
+}
+function takeContext(ctx) {
+  if (contextPrototype !== null || !ctx || typeof ctx !== "object") return;
+  contextPrototype = Object.getPrototypeOf(ctx);
+  anyContext = ctx;
+  contextWaitUntil = contextPrototype.waitUntil;
+  Object.defineProperty(contextPrototype, "waitUntil", {
+    value: function waitUntil(promise) {
+      rawWaitUntil(promise);
+    },
+    writable: true,
+    configurable: true,
+  });
+}
+let settings = { capMs: 30000, limitMs: 30000 };
+
+// The fetch invocations whose version the dispatcher still counts as running: not answered yet, or
+// answered with work left (their token not done). All of an isolate's invocations are one version
+// on one shard, so work the wrapper cannot place (the waitUntil imported from cloudflare:workers, a
+// real context's, a context whose invocation ended) keeps the newest of them open and is raced
+// against its cap; with none open (code run from a WebSocket or a stream after its response) a new
+// one is opened at the dispatcher (Linger.hold), capped from now.
+const open = new Set();
+
+function rawWaitUntil(promise) {
+  let holder = null;
+  const stale = now() - settings.limitMs;
+  for (const invocation of open) {
+    if (invocation.answered || invocation.started > stale) holder = invocation;
+    else open.delete(invocation); // past the request deadline: the dispatcher gave up on it
+  }
+  (holder ?? held()).waitUntil(promise);
+}
+
+function held() {
+  const invocation = new Invocation(null, settings.capMs, settings.limitMs);
+  invocation.answered = true;
+  invocation.state = "open";
+  invocation.token = randomToken();
+  invocation.cap = new OriginalPromise((resolve) => (invocation.release = resolve));
+  startTimer(invocation.release, settings.capMs);
+  open.add(invocation);
+  if (linger) realWaitUntil(then(resolved(linger.hold(invocation.token)), undefined, ignore));
+  return invocation;
+}
 
 class Invocation {
   pending = 0;
@@ -46,12 +137,17 @@ class Invocation {
   token = null;
   cap = null;
   release = null;
+  // "idle" until fetch is called (or scheduled), "open" while it counts as running, then "closed".
+  state = "idle";
+  started = 0;
   constructor(ctx, capMs, limitMs) {
     this.ctx = ctx;
     this.capMs = capMs;
     this.limitMs = limitMs;
   }
   waitUntil(promise) {
+    // Not (or no longer) counted as running: a context kept past its invocation, an RPC method's.
+    if (this.state !== "open" && this.state !== "scheduled") return rawWaitUntil(promise);
     if (this.cap === null) {
       this.cap = new OriginalPromise((resolve) => (this.release = resolve));
       // Bounded even when no response ever leaves (a handler past the request deadline).
@@ -66,27 +162,37 @@ class Invocation {
     });
     // A rejection still reaches the real waitUntil (and the Worker's tails), after the done call.
     const failed = (err) => then(resolved(done()), () => rejected(err));
-    this.ctx.waitUntil(then(raced, done, failed));
+    realWaitUntil(then(raced, done, failed));
   }
   settled() {
     this.pending -= 1;
-    if (this.pending === 0 && this.token !== null) {
+    if (this.pending === 0 && this.answered) {
       const token = this.token;
-      this.token = null;
-      if (linger) return then(resolved(linger.done(token)), undefined, () => {});
+      this.close();
+      if (token !== null && linger) return then(resolved(linger.done(token)), undefined, ignore);
     }
+  }
+  close() {
+    if (this.state === "open") open.delete(this);
+    this.state = "closed";
+    this.token = null;
   }
   // After the handler answered (or threw): start the cap and, if work was left, say so.
   leave() {
     this.answered = true;
-    if (this.pending === 0) return null;
+    if (this.pending === 0) {
+      this.close();
+      return null;
+    }
     startTimer(this.release, this.capMs);
-    const bytes = new Uint8Array(16);
-    randomValues(bytes);
-    this.token = Array.from(bytes, hex).join("");
+    if (this.state === "scheduled") return null;
+    this.token = randomToken();
     return this.token;
   }
   async answer(handle) {
+    this.state = "open";
+    this.started = now();
+    open.add(this);
     let response;
     try {
       response = await handle();
@@ -155,6 +261,7 @@ class TenantContext {
 }
 
 function contextFor(ctx, capMs, limitMs) {
+  takeContext(ctx);
   const invocation = new Invocation(ctx, capMs, limitMs);
   return [invocation, new TenantContext(ctx, invocation)];
 }
@@ -162,6 +269,7 @@ function contextFor(ctx, capMs, limitMs) {
 // The tenant's default export with that context: an object's fetch and scheduled handlers, a
 // WorkerEntrypoint class's constructor (its ctx) and fetch. Anything else is left as it is.
 export function lingering(handler, capMs, limitMs) {
+  settings = { capMs, limitMs };
   if (typeof handler === "function") {
     if (!(handler.prototype && "fetch" in handler.prototype)) return handler;
     return class extends handler {
@@ -185,8 +293,11 @@ export function lingering(handler, capMs, limitMs) {
     };
   }
   if (typeof handler.scheduled === "function") {
+    // workerd holds the scheduled event until its waitUntil work ended (the dispatcher waits for
+    // it): the cap applies, no token is needed, and it is no holder for work placed by rawWaitUntil.
     wrapped.scheduled = async (controller, env, ctx) => {
       const [invocation, tenantCtx] = contextFor(ctx, capMs, limitMs);
+      invocation.state = "scheduled";
       try {
         return await handler.scheduled(controller, env, tenantCtx);
       } finally {
@@ -286,7 +397,9 @@ Object.defineProperty(globalThis, "caches", {
 // `waitUntilMs`: how long after its response a request's waitUntil work may run; `limitMs`: the
 // request deadline (work left by a request that never answered ends at limitMs + waitUntilMs).
 export function withPrelude(mainModule, modules, mainKind, d1Names = [], waitUntilMs = 30000, limitMs = 30000) {
-  if (!["esm", "cjs"].includes(mainKind) || modules[PRELUDE] !== undefined || modules[WRAPPER] !== undefined) {
+  // Always wrapped: the platform's modules replace any of the Worker's own under these names (one
+  // named like the prelude used to skip the wrapper, and with it the waitUntil cap and tracking).
+  if (!["esm", "cjs"].includes(mainKind)) {
     return { mainModule, modules };
   }
   const target = JSON.stringify(`../${mainModule}`);
@@ -295,6 +408,7 @@ export function withPrelude(mainModule, modules, mainKind, d1Names = [], waitUnt
     `import { D1Database } from "./d1.js";\n` +
     `for (const name of ${JSON.stringify(d1Names)}) env[name] = new D1Database(env[name]);\n`;
   const wrapper =
+    `import "./capture.js";\n` +
     `import "./bindings.js";\n` +
     `import { lingering, serviceWorker } from ${JSON.stringify("./prelude.js")};\n` +
     `import * as tenant from ${target};\n` +
@@ -307,6 +421,7 @@ export function withPrelude(mainModule, modules, mainKind, d1Names = [], waitUnt
     mainModule: WRAPPER,
     modules: {
       ...modules,
+      [CAPTURE]: { js: CAPTURE_SOURCE },
       [PRELUDE]: { js: PRELUDE_SOURCE },
       [D1_CLIENT]: { js: D1_CLIENT_SOURCE },
       [BINDINGS]: { js: bindings },
