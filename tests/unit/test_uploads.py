@@ -151,3 +151,20 @@ def test_dot_segments_are_dropped_from_module_names() -> None:
         plan_upload({"main_module": "index.js"}, [esm("index.js"), esm("./index.js")], 1000)
     with pytest.raises(ValidationError, match=r"'\.\.'"):
         plan_upload({"main_module": "index.js"}, [esm("index.js"), esm("./../x.js")], 1000)
+
+
+@pytest.mark.parametrize(
+    "name", ["cloudflare:workers", "node:fs", "cloudflare:sockets", "workerd:x"]
+)
+def test_a_module_cannot_take_a_builtin_specifier(name: str) -> None:
+    """The Worker Loader would serve it to every import of that specifier, the prelude's too."""
+    with pytest.raises(ValidationError, match="built-in"):
+        plan_upload({"main_module": "index.js"}, [esm("index.js"), esm(name)], 1000)
+
+
+def test_the_platforms_module_directory_is_reserved() -> None:
+    for name in ("__mayfly__/capture.js", "./__mayfly__/prelude.js"):
+        with pytest.raises(ValidationError, match="__mayfly__"):
+            plan_upload({"main_module": "index.js"}, [esm("index.js"), esm(name)], 1000)
+    with pytest.raises(ValidationError, match="__mayfly__"):
+        plan_upload({"main_module": "__mayfly__/main.js"}, [esm("__mayfly__/main.js")], 1000)

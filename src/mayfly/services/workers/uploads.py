@@ -152,6 +152,13 @@ def parse_metadata(raw: str | bytes | None) -> dict[str, Any]:
     return data
 
 
+# The Worker Loader lets a module of the upload take a built-in's specifier ("cloudflare:workers",
+# "node:fs") and then serves it to every import of that name, the platform's prelude included
+# (runtime/tenant.js); and runtime/tenant.js adds its own modules under this directory.
+BUILTIN_SPECIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+RESERVED_DIRECTORY = "__mayfly__"
+
+
 def check_module_name(name: str) -> str:
     """The module's name as the runtime resolves it: `./` segments dropped (wrangler names the
     modules its bundle imports `./<hash>-add.wasm`, and Cloudflare serves them as
@@ -160,12 +167,22 @@ def check_module_name(name: str) -> str:
         raise ValidationError(f"Module name {name!r} must be 1-512 characters.")
     if name.startswith("/") or "\\" in name or "\x00" in name:
         raise ValidationError(f"Module name {name!r} must be a relative path inside the upload.")
+    if BUILTIN_SPECIFIER.match(name):
+        raise ValidationError(
+            f"Module name {name!r} looks like a built-in module's specifier (scheme:name, as in "
+            "node:fs or cloudflare:workers); name modules by their path in the upload."
+        )
     parts = name.split("/")
     kept = [p for p in parts if p != "."]
     if not kept or any(p in ("", "..") for p in kept):
         raise ValidationError(
             f"Module name {name!r} must not contain empty or '..' segments "
             "(modules cannot escape the upload)."
+        )
+    if kept[0] == RESERVED_DIRECTORY:
+        raise ValidationError(
+            f"Module name {name!r} is under {RESERVED_DIRECTORY}/, which the platform keeps for "
+            "its own modules; rename the directory."
         )
     return "/".join(kept)
 
