@@ -7,6 +7,7 @@ like that would answer every request with a 500.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -110,3 +111,48 @@ def test_a_date_after_today_is_clamped_to_today(client: TestClient, clock: Manua
     assert response.status_code == 200, response.text
     assert response.json()["result"]["compatibility_date"] == "2026-06-01"
     assert "newer" in response.json()["messages"][0]["message"]
+
+
+@pytest.mark.parametrize("deploy", [True, False], ids=["deploy", "version"])
+@pytest.mark.parametrize("second", ["first", "second"])
+def test_a_second_metadata_part_is_400_and_the_good_version_stays(
+    client: TestClient, worker: dict[str, Any], deploy: bool, second: str
+) -> None:
+    """A duplicated singleton part is refused, not silently ignored (which one counted would be
+    up to the parser)."""
+    account = worker["account"]
+    base = f"accounts/{account['id']}/workers/scripts/hello"
+    files = upload_body()["files"]
+    other = json.dumps({"main_module": "index.js", "compatibility_date": "2024-01-01"})
+    duplicate = ("metadata", (None, other, "application/json"))
+    files = [files[0], duplicate, *files[1:]] if second == "first" else [*files, duplicate]
+    token = auth(account["apiToken"])
+    if deploy:
+        response = client.put(base, headers=token, files=files)
+    else:
+        response = client.post(base + "/versions", headers=token, files=files)
+    assert response.status_code == 400, response.text
+    error = response.json()["errors"][0]
+    assert error["code"] == 10021 and "duplicate part" in error["message"], error
+    assert _deployed(client, account) == [worker["version"], worker["version"]]
+
+
+def test_a_duplicated_settings_part_is_400_and_nothing_changes(
+    client: TestClient, worker: dict[str, Any]
+) -> None:
+    account = worker["account"]
+    path = f"accounts/{account['id']}/workers/scripts/hello/settings"
+    token = auth(account["apiToken"])
+    before = client.get(path, headers=token).json()["result"]
+    for files in (
+        [
+            ("settings", (None, '{"tags": ["a"]}', "application/json")),
+            ("settings", (None, '{"tags": ["b"]}', "application/json")),
+        ],
+        [("settings[logpush]", (None, "true")), ("settings[logpush]", (None, "false"))],
+    ):
+        response = client.patch(path, headers=token, files=files)
+        assert response.status_code == 400, response.text
+        error = response.json()["errors"][0]
+        assert error["code"] == 10021 and "duplicate part" in error["message"], error
+    assert client.get(path, headers=token).json()["result"] == before

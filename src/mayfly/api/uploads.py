@@ -30,7 +30,12 @@ async def read_upload(request: Request, max_bytes: int) -> UploadPlan:
     parts: list[ModuleUpload] = []
     try:
         for name, value in form.multi_items():
-            if name == "metadata" and metadata_raw is None:
+            if name == "metadata":
+                if metadata_raw is not None:
+                    raise ValidationError(
+                        "The upload has more than one `metadata` part (a duplicate part); "
+                        "send exactly one."
+                    )
                 metadata_raw = await value.read() if isinstance(value, UploadFile) else value
                 continue
             if isinstance(value, UploadFile):

@@ -110,6 +110,10 @@ async def _settings_part(request: Request) -> dict[str, Any]:
     limit = services(request).ctx.settings.max_upload_bytes
     form = await read_form(request, max_files=4, max_fields=64, max_part_size=limit)
     try:
+        if len(form.getlist("settings")) > 1:
+            raise ValidationError(
+                "The body has more than one `settings` part (a duplicate part); send exactly one."
+            )
         part = form.get("settings")
         raw = await part.read() if isinstance(part, UploadFile) else part
         fields = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
@@ -145,6 +149,8 @@ def _bracketed(fields: list[tuple[str, str]]) -> dict[str, Any]:
         if path[-1] == "" and isinstance(node, list):
             node.append(scalar)
         elif path[-1] and isinstance(node, dict):
+            if path[-1] in node:
+                raise ValidationError(f"Settings field {key!r} is sent twice (a duplicate part).")
             node[path[-1]] = scalar
         else:
             raise ValidationError(f"Unexpected settings field {key!r}.")
