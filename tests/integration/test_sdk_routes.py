@@ -194,3 +194,23 @@ def test_kv_bulk_get(client: TestClient, account: dict[str, Any]) -> None:
         base + "/bulk/get", headers=token, json={"keys": [str(i) for i in range(101)]}
     )
     assert too_many.status_code == 400 and too_many.json()["errors"][0]["code"] == 10021
+
+
+def test_an_invalid_subdomain_is_400_not_taken(client: TestClient, account: dict[str, Any]) -> None:
+    """An invalid name is a 400 naming the rule, not 409 'taken or reserved'; a valid one that is
+    not the account's is taken (10031), the account's own is owned."""
+    base = f"accounts/{account['id']}/workers/subdomains"
+    token = auth(account["apiToken"])
+    for name in ("%00", "UPPER", "-dash", "dash-", "a" * 64, "a.b", "a_b", "%20"):
+        response = client.get(f"{base}/{name}", headers=token)
+        assert response.status_code == 400, (name, response.text)
+        error = response.json()["errors"][0]
+        assert error["code"] == 10021 and "DNS label" in error["message"], error
+    taken = client.get(f"{base}/some-other-name", headers=token)
+    assert taken.status_code == 409 and taken.json()["errors"][0]["code"] == 10031
+    owned = client.get(f"{base}/{account['name']}", headers=token)
+    assert owned.json()["result"] == {"available": False, "owned": True}
+    put = client.put(
+        f"accounts/{account['id']}/workers/subdomain", headers=token, json={"subdomain": "a\x00"}
+    )
+    assert put.status_code == 400 and "DNS label" in put.json()["errors"][0]["message"]

@@ -18,6 +18,16 @@ from mayfly.api.workers.common import (
     TAG,
 )
 from mayfly.errors import ValidationError
+from mayfly.services.identity.accounts import NAME_RE
+
+
+def check_subdomain_name(name: str) -> None:
+    """400 for a name no account could have (a subdomain is a DNS label), before 10031's 'taken'."""
+    if not NAME_RE.match(name):
+        raise ValidationError(
+            f"The subdomain {name!r} is not a valid name: subdomains are 1-63 lowercase letters, "
+            "digits and hyphens, not starting or ending with a hyphen (a DNS label)."
+        )
 
 
 @operation(
@@ -42,6 +52,7 @@ async def check_subdomain(request: Request) -> Response:
     """W4: is a subdomain free? Every account's subdomain is its (unique) name."""
     _, account = await account_access(request)
     wanted = request.path_params["name"]
+    check_subdomain_name(wanted)
     if wanted == account.subdomain:
         return ok({"available": False, "owned": True})
     return failure(10031, f"The subdomain {wanted!r} is taken or reserved.", 409)
@@ -61,6 +72,7 @@ async def put_account_subdomain(request: Request) -> Response:
     body = await json_body(request)
     if not isinstance(body.get("subdomain"), str):
         raise ValidationError('Send the subdomain as a string: {"subdomain": "<name>"}.')
+    check_subdomain_name(body["subdomain"])
     if body.get("subdomain") == account.subdomain:
         return ok({"subdomain": account.subdomain})
     return failure(
