@@ -110,6 +110,8 @@ class Settings:
     wait_until_limit: float = default("wait_until_limit")
     subrequests: int = default("subrequests")
     outbound_connections: int = default("outbound_connections")
+    account_outbound_connections: int = default("account_outbound_connections")
+    shard_outbound_connections: int = default("shard_outbound_connections")
     quarantine_cooldown: float = default("quarantine_cooldown")
     quarantine_max: float = default("quarantine_max")
     quarantine_decay: float = default("quarantine_decay")

@@ -387,6 +387,21 @@ SETTINGS: tuple[Setting, ...] = (
         int,
     ),
     Setting(
+        "account_outbound_connections",
+        256,
+        "Outbound connections all Workers of one account may have open at once on a shard; "
+        "further subrequests wait for one to close.",
+        int,
+    ),
+    Setting(
+        "shard_outbound_connections",
+        0,
+        "Outbound connections a shard may have open at once, all accounts together; once half "
+        "are open, an account over its fair share of the other half waits. 0: half the shard's "
+        "descriptor limit.",
+        int,
+    ),
+    Setting(
         "quarantine_cooldown",
         60.0,
         "Seconds a Worker that took a shard down is quarantined (503) the first time; doubles on "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from mayfly.runtime.config import (
     capnp_string,
     own_addresses,
     render_config,
+    shard_outbound_ceiling,
 )
 
 SETTINGS = DispatcherSettings(
@@ -88,8 +90,20 @@ def test_the_internal_api_is_an_external_service_and_the_secret_is_not_in_the_fi
     assert (
         '(name = "SETTINGS", json = "{\\"requestTimeoutMs\\":30000,\\"routeTtlMs\\":5000,'
         '\\"staleRouteMs\\":600000,\\"controlPlaneTimeoutMs\\":5000,\\"waitUntilMs\\":30000,'
-        '\\"subrequests\\":1000,\\"outboundConnections\\":64}")' in config
+        '\\"subrequests\\":1000,\\"outboundConnections\\":64,'
+        '\\"accountOutboundConnections\\":256}")' in config
     )
+
+
+def test_the_shard_outbound_ceiling_is_half_the_descriptors_and_rendered_when_known() -> None:
+    assert shard_outbound_ceiling(65536) == 32768
+    assert shard_outbound_ceiling(20000) == 10000
+    assert shard_outbound_ceiling(1) == 1
+    config = render_config(
+        "127.0.0.1:4242",
+        replace(SETTINGS, account_outbound_connections=8, shard_outbound_connections=10000),
+    )
+    assert '\\"accountOutboundConnections\\":8,\\"shardOutboundConnections\\":10000}' in config
 
 
 def test_capnp_strings_are_escaped_and_limited_to_printable_ascii() -> None:

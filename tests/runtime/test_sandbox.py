@@ -99,3 +99,10 @@ def test_the_plan_sets_the_descriptor_limit_within_what_it_may(tmp_path: Path) -
     assert sandbox.prlimit == which("prlimit")
     expected = SHARD_OPEN_FILES if hard == resource.RLIM_INFINITY else min(SHARD_OPEN_FILES, hard)
     assert sandbox.open_files == expected
+
+
+def test_the_descriptor_limit_a_shard_gets_is_the_set_one_or_the_inherited_one() -> None:
+    assert Sandbox(prlimit="/usr/bin/prlimit", open_files=20000).open_files_limit() == 20000
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    inherited = SHARD_OPEN_FILES if soft == resource.RLIM_INFINITY else soft
+    assert Sandbox.none().open_files_limit() == inherited

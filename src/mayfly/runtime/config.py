@@ -47,6 +47,10 @@ class DispatcherSettings:
     # Per version and shard: subrequests open or waiting, and connections open (outbound.js).
     subrequests: int = 1000
     outbound_connections: int = 64
+    # Connections open per account and shard, and per shard (0: outbound.js's default; the data
+    # plane derives it from the shard's descriptor limit: shard_outbound_ceiling).
+    account_outbound_connections: int = 256
+    shard_outbound_connections: int = 0
     # --forwarded-allow-ips: proxies whose X-Forwarded-For / -Proto the dispatcher believes.
     trusted_proxies: tuple[str, ...] = ()
 
@@ -59,10 +63,21 @@ class DispatcherSettings:
             "waitUntilMs": self.wait_until_ms,
             "subrequests": self.subrequests,
             "outboundConnections": self.outbound_connections,
+            "accountOutboundConnections": self.account_outbound_connections,
         }
+        if self.shard_outbound_connections:
+            settings["shardOutboundConnections"] = self.shard_outbound_connections
         if self.trusted_proxies:
             settings["trustedProxies"] = list(self.trusted_proxies)
         return settings
+
+
+def shard_outbound_ceiling(descriptors: int) -> int:
+    """Outbound connections a shard may have open at once, from its descriptor limit: half of it.
+    The other half is for what the shard needs besides: its clients' connections (one per
+    keep-alive connection of a client or proxy, the larger part), its connections to the control
+    plane, workerd's own files and pipes."""
+    return max(1, descriptors // 2)
 
 
 def capnp_string(value: str) -> str:

@@ -29,6 +29,7 @@ import stat
 import tempfile
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,6 +42,7 @@ from mayfly.runtime.config import (
     SECRET_ENV_VAR,
     DispatcherSettings,
     render_config,
+    shard_outbound_ceiling,
 )
 from mayfly.runtime.incidents import Incident, IncidentSink
 from mayfly.runtime.sandbox import Sandbox, checked_sandbox, plan_sandbox
@@ -132,6 +134,8 @@ class DataPlane:
             wait_until_ms=round(settings.wait_until_limit * 1000),
             subrequests=settings.subrequests,
             outbound_connections=settings.outbound_connections,
+            account_outbound_connections=settings.account_outbound_connections,
+            shard_outbound_connections=settings.shard_outbound_connections,
             trusted_proxies=tuple(
                 ip.strip() for ip in settings.forwarded_allow_ips.split(",") if ip.strip()
             ),
@@ -235,15 +239,19 @@ class DataPlane:
         runtime_dir = self._runtime_dir()
         admin_dir = Path(tempfile.mkdtemp(prefix="mayfly-admin-"))  # 0700: the supervisor's only
         self._dirs.append(admin_dir)
-        config = runtime_dir / CONFIG_FILE
-        config.write_text(render_config(_internal_address(self.internal_url), self._dispatcher))
-        config.chmod(0o644)
         sandbox = Sandbox.none()
         if self._sandbox:
             command = (str(_reachable_copy(Path(command[0]), runtime_dir)), *command[1:])
             readable = [runtime_dir, *(Path(c) for c in command[:1])]
             sandbox = await checked_sandbox(plan_sandbox(readable), command, runtime_dir)
             self._warn_if_data_dir_readable(sandbox)
+        # The shard-wide outbound ceiling follows the descriptor limit the sandbox gives shards.
+        if not self._dispatcher.shard_outbound_connections:
+            ceiling = shard_outbound_ceiling(sandbox.open_files_limit())
+            self._dispatcher = replace(self._dispatcher, shard_outbound_connections=ceiling)
+        config = runtime_dir / CONFIG_FILE
+        config.write_text(render_config(_internal_address(self.internal_url), self._dispatcher))
+        config.chmod(0o644)
         self._listener = _bind(s.host, s.workers_port)
         launcher = ShardLauncher(
             command=command,

@@ -13,13 +13,14 @@
 //   INTERNAL_SECRET  the internal API's per-boot secret (from the shard's environment)
 //   PUBLIC_NET       network service that reaches public addresses only
 //   SETTINGS         {requestTimeoutMs, routeTtlMs, staleRouteMs, controlPlaneTimeoutMs, subrequests,
-//                    outboundConnections, ...}
+//                    outboundConnections, accountOutboundConnections, shardOutboundConnections, ...}
 //   SHARD_MARK       per-shard token that starts the request marks on stdout (runtime/shard.py)
 
 import { WorkerEntrypoint } from "cloudflare:workers";
 
 import { assetsBindingEnv, knownSite, rememberSite, serveSite } from "./assets.js";
 import { LINGER_BINDING, LINGER_HEADER, THREW_HEADER, withClientMetadata, withPrelude } from "./tenant.js";
+import { outboundUse } from "./outbound.js";
 import { R2_MARKER, withR2Client } from "./r2.js";
 import { serveServicesWith } from "./services.js";
 
@@ -136,6 +137,7 @@ export class Admin extends WorkerEntrypoint {
         loaded: loaded.size,
         hot: lastUsed.size,
         inflight: running,
+        outbound: outboundUse(),
       });
     }
     if (pathname === "/invalidate" && request.method === "POST") {
@@ -679,8 +681,9 @@ function workerCode(env, ctx, version) {
     ),
     env: tenantEnv(env, ctx, version),
     // Always explicit (an omitted globalOutbound would inherit the dispatcher's): Outbound (outbound.js)
-    // bounds the version's subrequests and forwards them to PUBLIC_NET.
-    globalOutbound: ctx.exports.Outbound({ props: { version: version.version_id } }),
+    // bounds the version's subrequests (and its account's, by the account the control plane's
+    // version record names) and forwards them to PUBLIC_NET.
+    globalOutbound: ctx.exports.Outbound({ props: { version: version.version_id, account: version.account_id } }),
   };
 }
 

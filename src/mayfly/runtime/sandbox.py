@@ -18,7 +18,9 @@ A shard's descriptor limit (RLIMIT_NOFILE, soft and hard alike) is set, not inhe
 whatever started `mayfly serve`: `prlimit` sets SHARD_OPEN_FILES (65,536), or the hard limit this
 process has when that is lower (raising it takes CAP_SYS_RESOURCE). One shard's descriptors are
 its listening sockets, its clients' connections, its connections to the control plane and its
-tenants' outbound connections, at most `--outbound-connections` (64) per version (outbound.js).
+tenants' outbound connections: at most `--outbound-connections` (64) per version,
+`--account-outbound-connections` (256) per account and `--shard-outbound-connections` (default half
+the shard's descriptor limit: config.shard_outbound_ceiling) in all (outbound.js).
 """
 
 from __future__ import annotations
@@ -111,6 +113,14 @@ class Sandbox:
         if self.user is None or self._pid_namespace:
             return {}
         return {"user": self.user.uid, "group": self.user.gid, "extra_groups": []}
+
+    def open_files_limit(self) -> int:
+        """The descriptor limit a shard gets: `open_files` when prlimit sets it, else this
+        process's soft limit, which it inherits."""
+        if self.prlimit and self.open_files:
+            return self.open_files
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        return SHARD_OPEN_FILES if soft == resource.RLIM_INFINITY else soft
 
     @property
     def _pid_namespace(self) -> bool:
