@@ -9,7 +9,7 @@ no HTTP parsing or load generator in it. Variants alternate over `--rounds` roun
 reported as the median of its difference from `direct` in the same round: on a shared machine the
 CPU time of the same work changes far more from one minute to the next than between back-to-back
 runs. The pieces are built as `runtime/dispatcher.js` builds them (`withClientMetadata` is the real
-one, from `runtime/tenant.js`):
+one, from `runtime/metadata.js`):
 
   direct       LOADER.get + getEntrypoint().fetch: the cross-isolate hop (the baseline)
   deadline     + AbortSignal.timeout and the body piped through an IdentityTransformStream
@@ -59,7 +59,8 @@ VARIANTS = (
 )
 
 WORKER = r"""
-import { withClientMetadata, withPrelude } from "./tenant.js";
+import { withClientMetadata } from "./metadata.js";
+import { withPrelude } from "./tenant.js";
 import { withPrelude as withBasePrelude } from "./tenant_base.js";
 
 const HELLO = `export default {
@@ -183,6 +184,7 @@ const config :Workerd.Config = (
         modules = [
           (name = "bench.js", esModule = embed "bench.js"),
           (name = "tenant.js", esModule = embed "tenant.js"),
+          (name = "metadata.js", esModule = embed "metadata.js"),
           (name = "tenant_base.js", esModule = embed "tenant_base.js"),
           (name = "d1.js", esModule = embed "d1.js"),
         ],
@@ -232,7 +234,7 @@ def main() -> None:
         port = free_port()
         (workdir / "bench.js").write_text(WORKER)
         (workdir / "config.capnp").write_text(CONFIG.replace("{port}", str(port)))
-        for module in ("tenant.js", "d1.js"):
+        for module in ("tenant.js", "metadata.js", "d1.js"):
             shutil.copy(RUNTIME / module, workdir / module)
         shutil.copy(args.baseline_tenant, workdir / "tenant_base.js")
         process = subprocess.Popen(

@@ -26,6 +26,7 @@ DISPATCHER_MODULES = (
     "tail.js",
     "assets.js",
     "tenant.js",
+    "metadata.js",
     "r2.js",
     "services.js",
     "outbound.js",

@@ -19,7 +19,8 @@
 import { WorkerEntrypoint } from "cloudflare:workers";
 
 import { assetsBindingEnv, knownSite, rememberSite, serveSite } from "./assets.js";
-import { LINGER_BINDING, LINGER_HEADER, THREW_HEADER, withClientMetadata, withPrelude } from "./tenant.js";
+import { withClientMetadata } from "./metadata.js";
+import { LINGER_BINDING, LINGER_HEADER, THREW_HEADER, withPrelude } from "./tenant.js";
 import { outboundUse } from "./outbound.js";
 import { R2_MARKER, withR2Client } from "./r2.js";
 import { serveServicesWith } from "./services.js";
