@@ -6,9 +6,13 @@ deploys (NOTIFY + acknowledgements), secrets (the shared platform key), KV, tail
 
 from __future__ import annotations
 
+import contextlib
 import json
+import select
 import signal
+import socket
 import subprocess
+import time
 from urllib.parse import urlsplit
 
 import httpx
@@ -383,3 +387,42 @@ def test_mayfly_admin_quarantine_lift_reaches_every_node_before_it_returns(
     admin("quarantine", "lift", account["name"], "paused")
     # The next request after the command returned, on each node: no waiting for a cache.
     assert [t.split()[0] for t in on_every_node(cluster, host)] == ["up", "up"]
+
+
+def test_haproxy_closes_a_connection_that_trickles_its_head(cluster: Cluster) -> None:
+    """Slowloris against the proxy: a request head sent a header line every 0.5 s never ends, on
+    the API and the Workers frontends alike; HAProxy's `timeout http-request` answers its own 408
+    and closes (an idle timeout alone, `timeout client`, restarts on each byte for ever)."""
+    sockets = [
+        socket.create_connection(("127.0.0.1", p)) for p in (cluster.api_port, cluster.workers_port)
+    ]
+    answers = {s: b"" for s in sockets}
+    closed: set[socket.socket] = set()
+    try:
+        for s in sockets:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: hello.example.localhost\r\n")
+            s.setblocking(False)
+        deadline = time.monotonic() + 60  # a timeout for the wait, well past HAProxy's 10 s
+        line = 0
+        while len(closed) < len(sockets) and time.monotonic() < deadline:
+            readable, _, _ = select.select([s for s in sockets if s not in closed], [], [], 0.5)
+            for s in readable:
+                try:
+                    data = s.recv(65536)
+                except ConnectionResetError:
+                    data = b""
+                answers[s] += data
+                if not data:
+                    closed.add(s)
+            line += 1
+            for s in sockets:
+                if s not in closed:
+                    with contextlib.suppress(OSError):
+                        s.sendall(f"X-Trickle-{line}: {line}\r\n".encode())
+    finally:
+        for s in sockets:
+            s.close()
+    assert len(closed) == len(sockets), answers
+    for answer in answers.values():
+        assert answer.startswith(b"HTTP/1.1 408 "), answer
+        assert b"408 Request Time-out" in answer, answer  # HAProxy's page, not a replica's
