@@ -1,4 +1,4 @@
-"""A shard's output pipe (shard._OutputPipe): made and widened here, read through our own transport,
+"""A shard's output pipe (shard_output.OutputPipe): made and widened here, read through our own transport,
 closed only once every process that could write to it is gone."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 
-from mayfly.runtime import shard as shard_module
-from mayfly.runtime.shard import _lines, _OutputPipe
+from mayfly.runtime import shard_output
+from mayfly.runtime.shard_output import OutputPipe, read_lines
 
 _F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
 
@@ -28,9 +28,9 @@ WRITES_THEN_WAITS = (
 
 
 def test_the_pipe_is_widened_and_not_inherited() -> None:
-    read_end, write_end = _OutputPipe.fds()
+    read_end, write_end = OutputPipe.fds()
     try:
-        assert fcntl.fcntl(read_end, _F_GETPIPE_SZ) == shard_module._PIPE_BYTES
+        assert fcntl.fcntl(read_end, _F_GETPIPE_SZ) == shard_output.PIPE_BYTES
         assert not os.get_inheritable(read_end)
         assert not os.get_inheritable(write_end)
     finally:
@@ -40,7 +40,7 @@ def test_the_pipe_is_widened_and_not_inherited() -> None:
 
 def test_output_is_read_to_the_end_of_every_writer_in_batches() -> None:
     async def scenario() -> tuple[list[bytes], bool]:
-        read_end, write_end = _OutputPipe.fds()
+        read_end, write_end = OutputPipe.fds()
         gate_read, gate_write = os.pipe()
         try:
             process = await asyncio.create_subprocess_exec(
@@ -49,10 +49,10 @@ def test_output_is_read_to_the_end_of_every_writer_in_batches() -> None:
         finally:
             os.close(write_end)
             os.close(gate_read)
-        pipe = await _OutputPipe.connect(read_end)
+        pipe = await OutputPipe.connect(read_end)
         assert pipe.transport is not None
         reading = asyncio.ensure_future(
-            _collect(_lines(pipe.reader, pause=pipe.transport))  # paused between batches
+            _collect(read_lines(pipe.reader, pause=pipe.transport))  # paused between batches
         )
         await process.wait()
         # The child is gone, its grandchild still holds the pipe: not closed.
@@ -70,7 +70,7 @@ def test_output_is_read_to_the_end_of_every_writer_in_batches() -> None:
 
 def test_reap_kills_reads_to_the_end_and_closes_the_transport() -> None:
     async def scenario() -> None:
-        read_end, write_end = _OutputPipe.fds()
+        read_end, write_end = OutputPipe.fds()
         try:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -81,9 +81,9 @@ def test_reap_kills_reads_to_the_end_and_closes_the_transport() -> None:
             )
         finally:
             os.close(write_end)
-        pipe = await _OutputPipe.connect(read_end)
+        pipe = await OutputPipe.connect(read_end)
         assert await pipe.reader.readexactly(1) == b"x"  # the rest is written or on its way
-        await shard_module._reap(process, pipe)
+        await shard_output.reap(process, pipe)
         assert process.returncode == -9
         assert pipe.reader.at_eof()
         assert pipe.transport is not None and pipe.transport.is_closing()

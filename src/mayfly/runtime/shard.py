@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -27,7 +26,6 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,9 +34,9 @@ from mayfly.runtime import procfs
 from mayfly.runtime.admin import admin_call
 from mayfly.runtime.config import ADMIN_SOCKET, HTTP_SOCKET, MARK_ENV_VAR
 from mayfly.runtime.sandbox import Sandbox
+from mayfly.runtime.shard_output import OutputPipe, read_lines, reap
 from mayfly.runtime.workerd import ShardFds, serve_argv
 
-log = logging.getLogger("mayfly.runtime")
 # Tenants' console output ends up on workerd's stdout/stderr: never in the platform's log.
 output_log = logging.getLogger("mayfly.runtime.output")
 
@@ -47,20 +45,6 @@ _OUTPUT_LINES = 40
 # cannot make this grow without bound) and the last ones started.
 _MAX_TRACKED = 4096
 _RECENT_STARTS = 64
-# A heavily logging tenant must not block workerd on a full stdout pipe (its event loop would
-# stall in write() and the shard would look frozen): 1 MiB rather than Linux's 64 KiB. The pipe is
-# made here (`_OutputPipe`), not by asyncio's subprocess, so that it is widened and paused through
-# a transport this module owns.
-_PIPE_BYTES = 1 << 20
-_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
-# Shard output (request marks, tenants' console) is read at most every _BATCH seconds, _READ_BYTES at
-# a time (see `_lines`): the marks of a busy shard cost this process one wakeup per batch, not one
-# per request. Attribution reads the marks still in the pipe before it names anyone (`close`).
-_BATCH = 0.02
-_READ_BYTES = 65536
-# How long a shard's process, killed before anyone held it, may take to exit and close its output
-# (its descendants die with it: sandbox.py).
-_REAP_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -114,7 +98,7 @@ class Shard:
         process: asyncio.subprocess.Process,
         admin_path: Path,
         control: tuple[asyncio.StreamReader, asyncio.StreamWriter],
-        stdout: _OutputPipe,
+        stdout: OutputPipe,
         mark: str = "",
     ):
         self.slot = slot
@@ -154,7 +138,7 @@ class Shard:
         admin_path.unlink(missing_ok=True)
         admin = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         ours, theirs = socket.socketpair()
-        output, stdout = _OutputPipe.fds()
+        output, stdout = OutputPipe.fds()
         mark = secrets.token_hex(16)
         try:
             admin.bind(str(admin_path))
@@ -182,16 +166,16 @@ class Shard:
             admin.close()
             theirs.close()
             os.close(stdout)
-        pipe: _OutputPipe | None = None
+        pipe: OutputPipe | None = None
         try:
-            pipe = await _OutputPipe.connect(output)
+            pipe = await OutputPipe.connect(output)
             control = await asyncio.open_connection(sock=ours)
         except BaseException:
             # Cancelled (the supervisor stopping) before anyone holds this shard: end it here, or
             # its process would outlive the supervisor (and asyncio would warn of it running).
             ours.close()
             admin_path.unlink(missing_ok=True)
-            await asyncio.shield(_reap(process, pipe))
+            await asyncio.shield(reap(process, pipe))
             raise
         return cls(slot, generation, process, admin_path, control, pipe, mark)
 
@@ -340,7 +324,7 @@ class Shard:
                 signal.pidfd_send_signal(pidfd, sig)
 
     async def _read_control(self, reader: asyncio.StreamReader) -> None:
-        async for line in _lines(reader):
+        async for line in read_lines(reader):
             try:
                 message = json.loads(line)
             except ValueError:
@@ -362,7 +346,7 @@ class Shard:
         return status
 
     async def _read_output(self) -> None:
-        async for line in _lines(self._stdout.reader, pause=self._stdout.transport):
+        async for line in read_lines(self._stdout.reader, pause=self._stdout.transport):
             if self._mark is not None and line.startswith(self._mark):
                 self._read_mark(line[len(self._mark) :])
                 continue
@@ -381,106 +365,3 @@ class Shard:
             self.recent_starts.append(start)
         elif len(parts) == 2 and parts[0] == "-":
             self.in_flight.pop(parts[1], None)
-
-
-class _OutputPipe(asyncio.Protocol):
-    """A shard's stdout and stderr: a pipe of _PIPE_BYTES, read into `reader` through `transport`
-    (which `_lines` pauses between batches); `closed` once every writer has closed it."""
-
-    def __init__(self) -> None:
-        self.reader = asyncio.StreamReader()
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.transport: asyncio.ReadTransport | None = None
-
-    @staticmethod
-    def fds() -> tuple[int, int]:
-        """A new pipe, widened: (the read end, the write end to give the process as its stdout).
-        Neither is inherited by a child unless given to it."""
-        read_end, write_end = os.pipe()
-        with contextlib.suppress(OSError):  # a host whose pipe-max-size is lower: Linux's 64 KiB
-            fcntl.fcntl(write_end, _F_SETPIPE_SZ, _PIPE_BYTES)
-        return read_end, write_end
-
-    @classmethod
-    async def connect(cls, read_end: int) -> _OutputPipe:
-        """Reads from `read_end` (closed with the transport, or here if it cannot be read)."""
-        pipe = open(read_end, "rb", buffering=0)  # noqa: SIM115 (the transport closes it)
-        try:
-            _, protocol = await asyncio.get_running_loop().connect_read_pipe(cls, pipe)
-        except BaseException:
-            pipe.close()
-            raise
-        return protocol
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.ReadTransport)
-        self.transport = transport
-        self.reader.set_transport(transport)  # the reader pauses it when it holds too much
-
-    def data_received(self, data: bytes) -> None:
-        self.reader.feed_data(data)
-
-    def eof_received(self) -> None:
-        self.reader.feed_eof()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if exc is None:
-            self.reader.feed_eof()
-        else:
-            self.reader.set_exception(exc)
-        if not self.closed.done():
-            self.closed.set_result(None)
-
-
-async def _reap(process: asyncio.subprocess.Process, output: _OutputPipe | None) -> None:
-    """Kills a process nobody else holds and waits until it has exited and its output pipe is
-    closed, then closes the pipe's transport (no ResourceWarning, no child left unreaped)."""
-    with contextlib.suppress(ProcessLookupError):
-        process.kill()
-    try:
-        async with asyncio.timeout(_REAP_TIMEOUT):
-            await process.wait()
-            if output is not None:
-                while await output.reader.read(_READ_BYTES):
-                    pass  # what it wrote is nobody's business now: read to the end
-    except TimeoutError:
-        log.warning("pid %d: its output pipe is still open after it was killed", process.pid)
-    finally:
-        if output is not None:
-            output.close()
-
-
-async def _lines(
-    stream: asyncio.StreamReader,
-    limit: int = 8192,
-    *,
-    pause: asyncio.ReadTransport | None = None,
-) -> AsyncIterator[bytes]:
-    """Lines until EOF; longer lines are cut into pieces (a tenant may print anything).
-
-    With `pause` (the stream's transport), output is read in batches: once a read has taken all
-    there was, the pipe is left to fill for `_BATCH` seconds before the next one. Two request marks
-    per request would otherwise wake this loop about once per request; a tenant that logs faster
-    than one read per batch takes is read without pauses (its output never waits in a full pipe).
-    """
-    buffer = b""
-    while chunk := await stream.read(_READ_BYTES):
-        buffer += chunk
-        *lines, buffer = buffer.split(b"\n")
-        for line in lines:
-            yield line
-        while len(buffer) > limit:
-            yield buffer[:limit]
-            buffer = buffer[limit:]
-        if pause is not None and len(chunk) < _READ_BYTES:
-            pause.pause_reading()
-            try:
-                await asyncio.sleep(_BATCH)
-            finally:
-                pause.resume_reading()
-    if buffer:
-        yield buffer
