@@ -47,6 +47,7 @@ def test_a_loop_of_secret_puts_keeps_the_audit_log_bounded(
     db_platform: Platform, db_client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(audit, "MAX_ENTRIES_PER_ACCOUNT", CAP)
+    monkeypatch.setattr(audit, "TRIM_EVERY", 1)  # every write trims: the exact count below
     platform = db_platform
     account, bystander = provision(db_client)["account"], provision(db_client)["account"]
     token = auth(account["apiToken"])
@@ -72,3 +73,27 @@ def test_a_loop_of_secret_puts_keeps_the_audit_log_bounded(
     # Lifecycle entries stay; another account's entries are untouched.
     assert kept[0][0] == "account.provisioned"
     assert events(platform, bystander["id"]) == bystander_before
+
+
+def test_the_trim_runs_after_some_writes_and_keeps_the_log_near_the_cap(
+    db_platform: Platform, db_client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trim reads the account's entries up to the cap, so it runs after one write in
+    TRIM_EVERY, at random: a loop's log stays near the cap instead of paying the trim every time."""
+    monkeypatch.setattr(audit, "MAX_ENTRIES_PER_ACCOUNT", CAP)
+    monkeypatch.setattr(audit, "TRIM_EVERY", 4)
+    trims: list[str] = []
+    trim = audit.trim
+    monkeypatch.setattr(
+        audit, "trim", lambda conn, account_id: trims.append(account_id) or trim(conn, account_id)
+    )
+    account = provision(db_client)["account"]
+    token = auth(account["apiToken"])
+    base = f"accounts/{account['id']}/workers/scripts/loop"
+    assert db_client.put(base, headers=token, **upload_body()).status_code == 200
+    for i in range(20 * CAP):
+        body = {"name": f"S_{i % 3}", "text": str(i), "type": "secret_text"}
+        assert db_client.put(base + "/secrets", headers=token, json=body).status_code == 200
+    routine = [e for e, _ in events(db_platform, account["id"]) if not e.startswith("account.")]
+    assert 0 < len(trims) < 20 * CAP  # some writes trimmed, not every one
+    assert CAP <= len(routine) <= CAP + 40  # (3/4)**40: about 1e-5 that a run sees more
