@@ -97,7 +97,7 @@ let ids = 0;
 
 const call = (env, request, init) => env.LOADER.get("hello", () => CODE).getEntrypoint().fetch(request, init);
 
-// As dispatcher.js's runWithDeadline: one deadline signal for the call and the body's pipe.
+// As response.js's runWithDeadline: one deadline signal for the call and the body's pipe.
 async function withDeadline(env, request, ctx) {
   const deadline = AbortSignal.timeout(30000);
   const response = await call(env, request, { signal: deadline });

@@ -21,6 +21,12 @@ DISPATCHER_FILE = "dispatcher.js"
 # Every module of the dispatcher Worker, its main module first; each is a file in this package.
 DISPATCHER_MODULES = (
     DISPATCHER_FILE,
+    "control.js",
+    "routes.js",
+    "loader.js",
+    "inflight.js",
+    "response.js",
+    "admin.js",
     "kv.js",
     "d1.js",
     "tail.js",

@@ -1,7 +1,7 @@
 // D1 bindings. Two halves:
 //
 // - `D1`, the entrypoint the dispatcher re-exports: `ctx.exports.D1({props: {db}})` is the RPC stub
-//   a version's env carries for a D1 binding (dispatcher.js). The database id is in the props, which
+//   a version's env carries for a D1 binding (loader.js). The database id is in the props, which
 //   the platform sets and the tenant can neither read nor change; every request goes to the control
 //   plane's internal API under that id, so no SQL names another database (ATTACH is refused there).
 // - `D1_CLIENT_SOURCE`, a module loaded into the tenant's isolate (tenant.js): Cloudflare's

@@ -1,4 +1,4 @@
-// The KV binding tenants see: `env.<NAME> = ctx.exports.KV({props: {ns}})` (dispatcher.js).
+// The KV binding tenants see: `env.<NAME> = ctx.exports.KV({props: {ns}})` (loader.js).
 //
 // A JS-RPC stub, not workerd's native KvNamespace (WorkerCode env only carries plain data and
 // stubs, workerd-facts §6b), with Cloudflare's methods and semantics. The namespace id is in the

@@ -4,7 +4,7 @@
 //   `ctx.exports.R2({props: {bucket}})`, the bucket id set by the platform (routing.py), which the
 //   tenant can neither read nor change; keys travel as a query parameter, so no key names another
 //   bucket. It speaks plain data: descriptions as JSON, bytes as streams.
-// * CLIENT_SOURCE runs inside the tenant's isolate (dispatcher.js adds it as a module evaluated
+// * CLIENT_SOURCE runs inside the tenant's isolate (loader.js adds it as a module evaluated
 //   before the tenant's): it replaces each R2 stub in `env` with an R2Bucket whose objects are real
 //   R2Object / R2ObjectBody instances (writeHttpMetadata writes into the caller's Headers, body is
 //   a stream, arrayBuffer/text/json/blob read it), as on Cloudflare.

@@ -1,4 +1,4 @@
-// Service bindings: `env.<NAME> = ctx.exports.ServiceBinding({props})` (dispatcher.js), the props
+// Service bindings: `env.<NAME> = ctx.exports.ServiceBinding({props})` (loader.js), the props
 // set by the platform: the target Worker's script id, its entrypoint (a named export, or the
 // default) and the calling version (the control plane answers only for a Worker of the caller's
 // account). The tenant can neither read nor change them.

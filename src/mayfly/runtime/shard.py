@@ -56,7 +56,7 @@ class RequestStart:
 
 @dataclass(frozen=True)
 class RoutePush:
-    """What the control plane pushes with an invalidation (dispatcher.js: `pushed`)."""
+    """What the control plane pushes with an invalidation (routes.js: `pushed`)."""
 
     seq: int  # numbered before the control plane read `routes`: the shards apply the newest
     routes: dict[str, Any]  # host → its route answer (with the version's code when small)

@@ -1,7 +1,7 @@
 // Tail events of tenants someone is tailing (`wrangler tail`, `mayfly tail`).
 //
 // The dispatcher loads a tailed Worker under a second loader key with
-// `tails: [ctx.exports.TailSink({props: {account_id, script, version_id}})]` (dispatcher.js); others
+// `tails: [ctx.exports.TailSink({props: {account_id, script, version_id}})]` (loader.js); others
 // pay nothing. workerd hands `tail()` the trace items of each finished request; they become the plain
 // JSON wrangler reads (spec §5.12) and are batched to the control plane, which fans them out to the
 // open sessions: one POST per Worker every FLUSH_MS, or sooner once MAX_BATCH events wait

@@ -15,7 +15,7 @@ const D1_CLIENT = "__mayfly__/d1.js";
 const BINDINGS = "__mayfly__/bindings.js";
 export const CAPTURE = "__mayfly__/capture.js";
 // The dispatcher's Linger stub in env (taken out by the prelude before any tenant module runs) and
-// the response header by which the wrapper says that a response left work behind (dispatcher.js).
+// the response header by which the wrapper says that a response left work behind (response.js).
 export const LINGER_BINDING = "__mayfly_linger__";
 export const LINGER_HEADER = "x-mayfly-linger";
 export const THREW_HEADER = "x-mayfly-threw";
