@@ -421,6 +421,28 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds within which a second ambiguous incident naming the same Worker quarantines it.",
         float,
     ),
+    Setting(
+        "quarantine_account_workers",
+        2,
+        "Distinct Workers of one account quarantined (each found guilty of taking a shard down) "
+        "within --quarantine-account-window that quarantine the whole account; 0: never.",
+        int,
+    ),
+    Setting(
+        "quarantine_account_window",
+        86400.0,
+        "Seconds within which --quarantine-account-workers guilty Workers of one account "
+        "quarantine it.",
+        float,
+    ),
+    Setting(
+        "quarantine_account_cooldown",
+        600.0,
+        "Seconds a quarantined account's Workers answer 503 (and it cannot deploy) the first "
+        "time; doubles on each repeat.",
+        float,
+    ),
+    Setting("quarantine_account_max", 86400.0, "Longest account quarantine, in seconds.", float),
     Setting("runtime", True, "Start the workerd data plane (disable for API-only nodes).", _bool),
     Setting(
         "role",

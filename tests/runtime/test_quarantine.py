@@ -1,6 +1,7 @@
 """A quarantined Worker answers 503 with Retry-After through the real data plane, from the moment
 the incident is reported (every shard's cached route is dropped) until the quarantine ends (a
-cached quarantine is never served past its end), while its neighbours keep serving."""
+cached quarantine is never served past its end), while its neighbours keep serving; and a whole
+account's quarantine, on every Worker of the account."""
 
 from __future__ import annotations
 
@@ -16,13 +17,16 @@ from tests.runtime.test_lifecycle import WHO, greeter
 pytestmark = pytest.mark.runtime
 
 COOLDOWN = 3.0
+ACCOUNT_COOLDOWN = 5.0
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivePlatform]:
     require_workerd()
     settings = platform_settings(
-        tmp_path_factory.mktemp("quarantine"), quarantine_cooldown=COOLDOWN
+        tmp_path_factory.mktemp("quarantine"),
+        quarantine_cooldown=COOLDOWN,
+        quarantine_account_cooldown=ACCOUNT_COOLDOWN,
     )
     # Routes cached for 10 minutes: only the invalidation and the quarantine's end can change
     # what a shard answers during this test.
@@ -85,3 +89,36 @@ def test_a_suspended_account_s_workers_answer_503_suspended_until_it_is_resumed(
     _, hosts = admin.set_suspended(account["id"], False)
     live.invalidate(hosts)
     live.wait_for(lambda: all(live.status(host) == 200 for _ in range(6)))
+
+
+def test_an_account_quarantine_answers_503_on_every_worker_of_the_account(
+    live: LivePlatform,
+) -> None:
+    account, other = live.provision(), live.provision()
+    offenders = [
+        live.deploy(account, f"loop{i}", greeter(f"loop{i}"), bindings=WHO) for i in range(2)
+    ]
+    live.deploy(account, "bystander", greeter("bystander"), bindings=WHO)
+    live.deploy(other, "neighbour", greeter("neighbour"), bindings=WHO)
+    bystander, neighbour = live.host(account, "bystander"), live.host(other, "neighbour")
+    for _ in range(6):  # both shards cache both routes
+        assert live.get(bystander).status_code == 200
+        assert live.get(neighbour).status_code == 200
+
+    for version in offenders:
+        live.loop.run(
+            live.platform.handle_incident(
+                Incident("unresponsive", "shard 0 (pid 1)", (version,), True, "no answer")
+            )
+        )
+    # The Worker that never took a shard down is paused with its account, on every shard.
+    live.wait_for(lambda: all(live.status(bystander) == 503 for _ in range(6)))
+    response = live.get(bystander)
+    assert response.headers["x-mayfly-error"] == "quarantined"
+    assert "account is quarantined" in response.text
+    assert 1 <= int(response.headers["retry-after"]) <= ACCOUNT_COOLDOWN
+    for _ in range(6):
+        assert live.get(neighbour).text == "neighbour world"
+
+    live.wait_for(lambda: all(live.status(bystander) == 200 for _ in range(6)), timeout=30)
+    assert live.get(bystander).text == "bystander world"

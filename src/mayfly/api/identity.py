@@ -43,6 +43,22 @@ QUARANTINE = obj(
     "until",
     "seconds_left",
 )
+# The whole account paused because several of its Workers were quarantined.
+ACCOUNT_QUARANTINE = obj(
+    {
+        "scripts": array(STRING),
+        "kind": {"type": "string", "enum": ["unresponsive", "memory", "crashed"]},
+        "reason": STRING,
+        "detail": STRING,
+        "started_at": TIMESTAMP,
+        "until": TIMESTAMP,
+        "seconds_left": INTEGER,
+        "strikes": INTEGER,
+    },
+    "scripts",
+    "until",
+    "seconds_left",
+)
 ACCOUNT = component(
     "account",
     obj(
@@ -58,6 +74,7 @@ ACCOUNT = component(
                     "expires_at": nullable(TIMESTAMP),
                     "subdomain": STRING,
                     "quarantined": array(QUARANTINE),
+                    "account_quarantine": nullable(ACCOUNT_QUARANTINE),
                 }
             ),
         },
@@ -68,7 +85,11 @@ ACCOUNT = component(
 TOKEN_STATUS = obj({"id": STRING, "status": STRING}, "id", "status")
 
 
-def render_account(account: Account, quarantined: list[dict[str, Any]]) -> dict[str, Any]:
+def render_account(
+    account: Account,
+    quarantined: list[dict[str, Any]],
+    account_quarantine: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     return {
         "id": account.id,
         "name": account.name,
@@ -80,17 +101,24 @@ def render_account(account: Account, quarantined: list[dict[str, Any]]) -> dict[
             "expires_at": iso(account.expires_at),
             "subdomain": account.subdomain,
             "quarantined": quarantined,
+            "account_quarantine": account_quarantine,
         },
     }
 
 
 def _rendered(svc: Services, found: list[Account]) -> list[dict[str, Any]]:
-    """The accounts with their running quarantines (one query for all of them)."""
+    """The accounts with their running quarantines (one query for all of them, one for the
+    accounts' own)."""
     now = svc.ctx.clock.now()
+    ids = [a.id for a in found]
     by_account: dict[str, list[dict[str, Any]]] = {a.id: [] for a in found}
-    for q in svc.quarantine.active_in([a.id for a in found]):
+    for q in svc.quarantine.active_in(ids):
         by_account[q.account_id].append(q.to_json(now))
-    return [render_account(a, by_account[a.id]) for a in found]
+    whole = svc.quarantine.active_accounts_in(ids)
+    return [
+        render_account(a, by_account[a.id], whole[a.id].to_json(now) if a.id in whole else None)
+        for a in found
+    ]
 
 
 @operation(

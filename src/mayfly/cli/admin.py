@@ -57,7 +57,8 @@ def create(name: str, as_json: bool, **flags: Any) -> None:
 
 @admin.group("quarantine")
 def quarantine_group() -> None:
-    """Workers quarantined because they took a data-plane shard down."""
+    """Workers quarantined because they took a data-plane shard down, and accounts quarantined
+    because several of their Workers were."""
 
 
 @quarantine_group.command("list")
@@ -65,16 +66,28 @@ def quarantine_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @settings_options
 def quarantine_list(include_ended: bool, as_json: bool, **flags: Any) -> None:
-    """List quarantined Workers: which, until when, why.
+    """List quarantined accounts and Workers: which, until when, why.
 
     \b
     --json prints: quarantined ([{account_id, account_name, script,
       version_id, kind, reason, detail, started_at, until, seconds_left,
-      strikes, lifted_at, lifted_by}]).
+      strikes, lifted_at, lifted_by}]), accounts ([{account_id,
+      account_name, scripts, kind, reason, detail, started_at, until,
+      seconds_left, strikes, lifted_at, lifted_by}]: whole accounts).
     """
     platform = operator_platform(flags)
     now = platform.services.ctx.clock.now()
     found = platform.services.quarantine.list_all(include_ended=include_ended)
+    whole = [
+        {
+            "account_id": q.account_id,
+            "account_name": account_name,
+            **q.to_json(now),
+            "lifted_at": iso(q.lifted_at) if q.lifted_at else None,
+            "lifted_by": q.lifted_by,
+        }
+        for q, account_name in platform.services.quarantine.list_accounts(include_ended)
+    ]
     items = [
         {
             "account_id": q.account_id,
@@ -86,11 +99,19 @@ def quarantine_list(include_ended: bool, as_json: bool, **flags: Any) -> None:
         for q, account_name in found
     ]
     if as_json:
-        click.echo(json.dumps({"quarantined": items}))
+        click.echo(json.dumps({"quarantined": items, "accounts": whole}))
         return
-    if not items:
+    if not items and not whole:
         click.echo("No Worker is quarantined." if not include_ended else "No quarantine yet.")
         return
+    for item in whole:
+        state = (
+            f"lifted by {item['lifted_by']}"
+            if item["lifted_by"]
+            else f"until {item['until']} ({item['seconds_left']} s left)"
+        )
+        click.echo(f"{item['account_name']} (whole account)  {state}, strike {item['strikes']}")
+        click.echo(f"  {item['reason']}: {item['detail']}")
     for item in items:
         state = (
             f"lifted by {item['lifted_by']}"
@@ -103,17 +124,35 @@ def quarantine_list(include_ended: bool, as_json: bool, **flags: Any) -> None:
 
 @quarantine_group.command("lift")
 @click.argument("account")
-@click.argument("script")
+@click.argument("script", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @settings_options
-def quarantine_lift(account: str, script: str, as_json: bool, **flags: Any) -> None:
-    """End the quarantine of Worker SCRIPT of ACCOUNT (a name or an id) now.
+def quarantine_lift(account: str, script: str | None, as_json: bool, **flags: Any) -> None:
+    """End the quarantine of Worker SCRIPT of ACCOUNT (a name or an id) now; without SCRIPT, the
+    quarantine of the whole account (its Workers' own quarantines stay).
 
     Its strikes are forgiven: a next incident starts again from the shortest cooldown. With
     PostgreSQL every live data-plane node serves the Worker again before the command returns;
     with SQLite a running server's shards notice within their route cache's lifetime (seconds).
+
+    \b
+    --json prints: lifted ({script, host}), or for an account lifted
+      ({account, hosts}).
     """
     platform = operator_platform(flags)
+    if script is None:
+        whole, hosts = admin_run(
+            as_json, lambda: platform.services.quarantine.lift_account(account, actor="operator")
+        )
+        invalidate_hosts(platform.services.ctx, hosts)
+        if as_json:
+            click.echo(json.dumps({"lifted": {"account": whole.account_id, "hosts": hosts}}))
+            return
+        click.echo(
+            f"Lifted the quarantine of account {account} and its {len(hosts)} Worker(s) "
+            f"(it was until {iso(whole.until)})."
+        )
+        return
     lifted, host = admin_run(
         as_json, lambda: platform.services.quarantine.lift(account, script, actor="operator")
     )

@@ -18,7 +18,7 @@ from mayfly.cli.options import (
     worker_options,
 )
 from mayfly.cli.output import CommandFailed, Output, format_duration, format_seconds, table
-from mayfly.cli.whoami import quarantine_json
+from mayfly.cli.whoami import account_quarantine_json, quarantine_json
 from mayfly.project import (
     DevVars,
     ModuleSet,
@@ -109,7 +109,10 @@ def deploy(
       already_uploaded} or null), dev_vars ({file, uploaded, names} or
       null; never the values), messages, notices, timings_ms. A deploy to a
       quarantined Worker fails with code 10060 and the error has
-      quarantine ({script, version_id, kind, reason, until, seconds_left}).
+      quarantine ({script, version_id, kind, reason, until, seconds_left});
+      a deploy into a quarantined account (any Worker name) fails with
+      code 10060 and the error has account_quarantine ({scripts, kind,
+      reason, until, seconds_left}).
       When a human claimed the cached temporary account, the deploy fails
       with code 10002 (nothing is provisioned over it) and the error has
       claimed ({account_id, account_name, claimed_at,
@@ -293,7 +296,8 @@ def quarantine_of(
     client: MayflyClient, credentials: Credentials, project: Project, out: Output
 ) -> dict[str, Any]:
     """`{"quarantine": …}` for the JSON error of a deploy refused because the Worker is
-    quarantined (which version, until when, why); empty if the account does not say."""
+    quarantined (which version, until when, why), `{"account_quarantine": …}` when the whole
+    account is (which Workers, until when); empty if the account does not say."""
     try:
         account = Deployer.account_for(
             client.with_token(credentials.token), credentials, project.account_id
@@ -302,6 +306,8 @@ def quarantine_of(
             account = client.with_token(credentials.token).get_account(account.id)
     except SDKError:
         return {}
+    if account.account_quarantine is not None:
+        return {"account_quarantine": account_quarantine_json(account.account_quarantine, out)}
     for q in account.quarantined:
         if q.script == project.name:
             return {"quarantine": quarantine_json(q, out)}

@@ -18,7 +18,13 @@ from mayfly.sdk.credentials import (
     resolve_credentials,
 )
 from mayfly.sdk.errors import TEMPORARY_CLAIMED, TEMPORARY_EXPIRED, MayflyAPIError
-from mayfly.sdk.models import AccountInfo, QuarantineInfo, TemporaryAccount, format_time
+from mayfly.sdk.models import (
+    AccountInfo,
+    AccountQuarantineInfo,
+    QuarantineInfo,
+    TemporaryAccount,
+    format_time,
+)
 from mayfly.sdk.session import account_for
 
 if TYPE_CHECKING:
@@ -46,7 +52,10 @@ def whoami(show_token: bool, api_token: str | None, api_url: str, as_json: bool)
       kind, expires_at, seconds_left, claim_url, claim_status ("unclaimed"
       for a temporary account, else null), quarantined ([{script,
       version_id, kind, reason, until, seconds_left}]: Workers paused
-      because they took a server down), api_token (--show-token).
+      because they took a server down), account_quarantine ({scripts,
+      kind, reason, until, seconds_left} or null: the whole account paused,
+      every Worker answers 503 and nothing can be deployed, because several
+      of its Workers were quarantined), api_token (--show-token).
     """
     env = client_env()
     out = Output(as_json, env.now)
@@ -71,8 +80,12 @@ def whoami(show_token: bool, api_token: str | None, api_url: str, as_json: bool)
             authed = client.with_token(credentials.token)
             if credentials.temporary is not None:
                 account = temporary_account(authed, credentials.temporary, cache)
-                quarantined = authed.get_account(account.id).quarantined
-                account = dataclasses.replace(account, quarantined=quarantined)
+                shown = authed.get_account(account.id)
+                account = dataclasses.replace(
+                    account,
+                    quarantined=shown.quarantined,
+                    account_quarantine=shown.account_quarantine,
+                )
             else:
                 account = account_for(authed, credentials)
         source = describe_source(credentials, cache, LoginStore(directory))
@@ -151,6 +164,11 @@ def whoami_result(
         "claim_url": credentials.temporary.claim_url if credentials.temporary else None,
         "claim_status": "unclaimed" if credentials.temporary else None,
         "quarantined": [quarantine_json(q, out) for q in account.quarantined],
+        "account_quarantine": (
+            account_quarantine_json(account.account_quarantine, out)
+            if account.account_quarantine is not None
+            else None
+        ),
     }
     rows = [
         ("API", api_url),
@@ -163,6 +181,8 @@ def whoami_result(
         rows.append(("Kind", account.kind))
     if credentials.temporary is not None:
         rows.append(("Claim URL", credentials.temporary.claim_url))
+    if account.account_quarantine is not None:
+        rows.append(("Quarantined", account_quarantine_line(account.account_quarantine, out)))
     for q in account.quarantined:
         rows.append(("Quarantined", quarantine_line(q, out)))
     if show_token:
@@ -175,7 +195,7 @@ def whoami_result(
     return data, table(rows, indent="")
 
 
-def _quarantine_left(q: QuarantineInfo, out: Output) -> int:
+def _quarantine_left(q: QuarantineInfo | AccountQuarantineInfo, out: Output) -> int:
     return max(0, math.ceil((q.until - out.now()).total_seconds()))
 
 
@@ -193,3 +213,21 @@ def quarantine_json(q: QuarantineInfo, out: Output) -> dict[str, Any]:
 def quarantine_line(q: QuarantineInfo, out: Output) -> str:
     left = format_duration(_quarantine_left(q, out))
     return f"{q.script} until {format_time(q.until)} ({left} left): {q.reason}"
+
+
+def account_quarantine_json(q: AccountQuarantineInfo, out: Output) -> dict[str, Any]:
+    return {
+        "scripts": list(q.scripts),
+        "kind": q.kind,
+        "reason": q.reason,
+        "until": format_time(q.until),
+        "seconds_left": _quarantine_left(q, out),
+    }
+
+
+def account_quarantine_line(q: AccountQuarantineInfo, out: Output) -> str:
+    left = format_duration(_quarantine_left(q, out))
+    return (
+        f"the whole account until {format_time(q.until)} ({left} left): {q.reason}; "
+        "no Worker is served or can be deployed"
+    )

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mayfly.errors import MayflyError
+from mayfly.errors import MayflyError, Quarantined
 from mayfly.model import Account
 from mayfly.pages.web import (
     field,
@@ -148,7 +148,7 @@ async def claim(request: Request) -> Response:
             return redirect(request, f"/dashboard/accounts/{moved.account.id}?merged=1")
     except MoveConflicts as exc:
         return _move_page(request, exc.plan, 409, exc.message)
-    except ExtensionRefused as exc:
+    except (ExtensionRefused, Quarantined) as exc:
         return await _claim_page(request, exc.status, exc.message)
     except (ClaimLinkUnknown, ClaimLinkExpired, AlreadyClaimed) as exc:
         return claim_error(request, exc)

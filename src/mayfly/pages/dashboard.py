@@ -43,7 +43,12 @@ async def dashboard(request: Request) -> Response:
 def _accounts(svc: Services, user: User) -> dict[str, Any]:
     """The user's accounts with what they hold, and their running quarantines (dashboard.html)."""
     found = svc.memberships.inventories(user.id)
-    return {"accounts": found, "quarantines": _quarantines(svc, [a.id for a, _ in found])}
+    ids = [a.id for a, _ in found]
+    return {
+        "accounts": found,
+        "quarantines": _quarantines(svc, ids),
+        "account_quarantines": _account_quarantines(svc, ids),
+    }
 
 
 def _quarantines(svc: Services, account_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -54,6 +59,15 @@ def _quarantines(svc: Services, account_ids: list[str]) -> dict[str, dict[str, A
     for q in running:
         out.setdefault(q.account_id, {})[q.script] = q.to_json(now)
     return out
+
+
+def _account_quarantines(svc: Services, account_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """account id -> the whole account's running quarantine (for _account_quarantine.html)."""
+    now = svc.ctx.clock.now()
+    return {
+        account_id: q.to_json(now)
+        for account_id, q in svc.quarantine.active_accounts_in(account_ids).items()
+    }
 
 
 @page
@@ -81,6 +95,7 @@ async def _account_page(
         return {
             "view": view,
             "quarantined": quarantines.get(view.account.id, {}),
+            "account_quarantine": _account_quarantines(svc, [view.account.id]).get(view.account.id),
             "tokens": tokens,
         }
 

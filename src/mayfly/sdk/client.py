@@ -22,6 +22,7 @@ from mayfly import __version__
 from mayfly.sdk.errors import MayflyAPIError, unreachable
 from mayfly.sdk.models import (
     AccountInfo,
+    AccountQuarantineInfo,
     Challenge,
     ClaimStatus,
     QuarantineInfo,
@@ -460,7 +461,24 @@ def _account(raw: Any) -> AccountInfo:
         kind=kind if kind in ("temporary", "permanent") else None,
         expires_at=parse_time(expires) if isinstance(expires, str) else None,
         quarantined=tuple(_quarantines(extra.get("quarantined"))),
+        account_quarantine=_account_quarantine(extra.get("account_quarantine")),
     )
+
+
+def _account_quarantine(raw: Any) -> AccountQuarantineInfo | None:
+    """The account's own quarantine; None when there is none or this client cannot read it."""
+    if not isinstance(raw, dict):
+        return None
+    try:
+        return AccountQuarantineInfo(
+            scripts=tuple(str(s) for s in raw.get("scripts") or ()),
+            kind=str(raw.get("kind") or ""),
+            reason=str(raw.get("reason") or ""),
+            until=parse_time(raw["until"]),
+            strikes=int(raw.get("strikes") or 1),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
 
 
 def _quarantines(raw: Any) -> Iterator[QuarantineInfo]:

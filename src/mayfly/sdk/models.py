@@ -66,12 +66,25 @@ class QuarantineInfo:
 
 
 @dataclass(frozen=True)
+class AccountQuarantineInfo:
+    """The whole account paused (every Worker 503, no deploy: 10060) because several of its
+    Workers took servers down."""
+
+    scripts: tuple[str, ...]
+    kind: str
+    reason: str
+    until: datetime
+    strikes: int = 1
+
+
+@dataclass(frozen=True)
 class AccountInfo:
     id: str
     name: str
     kind: Literal["temporary", "permanent"] | None = None
     expires_at: datetime | None = None
     quarantined: tuple[QuarantineInfo, ...] = ()
+    account_quarantine: AccountQuarantineInfo | None = None
 
 
 @dataclass(frozen=True)

@@ -346,6 +346,24 @@ quarantines = Table(
     optional("lifted_by", Email),
 )
 
+account_quarantines = Table(
+    "account_quarantines",
+    metadata,
+    # An account whose Workers were found guilty under several names (services/workers/
+    # quarantine.py): every Worker of it answers 503 and nothing can be deployed. Like a Worker's,
+    # the row outlives the quarantine (`strikes` doubles the next cooldown; `started_at` marks the
+    # verdicts it spent).
+    key("account_id", Id),
+    required("scripts", JSON),  # the Workers whose verdicts started it
+    required("kind", String(16)),
+    required("detail", String(1000)),
+    required("started_at", Timestamp),
+    required("until", Timestamp),
+    required("strikes", Integer),
+    optional("lifted_at", Timestamp),
+    optional("lifted_by", Email),
+)
+
 # -- operating (issue 13) -------------------------------------------------------------------------
 
 platform_meta = Table(

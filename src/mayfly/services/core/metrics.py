@@ -55,6 +55,10 @@ class Metrics:
         self.quarantines = self._counter(
             "mayfly_quarantines", "Workers quarantined after an incident."
         )
+        self.account_quarantines = self._counter(
+            "mayfly_account_quarantines",
+            "Whole accounts quarantined because several of their Workers were.",
+        )
         self.challenges = self._counter(
             "mayfly_provisioning_challenges", "Proof-of-work challenges issued."
         )

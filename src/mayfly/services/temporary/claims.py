@@ -36,6 +36,10 @@ from mayfly.services.identity.tokens import EXPIRED_MESSAGE, PREFIXES, revoke_ac
 from mayfly.services.identity.users import User
 from mayfly.services.temporary.transfers import MovePlan, WorkerMove, plan_transfer, transfer
 from mayfly.services.workers.inventory import Inventory, inventory_of, workers_of
+from mayfly.services.workers.quarantine_rules import (
+    account_suspended_error,
+    active_account_quarantine,
+)
 from mayfly.storage.tables import accounts, api_tokens, audit_events, tombstones
 
 EXTENDED = "account.extended"  # the audit event; counting them is how often it was extended
@@ -301,6 +305,11 @@ class ClaimService:
         try:
             with self.ctx.db.begin() as conn:
                 source = self._win(conn, hash_token(claim_token), user, now)
+                whole = active_account_quarantine(conn, source.id, now)
+                if whole is not None:
+                    # Its Workers would leave their account's quarantine behind; keeping the
+                    # account keeps the quarantine with it.
+                    raise account_suspended_error(whole, source.name, now)
                 target = self._target(conn, user.id, target_id, source)
                 plan = plan_transfer(conn, self.ctx, source, target, renames, title_renames)
                 if not plan.ready:

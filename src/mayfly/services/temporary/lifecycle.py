@@ -39,6 +39,7 @@ from mayfly.services.resources.d1 import delete_database_files
 from mayfly.services.workers.cleanup import delete_scripts_of_accounts
 from mayfly.storage.id_sets import one_of
 from mayfly.storage.tables import (
+    account_quarantines,
     accounts,
     api_tokens,
     asset_files,
@@ -286,7 +287,7 @@ def _deletion_audit(
 
 def delete_accounts_content(conn: Connection, account_ids: list[str]) -> list[str]:
     """Every content row of these accounts (scripts, versions, modules, deployments, KV, assets,
-    R2 buckets, objects and uploads, D1 databases, blob rows, incidents and quarantines); the
+    R2 buckets, objects and uploads, D1 databases, blob rows, incidents and quarantines of Workers and of the account); the
     files are the caller's, after its commit (BlobStore.delete_accounts_files, and
     d1.delete_database_files for the D1 databases whose ids this returns)."""
     databases = list(
@@ -309,6 +310,7 @@ def delete_accounts_content(conn: Connection, account_ids: list[str]) -> list[st
         blobs,
         incidents,
         quarantines,
+        account_quarantines,
     ):
         conn.execute(delete(table).where(one_of(conn, table.c.account_id, account_ids)))
     return databases

@@ -18,6 +18,17 @@ new deploy does not lift a quarantine by itself, nor does deleting and re-creati
   `quarantine_decay` seconds of quiet after a quarantine ended forgive one.
 * An operator lift ends the quarantine now and forgives every strike.
 
+A Worker's quarantine cannot be shed by deploying the same code under another name: that name's
+first incident is a fresh one for the rule above. So the account answers for its Workers
+(`quarantine_rules.escalation`): once `quarantine_account_workers` distinct Workers of one account
+were quarantined within `quarantine_account_window`, the whole account is. Only quarantines count
+(the verdicts above), never a suspect that was not quarantined, so an innocent neighbour's account
+never is; a Worker quarantine an operator lifted does not count either. While the account is
+quarantined every Worker of it answers 503, nothing can be uploaded or deployed under any name, and
+incidents naming its Workers add no strike. Cooldown: `quarantine_account_cooldown` × 2^(strikes −
+1), at most `quarantine_account_max`, strikes decaying as a Worker's; the verdicts that started it
+are spent (the next one takes as many new ones). An operator lift ends it and forgives its strikes.
+
 Every quarantine and lift writes an audit entry naming the version, the kind and the detail.
 """
 
@@ -27,7 +38,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, delete, insert, select, update
@@ -38,14 +49,27 @@ from mayfly.model import Account, iso_seconds
 from mayfly.services.context import ServiceContext
 from mayfly.services.core import audit
 from mayfly.services.workers.quarantine_rules import (
+    AccountQuarantine,
     Quarantine,
+    Verdict,
+    account_from_row,
+    account_suspended_error,
+    active_account_quarantine,
     active_quarantine,
     cooldown_seconds,
     decayed_strikes,
+    escalation,
     from_row,
     suspended_error,
 )
-from mayfly.storage.tables import accounts, incidents, quarantines, scripts, versions
+from mayfly.storage.tables import (
+    account_quarantines,
+    accounts,
+    incidents,
+    quarantines,
+    scripts,
+    versions,
+)
 
 log = logging.getLogger("mayfly.quarantine")
 
@@ -55,10 +79,12 @@ DETAIL_MAX = 1000
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one incident started: the quarantines, and the hosts whose cached routes must go."""
+    """What one incident started: the quarantines (of Workers, and of whole accounts), and the
+    hosts whose cached routes must go."""
 
     started: list[Quarantine]
     hosts: list[str]
+    accounts: list[AccountQuarantine] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -92,6 +118,7 @@ class QuarantineService:
         incident_id = secrets.token_hex(16)
         started: list[Quarantine] = []
         hosts: list[str] = []
+        escalated: list[AccountQuarantine] = []
         with self.ctx.db.begin() as conn:
             found = self._suspects(conn, suspects)
             conn.execute(
@@ -114,11 +141,26 @@ class QuarantineService:
                         created_at=now,
                     )
                 )
+            paused = {
+                a for a in {s.account_id for s in found} if active_account_quarantine(conn, a, now)
+            }
             for suspect in self._guilty(conn, found, certain, now):
+                if suspect.account_id in paused:
+                    continue  # it struck before its account's quarantine reached every shard
                 quarantine = self._quarantine(conn, suspect, kind, shard, detail, certain, now)
                 if quarantine is not None:
                     started.append(quarantine)
                     hosts.append(self.ctx.worker_host(suspect.script, suspect.account_name))
+            names = {s.account_id: s.account_name for s in found}
+            for account_id in dict.fromkeys(q.account_id for q in started):
+                account = self._escalate(conn, account_id, kind, shard, detail, now)
+                if account is not None:
+                    escalated.append(account)
+                    hosts.extend(
+                        h
+                        for h in self._hosts(conn, account_id, names[account_id])
+                        if h not in hosts
+                    )
         for q in started:
             log.warning(
                 "quarantined Worker %s of account %s until %s: %s (%s)",
@@ -128,7 +170,101 @@ class QuarantineService:
                 q.reason,
                 detail,
             )
-        return Outcome(started, hosts)
+        for a in escalated:
+            log.warning(
+                "quarantined account %s until %s: %s (%s)",
+                a.account_id,
+                iso_seconds(a.until),
+                a.reason,
+                detail,
+            )
+        return Outcome(started, hosts, escalated)
+
+    def _hosts(self, conn: Connection, account_id: str, account_name: str) -> list[str]:
+        """The hosts of every Worker of the account (whose cached routes an account change
+        must drop)."""
+        names = conn.execute(
+            select(scripts.c.name)
+            .where(scripts.c.account_id == account_id)
+            .order_by(scripts.c.name)
+        ).scalars()
+        return [self.ctx.worker_host(name, account_name) for name in names]
+
+    def _escalate(
+        self, conn: Connection, account_id: str, kind: str, shard: str, detail: str, now: datetime
+    ) -> AccountQuarantine | None:
+        """Quarantine the account when its Workers' verdicts add up (quarantine_rules.escalation)."""
+        s = self.ctx.settings
+        row = conn.execute(
+            select(account_quarantines).where(account_quarantines.c.account_id == account_id)
+        ).first()
+        previous = account_from_row(row) if row is not None else None
+        if previous is not None and previous.is_active(now):
+            return None
+        verdicts = [
+            Verdict(r.script, r.started_at)
+            for r in conn.execute(
+                select(quarantines.c.script, quarantines.c.started_at).where(
+                    quarantines.c.account_id == account_id,
+                    quarantines.c.lifted_at.is_(None),
+                    quarantines.c.started_at
+                    >= now - timedelta(seconds=s.quarantine_account_window),
+                )
+            )
+        ]
+        guilty = escalation(
+            verdicts,
+            now,
+            workers=s.quarantine_account_workers,
+            window=s.quarantine_account_window,
+            spent_before=previous.started_at if previous is not None else None,
+        )
+        if guilty is None:
+            return None
+        strikes = decayed_strikes(previous, now, s.quarantine_decay) + 1
+        seconds = cooldown_seconds(strikes, s.quarantine_account_cooldown, s.quarantine_account_max)
+        until = now + timedelta(seconds=seconds)
+        values = {
+            "scripts": guilty,
+            "kind": kind[:16],
+            "detail": detail,
+            "started_at": now,
+            "until": until,
+            "strikes": strikes,
+            "lifted_at": None,
+            "lifted_by": None,
+        }
+        if row is None:
+            conn.execute(insert(account_quarantines).values(account_id=account_id, **values))
+        else:
+            conn.execute(
+                update(account_quarantines)
+                .where(account_quarantines.c.account_id == account_id)
+                .values(**values)
+            )
+        audit.record(
+            conn,
+            account_id,
+            "account.quarantined",
+            DATA_PLANE,
+            now,
+            scripts=guilty,
+            kind=kind,
+            detail=detail,
+            shard=shard,
+            strikes=strikes,
+            seconds=round(seconds),
+            until=iso_seconds(until),
+        )
+        return AccountQuarantine(
+            account_id=account_id,
+            scripts=tuple(guilty),
+            kind=kind[:16],
+            detail=detail,
+            started_at=now,
+            until=until,
+            strikes=strikes,
+        )
 
     def _suspects(self, conn: Connection, version_ids: Sequence[str]) -> list[Suspect]:
         """The suspects' Workers, one per Worker, in the order given (unknown versions dropped)."""
@@ -256,13 +392,36 @@ class QuarantineService:
         with self.ctx.db.read() as conn:
             return active_quarantine(conn, account_id, script, self.ctx.clock.now())
 
+    def active_account(self, account_id: str) -> AccountQuarantine | None:
+        with self.ctx.db.read() as conn:
+            return active_account_quarantine(conn, account_id, self.ctx.clock.now())
+
     def check(self, account: Account, script: str) -> None:
-        """Raise 10060 when the Worker is quarantined (API calls that touch it)."""
+        """Raise 10060 when the Worker or its whole account is quarantined (API calls that touch
+        a Worker, uploads of a new one included)."""
         now = self.ctx.clock.now()
         with self.ctx.db.read() as conn:
-            found = active_quarantine(conn, account.id, script, now)
+            whole = active_account_quarantine(conn, account.id, now)
+            found = active_quarantine(conn, account.id, script, now) if whole is None else None
+        if whole is not None:
+            raise account_suspended_error(whole, account.name, now)
         if found is not None:
             raise suspended_error(found, now)
+
+    def active_accounts_in(self, account_ids: Sequence[str]) -> dict[str, AccountQuarantine]:
+        """Running account quarantines of these accounts, by account id."""
+        if not account_ids:
+            return {}
+        now = self.ctx.clock.now()
+        with self.ctx.db.read() as conn:
+            rows = conn.execute(
+                select(account_quarantines).where(
+                    account_quarantines.c.account_id.in_(list(account_ids)),
+                    account_quarantines.c.until > now,
+                    account_quarantines.c.lifted_at.is_(None),
+                )
+            ).all()
+        return {r.account_id: account_from_row(r) for r in rows}
 
     def active_in(self, account_ids: Sequence[str]) -> list[Quarantine]:
         """Running quarantines of these accounts, by account then script."""
@@ -292,6 +451,21 @@ class QuarantineService:
         with self.ctx.db.read() as conn:
             rows = conn.execute(query.order_by(quarantines.c.until.desc())).all()
         return [(from_row(r), r.account_name) for r in rows]
+
+    def list_accounts(self, include_ended: bool = False) -> list[tuple[AccountQuarantine, str]]:
+        """Every account quarantine (running ones unless `include_ended`) with the account's
+        name."""
+        now = self.ctx.clock.now()
+        query = select(account_quarantines, accounts.c.name.label("account_name")).join(
+            accounts, accounts.c.id == account_quarantines.c.account_id
+        )
+        if not include_ended:
+            query = query.where(
+                account_quarantines.c.until > now, account_quarantines.c.lifted_at.is_(None)
+            )
+        with self.ctx.db.read() as conn:
+            rows = conn.execute(query.order_by(account_quarantines.c.until.desc())).all()
+        return [(account_from_row(r), r.account_name) for r in rows]
 
     # -- operator --------------------------------------------------------------------------
 
@@ -329,6 +503,43 @@ class QuarantineService:
                 until=iso_seconds(found.until),
             )
         return found, self.ctx.worker_host(script, owner.name)
+
+    def lift_account(
+        self, account: str, actor: str = "operator"
+    ) -> tuple[AccountQuarantine, list[str]]:
+        """End a running account quarantine now and forgive its strikes (its Workers' own
+        quarantines stay). `account` is a name or an id. Returns the quarantine as it was and the
+        hosts of the account's Workers (for route invalidation)."""
+        now = self.ctx.clock.now()
+        with self.ctx.db.begin() as conn:
+            owner = conn.execute(
+                select(accounts.c.id, accounts.c.name).where(
+                    (accounts.c.id == account) | (accounts.c.name == account)
+                )
+            ).first()
+            if owner is None:
+                raise NotFound(f"No account named {account!r}.")
+            found = active_account_quarantine(conn, owner.id, now)
+            if found is None:
+                raise NotFound(f"Account {owner.name} is not quarantined.")
+            conn.execute(
+                update(account_quarantines)
+                .where(account_quarantines.c.account_id == owner.id)
+                .values(lifted_at=now, lifted_by=actor, until=now, strikes=0)
+            )
+            audit.record(
+                conn,
+                owner.id,
+                "account.quarantine_lifted",
+                actor,
+                now,
+                scripts=list(found.scripts),
+                kind=found.kind,
+                detail=found.detail,
+                until=iso_seconds(found.until),
+            )
+            hosts = self._hosts(conn, owner.id, owner.name)
+        return found, hosts
 
     async def report(
         self, *, kind: str, shard: str, suspects: Sequence[str], certain: bool, detail: str

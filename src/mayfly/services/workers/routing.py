@@ -14,6 +14,7 @@ from mayfly.services.resources.assets import AssetService
 from mayfly.services.workers.tail import TailHub
 from mayfly.services.workers.versions import load_modules, module_payload
 from mayfly.storage.tables import (
+    account_quarantines,
     accounts,
     moved_hosts,
     quarantines,
@@ -26,6 +27,10 @@ EXPIRED_MESSAGE = "This temporary deployment expired and was deleted."
 MOVED_MESSAGE = "This Worker was claimed and moved; it now lives at"
 QUARANTINED_MESSAGE = (
     "This Worker is quarantined: it took down the server it ran on, so it is paused for a while."
+)
+ACCOUNT_QUARANTINED_MESSAGE = (
+    "This Worker's account is quarantined: several of its Workers took down the servers they ran "
+    "on, so all of them are paused for a while."
 )
 SUSPENDED_MESSAGE = "This Worker's account is suspended by the platform's operator."
 # A suspended account's Workers answer 503 (`x-mayfly-error: suspended`), asking callers to retry
@@ -59,10 +64,23 @@ class RoutingService:
         script_name, account_name = parts
         now = self.ctx.clock.now()
         with self.ctx.db.read() as conn:
+            # The account's running quarantine comes with it (one statement).
             account = conn.execute(
-                select(accounts.c.id, accounts.c.expires_at, accounts.c.suspended_at).where(
-                    accounts.c.name == account_name
+                select(
+                    accounts.c.id,
+                    accounts.c.expires_at,
+                    accounts.c.suspended_at,
+                    account_quarantines.c.until.label("quarantined_until"),
                 )
+                .select_from(
+                    accounts.outerjoin(
+                        account_quarantines,
+                        (account_quarantines.c.account_id == accounts.c.id)
+                        & (account_quarantines.c.until > now)
+                        & account_quarantines.c.lifted_at.is_(None),
+                    )
+                )
+                .where(accounts.c.name == account_name)
             ).first()
             if account is None:
                 moved = self._moved(conn, script_name, account_name)
@@ -106,6 +124,17 @@ class RoutingService:
                 moved = self._moved(conn, script_name, account_name)
                 if moved is not None:
                     return moved
+            elif script.current_version_id is not None and account.quarantined_until is not None:
+                return Route(
+                    status="quarantined",
+                    account_id=account.id,
+                    script=script_name,
+                    message=ACCOUNT_QUARANTINED_MESSAGE,
+                    quarantined_until=max(
+                        as_utc(account.quarantined_until),
+                        as_utc(script.quarantined_until or account.quarantined_until),
+                    ),
+                )
             elif script.current_version_id is not None and script.quarantined_until is not None:
                 return Route(
                     status="quarantined",
@@ -162,6 +191,11 @@ class RoutingService:
             .where(quarantines.c.until > now, quarantines.c.lifted_at.is_(None))
             .subquery()
         )
+        paused = (
+            select(account_quarantines.c.account_id)
+            .where(account_quarantines.c.until > now, account_quarantines.c.lifted_at.is_(None))
+            .subquery()
+        )
         query = (
             select(
                 accounts.c.id,
@@ -176,12 +210,14 @@ class RoutingService:
                 (running.c.account_id == scripts.c.account_id)
                 & (running.c.script == scripts.c.name),
             )
+            .outerjoin(paused, paused.c.account_id == accounts.c.id)
             .where(
                 accounts.c.suspended_at.is_(None),
                 (accounts.c.expires_at.is_(None)) | (accounts.c.expires_at > now),
                 scripts.c.current_version_id.is_not(None),
                 scripts.c.subdomain_enabled.is_(True),
                 running.c.account_id.is_(None),
+                paused.c.account_id.is_(None),
             )
         )
         with self.ctx.db.read() as conn:
