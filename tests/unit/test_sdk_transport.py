@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from mayfly.sdk import APIUnreachable, MayflyAPIError, MayflyClient, UploadModule, WorkerUpload
-from mayfly.sdk.client import USER_AGENT
+from mayfly.sdk.wire import USER_AGENT
 from tests.unit.test_cli_imports import closed_port
 
 Seen = dict[str, Any]

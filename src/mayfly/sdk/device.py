@@ -20,8 +20,9 @@ from typing import Any
 
 import httpx
 
-from mayfly.sdk.client import API_PREFIX, USER_AGENT, normalise_api_url
+from mayfly.sdk.client import API_PREFIX, normalise_api_url
 from mayfly.sdk.errors import APIUnreachable, MayflyAPIError, SDKError
+from mayfly.sdk.wire import USER_AGENT
 
 CLIENT_ID = "mayfly-cli"
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
