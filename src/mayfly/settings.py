@@ -1,6 +1,6 @@
 """The server's settings as one typed object: flag > MAYFLY_* environment variable > default.
 
-Each is declared once, in settings_table.py (name, default, help, parser); the Settings dataclass
+Each is declared once, in settings_table/ (name, default, help, parser); the Settings dataclass
 types them and takes its defaults from there. The CLI builds its `serve` options from SETTINGS
 (and so docs/cli.md, generated from the CLI by `python -m mayfly.cli.docs`), and a test fails when
 a setting has no help text or no field.

@@ -1,4 +1,4 @@
-"""README's settings and quotas tables name real settings (settings_table.py, SETTINGS), with their
+"""README's settings and quotas tables name real settings (settings_table, SETTINGS), with their
 environment variables and, where a default is written as a value, the declared default."""
 
 from __future__ import annotations
