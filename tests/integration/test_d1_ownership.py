@@ -17,7 +17,7 @@ from mayfly.app import Platform
 from mayfly.services.resources import quotas
 from mayfly.services.resources.d1 import limits_for
 from mayfly.settings import Settings
-from mayfly.storage import tables
+from mayfly.storage import resource_tables
 from tests.clock import ManualClock
 from tests.conftest import auth, make_settings, provision
 from tests.integration.test_claim_support import (
@@ -84,7 +84,9 @@ def test_a_claim_moves_databases_renaming_on_a_clash(
     assert rows["result"][0]["results"] == [{"v": "x"}]
     with platform.db.read() as conn:
         left = conn.execute(
-            select(tables.d1_databases).where(tables.d1_databases.c.account_id == temp["id"])
+            select(resource_tables.d1_databases).where(
+                resource_tables.d1_databases.c.account_id == temp["id"]
+            )
         ).first()
     assert left is None
 
@@ -112,7 +114,7 @@ def test_the_reaper_leaves_no_row_and_no_file(
     assert asyncio.run(platform.services.reaper.run_once()) == 1
     assert not [p for p in d1_dir.rglob("*") if p.is_file() and db in p.name]
     with platform.db.read() as conn:
-        assert conn.execute(select(tables.d1_databases)).first() is None
+        assert conn.execute(select(resource_tables.d1_databases)).first() is None
 
 
 def test_quotas_count_databases_and_their_bytes(tmp_path: Path) -> None:

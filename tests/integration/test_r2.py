@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 
 from mayfly.app import Platform
 from mayfly.services.identity.accounts import get_account
-from mayfly.storage import tables
+from mayfly.storage import resource_tables, tables
 from tests.clock import ManualClock
 from tests.conftest import auth, provision, upload_body
 from tests.integration.test_claim_support import cheap_password_hashing, claim_path, web
@@ -193,7 +193,12 @@ def test_the_reaper_leaves_no_row_or_blob(
     svc.r2_multipart.upload_part(bucket_id, "partial", upload, 1, b"part")
     clock.advance(db_platform.settings.temporary_ttl + 1)
     assert asyncio.run(svc.reaper.run_once()) >= 1
-    for table in (tables.r2_buckets, tables.r2_objects, tables.r2_uploads, tables.r2_parts):
+    for table in (
+        resource_tables.r2_buckets,
+        resource_tables.r2_objects,
+        resource_tables.r2_uploads,
+        resource_tables.r2_parts,
+    ):
         assert count(db_platform, table, account["id"]) == 0, table.name
     assert count(db_platform, tables.blobs, account["id"]) == 0
     assert not (db_platform.settings.data_dir / "blobs" / account["id"]).exists()
@@ -254,5 +259,5 @@ def test_a_claim_moves_buckets_and_keeps_bindings_pointing_at_them(
     assert (
         routing.service_host(service["script_id"], code["version_id"]) == "hello-2.acme.localhost"
     )
-    for table in (tables.r2_buckets, tables.r2_objects, tables.blobs):
+    for table in (resource_tables.r2_buckets, resource_tables.r2_objects, tables.blobs):
         assert count(platform, table, temp["id"]) == 0, table.name

@@ -1,4 +1,4 @@
-"""How storage/tables.py and cluster_tables.py spell a column: NOT NULL unless `optional`, and
+"""How storage/tables.py, resource_tables.py and cluster_tables.py spell a column: NOT NULL unless `optional`, and
 names for the types many columns share. (The migrations keep their own literal spelling: what a
 migration that has run created must not change when these do.)"""
 

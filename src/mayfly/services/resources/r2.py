@@ -44,7 +44,7 @@ from mayfly.services.resources.r2_meta import (
     resolve_range,
 )
 from mayfly.services.resources.r2_uploads import UploadGate
-from mayfly.storage.tables import (
+from mayfly.storage.resource_tables import (
     r2_buckets,
     r2_objects,
     r2_parts,

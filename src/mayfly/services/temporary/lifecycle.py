@@ -38,6 +38,13 @@ from mayfly.services.context import ServiceContext
 from mayfly.services.resources.d1 import delete_database_files
 from mayfly.services.workers.cleanup import delete_scripts_of_accounts
 from mayfly.storage.id_sets import one_of
+from mayfly.storage.resource_tables import (
+    d1_databases,
+    r2_buckets,
+    r2_objects,
+    r2_parts,
+    r2_uploads,
+)
 from mayfly.storage.tables import (
     account_quarantines,
     accounts,
@@ -46,7 +53,6 @@ from mayfly.storage.tables import (
     asset_upload_sessions,
     audit_events,
     blobs,
-    d1_databases,
     device_authorizations,
     incidents,
     kv_entries,
@@ -55,10 +61,6 @@ from mayfly.storage.tables import (
     memberships,
     moved_hosts,
     quarantines,
-    r2_buckets,
-    r2_objects,
-    r2_parts,
-    r2_uploads,
     scripts,
     sessions,
     tombstones,

@@ -22,19 +22,21 @@ from mayfly.services.resources.r2 import bucket_rows
 from mayfly.services.workers.inventory import databases_of, namespaces_of, workers_of
 from mayfly.services.workers.quarantine import move_worker_quarantine
 from mayfly.services.workers.script_base import check_script_name
-from mayfly.storage.tables import (
-    asset_files,
-    asset_upload_sessions,
-    blobs,
+from mayfly.storage.resource_tables import (
     d1_databases,
-    deployments,
-    kv_entries,
-    kv_namespaces,
-    moved_hosts,
     r2_buckets,
     r2_objects,
     r2_parts,
     r2_uploads,
+)
+from mayfly.storage.tables import (
+    asset_files,
+    asset_upload_sessions,
+    blobs,
+    deployments,
+    kv_entries,
+    kv_namespaces,
+    moved_hosts,
     scripts,
     versions,
     worker_schedules,

@@ -6,14 +6,16 @@ from sqlalchemy import Connection, delete, select
 
 from mayfly.services.context import ServiceContext
 from mayfly.storage.id_sets import one_of
+from mayfly.storage.resource_tables import (
+    r2_objects,
+    r2_parts,
+)
 from mayfly.storage.tables import (
     asset_files,
     asset_upload_sessions,
     blobs,
     deployments,
     modules,
-    r2_objects,
-    r2_parts,
     scripts,
     versions,
     worker_schedules,

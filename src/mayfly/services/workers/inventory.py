@@ -9,13 +9,15 @@ from sqlalchemy import Connection, func, select
 
 from mayfly.model import Account
 from mayfly.services.context import ServiceContext
-from mayfly.storage.tables import (
+from mayfly.storage.resource_tables import (
     d1_databases,
+    r2_buckets,
+    r2_objects,
+)
+from mayfly.storage.tables import (
     deployments,
     kv_entries,
     kv_namespaces,
-    r2_buckets,
-    r2_objects,
     scripts,
     versions,
 )
