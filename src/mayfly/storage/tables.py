@@ -365,6 +365,25 @@ account_quarantines = Table(
     optional("lifted_by", Email),
 )
 
+address_taints = Table(
+    "address_taints",
+    metadata,
+    # A client address group (accounts.created_by_ip) that provisioned an unclaimed temporary
+    # account whose Worker was quarantined (services/temporary/taints.py), one row per verdict.
+    # Not the account's: the row outlives it (the address answers after the account expired) and
+    # is purged once `until` passed.
+    key("id", Integer, autoincrement=True),
+    required("address", String(64)),
+    required("account_id", Id),
+    required("script", String(64)),
+    required("kind", String(16)),
+    required("tainted_at", Timestamp),
+    required("until", Timestamp, index=True),
+    optional("cleared_at", Timestamp),
+    optional("cleared_by", Email),
+    Index("ix_address_taints_address_until", "address", "until"),
+)
+
 # -- operating (issue 13) -------------------------------------------------------------------------
 
 platform_meta = Table(
