@@ -20,7 +20,7 @@ from mayfly.services.context import ServiceContext
 from mayfly.services.resources.quotas import count_kv_keys, count_workers, quota_for, stored_bytes
 from mayfly.services.resources.r2 import bucket_rows
 from mayfly.services.workers.inventory import databases_of, namespaces_of, workers_of
-from mayfly.services.workers.quarantine import move_worker_quarantine
+from mayfly.services.workers.quarantine_lifts import move_worker_quarantine
 from mayfly.services.workers.script_base import check_script_name
 from mayfly.storage.resource_tables import (
     d1_databases,

@@ -44,23 +44,19 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from mayfly.errors import NotFound
-from mayfly.model import Account, iso_seconds
-from mayfly.services.context import ServiceContext
+from mayfly.model import iso_seconds
 from mayfly.services.core import audit
+from mayfly.services.workers.quarantine_lifts import QuarantineLifts
 from mayfly.services.workers.quarantine_rules import (
     AccountQuarantine,
     Quarantine,
     Verdict,
     account_from_row,
-    account_suspended_error,
     active_account_quarantine,
-    active_quarantine,
     cooldown_seconds,
     decayed_strikes,
     escalation,
     from_row,
-    suspended_error,
 )
 from mayfly.storage.tables import (
     account_quarantines,
@@ -96,11 +92,8 @@ class Suspect:
     prime: bool
 
 
-class QuarantineService:
-    def __init__(self, ctx: ServiceContext):
-        self.ctx = ctx
-
-    # -- incidents -------------------------------------------------------------------------
+class QuarantineService(QuarantineLifts):
+    """Takes in incidents (here); reads (quarantine_reads.py); lifts (quarantine_lifts.py)."""
 
     def record_incident(
         self,
@@ -179,16 +172,6 @@ class QuarantineService:
                 detail,
             )
         return Outcome(started, hosts, escalated)
-
-    def _hosts(self, conn: Connection, account_id: str, account_name: str) -> list[str]:
-        """The hosts of every Worker of the account (whose cached routes an account change
-        must drop)."""
-        names = conn.execute(
-            select(scripts.c.name)
-            .where(scripts.c.account_id == account_id)
-            .order_by(scripts.c.name)
-        ).scalars()
-        return [self.ctx.worker_host(name, account_name) for name in names]
 
     def _escalate(
         self, conn: Connection, account_id: str, kind: str, shard: str, detail: str, now: datetime
@@ -386,161 +369,6 @@ class QuarantineService:
             strikes=strikes,
         )
 
-    # -- reads -----------------------------------------------------------------------------
-
-    def active(self, account_id: str, script: str) -> Quarantine | None:
-        with self.ctx.db.read() as conn:
-            return active_quarantine(conn, account_id, script, self.ctx.clock.now())
-
-    def active_account(self, account_id: str) -> AccountQuarantine | None:
-        with self.ctx.db.read() as conn:
-            return active_account_quarantine(conn, account_id, self.ctx.clock.now())
-
-    def check(self, account: Account, script: str) -> None:
-        """Raise 10060 when the Worker or its whole account is quarantined (API calls that touch
-        a Worker, uploads of a new one included)."""
-        now = self.ctx.clock.now()
-        with self.ctx.db.read() as conn:
-            whole = active_account_quarantine(conn, account.id, now)
-            found = active_quarantine(conn, account.id, script, now) if whole is None else None
-        if whole is not None:
-            raise account_suspended_error(whole, account.name, now)
-        if found is not None:
-            raise suspended_error(found, now)
-
-    def active_accounts_in(self, account_ids: Sequence[str]) -> dict[str, AccountQuarantine]:
-        """Running account quarantines of these accounts, by account id."""
-        if not account_ids:
-            return {}
-        now = self.ctx.clock.now()
-        with self.ctx.db.read() as conn:
-            rows = conn.execute(
-                select(account_quarantines).where(
-                    account_quarantines.c.account_id.in_(list(account_ids)),
-                    account_quarantines.c.until > now,
-                    account_quarantines.c.lifted_at.is_(None),
-                )
-            ).all()
-        return {r.account_id: account_from_row(r) for r in rows}
-
-    def active_in(self, account_ids: Sequence[str]) -> list[Quarantine]:
-        """Running quarantines of these accounts, by account then script."""
-        if not account_ids:
-            return []
-        now = self.ctx.clock.now()
-        with self.ctx.db.read() as conn:
-            rows = conn.execute(
-                select(quarantines)
-                .where(
-                    quarantines.c.account_id.in_(list(account_ids)),
-                    quarantines.c.until > now,
-                    quarantines.c.lifted_at.is_(None),
-                )
-                .order_by(quarantines.c.account_id, quarantines.c.script)
-            ).all()
-        return [from_row(r) for r in rows]
-
-    def list_all(self, include_ended: bool = False) -> list[tuple[Quarantine, str]]:
-        """Every quarantine (running ones unless `include_ended`) with its account's name."""
-        now = self.ctx.clock.now()
-        query = select(quarantines, accounts.c.name.label("account_name")).join(
-            accounts, accounts.c.id == quarantines.c.account_id
-        )
-        if not include_ended:
-            query = query.where(quarantines.c.until > now, quarantines.c.lifted_at.is_(None))
-        with self.ctx.db.read() as conn:
-            rows = conn.execute(query.order_by(quarantines.c.until.desc())).all()
-        return [(from_row(r), r.account_name) for r in rows]
-
-    def list_accounts(self, include_ended: bool = False) -> list[tuple[AccountQuarantine, str]]:
-        """Every account quarantine (running ones unless `include_ended`) with the account's
-        name."""
-        now = self.ctx.clock.now()
-        query = select(account_quarantines, accounts.c.name.label("account_name")).join(
-            accounts, accounts.c.id == account_quarantines.c.account_id
-        )
-        if not include_ended:
-            query = query.where(
-                account_quarantines.c.until > now, account_quarantines.c.lifted_at.is_(None)
-            )
-        with self.ctx.db.read() as conn:
-            rows = conn.execute(query.order_by(account_quarantines.c.until.desc())).all()
-        return [(account_from_row(r), r.account_name) for r in rows]
-
-    # -- operator --------------------------------------------------------------------------
-
-    def lift(self, account: str, script: str, actor: str = "operator") -> tuple[Quarantine, str]:
-        """End a running quarantine now and forgive its strikes. `account` is a name or an id.
-
-        Returns the quarantine as it was and the Worker's host (for route invalidation)."""
-        now = self.ctx.clock.now()
-        with self.ctx.db.begin() as conn:
-            owner = conn.execute(
-                select(accounts.c.id, accounts.c.name).where(
-                    (accounts.c.id == account) | (accounts.c.name == account)
-                )
-            ).first()
-            if owner is None:
-                raise NotFound(f"No account named {account!r}.")
-            found = active_quarantine(conn, owner.id, script, now)
-            if found is None:
-                raise NotFound(f"Worker {script!r} of {owner.name} is not quarantined.")
-            conn.execute(
-                update(quarantines)
-                .where(quarantines.c.account_id == owner.id, quarantines.c.script == script)
-                .values(lifted_at=now, lifted_by=actor, until=now, strikes=0)
-            )
-            audit.record(
-                conn,
-                owner.id,
-                "worker.quarantine_lifted",
-                actor,
-                now,
-                script=script,
-                version_id=found.version_id,
-                kind=found.kind,
-                detail=found.detail,
-                until=iso_seconds(found.until),
-            )
-        return found, self.ctx.worker_host(script, owner.name)
-
-    def lift_account(
-        self, account: str, actor: str = "operator"
-    ) -> tuple[AccountQuarantine, list[str]]:
-        """End a running account quarantine now and forgive its strikes (its Workers' own
-        quarantines stay). `account` is a name or an id. Returns the quarantine as it was and the
-        hosts of the account's Workers (for route invalidation)."""
-        now = self.ctx.clock.now()
-        with self.ctx.db.begin() as conn:
-            owner = conn.execute(
-                select(accounts.c.id, accounts.c.name).where(
-                    (accounts.c.id == account) | (accounts.c.name == account)
-                )
-            ).first()
-            if owner is None:
-                raise NotFound(f"No account named {account!r}.")
-            found = active_account_quarantine(conn, owner.id, now)
-            if found is None:
-                raise NotFound(f"Account {owner.name} is not quarantined.")
-            conn.execute(
-                update(account_quarantines)
-                .where(account_quarantines.c.account_id == owner.id)
-                .values(lifted_at=now, lifted_by=actor, until=now, strikes=0)
-            )
-            audit.record(
-                conn,
-                owner.id,
-                "account.quarantine_lifted",
-                actor,
-                now,
-                scripts=list(found.scripts),
-                kind=found.kind,
-                detail=found.detail,
-                until=iso_seconds(found.until),
-            )
-            hosts = self._hosts(conn, owner.id, owner.name)
-        return found, hosts
-
     async def report(
         self, *, kind: str, shard: str, suspects: Sequence[str], certain: bool, detail: str
     ) -> Outcome:
@@ -559,31 +387,3 @@ class QuarantineService:
                 )
 
         return await asyncio.to_thread(record)
-
-
-def move_worker_quarantine(
-    conn: Connection, source_id: str, name: str, target_id: str, new_name: str
-) -> None:
-    """A claim moves a Worker into another account: its quarantine and strikes go with it."""
-    moving = conn.execute(
-        select(quarantines.c.script).where(
-            quarantines.c.account_id == source_id, quarantines.c.script == name
-        )
-    ).first()
-    if moving is not None:
-        # A row under the new name can only be left from a deleted Worker of the target.
-        conn.execute(
-            delete(quarantines).where(
-                quarantines.c.account_id == target_id, quarantines.c.script == new_name
-            )
-        )
-        conn.execute(
-            update(quarantines)
-            .where(quarantines.c.account_id == source_id, quarantines.c.script == name)
-            .values(account_id=target_id, script=new_name)
-        )
-    conn.execute(
-        update(incidents)
-        .where(incidents.c.account_id == source_id, incidents.c.script == name)
-        .values(account_id=target_id, script=new_name)
-    )
