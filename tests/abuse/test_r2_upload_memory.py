@@ -17,9 +17,7 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from mayfly.app import Platform
-from mayfly.storage.resource_tables import (
-    r2_buckets,
-)
+from mayfly.storage.resource_tables import r2_buckets
 from tests.conftest import auth, make_settings, provision
 
 WAIT = 10  # seconds: a guard against hanging, never a synchronisation

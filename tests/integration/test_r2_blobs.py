@@ -15,13 +15,8 @@ from starlette.testclient import TestClient
 
 from mayfly.app import Platform
 from mayfly.services.resources.r2_blobs import hold_blob, release_blobs
-from mayfly.storage.resource_tables import (
-    r2_buckets,
-    r2_objects,
-)
-from mayfly.storage.tables import (
-    blobs,
-)
+from mayfly.storage.resource_tables import r2_buckets, r2_objects
+from mayfly.storage.tables import blobs
 from tests.clock import ManualClock
 from tests.conftest import make_settings, provision
 from tests.integration.test_r2 import create_bucket, put_object

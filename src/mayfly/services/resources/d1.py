@@ -34,12 +34,8 @@ from mayfly.services.core.owned import named_row
 from mayfly.services.resources import d1_sql, quotas
 from mayfly.services.resources.d1_runner import D1Runner
 from mayfly.settings import Settings
-from mayfly.storage.resource_tables import (
-    d1_databases,
-)
-from mayfly.storage.tables import (
-    accounts,
-)
+from mayfly.storage.resource_tables import d1_databases
+from mayfly.storage.tables import accounts
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 MAX_STATEMENTS = 10_000  # statements in one query body (a batch); a file may hold more

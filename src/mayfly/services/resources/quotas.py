@@ -20,12 +20,7 @@ from sqlalchemy import Column, ColumnElement, Connection, Select, Table, Text, c
 from mayfly.errors import QuotaExceeded
 from mayfly.model import AccountKind
 from mayfly.settings import Settings
-from mayfly.storage.resource_tables import (
-    d1_databases,
-    r2_buckets,
-    r2_objects,
-    r2_parts,
-)
+from mayfly.storage.resource_tables import d1_databases, r2_buckets, r2_objects, r2_parts
 from mayfly.storage.tables import (
     accounts,
     asset_files,

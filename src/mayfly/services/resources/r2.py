@@ -44,12 +44,7 @@ from mayfly.services.resources.r2_meta import (
     resolve_range,
 )
 from mayfly.services.resources.r2_uploads import UploadGate
-from mayfly.storage.resource_tables import (
-    r2_buckets,
-    r2_objects,
-    r2_parts,
-    r2_uploads,
-)
+from mayfly.storage.resource_tables import r2_buckets, r2_objects, r2_parts, r2_uploads
 
 LIST_LIMIT = 1000
 STORE_ATTEMPTS = 3

@@ -13,16 +13,8 @@ from __future__ import annotations
 from sqlalchemy import Connection, exists, select
 
 from mayfly.services.context import ServiceContext
-from mayfly.storage.resource_tables import (
-    r2_objects,
-    r2_parts,
-)
-from mayfly.storage.tables import (
-    asset_files,
-    blobs,
-    modules,
-    versions,
-)
+from mayfly.storage.resource_tables import r2_objects, r2_parts
+from mayfly.storage.tables import asset_files, blobs, modules, versions
 
 
 def hold_blob(conn: Connection, account_id: str, digest: str) -> None:

@@ -20,10 +20,7 @@ from mayfly.services.resources.r2_meta import (
     http_metadata,
     multipart_etag,
 )
-from mayfly.storage.resource_tables import (
-    r2_parts,
-    r2_uploads,
-)
+from mayfly.storage.resource_tables import r2_parts, r2_uploads
 
 MAX_PARTS = 10_000
 # Cloudflare's minimum for every part but the last.

@@ -20,11 +20,7 @@ from sqlalchemy import select
 from mayfly.errors import BucketNotFound, PayloadTooLarge, RateLimited, ValidationError
 from mayfly.services.context import ServiceContext
 from mayfly.services.resources import quotas
-from mayfly.storage.resource_tables import (
-    r2_buckets,
-    r2_objects,
-    r2_parts,
-)
+from mayfly.storage.resource_tables import r2_buckets, r2_objects, r2_parts
 
 __all__ = ["UploadGate", "declared_length", "receive"]
 

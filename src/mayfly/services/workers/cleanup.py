@@ -6,10 +6,7 @@ from sqlalchemy import Connection, delete, select
 
 from mayfly.services.context import ServiceContext
 from mayfly.storage.id_sets import one_of
-from mayfly.storage.resource_tables import (
-    r2_objects,
-    r2_parts,
-)
+from mayfly.storage.resource_tables import r2_objects, r2_parts
 from mayfly.storage.tables import (
     asset_files,
     asset_upload_sessions,

@@ -9,18 +9,8 @@ from sqlalchemy import Connection, func, select
 
 from mayfly.model import Account
 from mayfly.services.context import ServiceContext
-from mayfly.storage.resource_tables import (
-    d1_databases,
-    r2_buckets,
-    r2_objects,
-)
-from mayfly.storage.tables import (
-    deployments,
-    kv_entries,
-    kv_namespaces,
-    scripts,
-    versions,
-)
+from mayfly.storage.resource_tables import d1_databases, r2_buckets, r2_objects
+from mayfly.storage.tables import deployments, kv_entries, kv_namespaces, scripts, versions
 
 
 @dataclass(frozen=True)

@@ -16,16 +16,8 @@ from mayfly.services.core.crypto import Crypto
 from mayfly.services.workers.handlers import detect_handlers
 from mayfly.services.workers.uploads import Module, UploadPlan, check_env_var_count
 from mayfly.storage.blobs import BlobStore
-from mayfly.storage.resource_tables import (
-    d1_databases,
-    r2_buckets,
-)
-from mayfly.storage.tables import (
-    kv_namespaces,
-    modules,
-    scripts,
-    versions,
-)
+from mayfly.storage.resource_tables import d1_databases, r2_buckets
+from mayfly.storage.tables import kv_namespaces, modules, scripts, versions
 
 
 @dataclass(frozen=True)
