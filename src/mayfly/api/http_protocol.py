@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from mayfly.api.envelope import failure
 from mayfly.services.core.ratelimit import address_group
 
 UNPARSABLE_CODE = 10021  # a validation error, as every other bad input
@@ -105,14 +105,7 @@ class ConnectionLimits:
 
 
 def _envelope(status: int, code: int, message: str, extra: list[bytes] | None = None) -> bytes:
-    body = json.dumps(
-        {
-            "success": False,
-            "errors": [{"code": code, "message": message}],
-            "messages": [],
-            "result": None,
-        }
-    ).encode()
+    body = bytes(failure(code, message, status).body)
     head = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status])]
     head += extra or []
     head.append(b"content-type: application/json\r\n")
