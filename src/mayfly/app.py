@@ -269,6 +269,7 @@ class Platform:
             return
         self.services.ctx.metrics.incidents.labels(incident.kind).inc()
         self.services.ctx.metrics.quarantines.inc(len(outcome.started))
+        self.services.ctx.metrics.address_taints.inc(len(outcome.taints))
         self.services.ctx.metrics.account_quarantines.inc(len(outcome.accounts))
         if outcome.hosts:
             # Not awaited: the data plane may be waiting on this callback to replace the shard,

@@ -54,6 +54,8 @@ class Settings:
     challenge_ttl: int = default("challenge_ttl")
     challenges_per_minute: int = default("challenges_per_minute")
     accounts_per_hour: int = default("accounts_per_hour")
+    address_taint_seconds: float = default("address_taint_seconds")
+    tainted_accounts_per_hour: int = default("tainted_accounts_per_hour")
     max_live_temporary: int = default("max_live_temporary")
     max_upload_bytes: int = default("max_upload_bytes")
     quota_bytes_temporary: int = default("quota_bytes_temporary")

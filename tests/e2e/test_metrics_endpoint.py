@@ -54,6 +54,7 @@ def test_metrics_after_traffic(tmp_path: Path) -> None:
         "mayfly_reaper_pass_duration_seconds_count",
         'mayfly_db_pool_connections{pool="write",state="checked_out"}',
         "mayfly_quarantines_total",
+        "mayfly_address_taints_total",
     ):
         assert name in text, name
     assert account["id"] not in text

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mayfly.api.auth import services
+from mayfly.api.auth import in_thread, services
 from mayfly.api.envelope import json_body, ok
 from mayfly.api.openapi import BOOLEAN, IDENTIFIER, INTEGER, STRING, TIMESTAMP, obj, operation
 from mayfly.model import iso_seconds
@@ -36,7 +36,8 @@ TAG = "Provisioning"
     ),
 )
 async def challenge(request: Request) -> Response:
-    return ok(services(request).provisioning.challenge(client_address(request)))
+    provisioning, client = services(request).provisioning, client_address(request)
+    return ok(await in_thread(lambda: provisioning.challenge(client)))
 
 
 @operation(

@@ -15,6 +15,7 @@ from mayfly.cli.admin_accounts import (
 )
 from mayfly.cli.admin_backup import backup_command, restore_command
 from mayfly.cli.admin_events import event_group
+from mayfly.cli.admin_taints import taint_group
 from mayfly.cli.serve import settings_options
 from mayfly.model import iso_seconds as iso
 
@@ -35,6 +36,7 @@ admin.add_command(backup_command)
 admin.add_command(restore_command)
 
 admin.add_command(event_group)
+admin.add_command(taint_group)
 
 
 @account.command("create")

@@ -105,5 +105,20 @@ SERVER: tuple[Setting, ...] = (
     Setting(
         "accounts_per_hour", 20, "Temporary accounts one client address may create an hour.", int
     ),
+    Setting(
+        "address_taint_seconds",
+        86400.0,
+        "Seconds a client address (IPv6: its /64) stays tainted once a Worker of an unclaimed "
+        "temporary account provisioned from it was quarantined: its new temporary accounts cost "
+        "the maximum proof of work and at most --tainted-accounts-per-hour; 0: never taint.",
+        float,
+    ),
+    Setting(
+        "tainted_accounts_per_hour",
+        2,
+        "Temporary accounts a tainted client address may create an hour (instead of "
+        "--accounts-per-hour).",
+        int,
+    ),
     Setting("max_live_temporary", 10000, "Global cap on live temporary accounts.", int),
 )

@@ -59,6 +59,12 @@ class Metrics:
             "mayfly_account_quarantines",
             "Whole accounts quarantined because several of their Workers were.",
         )
+        self.address_taints = self._counter(
+            "mayfly_address_taints",
+            "Client addresses tainted (their new temporary accounts cost the maximum proof of work "
+            "and fewer are allowed) because a Worker of an account provisioned from them was "
+            "quarantined.",
+        )
         self.challenges = self._counter(
             "mayfly_provisioning_challenges", "Proof-of-work challenges issued."
         )

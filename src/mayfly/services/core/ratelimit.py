@@ -67,12 +67,14 @@ class SlidingWindowLimiter:
                 message or f"Too many {self.what}; retry in {wait} s.", retry_after=wait
             )
 
-    def retry_after(self, key: str, now: float) -> int:
-        """Seconds until key may act again (0: now), without counting anything."""
+    def retry_after(self, key: str, now: float, *, limit: int | None = None) -> int:
+        """Seconds until key may act again (0: now), without counting anything; under `limit`
+        instead of the limiter's own when given (a lower one: only `limit` hits are kept)."""
+        limit = self.limit if limit is None else max(1, min(limit, self.limit))
         if self._shared is not None:
-            return self._shared.retry_after(key[:MAX_KEY_LENGTH], self.limit, self.window, now)
+            return self._shared.retry_after(key[:MAX_KEY_LENGTH], limit, self.window, now)
         with self._lock:
-            return self._wait(key, now)
+            return self._wait(key, now, limit)
 
     def record(self, key: str, now: float) -> None:
         """Count one event for key without checking the limit (e.g. a failed log-in)."""
@@ -104,12 +106,13 @@ class SlidingWindowLimiter:
         with self._lock:
             return self._prune(now)
 
-    def _wait(self, key: str, now: float) -> int:
+    def _wait(self, key: str, now: float, limit: int | None = None) -> int:
+        limit = self.limit if limit is None else limit
         hits = self._hits.get(key[:MAX_KEY_LENGTH])
-        if not hits or len(hits) < self.limit:
+        if not hits or len(hits) < limit:
             return 0
         # Allowed again once the limit-th most recent hit leaves the window.
-        expires = hits[-self.limit] + self.window
+        expires = hits[-limit] + self.window
         return max(1, math.ceil(expires - now)) if expires > now else 0
 
     def _append(self, key: str, now: float) -> None:

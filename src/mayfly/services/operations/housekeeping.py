@@ -1,6 +1,7 @@
 """What nobody else would ever clean: tails nobody reads, expired asset upload sessions and the
-files only they kept, blob files no row names, D1 files of no database (and import uploads never
-run), idle keys of the in-memory limiters and D1's cached targets of deleted databases.
+files only they kept, address taints that ended, blob files no row names, D1 files of no
+database (and import uploads never run), idle keys of the in-memory limiters and D1's cached
+targets of deleted databases.
 
 Runs next to the reaper in `mayfly serve`: tails every few seconds (an expired or deleted
 account's tail must stop soon), the rest every reaper interval.
@@ -98,6 +99,9 @@ class Housekeeper:
             "limiter keys forgotten": self.prune_limiters(),
             "accounts' expired upload sessions purged": await asyncio.to_thread(
                 self.purge_upload_sessions
+            ),
+            "ended address taints purged": await asyncio.to_thread(
+                self.services.provisioning.taints.purge
             ),
         }
         await asyncio.to_thread(self.services.d1.forget_targets)  # routine: not logged

@@ -54,6 +54,11 @@ class AdaptiveDifficulty:
         if client is not None:
             self.address_recent.record(client, now)
 
+    def maximum(self) -> Difficulty:
+        """The most work a challenge asks (`pow_k` × `pow_g`, within wrangler's bound), whatever
+        the pressure: what a tainted address pays (taints.py)."""
+        return Difficulty(k=self.k, g=self.max_g, pressure=1.0)
+
     def difficulty(self, client: str | None = None, *, now: float) -> Difficulty:
         """The work a challenge issued now would ask of client (None: platform-wide only)."""
         pressure = _share(self.platform_recent, GLOBAL, now)

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from mayfly.errors import ProofOfWorkInvalid, RateLimited, ValidationError
-from mayfly.model import ProvisionedAccount
+from mayfly.model import ProvisionedAccount, iso_seconds
 from mayfly.services.context import ServiceContext
 from mayfly.services.core import audit
 from mayfly.services.core.crypto import hash_token
@@ -22,6 +22,7 @@ from mayfly.services.identity.tokens import create_token
 from mayfly.services.temporary import pow
 from mayfly.services.temporary.difficulty import AdaptiveDifficulty, Difficulty
 from mayfly.services.temporary.events import EventService, take_account
+from mayfly.services.temporary.taints import WHY, AddressTaint, TaintService
 from mayfly.storage.tables import accounts, used_challenges
 
 
@@ -37,16 +38,21 @@ class ProvisioningService:
         )
         self.adaptive = AdaptiveDifficulty(s)
         self.events = EventService(ctx)
+        self.taints = TaintService(ctx)
 
     def difficulty(self, client: str | None = None) -> Difficulty:
         """The work a challenge issued now asks (for client, or platform-wide when None)."""
         return self.adaptive.difficulty(client, now=self.ctx.clock.now().timestamp())
 
     def challenge(self, client: str) -> dict[str, Any]:
+        """A signed challenge (blocking: reads whether the address is tainted)."""
         now = self.ctx.clock.now()
         self.challenge_limiter.hit(client, now.timestamp())
         s = self.ctx.settings
-        work = self.adaptive.difficulty(client, now=now.timestamp())
+        if self.taints.active(client) is not None:
+            work = self.adaptive.maximum()
+        else:
+            work = self.adaptive.difficulty(client, now=now.timestamp())
         token, challenge = pow.issue(self.ctx.crypto, work.k, work.g, now, s.challenge_ttl)
         return {
             "challengeToken": token,
@@ -73,12 +79,42 @@ class ProvisioningService:
         now = self.ctx.clock.now()
         challenge = pow.open_token(self.ctx.crypto, token, now)
         await asyncio.to_thread(pow.verify, challenge, checkpoints, self.ctx.settings.pow_samples)
+        taint = await asyncio.to_thread(self.taints.active, client)
+        if taint is not None:
+            self._check_tainted(challenge, taint, event_code is None)
         if event_code is None:
             self.account_limiter.hit(client, now.timestamp())
         created = await asyncio.to_thread(self._create_account, challenge, client, event_code)
         # An event's accounts are bounded by its budget: they do not raise the room's work.
         self.adaptive.record(client if event_code is None else None, now.timestamp())
         return created
+
+    def _check_tainted(self, challenge: pow.Challenge, taint: AddressTaint, limited: bool) -> None:
+        """A tainted address (taints.py): the challenge must have asked the maximum work (one
+        issued before the taint, or to another address, asked less), and without an event code
+        its own hourly allowance applies."""
+        now = self.ctx.clock.now()
+        until = iso_seconds(taint.until)
+        if challenge.k * challenge.g < self.adaptive.maximum().work:
+            raise ProofOfWorkInvalid(
+                f"Temporary accounts from this address cost the maximum proof of work until "
+                f"{until}: {WHY}. This challenge asked less; request a new one and solve it."
+            )
+        if not limited:
+            return
+        # The accounts created within the hour before the taint count too: the allowance drops.
+        allowed = self.ctx.settings.tainted_accounts_per_hour
+        wait = self.account_limiter.retry_after(taint.address, now.timestamp(), limit=allowed)
+        if wait:
+            # Once the taint ends, the address's usual allowance applies again.
+            wait = min(wait, max(1, taint.seconds_left(now)))
+            raise RateLimited(
+                f"Too many temporary accounts from this address: {WHY} (a Worker of one of "
+                f"them was quarantined), so until {until} it may create only {allowed} an hour. "
+                f"Retry in {wait} s, keep using an account you already have (claim it to keep "
+                "it), or ask the platform's operator.",
+                retry_after=wait,
+            )
 
     def _create_account(
         self, challenge: pow.Challenge, client: str, event_code: str | None

@@ -29,6 +29,10 @@ incidents naming its Workers add no strike. Cooldown: `quarantine_account_cooldo
 1), at most `quarantine_account_max`, strikes decaying as a Worker's; the verdicts that started it
 are spent (the next one takes as many new ones). An operator lift ends it and forgives its strikes.
 
+A Worker quarantine of an unclaimed temporary account also taints the client address the
+account was provisioned from (services/temporary/taints.py): a new account is a fresh start for
+the rules above, so the address answers for it. A lift of the Worker's quarantine clears it.
+
 Every quarantine and lift writes an audit entry naming the version, the kind and the detail.
 """
 
@@ -46,6 +50,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mayfly.model import iso_seconds
 from mayfly.services.core import audit
+from mayfly.services.temporary.taints import AddressTaint, taint_for_verdict
 from mayfly.services.workers.quarantine_lifts import QuarantineLifts
 from mayfly.services.workers.quarantine_rules import (
     AccountQuarantine,
@@ -81,6 +86,7 @@ class Outcome:
     started: list[Quarantine]
     hosts: list[str]
     accounts: list[AccountQuarantine] = field(default_factory=list)
+    taints: list[AddressTaint] = field(default_factory=list)  # addresses the verdicts tainted
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,7 @@ class QuarantineService(QuarantineLifts):
         started: list[Quarantine] = []
         hosts: list[str] = []
         escalated: list[AccountQuarantine] = []
+        tainted: list[AddressTaint] = []
         with self.ctx.db.begin() as conn:
             found = self._suspects(conn, suspects)
             conn.execute(
@@ -144,6 +151,11 @@ class QuarantineService(QuarantineLifts):
                 if quarantine is not None:
                     started.append(quarantine)
                     hosts.append(self.ctx.worker_host(suspect.script, suspect.account_name))
+                    taint = taint_for_verdict(
+                        conn, s, suspect.account_id, suspect.script, kind, DATA_PLANE, now
+                    )
+                    if taint is not None:
+                        tainted.append(taint)
             names = {s.account_id: s.account_name for s in found}
             for account_id in dict.fromkeys(q.account_id for q in started):
                 account = self._escalate(conn, account_id, kind, shard, detail, now)
@@ -171,7 +183,16 @@ class QuarantineService(QuarantineLifts):
                 a.reason,
                 detail,
             )
-        return Outcome(started, hosts, escalated)
+        for t in tainted:
+            log.warning(
+                "tainted address %s until %s: Worker %s of account %s, provisioned from it, "
+                "was quarantined",
+                t.address,
+                iso_seconds(t.until),
+                t.script,
+                t.account_id,
+            )
+        return Outcome(started, hosts, escalated, tainted)
 
     def _escalate(
         self, conn: Connection, account_id: str, kind: str, shard: str, detail: str, now: datetime

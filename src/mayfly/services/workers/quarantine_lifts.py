@@ -7,6 +7,7 @@ from sqlalchemy import Connection, delete, select, update
 from mayfly.errors import NotFound
 from mayfly.model import iso_seconds
 from mayfly.services.core import audit
+from mayfly.services.temporary.taints import clear_worker_taints
 from mayfly.services.workers.quarantine_reads import QuarantineReads
 from mayfly.services.workers.quarantine_rules import (
     AccountQuarantine,
@@ -53,6 +54,8 @@ class QuarantineLifts(QuarantineReads):
                 detail=found.detail,
                 until=iso_seconds(found.until),
             )
+            # The operator judged the verdict: the address it tainted is not held to it.
+            clear_worker_taints(conn, owner.id, script, actor, now)
         return found, self.ctx.worker_host(script, owner.name)
 
     def lift_account(
