@@ -24,8 +24,21 @@ KIND_WORDS = {
 }
 
 
+class Cooldown:
+    """What a Worker's and an account's quarantine share: running until `until` unless lifted."""
+
+    until: datetime
+    lifted_at: datetime | None
+
+    def is_active(self, now: datetime) -> bool:
+        return self.lifted_at is None and as_utc(self.until) > now
+
+    def seconds_left(self, now: datetime) -> int:
+        return max(0, math.ceil((as_utc(self.until) - now).total_seconds()))
+
+
 @dataclass(frozen=True)
-class Quarantine:
+class Quarantine(Cooldown):
     account_id: str
     script: str
     version_id: str
@@ -36,12 +49,6 @@ class Quarantine:
     strikes: int
     lifted_at: datetime | None = None
     lifted_by: str | None = None
-
-    def is_active(self, now: datetime) -> bool:
-        return self.lifted_at is None and as_utc(self.until) > now
-
-    def seconds_left(self, now: datetime) -> int:
-        return max(0, math.ceil((as_utc(self.until) - now).total_seconds()))
 
     @property
     def reason(self) -> str:
@@ -162,7 +169,7 @@ def escalation(
 
 
 @dataclass(frozen=True)
-class AccountQuarantine:
+class AccountQuarantine(Cooldown):
     account_id: str
     scripts: tuple[str, ...]  # the Workers whose verdicts started it
     kind: str
@@ -172,12 +179,6 @@ class AccountQuarantine:
     strikes: int
     lifted_at: datetime | None = None
     lifted_by: str | None = None
-
-    def is_active(self, now: datetime) -> bool:
-        return self.lifted_at is None and as_utc(self.until) > now
-
-    def seconds_left(self, now: datetime) -> int:
-        return max(0, math.ceil((as_utc(self.until) - now).total_seconds()))
 
     @property
     def reason(self) -> str:
