@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, delete, select, update
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, select, update
 
 from mayfly.errors import NotFound
 from mayfly.model import iso_seconds
@@ -27,13 +29,7 @@ class QuarantineLifts(QuarantineReads):
         Returns the quarantine as it was and the Worker's host (for route invalidation)."""
         now = self.ctx.clock.now()
         with self.ctx.db.begin() as conn:
-            owner = conn.execute(
-                select(accounts.c.id, accounts.c.name).where(
-                    (accounts.c.id == account) | (accounts.c.name == account)
-                )
-            ).first()
-            if owner is None:
-                raise NotFound(f"No account named {account!r}.")
+            owner = _owner(conn, account)
             found = active_quarantine(conn, owner.id, script, now)
             if found is None:
                 raise NotFound(f"Worker {script!r} of {owner.name} is not quarantined.")
@@ -66,13 +62,7 @@ class QuarantineLifts(QuarantineReads):
         hosts of the account's Workers (for route invalidation)."""
         now = self.ctx.clock.now()
         with self.ctx.db.begin() as conn:
-            owner = conn.execute(
-                select(accounts.c.id, accounts.c.name).where(
-                    (accounts.c.id == account) | (accounts.c.name == account)
-                )
-            ).first()
-            if owner is None:
-                raise NotFound(f"No account named {account!r}.")
+            owner = _owner(conn, account)
             found = active_account_quarantine(conn, owner.id, now)
             if found is None:
                 raise NotFound(f"Account {owner.name} is not quarantined.")
@@ -122,3 +112,15 @@ def move_worker_quarantine(
         .where(incidents.c.account_id == source_id, incidents.c.script == name)
         .values(account_id=target_id, script=new_name)
     )
+
+
+def _owner(conn: Connection, account: str) -> Row[Any, Any]:
+    """The account (id and name) an operator named by its name or id."""
+    owner = conn.execute(
+        select(accounts.c.id, accounts.c.name).where(
+            (accounts.c.id == account) | (accounts.c.name == account)
+        )
+    ).first()
+    if owner is None:
+        raise NotFound(f"No account named {account!r}.")
+    return owner
