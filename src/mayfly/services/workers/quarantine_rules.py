@@ -25,10 +25,30 @@ KIND_WORDS = {
 
 
 class Cooldown:
-    """What a Worker's and an account's quarantine share: running until `until` unless lifted."""
+    """What a Worker's and an account's quarantine share: why (kind, detail, in words: `reason`),
+    since when, until when unless lifted, and the strikes that set its length."""
 
+    kind: str
+    detail: str
+    started_at: datetime
     until: datetime
+    strikes: int
     lifted_at: datetime | None
+
+    @property
+    def reason(self) -> str:
+        raise NotImplementedError
+
+    def cooldown_json(self, now: datetime) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "reason": self.reason,
+            "detail": self.detail,
+            "started_at": iso_seconds(self.started_at),
+            "until": iso_seconds(self.until),
+            "seconds_left": self.seconds_left(now),
+            "strikes": self.strikes,
+        }
 
     def is_active(self, now: datetime) -> bool:
         return self.lifted_at is None and as_utc(self.until) > now
@@ -56,17 +76,20 @@ class Quarantine(Cooldown):
         return f"version {self.version_id} {KIND_WORDS.get(self.kind, self.kind)}"
 
     def to_json(self, now: datetime) -> dict[str, Any]:
-        return {
-            "script": self.script,
-            "version_id": self.version_id,
-            "kind": self.kind,
-            "reason": self.reason,
-            "detail": self.detail,
-            "started_at": iso_seconds(self.started_at),
-            "until": iso_seconds(self.until),
-            "seconds_left": self.seconds_left(now),
-            "strikes": self.strikes,
-        }
+        return {"script": self.script, "version_id": self.version_id, **self.cooldown_json(now)}
+
+
+def cooldown_fields(row: Any) -> dict[str, Any]:
+    """The columns a Worker's and an account's quarantine rows share, as record fields."""
+    return {
+        "kind": row.kind,
+        "detail": row.detail,
+        "started_at": as_utc(row.started_at),
+        "until": as_utc(row.until),
+        "strikes": row.strikes,
+        "lifted_at": as_utc(row.lifted_at) if row.lifted_at is not None else None,
+        "lifted_by": row.lifted_by,
+    }
 
 
 def from_row(row: Any) -> Quarantine:
@@ -74,13 +97,7 @@ def from_row(row: Any) -> Quarantine:
         account_id=row.account_id,
         script=row.script,
         version_id=row.version_id,
-        kind=row.kind,
-        detail=row.detail,
-        started_at=as_utc(row.started_at),
-        until=as_utc(row.until),
-        strikes=row.strikes,
-        lifted_at=as_utc(row.lifted_at) if row.lifted_at is not None else None,
-        lifted_by=row.lifted_by,
+        **cooldown_fields(row),
     )
 
 
@@ -190,29 +207,14 @@ class AccountQuarantine(Cooldown):
         )
 
     def to_json(self, now: datetime) -> dict[str, Any]:
-        return {
-            "scripts": list(self.scripts),
-            "kind": self.kind,
-            "reason": self.reason,
-            "detail": self.detail,
-            "started_at": iso_seconds(self.started_at),
-            "until": iso_seconds(self.until),
-            "seconds_left": self.seconds_left(now),
-            "strikes": self.strikes,
-        }
+        return {"scripts": list(self.scripts), **self.cooldown_json(now)}
 
 
 def account_from_row(row: Any) -> AccountQuarantine:
     return AccountQuarantine(
         account_id=row.account_id,
         scripts=tuple(row.scripts or ()),
-        kind=row.kind,
-        detail=row.detail,
-        started_at=as_utc(row.started_at),
-        until=as_utc(row.until),
-        strikes=row.strikes,
-        lifted_at=as_utc(row.lifted_at) if row.lifted_at is not None else None,
-        lifted_by=row.lifted_by,
+        **cooldown_fields(row),
     )
 
 
