@@ -196,6 +196,10 @@ def platform_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "workers_port": 0,
         "accounts_per_hour": 10_000,
         "challenges_per_minute": 10_000,
+        # These tests make every account from 127.0.0.1, and many take a shard down on purpose: a
+        # taint would cut that address to 2 accounts an hour for the rest of the module
+        # (tests/integration/test_address_taints.py tests tainting).
+        "address_taint_seconds": 0.0,
         "shards": 2,
     }
     values.update(overrides)

@@ -27,9 +27,6 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivePlatform]:
         tmp_path_factory.mktemp("quarantine"),
         quarantine_cooldown=COOLDOWN,
         quarantine_account_cooldown=ACCOUNT_COOLDOWN,
-        # Every account here comes from 127.0.0.1: a quarantine would taint it for the next
-        # tests' provisioning (tests/integration/test_address_taints.py tests that).
-        address_taint_seconds=0.0,
     )
     # Routes cached for 10 minutes: only the invalidation and the quarantine's end can change
     # what a shard answers during this test.
