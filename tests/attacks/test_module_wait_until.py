@@ -6,6 +6,9 @@ only a neighbour's request was in flight, and the neighbour was blamed with cert
 quarantined. The same goes for the real ExecutionContext's waitUntil, which a WorkerEntrypoint's
 RPC method (no fetch: not wrapped) is handed, and for work left from a WebSocket handler after the
 response (no invocation of the version is open then: the prelude asks the dispatcher to hold one).
+An isolate whose first call is a named entrypoint or an RPC method (through a service binding of
+another Worker of the account) got a real context before the prelude had replaced the prototype's
+waitUntil, so the tenant could keep the original method and run its work uncapped and unseen.
 """
 
 from __future__ import annotations
@@ -64,6 +67,60 @@ export default {
   },
 };
 """
+# The first call into the isolate is an RPC method (of a named entrypoint, or of a default class
+# without fetch) or a named entrypoint's fetch, reached through another Worker's service binding:
+# it keeps the prototype's waitUntil as it finds it and spins in it after its caller answered.
+SPIN_WITH_PROTOTYPE = (
+    "const raw = Object.getPrototypeOf(this.ctx).waitUntil;\n"
+    "    raw.call(this.ctx, new Promise((resolve) => setTimeout(resolve, 800))"
+    ".then(() => { while (true) {} }));"
+)
+NAMED_RPC_FIRST_SPIN = f"""
+import {{ WorkerEntrypoint }} from "cloudflare:workers";
+export class Helper extends WorkerEntrypoint {{
+  async later() {{
+    {SPIN_WITH_PROTOTYPE}
+    return "ok";
+  }}
+}}
+export default {{
+  async fetch() {{ return new Response("default"); }},
+}};
+"""
+DEFAULT_RPC_FIRST_SPIN = f"""
+import {{ WorkerEntrypoint }} from "cloudflare:workers";
+export default class extends WorkerEntrypoint {{
+  async later() {{
+    {SPIN_WITH_PROTOTYPE}
+    return "ok";
+  }}
+}}
+"""
+NAMED_FETCH_FIRST_SPIN = f"""
+import {{ WorkerEntrypoint }} from "cloudflare:workers";
+export class Helper extends WorkerEntrypoint {{
+  async fetch() {{
+    {SPIN_WITH_PROTOTYPE}
+    return new Response("ok");
+  }}
+}}
+export default {{
+  async fetch() {{ return new Response("default"); }},
+}};
+"""
+# The attacker's other Worker, through which the attack comes: its request answers at once.
+CALLER = """
+export default {
+  async fetch(request, env) {
+    try {
+      const answer = env.MODE === "fetch" ? await (await env.TARGET.fetch("https://t/")).text() : await env.TARGET.later();
+      return new Response(answer === "ok" ? "bye" : "?");
+    } catch (err) {
+      return new Response(String(err)); // shown by the attack's assertion
+    }
+  },
+};
+"""
 WEBSOCKET_WAIT_UNTIL_SPIN = """
 import { waitUntil } from "cloudflare:workers";
 export default {
@@ -113,6 +170,41 @@ def test_an_endless_loop_in_imported_wait_until_is_blamed_on_its_worker(
         deploy = live.deploy
         live.deploy = functools.partial(deploy, compatibility_date="2025-11-17")  # type: ignore[method-assign]
     outcome: dict[str, Any] = rounds(live, source, spin_in_wait_until(live))
+    assert_attacker_quarantined(outcome)
+
+
+@pytest.mark.parametrize(
+    ("source", "entrypoint", "mode"),
+    [
+        (NAMED_RPC_FIRST_SPIN, "Helper", "rpc"),
+        (DEFAULT_RPC_FIRST_SPIN, None, "rpc"),
+        (NAMED_FETCH_FIRST_SPIN, "Helper", "fetch"),
+    ],
+    ids=["named-rpc-first", "default-rpc-first", "named-fetch-first"],
+)
+def test_a_real_context_handed_out_first_cannot_keep_the_original_wait_until(
+    live: LivePlatform, source: str, entrypoint: str | None, mode: str
+) -> None:
+    """The spinner is reached only through the service binding of the attacker's `caller` Worker,
+    so its isolate's first call is the method (or named fetch) that spins."""
+    deploy = live.deploy
+    binding: dict[str, Any] = {"type": "service", "name": "TARGET", "service": "spinner"}
+    if entrypoint is not None:
+        binding["entrypoint"] = entrypoint
+
+    def deploy_with_caller(account: dict[str, Any], script: str, source: str, **kwargs: Any) -> str:
+        version = deploy(account, script, source, **kwargs)
+        if script == "spinner":
+            mode_var = {"type": "plain_text", "name": "MODE", "text": mode}
+            deploy(account, "caller", CALLER, bindings=[binding, mode_var])
+        return version
+
+    live.deploy = deploy_with_caller  # type: ignore[method-assign]
+
+    def attack(host: str) -> None:
+        assert live.get(host.replace("spinner.", "caller.", 1)).text == "bye"
+
+    outcome: dict[str, Any] = rounds(live, source, attack)
     assert_attacker_quarantined(outcome)
 
 

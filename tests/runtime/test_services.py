@@ -22,7 +22,13 @@ export class Api extends WorkerEntrypoint {
   async add(a, b) { return a + b + VERSION_BUMP; }
   async fetch(request) { return new Response("api entrypoint " + new URL(request.url).pathname); }
   async whoami() { return Object.keys(this.env); }
+  async props() { return this.ctx.props; }
 }
+export const Plain = {
+  async fetch(request, env, ctx) {
+    return new Response("plain entrypoint " + typeof ctx.waitUntil + " " + JSON.stringify(ctx.props));
+  },
+};
 export default {
   async fetch(request, env) {
     return new Response(`backend ${VERSION} ${request.method} ${new URL(request.url).pathname} ` +
@@ -45,6 +51,8 @@ export default {
         return Response.json({ value: await (await env.API.fetch("https://x/p")).text() });
       }
       if (scenario === "keys") return Response.json({ value: await env.API.whoami() });
+      if (scenario === "props") return Response.json({ value: await env.API.props() });
+      if (scenario === "plain") return Response.json({ value: await (await env.PLAIN.fetch("https://x/")).text() });
       if (scenario === "steal") {
         try { return Response.json({ value: String(await env.API.env) }); }
         catch (err) { return Response.json({ value: "refused: " + String(err) }); }
@@ -79,6 +87,7 @@ BINDINGS = [
     {"type": "service", "name": "BACK", "service": "backend"},
     {"type": "service", "name": "API", "service": "backend", "entrypoint": "Api"},
     {"type": "service", "name": "SELF", "service": "frontend"},
+    {"type": "service", "name": "PLAIN", "service": "backend", "entrypoint": "Plain"},
 ]
 
 
@@ -116,6 +125,9 @@ def test_rpc_to_a_named_entrypoint(live: LivePlatform, account: dict[str, Any]) 
     assert call(live, account, "rpc") == 5
     assert call(live, account, "entrypoint-fetch") == "api entrypoint /p"
     assert call(live, account, "keys") == ["X"]  # the target's own env
+    # Reached through the wrapper (tenant.js: entrypoint), which leaves the tenant no props.
+    assert call(live, account, "props") == {}
+    assert call(live, account, "plain") == "plain entrypoint function {}"
 
 
 def test_the_binding_hands_out_nothing_of_the_platform(

@@ -31,6 +31,7 @@ import { withClientMetadata } from "./metadata.js";
 import { platformError, runWithDeadline, unavailable } from "./response.js";
 import { hostOf, resolveRoute, used } from "./routes.js";
 import { serveServicesWith } from "./services.js";
+import { tenantEntrypoint } from "./tenant.js";
 
 export { KV } from "./kv.js";
 export { D1 } from "./d1.js";
@@ -97,7 +98,7 @@ serveServicesWith(async (env, ctx, host, props) => {
     throw new Error(`Service binding: the Worker ${props.service} is not available (${expired ? "expired" : route.status}).`);
   }
   const { site, worker } = await tenantFor(env, ctx, route.version_id, route.tail === true);
-  const call = (request) => worker.getEntrypoint(props.entrypoint ?? undefined).fetch(request);
+  const call = (request) => tenantEntrypoint(worker, props.entrypoint).fetch(request);
   const fetch = (request) =>
     site.assets && props.entrypoint === null ? serveSite(env, ctx, site, request, worker && call) : call(request);
   return { worker, fetch };

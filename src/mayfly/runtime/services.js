@@ -12,6 +12,7 @@
 // one in flight: its wall-clock limit covers the call, and an incident is attributed to it.
 
 import { WorkerEntrypoint } from "cloudflare:workers";
+import { tenantEntrypoint } from "./tenant.js";
 
 const SECRET_HEADER = "x-mayfly-internal-secret";
 // `${script_id}:${caller}` -> {host, at}: where the target Worker lives now (a claim renames it).
@@ -37,7 +38,7 @@ export class ServiceBinding extends WorkerEntrypoint {
       counted(props, async () => {
         const { worker } = await target(env, ctx, props);
         if (!worker) throw new Error(`Service binding: the Worker ${props.service} has no code to call.`);
-        return worker.getEntrypoint(props.entrypoint ?? undefined)[method](...args);
+        return tenantEntrypoint(worker, props.entrypoint)[method](...args);
       });
     const fetch = (request) =>
       counted(props, async () => {

@@ -14,6 +14,10 @@ const WRAPPER = "__mayfly__/main.js";
 const D1_CLIENT = "__mayfly__/d1.js";
 const BINDINGS = "__mayfly__/bindings.js";
 export const CAPTURE = "__mayfly__/capture.js";
+// The wrapper's export through which the platform calls a named entrypoint (services.js, the
+// dispatcher's service fetch): props {entrypoint: its name}. It replaces the context prototype's
+// waitUntil before the tenant's entrypoint is constructed with that context.
+export const ENTRYPOINT_EXPORT = "__mayfly_entrypoint__";
 // The dispatcher's Linger stub in env (taken out by the prelude before any tenant module runs) and
 // the response header by which the wrapper says that a response left work behind (response.js).
 export const LINGER_BINDING = "__mayfly_linger__";
@@ -47,7 +51,7 @@ Function.prototype.bind = function (...args) {
 `;
 
 const PRELUDE_SOURCE = `
-import { env } from "cloudflare:workers";
+import { env, WorkerEntrypoint } from "cloudflare:workers";
 import { captured } from "./capture.js";
 
 // Work a response leaves behind (waitUntil) runs at most capMs after the response, as on
@@ -80,27 +84,45 @@ function randomToken() {
 
 // workerd's own waitUntil, which adds to the IoContext running now whatever object it is reached
 // through: the export of cloudflare:workers (captured by capture.js before any module could import
-// it) and ExecutionContext.prototype.waitUntil (taken from the first context a handler is given,
-// before the tenant sees it). Both are replaced by rawWaitUntil, so no tenant code reaches them.
-let contextPrototype = null;
+// it) and ExecutionContext.prototype.waitUntil (replaced from the first context workerd hands any
+// of the Worker's entrypoints, before the tenant sees it: every entrypoint is reached through the
+// wrapper, see lingering and entrypoint). Both are replaced by rawWaitUntil, so no tenant code
+// reaches them. workerd exposes no ExecutionContext global (no context exists before a call), so
+// the prototype can only be taken from a context. Any context-like object whose prototype has its
+// own waitUntil is patched, not only the first one seen: tenant code could call a wrapped handler
+// with a context of its own making, which must not stop the real prototype from being replaced.
+const getPrototypeOf = Object.getPrototypeOf;
+const hasOwn = Object.hasOwn;
+const defineProperty = Object.defineProperty;
+const ObjectPrototype = Object.prototype;
 let anyContext = null;
 let contextWaitUntil = null;
 function realWaitUntil(promise) {
   if (captured.original !== null) return captured.original(promise);
   return apply(contextWaitUntil, anyContext, [promise]);
 }
+function replacementWaitUntil(promise) {
+  rawWaitUntil(promise);
+}
+defineProperty(replacementWaitUntil, "name", { value: "waitUntil" });
+let lastPrototype = null;
 function takeContext(ctx) {
-  if (contextPrototype !== null || !ctx || typeof ctx !== "object") return;
-  contextPrototype = Object.getPrototypeOf(ctx);
-  anyContext = ctx;
-  contextWaitUntil = contextPrototype.waitUntil;
-  Object.defineProperty(contextPrototype, "waitUntil", {
-    value: function waitUntil(promise) {
-      rawWaitUntil(promise);
-    },
-    writable: true,
-    configurable: true,
-  });
+  if (!ctx || typeof ctx !== "object") return;
+  const prototype = getPrototypeOf(ctx);
+  if (prototype === lastPrototype || prototype === null || prototype === ObjectPrototype) return;
+  if (!hasOwn(prototype, "waitUntil")) return;
+  const method = prototype.waitUntil;
+  if (method === replacementWaitUntil || typeof method !== "function") return;
+  try {
+    defineProperty(prototype, "waitUntil", { value: replacementWaitUntil, writable: true, configurable: true });
+  } catch {
+    return; // not workerd's: a prototype of the tenant's own that refuses the change
+  }
+  lastPrototype = prototype;
+  if (anyContext === null) {
+    anyContext = ctx;
+    contextWaitUntil = method;
+  }
 }
 let settings = { capMs: 30000, limitMs: 30000 };
 
@@ -270,11 +292,21 @@ function contextFor(ctx, capMs, limitMs) {
 }
 
 // The tenant's default export with that context: an object's fetch and scheduled handlers, a
-// WorkerEntrypoint class's constructor (its ctx) and fetch. Anything else is left as it is.
+// WorkerEntrypoint class's constructor (its ctx) and fetch; a class without fetch (RPC methods
+// only) has its context's prototype patched before its constructor sees it. Anything else is left
+// as it is.
 export function lingering(handler, capMs, limitMs) {
   settings = { capMs, limitMs };
   if (typeof handler === "function") {
-    if (!(handler.prototype && "fetch" in handler.prototype)) return handler;
+    if (!handler.prototype) return handler;
+    if (!("fetch" in handler.prototype)) {
+      return class extends handler {
+        constructor(ctx, env) {
+          takeContext(ctx);
+          super(ctx, env);
+        }
+      };
+    }
     return class extends handler {
       #invocation;
       constructor(ctx, env) {
@@ -309,6 +341,63 @@ export function lingering(handler, capMs, limitMs) {
     };
   }
   return wrapped;
+}
+
+// What the platform calls instead of the tenant's named entrypoint (props.entrypoint: its name):
+// workerd constructs this class with a real context, whose prototype's waitUntil is replaced
+// before the tenant's own entrypoint is constructed with it, and the tenant's instance is what the
+// constructor returns, so workerd's RPC and fetch reach it exactly as they would have. (A named
+// entrypoint reached directly would be given a real context before any wrapped handler ran: the
+// tenant could keep the original waitUntil and run work uncapped and unseen.) The context's props
+// are what the tenant's entrypoint would have had: none.
+export function entrypoint(namespace) {
+  return class extends WorkerEntrypoint {
+    constructor(ctx, env) {
+      takeContext(ctx);
+      const name = ctx.props?.entrypoint;
+      const target = typeof name === "string" && name !== "default" ? namespace[name] : undefined;
+      try {
+        defineProperty(ctx, "props", { value: {}, writable: true, configurable: true, enumerable: true });
+      } catch {
+        // a context whose props cannot be replaced: it keeps the platform's
+      }
+      if (typeof target === "function" && target.prototype instanceof WorkerEntrypoint) {
+        return Reflect.construct(target, [ctx, env]);
+      }
+      if (target && typeof target === "object") return new HandlerEntrypoint(target, env, ctx);
+      throw new TypeError(\`The Worker has no entrypoint named \${JSON.stringify(String(name))}.\`);
+    }
+  };
+}
+
+// A named export that is a handler object: its handlers with the Worker's env and the context.
+class HandlerEntrypoint extends WorkerEntrypoint {
+  #handler;
+  #env;
+  #ctx;
+  constructor(handler, env, ctx) {
+    super(ctx, env);
+    this.#handler = handler;
+    this.#env = env;
+    this.#ctx = ctx;
+  }
+  #call(name, argument) {
+    const handler = this.#handler[name];
+    if (typeof handler !== "function") throw new TypeError(\`Handler does not export a \${name}() handler.\`);
+    return apply(handler, this.#handler, [argument, this.#env, this.#ctx]);
+  }
+  fetch(request) {
+    return this.#call("fetch", request);
+  }
+  connect(socket) {
+    return this.#call("connect", socket);
+  }
+  scheduled(controller) {
+    return this.#call("scheduled", controller);
+  }
+  queue(batch) {
+    return this.#call("queue", batch);
+  }
 }
 
 class Cache {
@@ -393,6 +482,13 @@ Object.defineProperty(globalThis, "caches", {
 });
 `;
 
+// The entrypoint of a loaded version the platform calls for a service binding: the default export
+// (null, undefined or "default") as it is, a named one through the wrapper's ENTRYPOINT_EXPORT.
+export function tenantEntrypoint(worker, name) {
+  if (name === null || name === undefined || name === "default") return worker.getEntrypoint();
+  return worker.getEntrypoint(ENTRYPOINT_EXPORT, { props: { entrypoint: name } });
+}
+
 // {mainModule, modules} for the loader: the tenant's modules plus the prelude and the wrapper.
 // Only an ES main module is wrapped (its named exports and default are re-exported as they are).
 // `d1Names`: env entries that are D1 stubs (d1.js), replaced by Cloudflare's D1Database API before
@@ -413,9 +509,11 @@ export function withPrelude(mainModule, modules, mainKind, d1Names = [], waitUnt
   const wrapper =
     `import "./capture.js";\n` +
     `import "./bindings.js";\n` +
-    `import { lingering, serviceWorker } from ${JSON.stringify("./prelude.js")};\n` +
+    `import { entrypoint, lingering, serviceWorker } from ${JSON.stringify("./prelude.js")};\n` +
     `import * as tenant from ${target};\n` +
     (mainKind === "esm" ? `export * from ${target};\n` : "") +
+    // Named entrypoints are reached through this one (it shadows a tenant export of that name).
+    `export const ${ENTRYPOINT_EXPORT} = entrypoint(tenant);\n` +
     // A CommonJS script's module.exports stays {} when it only adds listeners.
     `const handler = tenant.default;\n` +
     `const exported = typeof handler === "function" || (handler && Object.keys(handler).length > 0);\n` +
